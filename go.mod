@@ -1,0 +1,3 @@
+module darkchat
+
+go 1.26.8
