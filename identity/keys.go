@@ -1,0 +1,157 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+)
+
+const (
+	// PublicKeySize is the size of an Ed25519 public key in bytes.
+	PublicKeySize = ed25519.PublicKeySize
+	// SeedSize is the size of an Ed25519 private key seed in bytes.
+	SeedSize = ed25519.SeedSize
+	// SignatureSize is the size of an Ed25519 signature in bytes.
+	SignatureSize = ed25519.SignatureSize
+)
+
+// PublicKey is a user's Ed25519 public key. It is also the user's address,
+// written as 64 lowercase hex characters.
+type PublicKey [PublicKeySize]byte
+
+// String returns the key as 64 lowercase hex characters.
+func (p PublicKey) String() string { return hex.EncodeToString(p[:]) }
+
+// IsZero reports whether p is the zero value (never a real user's key).
+func (p PublicKey) IsZero() bool { return p == PublicKey{} }
+
+// MarshalText implements encoding.TextMarshaler, so a PublicKey is a hex
+// string in JSON.
+func (p PublicKey) MarshalText() ([]byte, error) {
+	return hex.AppendEncode(make([]byte, 0, 2*PublicKeySize), p[:]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParsePublicKey's
+// rules.
+func (p *PublicKey) UnmarshalText(text []byte) error {
+	k, err := ParsePublicKey(string(text))
+	if err != nil {
+		return err
+	}
+	*p = k
+	return nil
+}
+
+// ParsePublicKey parses exactly 64 hex characters (either case) into a key.
+// It does not check that the bytes are a valid curve point: an invalid key
+// simply never verifies a signature.
+func ParsePublicKey(s string) (PublicKey, error) {
+	var p PublicKey
+	if len(s) != 2*PublicKeySize {
+		return p, fmt.Errorf("%w public key: want %d hex characters, got %d", ErrMalformed, 2*PublicKeySize, len(s))
+	}
+	if i := firstNonHex(s); i >= 0 {
+		return p, fmt.Errorf("%w public key: character %d (%q) is not a hex digit", ErrMalformed, i+1, s[i])
+	}
+	// Cannot fail: length and alphabet were checked above.
+	hex.Decode(p[:], []byte(s))
+	return p, nil
+}
+
+// firstNonHex returns the index of the first byte of s that is not a hex
+// digit, or -1. It lets parsers say where the problem is.
+func firstNonHex(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstNonLowerHex is firstNonHex for formats that are canonical lowercase.
+func firstNonLowerHex(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return i
+		}
+	}
+	return -1
+}
+
+// PrivateKey is a user's Ed25519 private key. The zero value is not a key:
+// signing with it yields no signature (see ErrInvalidKey).
+//
+// There is deliberately no exported method that signs arbitrary bytes: every
+// signature this package makes starts with a domain prefix (see encoding.go),
+// so a signature made for one purpose can never be valid for another.
+type PrivateKey struct {
+	key ed25519.PrivateKey // 64 bytes: seed || public key
+}
+
+// GenerateKey returns a new random key from crypto/rand.
+func GenerateKey() (PrivateKey, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("generate key: %w", err)
+	}
+	return PrivateKey{key: key}, nil
+}
+
+// NewKeyFromSeed derives the key for a 32-byte Ed25519 seed (RFC 8032).
+func NewKeyFromSeed(seed []byte) (PrivateKey, error) {
+	if len(seed) != SeedSize {
+		return PrivateKey{}, fmt.Errorf("%w seed: want %d bytes, got %d", ErrMalformed, SeedSize, len(seed))
+	}
+	return PrivateKey{key: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
+// IsZero reports whether k is the zero value rather than a real key.
+func (k PrivateKey) IsZero() bool { return len(k.key) != ed25519.PrivateKeySize }
+
+// Public returns the public key, or the zero PublicKey for the zero PrivateKey.
+func (k PrivateKey) Public() PublicKey {
+	var p PublicKey
+	if !k.IsZero() {
+		copy(p[:], k.key[SeedSize:])
+	}
+	return p
+}
+
+// Seed returns a copy of the 32-byte seed, the only secret that needs to be
+// stored (the key file holds exactly this). It is nil for the zero key.
+func (k PrivateKey) Seed() []byte {
+	if k.IsZero() {
+		return nil
+	}
+	return append([]byte(nil), k.key[:SeedSize]...)
+}
+
+// String identifies the key by its public half, so that logging a PrivateKey
+// by mistake (%v, %s) never prints the secret.
+func (k PrivateKey) String() string { return "identity.PrivateKey(public " + k.Public().String() + ")" }
+
+// GoString is String for %#v.
+func (k PrivateKey) GoString() string { return k.String() }
+
+// Format makes every fmt verb (%x and %d included, which would otherwise
+// print the struct's bytes) print String.
+func (k PrivateKey) Format(f fmt.State, verb rune) { io.WriteString(f, k.String()) }
+
+// sign signs msg, which must already start with a domain prefix. It returns
+// nil for the zero key instead of panicking inside crypto/ed25519.
+func (k PrivateKey) sign(msg []byte) []byte {
+	if k.IsZero() {
+		return nil
+	}
+	return ed25519.Sign(k.key, msg)
+}
+
+// verify reports whether sig is pub's signature of msg.
+func verify(pub PublicKey, msg, sig []byte) bool {
+	return len(sig) == SignatureSize && ed25519.Verify(pub[:], msg, sig)
+}

@@ -1,0 +1,99 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Validator checks one channel message received from the mesh or published
+// locally. It runs exactly once per message on each node, before the message
+// is forwarded or delivered. It returns the decoded message, which is handed
+// to members as Message.Payload, or an error: an error wrapping ErrIgnore
+// drops the message quietly, any other error rejects it and penalises the
+// forwarding peer. It is called concurrently and must not block.
+type Validator func(channel string, data []byte) (payload any, err error)
+
+// Config configures a Node. Key is required; everything else has a default.
+type Config struct {
+	// Key is the node's identity key (see LoadOrCreateNodeKey).
+	Key crypto.PrivKey
+	// ListenIP is the address the peer port listens on ("0.0.0.0" for all).
+	ListenIP netip.Addr
+	// PeerPort is the TCP and UDP (QUIC) port; 0 picks free ports.
+	PeerPort int
+	// Bootstrap lists peers to connect to at start, each "ip:port" or a
+	// multiaddr ending in /p2p/<peer-id>. Failures are logged, and retried
+	// by the discovery loop while the node has no peers.
+	Bootstrap []string
+	// Validator checks channel messages; nil accepts any message within
+	// MaxMessageSize.
+	Validator Validator
+	// MaxMessageSize bounds a channel message on the wire.
+	MaxMessageSize int
+	// RelayService makes the node offer circuit relay v2 to others once
+	// AutoNAT finds it publicly reachable.
+	RelayService bool
+	// ConnLow and ConnHigh are the connection manager's watermarks.
+	ConnLow, ConnHigh int
+	// DedupTTL is how long a delivered message's ID is remembered so that a
+	// replay is never delivered twice. It must exceed the application's
+	// timestamp window on both sides.
+	DedupTTL time.Duration
+	// DedupMax bounds the de-duplication memory (entries).
+	DedupMax int
+	// LogMessages logs every channel message passing through at debug level.
+	LogMessages bool
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// OnAddrsChanged, if set, is called from the node's event goroutine with
+	// the node's full listen multiaddrs whenever they change.
+	OnAddrsChanged func([]ma.Multiaddr)
+}
+
+// Defaults chosen for a chat node: a chat message is at most a few KiB, so
+// 64 KiB leaves room for DM envelopes and protocol growth while keeping a
+// hostile peer's single message cheap to reject.
+const (
+	DefaultMaxMessageSize = 64 << 10
+	DefaultConnLow        = 64
+	DefaultConnHigh       = 192
+	DefaultDedupTTL       = 10 * time.Minute
+	DefaultDedupMax       = 1 << 20
+)
+
+func (c *Config) setDefaults() error {
+	if c.Key == nil {
+		return errors.New("p2p: Config.Key is required")
+	}
+	if !c.ListenIP.IsValid() {
+		c.ListenIP = netip.IPv4Unspecified()
+	}
+	if c.PeerPort < 0 || c.PeerPort > 65535 {
+		return fmt.Errorf("p2p: peer port %d out of range", c.PeerPort)
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.ConnLow <= 0 {
+		c.ConnLow = DefaultConnLow
+	}
+	if c.ConnHigh <= c.ConnLow {
+		c.ConnHigh = max(DefaultConnHigh, c.ConnLow*2)
+	}
+	if c.DedupTTL <= 0 {
+		c.DedupTTL = DefaultDedupTTL
+	}
+	if c.DedupMax <= 0 {
+		c.DedupMax = DefaultDedupMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package p2p
+
+import (
+	"context"
+	mrand "math/rand"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/backoff"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+)
+
+// RendezvousNamespace is the DHT key every darkchat node advertises itself
+// under, so that a node that peers with one member comes to know the others.
+const RendezvousNamespace = "darkchat/v1/nodes"
+
+// Discovery pacing. The loop runs fast while the network is forming and
+// backs off to discoveryMaxInterval once nothing new turns up; a new
+// connection resets it, because a new peer may know others.
+const (
+	discoveryMinInterval = time.Second
+	discoveryMaxInterval = 2 * time.Minute
+	readvertiseInterval  = 30 * time.Minute
+	// maxDialsPerRound bounds the dials one round makes, however many
+	// peers the DHT returns: a hostile DHT record cannot make the node
+	// dial in a tight loop.
+	maxDialsPerRound = 8
+	dialTimeout      = 10 * time.Second
+	// dialBackoff is how long a peer that failed a dial is left alone.
+	dialBackoff = 5 * time.Minute
+	// maxBackoffEntries bounds the failed-dial memory.
+	maxBackoffEntries = 4096
+)
+
+// newDiscovery wraps DHT rendezvous with a cache that backs off repeated
+// queries; GossipSub's topic discovery polls every second for topics with
+// few peers, and without the cache every poll would be a DHT walk.
+func newDiscovery(kad *dht.IpfsDHT) (discovery.Discovery, error) {
+	return backoff.NewBackoffDiscovery(drouting.NewRoutingDiscovery(kad),
+		backoff.NewExponentialBackoff(time.Second, time.Minute, backoff.FullJitter,
+			time.Second, 2, 0, mrand.NewSource(time.Now().UnixNano())))
+}
+
+// discoveryLoop connects to bootstrap peers, advertises the node under the
+// rendezvous key and dials the other nodes it finds there.
+func (n *Node) discoveryLoop() {
+	defer n.wg.Done()
+	interval := discoveryMinInterval
+	var lastAdvertise time.Time
+	failed := make(map[peer.ID]time.Time)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.kickDisc:
+			interval = discoveryMinInterval
+		case <-timer.C:
+		}
+		if len(n.host.Network().Peers()) == 0 {
+			n.connectBootstrap()
+		}
+		found := 0
+		if len(n.host.Network().Peers()) > 0 {
+			if time.Since(lastAdvertise) > readvertiseInterval {
+				if n.advertise() {
+					lastAdvertise = time.Now()
+				}
+			}
+			found = n.findAndDial(failed)
+		}
+		if found > 0 {
+			interval = discoveryMinInterval
+		} else {
+			interval = min(interval*2, discoveryMaxInterval)
+		}
+		timer.Reset(interval)
+	}
+}
+
+// kick wakes the discovery loop, for example after a new connection.
+func (n *Node) kick() {
+	select {
+	case n.kickDisc <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) connectBootstrap() {
+	for _, addr := range n.cfg.Bootstrap {
+		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+		id, err := n.Connect(ctx, addr)
+		cancel()
+		if err != nil {
+			n.log.Warn("bootstrap peer unreachable; will retry", "peer", addr, "err", err)
+			continue
+		}
+		n.log.Info("connected to bootstrap peer", "peer", addr, "id", id)
+	}
+}
+
+func (n *Node) advertise() bool {
+	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+	defer cancel()
+	if _, err := n.disc.Advertise(ctx, RendezvousNamespace); err != nil {
+		n.log.Debug("advertise failed; will retry", "err", err)
+		return false
+	}
+	return true
+}
+
+// findAndDial looks up other nodes and dials the unconnected ones, within
+// the connection manager's low watermark. It returns how many new peers it
+// connected to.
+func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	peers, err := n.disc.FindPeers(ctx, RendezvousNamespace)
+	if err != nil {
+		n.log.Debug("find peers failed", "err", err)
+		return 0
+	}
+	now := time.Now()
+	for p, t := range failed {
+		if now.Sub(t) > dialBackoff {
+			delete(failed, p)
+		}
+	}
+	connected, dials := 0, 0
+	for pi := range peers {
+		if pi.ID == n.ID() || len(pi.Addrs) == 0 || dials >= maxDialsPerRound {
+			continue // keep draining so the query can finish
+		}
+		if n.host.Network().Connectedness(pi.ID) == network.Connected {
+			continue
+		}
+		if _, ok := failed[pi.ID]; ok {
+			continue
+		}
+		if len(n.host.Network().Peers()) >= n.cfg.ConnLow {
+			continue
+		}
+		dials++
+		dctx, dcancel := context.WithTimeout(n.ctx, dialTimeout)
+		err := n.host.Connect(dctx, pi)
+		dcancel()
+		if err != nil {
+			if len(failed) < maxBackoffEntries {
+				failed[pi.ID] = now
+			}
+			n.log.Debug("discovered peer unreachable", "peer", pi.ID, "err", err)
+			continue
+		}
+		connected++
+		n.log.Info("connected to discovered peer", "peer", pi.ID)
+	}
+	return connected
+}

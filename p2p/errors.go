@@ -1,0 +1,22 @@
+package p2p
+
+import "errors"
+
+var (
+	// ErrClosed is returned by operations on a closed Node.
+	ErrClosed = errors.New("node is closed")
+	// ErrNotJoined is returned when publishing to a channel that has no
+	// local member.
+	ErrNotJoined = errors.New("channel has no local member")
+	// ErrSlowConsumer ends a Subscription whose reader fell behind.
+	ErrSlowConsumer = errors.New("subscriber too slow: buffer full")
+	// ErrMessageTooLarge is returned by Publish for oversized messages.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrIgnore, wrapped by a Validator's error, drops a message without
+	// penalising the peer that forwarded it (for example a duplicate, or a
+	// message outside the timestamp window that an honest peer with a
+	// skewed clock might still forward).
+	ErrIgnore = errors.New("ignored")
+	// ErrBadAddress is returned for addresses that cannot be dialled.
+	ErrBadAddress = errors.New("bad peer address")
+)

@@ -1,0 +1,206 @@
+package p2p
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Queue sizes. A client may send a burst of messages (the gateway's rate
+// limit allows bursts), and every one of them must leave the node: the
+// per-peer outbound queue (GossipSub's default is 32 RPCs) and the
+// validation queue (default 32) are sized for many sessions bursting at
+// once. Any overflow is counted and logged by dropTracer, never silent.
+const (
+	peerOutboundQueueSize = 4096
+	validateQueueSize     = 8192
+	// maxTopicsPerPeer bounds the subscriptions a remote peer can announce
+	// to us (each costs memory in the router).
+	maxTopicsPerPeer = 1024
+)
+
+// topicFilter admits only darkchat topics into the router's state.
+var topicFilter = regexp.MustCompile(`^darkchat/v1/[a-z-]+/[^/]{1,128}$`)
+
+func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
+	params, thresholds := peerScoreParams()
+	return pubsub.NewGossipSub(ctx, n.host,
+		// Users sign their messages; a second libp2p signature per message
+		// would double the verification cost. No author, no seqno, no
+		// signature, and the ID is a hash of the content.
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithDiscovery(n.disc),
+		// A chat message published here goes straight to every subscribed
+		// peer with a good score, not only to the mesh: channels are small,
+		// and a message sent right after joining must not wait for the
+		// next heartbeat to build a mesh.
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerScore(params, thresholds),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(s map[peer.ID]float64) {
+			n.scores.Store(&s)
+		}), time.Second),
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
+		pubsub.WithValidateQueueSize(validateQueueSize),
+		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
+			pubsub.NewRegexpSubscriptionFilter(topicFilter), maxTopicsPerPeer)),
+		pubsub.WithRawTracer(n.drops),
+		pubsub.WithLogger(n.log.With("component", "gossipsub")),
+	)
+}
+
+// messageID is the SHA-256 of the topic and the message bytes. The
+// application's wire encodings are canonical (one encoding per message), so
+// equal content means the same message.
+func messageID(m *pb.Message) string {
+	h := sha256.New()
+	h.Write([]byte(m.GetTopic()))
+	h.Write([]byte{0})
+	h.Write(m.Data)
+	return string(h.Sum(nil))
+}
+
+// topicValidator wraps the application's Validator with the checks every
+// channel message gets: size, de-duplication beyond GossipSub's seen-cache,
+// and a clean verdict for the peer score.
+func (n *Node) topicValidator(channel string) pubsub.ValidatorEx {
+	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if len(m.Data) == 0 || len(m.Data) > n.cfg.MaxMessageSize {
+			n.logReject(channel, from, "size", len(m.Data))
+			return pubsub.ValidationReject
+		}
+		if n.dedup.Seen(m.ID) {
+			return pubsub.ValidationIgnore
+		}
+		if n.cfg.Validator != nil {
+			payload, err := n.cfg.Validator(channel, m.Data)
+			if errors.Is(err, ErrIgnore) {
+				return pubsub.ValidationIgnore
+			}
+			if err != nil {
+				n.logReject(channel, from, err.Error(), len(m.Data))
+				return pubsub.ValidationReject
+			}
+			m.ValidatorData = payload
+		}
+		n.dedup.Add(m.ID)
+		return pubsub.ValidationAccept
+	}
+}
+
+func (n *Node) logReject(channel string, from peer.ID, reason string, size int) {
+	n.log.Debug("rejected channel message", "channel", channel, "from", from, "reason", reason, "bytes", size)
+}
+
+// peerScoreParams returns GossipSub's global score parameters. The score is
+// what makes a peer that forwards invalid messages lose its mesh slots and
+// then be ignored: each invalid message costs 100 (squared count, decaying
+// over an hour), so a handful of forgeries puts a peer below the graylist
+// threshold. Colocation and behaviour penalties follow the values
+// go-libp2p-pubsub's documentation and Ethereum's deployment use.
+func peerScoreParams() (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	params := &pubsub.PeerScoreParams{
+		Topics:        map[string]*pubsub.TopicScoreParams{},
+		TopicScoreCap: 100,
+		AppSpecificScore: func(peer.ID) float64 {
+			return 0
+		},
+		AppSpecificWeight: 1,
+		// Many peers behind one IP is a Sybil signal, except on loopback
+		// where every local test node shares an address.
+		IPColocationFactorWeight:    -10,
+		IPColocationFactorThreshold: 8,
+		IPColocationFactorWhitelist: []*net.IPNet{loopback},
+		BehaviourPenaltyWeight:      -10,
+		BehaviourPenaltyThreshold:   6,
+		BehaviourPenaltyDecay:       pubsub.ScoreParameterDecay(10 * time.Minute),
+		DecayInterval:               time.Second,
+		DecayToZero:                 0.01,
+		RetainScore:                 10 * time.Minute,
+	}
+	thresholds := &pubsub.PeerScoreThresholds{
+		GossipThreshold:             -500,
+		PublishThreshold:            -1000,
+		GraylistThreshold:           -2500,
+		AcceptPXThreshold:           10,
+		OpportunisticGraftThreshold: 5,
+	}
+	return params, thresholds
+}
+
+// channelScoreParams scores a peer's behaviour in one channel. Chat traffic
+// is sparse and bursty, so mesh-delivery deficit penalties (P3) would punish
+// honest peers in quiet channels and stay off; time in mesh (P1) and first
+// deliveries (P2) reward useful peers, and invalid messages (P4) punish.
+func channelScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		TopicWeight:                    1,
+		TimeInMeshWeight:               0.01,
+		TimeInMeshQuantum:              time.Second,
+		TimeInMeshCap:                  100,
+		FirstMessageDeliveriesWeight:   1,
+		FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(10 * time.Minute),
+		FirstMessageDeliveriesCap:      50,
+		InvalidMessageDeliveriesWeight: -100,
+		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
+	}
+}
+
+// dropTracer counts and logs messages lost inside GossipSub's queues, so no
+// loss is silent. Its methods run synchronously in GossipSub's event loop
+// and must stay cheap.
+type dropTracer struct {
+	log     *slog.Logger
+	dropped atomic.Uint64
+	notSent atomic.Uint64
+}
+
+// DropRPC is called when an RPC cannot be queued for a peer: its queue is
+// full, or GossipSub is restarting its stream to that peer (this happens
+// when one of two duplicate connections closes). The peer can still get the
+// message from its other mesh peers or through gossip, so this is counted
+// apart from messages the node itself lost.
+func (t *dropTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
+	if k := len(rpc.GetPublish()); k > 0 {
+		t.notSent.Add(uint64(k))
+		t.log.Debug("messages to peer not queued: queue full or stream restarting", "peer", p, "messages", k)
+	}
+}
+
+func (t *dropTracer) UndeliverableMessage(m *pubsub.Message) {
+	t.dropped.Add(1)
+	t.log.Warn("subscription queue full: message not delivered", "topic", m.GetTopic())
+}
+
+func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
+		t.dropped.Add(1)
+		t.log.Warn("validation overloaded: message dropped", "topic", m.GetTopic(), "reason", reason)
+	}
+}
+
+func (t *dropTracer) Join(string)                                      {}
+func (t *dropTracer) Leave(string)                                     {}
+func (t *dropTracer) Graft(peer.ID, string)                            {}
+func (t *dropTracer) Prune(peer.ID, string)                            {}
+func (t *dropTracer) ValidateMessage(*pubsub.Message)                  {}
+func (t *dropTracer) DeliverMessage(*pubsub.Message)                   {}
+func (t *dropTracer) DuplicateMessage(*pubsub.Message)                 {}
+func (t *dropTracer) ThrottlePeer(peer.ID)                             {}
+func (t *dropTracer) RecvRPC(*pubsub.RPC)                              {}
+func (t *dropTracer) SendRPC(*pubsub.RPC, peer.ID)                     {}
+func (t *dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (t *dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)          {}
+func (t *dropTracer) OnClosedOutboundStream(peer.ID)                   {}

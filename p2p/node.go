@@ -1,0 +1,219 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Node is one darkchat mesh node. It is safe for concurrent use.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	basic introspectableHost // for address and reachability introspection
+	host  host.Host            // basic wrapped with DHT peer routing
+	dht   *dht.IpfsDHT
+	disc  discovery.Discovery // DHT rendezvous with a query backoff cache
+	ps    *pubsub.PubSub
+	nat   *natTracker
+	drops *dropTracer
+	dedup *dedupSet
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines owned by the node
+
+	closeOnce sync.Once
+	closeErr  error
+
+	chMu     sync.Mutex // serialises Join and Leave; guards channels
+	channels map[string]*channel
+
+	ready    atomic.Value // introspectableHost // set once the host exists; for AutoRelay's callback
+	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
+	kickDisc chan struct{}                       // wakes the discovery loop early
+}
+
+// New starts a node: the libp2p host listens on the peer port, the DHT and
+// GossipSub router start, and background discovery begins (including the
+// configured bootstrap peers). The caller must Close the node.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		nat:      newNATTracker(),
+		dedup:    newDedupSet(cfg.DedupTTL, cfg.DedupMax),
+		ctx:      ctx,
+		cancel:   cancel,
+		channels: make(map[string]*channel),
+		kickDisc: make(chan struct{}, 1),
+	}
+	n.drops = &dropTracer{log: n.log}
+	empty := map[peer.ID]float64{}
+	n.scores.Store(&empty)
+
+	bh, err := newHost(&n.cfg, n.nat, n.relayCandidates)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	n.basic = bh
+	n.ready.Store(bh)
+	if n.dht, err = newDHT(bh); err != nil {
+		bh.Close()
+		cancel()
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	n.host = routedhost.Wrap(bh, n.dht)
+	if n.disc, err = newDiscovery(n.dht); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	if n.ps, err = newPubSub(ctx, n); err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("start GossipSub: %w", err)
+	}
+	if err := n.startEvents(); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.discoveryLoop()
+	return n, nil
+}
+
+// Close leaves every channel, stops the node's goroutines and closes the
+// DHT and host. It is idempotent and safe to call concurrently.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.chMu.Lock()
+		for _, c := range n.channels {
+			c.teardown()
+		}
+		n.channels = map[string]*channel{}
+		n.chMu.Unlock()
+		n.closeErr = n.closeParts()
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeParts() error {
+	n.cancel() // stops PubSub, discovery and event goroutines
+	n.wg.Wait()
+	var err error
+	if n.dht != nil {
+		err = n.dht.Close()
+	}
+	if herr := n.basic.Close(); err == nil {
+		err = herr
+	}
+	return err
+}
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host exposes the libp2p host, for tests and diagnostics.
+func (n *Node) Host() host.Host { return n.host }
+
+// Addrs returns the node's full multiaddrs (ending in /p2p/<id>), sorted.
+func (n *Node) Addrs() []ma.Multiaddr {
+	self := ma.StringCast("/p2p/" + n.ID().String())
+	var out []ma.Multiaddr
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.Encapsulate(self))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// Reachability is AutoNAT's verdict on whether others can dial this node.
+func (n *Node) Reachability() network.Reachability { return n.basic.Reachability() }
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	ID peer.ID
+	// Addr is the remote address of the preferred connection: a direct one
+	// when there is one.
+	Addr ma.Multiaddr
+	// Relayed is true when every connection to the peer goes through a
+	// circuit relay. (libp2p's Limited flag cannot tell: a relay with
+	// unlimited resources leaves it false on relayed connections.)
+	Relayed bool
+}
+
+// Peers lists connected peers, sorted by peer ID.
+func (n *Node) Peers() []PeerInfo {
+	var out []PeerInfo
+	for _, p := range n.host.Network().Peers() {
+		conns := n.host.Network().ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		info := PeerInfo{ID: p, Addr: conns[0].RemoteMultiaddr(), Relayed: true}
+		for _, c := range conns {
+			if !isRelayed(c.RemoteMultiaddr()) {
+				info.Addr, info.Relayed = c.RemoteMultiaddr(), false
+				break
+			}
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// PeerScore returns the GossipSub score of p from the last snapshot (taken
+// every second), and whether p was scored at all.
+func (n *Node) PeerScore(p peer.ID) (float64, bool) {
+	s, ok := (*n.scores.Load())[p]
+	return s, ok
+}
+
+// Stats counts messages the node could not handle.
+type Stats struct {
+	// Dropped counts messages this node lost: its validation queue or a
+	// local subscription queue was full. Each is logged as a warning.
+	Dropped uint64
+	// NotSent counts messages not queued for one peer (its queue was full
+	// or its stream was restarting); the peer may still receive them from
+	// other peers or through gossip.
+	NotSent uint64
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Dropped: n.drops.dropped.Load(), NotSent: n.drops.notSent.Load()}
+}
+
+// relayCandidates feeds AutoRelay with connected peers; AutoRelay itself
+// checks which of them actually offer a relay service.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	var peers []peer.AddrInfo
+	if h, ok := n.ready.Load().(introspectableHost); ok {
+		peers = connectedPeers(h, num)
+	}
+	out := make(chan peer.AddrInfo, len(peers))
+	for _, p := range peers {
+		out <- p
+	}
+	close(out)
+	return out
+}

@@ -1,0 +1,77 @@
+package p2p
+
+import "sync"
+
+// Subscription is a Member with its own bounded queue, for consumers that
+// prefer reading a Go channel (tests, tools). Policy when full: the
+// subscription ends with ErrSlowConsumer rather than silently losing
+// messages in the middle of a conversation; the consumer sees C closed and
+// Err set, and can subscribe again.
+type Subscription struct {
+	node    *Node
+	channel string
+
+	mu     sync.Mutex
+	ch     chan *Message
+	err    error
+	closed bool
+}
+
+// Subscribe joins channel with a queue of buffer messages.
+func (n *Node) Subscribe(channel string, buffer int) (*Subscription, error) {
+	if buffer <= 0 {
+		buffer = 256
+	}
+	s := &Subscription{node: n, channel: channel, ch: make(chan *Message, buffer)}
+	if err := n.Join(channel, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// C delivers the channel's messages; it is closed when the subscription ends.
+func (s *Subscription) C() <-chan *Message { return s.ch }
+
+// Err reports why the subscription ended: nil while open or after Close,
+// ErrSlowConsumer after an overflow.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close leaves the channel and closes C.
+func (s *Subscription) Close() {
+	s.node.Leave(s.channel, s)
+	s.end(nil)
+}
+
+// DeliverChannelMessage implements Member.
+func (s *Subscription) DeliverChannelMessage(m *Message) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	select {
+	case s.ch <- m:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	s.mu.Unlock()
+	s.end(ErrSlowConsumer)
+	// Leave takes the channel's member lock, which the reader calling us
+	// holds; leave from another goroutine.
+	go s.node.Leave(s.channel, s)
+}
+
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed, s.err = true, err
+	close(s.ch)
+}
