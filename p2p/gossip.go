@@ -191,16 +191,16 @@ func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 	}
 }
 
-func (t *dropTracer) Join(string)                                      {}
-func (t *dropTracer) Leave(string)                                     {}
-func (t *dropTracer) Graft(peer.ID, string)                            {}
-func (t *dropTracer) Prune(peer.ID, string)                            {}
-func (t *dropTracer) ValidateMessage(*pubsub.Message)                  {}
-func (t *dropTracer) DeliverMessage(*pubsub.Message)                   {}
-func (t *dropTracer) DuplicateMessage(*pubsub.Message)                 {}
-func (t *dropTracer) ThrottlePeer(peer.ID)                             {}
-func (t *dropTracer) RecvRPC(*pubsub.RPC)                              {}
-func (t *dropTracer) SendRPC(*pubsub.RPC, peer.ID)                     {}
+func (t *dropTracer) Join(string)                                          {}
+func (t *dropTracer) Leave(string)                                         {}
+func (t *dropTracer) Graft(peer.ID, string)                                {}
+func (t *dropTracer) Prune(peer.ID, string)                                {}
+func (t *dropTracer) ValidateMessage(*pubsub.Message)                      {}
+func (t *dropTracer) DeliverMessage(*pubsub.Message)                       {}
+func (t *dropTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (t *dropTracer) ThrottlePeer(peer.ID)                                 {}
+func (t *dropTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (t *dropTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (t *dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (t *dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)          {}
-func (t *dropTracer) OnClosedOutboundStream(peer.ID)                   {}
+func (t *dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (t *dropTracer) OnClosedOutboundStream(peer.ID)                       {}

@@ -1,10 +1,10 @@
 package p2p
 
 import (
-	"log/slog"
-	"os"
 	"crypto/rand"
+	"log/slog"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 

@@ -24,7 +24,7 @@ type Node struct {
 	log *slog.Logger
 
 	basic introspectableHost // for address and reachability introspection
-	host  host.Host            // basic wrapped with DHT peer routing
+	host  host.Host          // basic wrapped with DHT peer routing
 	dht   *dht.IpfsDHT
 	disc  discovery.Discovery // DHT rendezvous with a query backoff cache
 	ps    *pubsub.PubSub
@@ -42,7 +42,7 @@ type Node struct {
 	chMu     sync.Mutex // serialises Join and Leave; guards channels
 	channels map[string]*channel
 
-	ready    atomic.Value // introspectableHost // set once the host exists; for AutoRelay's callback
+	ready    atomic.Value                        // introspectableHost // set once the host exists; for AutoRelay's callback
 	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
 	kickDisc chan struct{}                       // wakes the discovery loop early
 }

@@ -24,14 +24,14 @@ func TestDeclarePublicCIDRs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for addr, want := range map[string]bool{
-		"/ip4/198.18.0.5/tcp/1":    true,  // declared internet
-		"/ip4/198.18.0.255/tcp/1":  true,  // its last address
-		"/ip4/198.18.1.1/tcp/1":    false, // rest of 198.18.0.0/15 stays reserved
-		"/ip4/198.19.3.2/tcp/1":    false, // a LAN behind a testnet router
-		"/ip4/192.168.1.1/tcp/1":   false,
-		"/ip4/127.0.0.1/tcp/1":     false,
-		"/ip4/8.8.8.8/udp/1":       true,
-		"/ip6/2001:db8::1/tcp/1":   false,
+		"/ip4/198.18.0.5/tcp/1":     true,  // declared internet
+		"/ip4/198.18.0.255/tcp/1":   true,  // its last address
+		"/ip4/198.18.1.1/tcp/1":     false, // rest of 198.18.0.0/15 stays reserved
+		"/ip4/198.19.3.2/tcp/1":     false, // a LAN behind a testnet router
+		"/ip4/192.168.1.1/tcp/1":    false,
+		"/ip4/127.0.0.1/tcp/1":      false,
+		"/ip4/8.8.8.8/udp/1":        true,
+		"/ip6/2001:db8::1/tcp/1":    false,
 		"/ip4/198.17.255.255/tcp/1": true,
 	} {
 		if got := public(addr); got != want {
