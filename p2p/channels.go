@@ -199,7 +199,7 @@ func (c *channel) read() {
 			Local:        pm.ReceivedFrom == c.node.ID(),
 		}
 		if c.node.cfg.LogMessages {
-			c.node.log.Debug("channel message", "channel", c.name, "from", pm.ReceivedFrom, "bytes", len(pm.Data), "local", pm.Local)
+			c.node.log.Info("channel message", "channel", c.name, "from", pm.ReceivedFrom, "bytes", len(pm.Data), "local", pm.Local)
 		}
 		c.mu.RLock()
 		for m := range c.members {

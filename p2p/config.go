@@ -47,7 +47,8 @@ type Config struct {
 	DedupTTL time.Duration
 	// DedupMax bounds the de-duplication memory (entries).
 	DedupMax int
-	// LogMessages logs every channel message passing through at debug level.
+	// LogMessages logs every channel message passing through (metadata
+	// only: channel, forwarding peer, size).
 	LogMessages bool
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
