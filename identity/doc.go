@@ -17,11 +17,11 @@
 //	darkchat-identity-v1\n
 //	<64 lowercase hex characters: the 32-byte Ed25519 seed>\n
 //
-// Readers also accept "\r\n" line ends and a missing final "\n", and reject
-// anything else, and files over 4096 bytes. The file is created with mode 0600
-// (atomically, never overwriting an existing one), and loading refuses a file
-// whose mode gives group or others any access (mode & 0o077 != 0), as ssh
-// does: the fix is "chmod 600 <file>".
+// Readers also accept "\r\n" line ends and a missing final "\n"; they
+// reject anything else, including files over 4096 bytes. The file is created
+// with mode 0600 (atomically, never overwriting an existing one), and loading
+// refuses a file whose mode gives group or others any access
+// (mode & 0o077 != 0), as ssh does: the fix is "chmod 600 <file>".
 //
 // # Canonical encoding
 //
