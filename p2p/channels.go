@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -130,7 +131,9 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 
 // Publish validates data with the node's Validator and sends it to the
 // channel's subscribers on the mesh; local members receive it too. The
-// channel must have a local member.
+// channel must have a local member. A message the validator refuses is
+// returned with the validator's error (wrapping ErrIgnore when ignored, and
+// ErrDuplicate for a message already seen).
 func (n *Node) Publish(ctx context.Context, name string, data []byte) error {
 	if len(data) > n.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
@@ -141,7 +144,17 @@ func (n *Node) Publish(ctx context.Context, name string, data []byte) error {
 	if c == nil {
 		return fmt.Errorf("publish to %q: %w", name, ErrNotJoined)
 	}
-	if err := c.topic.Publish(ctx, data); err != nil {
+	// GossipSub silently skips a local publication it has already
+	// delivered; tell the publisher instead.
+	topic := channelTopicPrefix + name
+	if n.dedup.Seen(messageID(&pb.Message{Topic: &topic, Data: data})) {
+		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
+	}
+	slot := &publishSlot{}
+	if err := c.topic.Publish(ctx, data, pubsub.WithValidatorData(slot)); err != nil {
+		if slot.err != nil {
+			return slot.err
+		}
 		return fmt.Errorf("publish to %q: %w", name, err)
 	}
 	return nil

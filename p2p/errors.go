@@ -1,6 +1,9 @@
 package p2p
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrClosed is returned by operations on a closed Node.
@@ -17,6 +20,8 @@ var (
 	// message outside the timestamp window that an honest peer with a
 	// skewed clock might still forward).
 	ErrIgnore = errors.New("ignored")
+	// ErrDuplicate is returned by Publish for a message already seen.
+	ErrDuplicate = fmt.Errorf("duplicate message: %w", ErrIgnore)
 	// ErrBadAddress is returned for addresses that cannot be dialled.
 	ErrBadAddress = errors.New("bad peer address")
 )

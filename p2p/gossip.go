@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
@@ -80,23 +81,57 @@ func (n *Node) topicValidator(channel string) pubsub.ValidatorEx {
 			return pubsub.ValidationReject
 		}
 		if n.dedup.Seen(m.ID) {
+			if slot, ok := m.ValidatorData.(*publishSlot); ok {
+				slot.err = fmt.Errorf("%w: message already seen", ErrDuplicate)
+			}
 			return pubsub.ValidationIgnore
 		}
-		if n.cfg.Validator != nil {
-			payload, err := n.cfg.Validator(channel, m.Data)
+		// A local publication carries a slot for the verdict, so the
+		// publisher learns why its message was refused.
+		slot, _ := m.ValidatorData.(*publishSlot)
+		verdict := func(err error) pubsub.ValidationResult {
+			if slot != nil {
+				slot.err = err
+			}
 			if errors.Is(err, ErrIgnore) {
 				return pubsub.ValidationIgnore
 			}
-			if err != nil {
-				n.logReject(channel, from, err.Error(), len(m.Data))
-				return pubsub.ValidationReject
+			n.logReject(channel, from, err.Error(), len(m.Data))
+			return pubsub.ValidationReject
+		}
+		var payload any
+		if n.cfg.Validator != nil {
+			var err error
+			if payload, err = n.cfg.Validator(channel, m.Data); err != nil {
+				return verdict(err)
 			}
-			m.ValidatorData = payload
+		}
+		key := ""
+		if k, ok := payload.(Keyed); ok {
+			key = "k" + k.DedupKey()
+			if n.dedup.Seen(key) {
+				return verdict(fmt.Errorf("%w: message id already seen", ErrDuplicate))
+			}
+			n.dedup.Add(key)
 		}
 		n.dedup.Add(m.ID)
+		m.ValidatorData = payload
 		return pubsub.ValidationAccept
 	}
 }
+
+// Keyed is implemented by validator payloads that carry their own identity
+// (for example author and message ID). Such messages are de-duplicated by
+// that key as well as by their bytes, so a re-signed copy of one message
+// (Ed25519 admits several valid signatures for the same content) is still
+// delivered only once.
+type Keyed interface {
+	DedupKey() string
+}
+
+// publishSlot travels as ValidatorData with a local publication and
+// receives the validator's error.
+type publishSlot struct{ err error }
 
 func (n *Node) logReject(channel string, from peer.ID, reason string, size int) {
 	n.log.Debug("rejected channel message", "channel", channel, "from", from, "reason", reason, "bytes", size)

@@ -112,13 +112,18 @@ func TestIgnoredMessageIsNotDeliveredNorPenalised(t *testing.T) {
 	subB, _ := b.Subscribe("lobby", 8)
 	a.Subscribe("lobby", 8)
 	waitFor(t, 10*time.Second, "channel peers", func() bool { return contains(a.ChannelPeers("lobby"), b.ID()) })
-	if err := a.Publish(t.Context(), "lobby", []byte("skip:old")); err == nil {
-		t.Fatal("publishing an ignored message succeeded")
+	if err := a.Publish(t.Context(), "lobby", []byte("skip:old")); !errors.Is(err, ErrIgnore) || !strings.Contains(err.Error(), "stale") {
+		t.Fatalf("publishing an ignored message: %v", err)
 	}
-	if err := a.Publish(t.Context(), "lobby", []byte("garbage")); err == nil {
-		t.Fatal("publishing a malformed message succeeded")
+	if err := a.Publish(t.Context(), "lobby", []byte("garbage")); err == nil || err.Error() != "malformed" {
+		t.Fatalf("publishing a malformed message: %v, want the validator's error", err)
 	}
-	a.Publish(t.Context(), "lobby", []byte("ok:fine"))
+	if err := a.Publish(t.Context(), "lobby", []byte("ok:fine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(t.Context(), "lobby", []byte("ok:fine")); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("publishing the same message twice: %v", err)
+	}
 	if m := recv(t, subB, 10*time.Second); string(m.Data) != "ok:fine" {
 		t.Fatalf("got %q", m.Data)
 	}
