@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"darkchat/client"
+)
+
+// drainTimeout bounds the wait, at the end of a scripted run, for the node
+// to answer every message sent: it answers at once unless something is
+// wrong.
+const drainTimeout = 10 * time.Second
+
+// maxInputLine bounds one line of scripted input; the longest useful one
+// (a 4096-byte message and its channel) is far shorter.
+const maxInputLine = 64 << 10
+
+var errLineTooLong = fmt.Errorf("input line longer than %d bytes, ignored", maxInputLine)
+
+// ui is the terminal or the pipes the chat runs on.
+type ui interface {
+	print(client.Line)
+	readLine() (string, error) // io.EOF at the end of input
+	close()
+}
+
+// chat runs the chat command. Scripted (stdin not a terminal) it exits at
+// the end of input or on exit, once every sent message is answered and
+// --wait has passed; it fails if the login failed or the connection broke.
+func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
+	key, err := loadKey(o.key, stderr)
+	if err != nil {
+		return err
+	}
+	interactive := term.IsTerminal(int(stdin.Fd()))
+	var u ui
+	if interactive {
+		tu, err := newTermUI(stdin, stdout)
+		if err != nil {
+			return err
+		}
+		u = tu
+	} else {
+		u = newScriptUI(stdin, stdout)
+	}
+	defer u.close()
+
+	dial := func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, o.tcpAddr) }
+	if o.wsURL != "" {
+		dial = func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, o.wsURL) }
+	}
+	c, err := client.New(client.Config{
+		Key:        key,
+		Dial:       dial,
+		Output:     u.print,
+		ManualAuth: o.manual,
+		Node:       o.node,
+		Name:       o.name,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.Start(ctx); err != nil {
+		return exitError(1) // printed by the client
+	}
+
+	lines := make(chan string)
+	inputErr := make(chan error, 1)
+	// The reader may stay blocked on stdin when chat returns; the process
+	// exits then.
+	go func() {
+		for {
+			line, err := u.readLine()
+			if errors.Is(err, errLineTooLong) {
+				u.print(client.Line{Kind: client.LineError, Text: "ERROR: " + err.Error()})
+				continue
+			}
+			if err != nil {
+				inputErr <- err
+				return
+			}
+			select {
+			case lines <- line:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	broken := c.Broken()
+	if interactive {
+		broken = nil // the user sees the notice and may connect again
+	}
+input:
+	for {
+		select {
+		case line := <-lines:
+			if c.Execute(ctx, line) {
+				break input
+			}
+		case err := <-inputErr:
+			if !errors.Is(err, io.EOF) {
+				u.print(client.Line{Kind: client.LineError, Text: "ERROR: reading input: " + err.Error()})
+			}
+			break input
+		case <-broken:
+			return exitError(1)
+		case <-ctx.Done():
+			return exitError(130)
+		}
+	}
+
+	drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	if err := c.Drain(drainCtx); err != nil {
+		u.print(client.Line{Kind: client.LineError, Text: "ERROR: not every message was accepted: " + client.Sanitize(err.Error())})
+		return exitError(1)
+	}
+	if o.wait > 0 {
+		select {
+		case <-time.After(o.wait):
+		case <-broken:
+		case <-ctx.Done():
+			return exitError(130)
+		}
+	}
+	select {
+	case <-broken:
+		return exitError(1)
+	default:
+	}
+	return nil
+}
+
+// scriptUI is the pipe side: no prompt, no colour, every line written (and
+// so flushed) on its own.
+type scriptUI struct {
+	in  *bufio.Reader
+	out io.Writer
+}
+
+func newScriptUI(in io.Reader, out io.Writer) *scriptUI {
+	return &scriptUI{in: bufio.NewReaderSize(in, maxInputLine), out: out}
+}
+
+func (u *scriptUI) print(l client.Line) {
+	io.WriteString(u.out, l.Text+"\n")
+}
+
+func (u *scriptUI) readLine() (string, error) {
+	line, err := u.in.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		for errors.Is(err, bufio.ErrBufferFull) { // skip to the line's end
+			_, err = u.in.ReadSlice('\n')
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return "", errLineTooLong
+	}
+	if errors.Is(err, io.EOF) && len(line) > 0 {
+		err = nil // a last line without "\n"; EOF comes next time
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(trimEOL(line)), nil
+}
+
+func (u *scriptUI) close() {}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// usageError is a command-line mistake: main prints it with a hint and
+// exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+const usageText = `usage:
+  darkchat [flags] <server-ip> <server-port>        chat through a node's TCP gateway
+  darkchat [flags] --ws <server-ip> <server-port>   chat through a node's WebSocket gateway (ws://ip:port/ws)
+  darkchat [flags] <ws://host:port/path | wss://…>  chat through the WebSocket gateway at that URL
+  darkchat keygen [--key FILE]                      create an identity (never overwrites one)
+  darkchat id [--key FILE]                          print your public key (64 hex characters)
+  darkchat sign [--key FILE] <challenge>            print your login signature for a challenge
+
+Flags may come before or after the arguments. The identity file defaults to
+$DARKCHAT_KEY, else $XDG_CONFIG_HOME/darkchat/identity.key, else
+~/.config/darkchat/identity.key; it is created on first use, except by keygen,
+which refuses to overwrite one.
+
+Type help in the chat for its commands.
+`
+
+// chatOptions is the configuration of the chat command.
+type chatOptions struct {
+	key    string
+	manual bool
+	wait   time.Duration
+	name   string
+	node   string
+	ws     bool
+	// Derived from the positional arguments: exactly one is set.
+	tcpAddr string
+	wsURL   string
+}
+
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, usageText)
+		fmt.Fprintln(out, "\nflags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func keyFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "key", "", "identity key `FILE` (default $DARKCHAT_KEY or $XDG_CONFIG_HOME/darkchat/identity.key)")
+}
+
+// parseChat parses the chat command's arguments.
+func parseChat(args []string, out io.Writer) (*chatOptions, error) {
+	o := &chatOptions{}
+	fs := newFlagSet("darkchat", out)
+	keyFlag(fs, &o.key)
+	fs.BoolVar(&o.manual, "manual-auth", false, "log in by hand: connect shows the challenge, sign <challenge> signs it, verify <signature> logs in")
+	fs.DurationVar(&o.wait, "wait", 0, "scripted use: after the input ends and every message is answered, stay connected this `DURATION` to keep printing what arrives")
+	fs.StringVar(&o.name, "name", "", "the username `NAME` your direct messages carry (the nick command changes it)")
+	fs.StringVar(&o.node, "node", "", "log in only if the node's challenge names `PEER_ID`, the node you mean to reach")
+	fs.BoolVar(&o.ws, "ws", false, "use the node's WebSocket gateway at ws://<server-ip>:<server-port>/ws")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if o.wait < 0 {
+		return nil, usageErrorf("--wait %v must not be negative", o.wait)
+	}
+	switch len(pos) {
+	case 1:
+		u, err := url.Parse(pos[0])
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, usageErrorf("%q is not a ws:// or wss:// URL; give <server-ip> <server-port> for a TCP gateway", pos[0])
+		}
+		if o.ws {
+			return nil, usageErrorf("--ws takes <server-ip> <server-port>, not a URL")
+		}
+		o.wsURL = pos[0]
+	case 2:
+		if pos[0] == "" {
+			return nil, usageErrorf("<server-ip> is empty")
+		}
+		port, err := strconv.Atoi(pos[1])
+		if err != nil || port < 1 || port > 65535 {
+			return nil, usageErrorf("<server-port> %q must be a port number 1..65535", pos[1])
+		}
+		addr := net.JoinHostPort(pos[0], strconv.Itoa(port))
+		if o.ws {
+			o.wsURL = "ws://" + addr + "/ws"
+		} else {
+			o.tcpAddr = addr
+		}
+	case 0:
+		return nil, usageErrorf("missing <server-ip> <server-port>")
+	default:
+		return nil, usageErrorf("too many arguments: %q", pos)
+	}
+	return o, nil
+}
+
+// parseKeyCommand parses keygen, id and sign: --key and nargs positionals.
+func parseKeyCommand(name string, nargs int, args []string, out io.Writer) (key string, pos []string, err error) {
+	fs := newFlagSet("darkchat "+name, out)
+	keyFlag(fs, &key)
+	pos, err = parseInterspersed(fs, args)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(pos) != nargs {
+		if nargs == 0 {
+			return "", nil, usageErrorf("%s takes no arguments, got %q", name, pos)
+		}
+		return "", nil, usageErrorf("usage: darkchat %s [--key FILE] <challenge>", name)
+	}
+	return key, pos, nil
+}
+
+// parseInterspersed lets flags come before, between and after positional
+// arguments: the flag package stops at the first non-flag, so each stop
+// collects one positional and parsing resumes after it. "--" ends flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%v", err)
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// keyPath resolves the identity file: --key, else $DARKCHAT_KEY, else
+// $XDG_CONFIG_HOME/darkchat/identity.key, else ~/.config/darkchat/identity.key.
+func keyPath(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p := os.Getenv("DARKCHAT_KEY"); p != "" {
+		return p, nil
+	}
+	// The XDG spec says a relative $XDG_CONFIG_HOME is invalid and must
+	// be ignored.
+	if dir := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "darkchat", "identity.key"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the identity file: %w (use --key FILE)", err)
+	}
+	return filepath.Join(home, ".config", "darkchat", "identity.key"), nil
+}

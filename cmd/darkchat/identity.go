@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"darkchat/identity"
+)
+
+// keygen creates an identity and refuses to replace one: a key file is the
+// identity, and overwriting it would lose the user's address for good.
+func keygen(args []string, stdout, stderr io.Writer) error {
+	flagKey, _, err := parseKeyCommand("keygen", 0, args, stderr)
+	if err != nil {
+		return err
+	}
+	path, err := keyPath(flagKey)
+	if err != nil {
+		return err
+	}
+	k, err := identity.CreateKeyFile(path)
+	if errors.Is(err, identity.ErrKeyFileExists) {
+		return fmt.Errorf("keygen: an identity already exists at %s; refusing to overwrite it (use --key FILE for another one)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "Created identity %s\nYour PUBLIC KEY : %s\n", path, k.Public())
+	return nil
+}
+
+// printID prints the public key alone on one line, for scripts.
+func printID(args []string, stdout, stderr io.Writer) error {
+	flagKey, _, err := parseKeyCommand("id", 0, args, stderr)
+	if err != nil {
+		return err
+	}
+	k, err := loadKey(flagKey, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, k.Public())
+	return nil
+}
+
+// signChallenge prints the login signature for a challenge, offline: the
+// challenge names the node and the expiry itself, so nothing else is
+// needed (the seed's manual flow).
+func signChallenge(args []string, stdout, stderr io.Writer) error {
+	flagKey, pos, err := parseKeyCommand("sign", 1, args, stderr)
+	if err != nil {
+		return err
+	}
+	challenge := strings.Trim(pos[0], `"`) // as copied from VERIFY : "…"
+	if _, err := identity.ParseChallenge(challenge); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	k, err := loadKey(flagKey, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, hex.EncodeToString(identity.SignLogin(k, challenge)))
+	return nil
+}
+
+// loadKey loads the identity, creating it on first use; the notice goes
+// to stderr so stdout stays machine-readable.
+func loadKey(flagKey string, stderr io.Writer) (identity.PrivateKey, error) {
+	path, err := keyPath(flagKey)
+	if err != nil {
+		return identity.PrivateKey{}, err
+	}
+	k, created, err := identity.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return identity.PrivateKey{}, err
+	}
+	if created {
+		fmt.Fprintf(stderr, "darkchat: created a new identity in %s\n", path)
+	}
+	return k, nil
+}

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"darkchat/p2p"
+)
+
+// envPrefix turns a flag name into its environment variable:
+// --data-dir is DARKCHAT_DATA_DIR.
+const envPrefix = "DARKCHAT_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// usageError is a command-line mistake: main prints it with a hint and
+// exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// serverType is one of the three node roles of SPEC §2.
+type serverType struct {
+	name string
+	// positional names the arguments after <ip>, in order.
+	positional []string
+	cli, ws    bool
+}
+
+var serverTypes = []serverType{
+	{name: "full", positional: []string{"cli-port", "ws-port", "peer-port"}, cli: true, ws: true},
+	{name: "cli", positional: []string{"cli-port", "peer-port"}, cli: true},
+	{name: "websock", positional: []string{"ws-port", "peer-port"}, ws: true},
+}
+
+func lookupServerType(name string) (serverType, bool) {
+	for _, st := range serverTypes {
+		if st.name == name {
+			return st, true
+		}
+	}
+	return serverType{}, false
+}
+
+func (st serverType) synopsis() string {
+	s := "darkchatd " + st.name + " <ip>"
+	for _, p := range st.positional {
+		s += " <" + p + ">"
+	}
+	return s + " [flags]"
+}
+
+// consoleMode is --console / --no-console; auto means "when stdin is a
+// terminal".
+type consoleMode int
+
+const (
+	consoleAuto consoleMode = iota
+	consoleOn
+	consoleOff
+)
+
+// options is everything a server subcommand is configured with. New
+// settings (gateway limits and the like) get a field here and one line in
+// registerFlags; the environment variable, --help text and validation hooks
+// follow from that.
+type options struct {
+	typ serverType
+
+	// Positional arguments. A port of 0 picks a free one.
+	ip       netip.Addr
+	cliPort  int
+	wsPort   int
+	peerPort int
+
+	peers          stringList
+	dataDir        string
+	admin          string
+	console        consoleMode
+	logMessages    bool
+	logLevel       slog.Level
+	tlsCert        string
+	tlsKey         string
+	relayService   bool
+	publicCIDRs    prefixList
+	connLow        int
+	connHigh       int
+	maxMessageSize int
+}
+
+// maxMessageSizeLimit caps --max-message-size: GossipSub refuses RPC frames
+// over 1 MiB by default, and a message must fit in one frame with room for
+// the frame's own fields.
+const maxMessageSizeLimit = 512 << 10
+
+// registerFlags declares every server flag on fs, writing into o. Its
+// defaults are the daemon's defaults.
+func registerFlags(fs *flag.FlagSet, o *options) {
+	o.logLevel = slog.LevelInfo
+	o.relayService = true
+	fs.Var(&o.peers, "peer", "connect to this peer at start: `ADDR` is ip:port or a multiaddr ending in /p2p/<peer-id> (repeatable)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "`DIR` holding the node key (default $XDG_DATA_HOME/darkchat/node-<peer-port>,\n"+
+		"or ~/.local/share/darkchat/node-<peer-port>; with peer port 0 and no --data-dir the identity is ephemeral)")
+	fs.StringVar(&o.admin, "admin", "", "admin socket `PATH` (default $XDG_RUNTIME_DIR/darkchat/darkchatd-<peer-port>.sock,\n"+
+		"or /tmp/darkchat-<uid>/darkchatd-<peer-port>.sock)")
+	fs.Var(consoleFlag{&o.console, true}, "console", "read console commands from stdin (default: when stdin is a terminal)")
+	fs.Var(consoleFlag{&o.console, false}, "no-console", "do not read console commands from stdin")
+	fs.BoolVar(&o.logMessages, "log-messages", false, "log metadata of channel traffic passing through (never message contents)")
+	fs.Var(levelFlag{&o.logLevel}, "log-level", "log `LEVEL`: debug, info, warn or error (default info)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `FILE` (PEM) for the WebSocket gateway; needs --tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `FILE` (PEM) for the WebSocket gateway; needs --tls-cert")
+	fs.BoolVar(&o.relayService, "relay-service", true, "offer circuit relay v2 to NATed nodes once this node is publicly reachable")
+	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
+	fs.IntVar(&o.connLow, "conn-low", p2p.DefaultConnLow, "connection manager low watermark (`N` peers)")
+	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")
+	fs.IntVar(&o.maxMessageSize, "max-message-size", p2p.DefaultMaxMessageSize,
+		fmt.Sprintf("largest channel message accepted from the mesh, in `BYTES` (at most %d)", maxMessageSizeLimit))
+}
+
+// validate checks the flag values against each other; positional arguments
+// are checked as they are parsed.
+func (o *options) validate() error {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErrorf("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if o.connLow < 1 {
+		return usageErrorf("--conn-low must be at least 1, got %d", o.connLow)
+	}
+	if o.connHigh <= o.connLow {
+		return usageErrorf("--conn-high (%d) must be greater than --conn-low (%d)", o.connHigh, o.connLow)
+	}
+	if o.maxMessageSize < 1024 || o.maxMessageSize > maxMessageSizeLimit {
+		return usageErrorf("--max-message-size must be between 1024 and %d bytes, got %d", maxMessageSizeLimit, o.maxMessageSize)
+	}
+	return nil
+}
+
+// parseServerArgs parses the arguments after the subcommand name. getenv
+// supplies DARKCHAT_* variables (os.Getenv in main).
+func parseServerArgs(st serverType, args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	o := &options{typ: st}
+	fs := flag.NewFlagSet("darkchatd "+st.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	registerFlags(fs, o)
+	fs.Usage = func() {} // printed below, once, and only for --help
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			serverUsage(out, st)
+		}
+		return nil, err
+	}
+	want := 1 + len(st.positional)
+	if len(pos) != want {
+		return nil, usageErrorf("%s takes %d arguments, got %d\n  %s", st.name, want, len(pos), st.synopsis())
+	}
+	if o.ip, err = netip.ParseAddr(pos[0]); err != nil {
+		return nil, usageErrorf("<ip> %q is not an IP address", pos[0])
+	}
+	o.ip = o.ip.Unmap()
+	if o.ip.Zone() != "" {
+		return nil, usageErrorf("<ip> %q: zoned IPv6 addresses are not supported", pos[0])
+	}
+	for i, name := range st.positional {
+		port, err := parsePort(name, pos[1+i])
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case "cli-port":
+			o.cliPort = port
+		case "ws-port":
+			o.wsPort = port
+		case "peer-port":
+			o.peerPort = port
+		}
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func parsePort(name, s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 0 || p > 65535 {
+		return 0, usageErrorf("<%s> %q must be a port number 0..65535 (0 picks a free port)", name, s)
+	}
+	return p, nil
+}
+
+// parseInterspersed lets flags come before, between and after positional
+// arguments: the flag package stops at the first non-flag, so each stop
+// collects one positional and parsing resumes after it. "--" ends flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%v", err)
+		}
+		// fs.Args() starts at the first non-flag, or after a "--".
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// applyEnv sets each flag from DARKCHAT_<FLAG_NAME> when that is set.
+// Repeatable flags take a comma-separated list. It runs before the command
+// line is parsed, so flags given there win.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if l, ok := f.Value.(envList); ok {
+			if e := l.setFromEnv(v); e != nil {
+				err = usageErrorf("%s=%q: %v", name, v, e)
+			}
+			return
+		}
+		if e := f.Value.Set(v); e != nil {
+			err = usageErrorf("%s=%q: %v", name, v, e)
+		}
+	})
+	return err
+}
+
+// envList is a repeatable flag: values from the environment are replaced,
+// not extended, by the first value given on the command line.
+type envList interface {
+	setFromEnv(commaSeparated string) error
+}
+
+// stringList is a repeatable flag of peer addresses.
+type stringList struct {
+	vals    []string
+	fromEnv bool
+}
+
+func (l *stringList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.vals, ",")
+}
+
+func (l *stringList) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if err := checkPeerAddr(v); err != nil {
+		return err
+	}
+	if l.fromEnv {
+		l.vals, l.fromEnv = nil, false
+	}
+	l.vals = append(l.vals, v)
+	return nil
+}
+
+func (l *stringList) setFromEnv(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if err := l.Set(s); err != nil {
+			return err
+		}
+	}
+	l.fromEnv = true
+	return nil
+}
+
+// checkPeerAddr accepts what p2p.Node.Connect accepts: ip:port, or a
+// multiaddr ending in /p2p/<peer-id>.
+func checkPeerAddr(s string) error {
+	if strings.HasPrefix(s, "/") {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("bad multiaddr %q: %v", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
+			return fmt.Errorf("multiaddr %q must end in /p2p/<peer-id>", s)
+		}
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return fmt.Errorf("%q is neither ip:port nor a multiaddr", s)
+	}
+	return nil
+}
+
+// prefixList is the repeatable --public-cidr flag.
+type prefixList struct {
+	vals    []netip.Prefix
+	fromEnv bool
+}
+
+func (l *prefixList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(l.vals))
+	for i, p := range l.vals {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	p, err := netip.ParsePrefix(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("bad CIDR %q", v)
+	}
+	if l.fromEnv {
+		l.vals, l.fromEnv = nil, false
+	}
+	l.vals = append(l.vals, p.Masked())
+	return nil
+}
+
+func (l *prefixList) setFromEnv(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if err := l.Set(s); err != nil {
+			return err
+		}
+	}
+	l.fromEnv = true
+	return nil
+}
+
+// consoleFlag is --console (on=true) or --no-console (on=false); both write
+// one tri-state, and the last one given wins.
+type consoleFlag struct {
+	mode *consoleMode
+	on   bool
+}
+
+func (c consoleFlag) IsBoolFlag() bool { return true }
+
+func (c consoleFlag) String() string {
+	if c.mode == nil {
+		return "false"
+	}
+	want := consoleOff
+	if c.on {
+		want = consoleOn
+	}
+	return strconv.FormatBool(*c.mode == want)
+}
+
+func (c consoleFlag) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	if b == c.on {
+		*c.mode = consoleOn
+	} else {
+		*c.mode = consoleOff
+	}
+	return nil
+}
+
+type levelFlag struct{ l *slog.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return "info"
+	}
+	return strings.ToLower(f.l.String())
+}
+
+func (f levelFlag) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "debug":
+		*f.l = slog.LevelDebug
+	case "info":
+		*f.l = slog.LevelInfo
+	case "warn", "warning":
+		*f.l = slog.LevelWarn
+	case "error":
+		*f.l = slog.LevelError
+	default:
+		return fmt.Errorf("want debug, info, warn or error")
+	}
+	return nil
+}
+
+// defaultDataDir is the node key's directory when --data-dir is not given:
+// one per peer port, so nodes on one machine never share an identity. It
+// returns "" for an ephemeral identity (peer port 0: the port, and so the
+// directory, would differ at every start).
+func defaultDataDir(peerPort int, getenv func(string) string) (string, error) {
+	if peerPort == 0 {
+		return "", nil
+	}
+	base := getenv("XDG_DATA_HOME")
+	if !filepath.IsAbs(base) { // the XDG spec says to ignore relative paths
+		home := getenv("HOME")
+		if home == "" {
+			h, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("cannot find a home directory for the node key; pass --data-dir: %w", err)
+			}
+			home = h
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "darkchat", fmt.Sprintf("node-%d", peerPort)), nil
+}
+
+// defaultAdminDir holds the admin sockets of every node of this user. It is
+// not the data dir: that holds only the node key.
+func defaultAdminDir(getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "darkchat")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("darkchat-%d", os.Getuid()))
+}
+
+func defaultAdminPath(dir string, peerPort int) string {
+	return filepath.Join(dir, fmt.Sprintf("darkchatd-%d.sock", peerPort))
+}
+
+const usageEnvRule = `Every flag can also be set in the environment as DARKCHAT_<FLAG_NAME>: upper case,
+'-' becomes '_' (DARKCHAT_DATA_DIR, DARKCHAT_PUBLIC_CIDR, DARKCHAT_NO_CONSOLE=true).
+Repeatable flags take a comma-separated list there. Flags on the command line
+override the environment. Flags may come before or after the arguments.`
+
+// mainUsage is `darkchatd --help`.
+func mainUsage(w io.Writer) {
+	fmt.Fprintf(w, `darkchatd runs a darkchat mesh node.
+
+Usage:
+  darkchatd full    <ip> <cli-port> <ws-port> <peer-port> [flags]
+  darkchatd cli     <ip> <cli-port> <peer-port>           [flags]
+  darkchatd websock <ip> <ws-port> <peer-port>            [flags]
+  darkchatd ctl [--admin PATH] <console command ...>
+
+  full     serves both the TCP (CLI) and the WebSocket client gateways
+  cli      serves the TCP gateway for the command-line client
+  websock  serves the WebSocket gateway for browser and WebSocket clients
+  ctl      runs one console command on a running node via its admin socket
+
+<ip> is the address the gateways and the peer port listen on (0.0.0.0 for
+all). libp2p listens on TCP and QUIC at <peer-port>. A port of 0 picks a
+free one; the real ports are printed at start.
+
+Flags of full, cli and websock:
+`)
+	fs := flag.NewFlagSet("darkchatd", flag.ContinueOnError)
+	registerFlags(fs, &options{})
+	printFlags(w, fs)
+	fmt.Fprintf(w, "\n%s\n\nConsole commands (interactive console and ctl):\n%s", usageEnvRule, helpText())
+}
+
+func serverUsage(w io.Writer, st serverType) {
+	fmt.Fprintf(w, "Usage:\n  %s\n\nFlags:\n", st.synopsis())
+	fs := flag.NewFlagSet("darkchatd", flag.ContinueOnError)
+	registerFlags(fs, &options{})
+	printFlags(w, fs)
+	fmt.Fprintf(w, "\n%s\n\nConsole commands:\n%s", usageEnvRule, helpText())
+}
+
+// printFlags is flag.PrintDefaults with GNU-style "--" and each flag's
+// environment variable.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool && name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, strings.ReplaceAll(usage, "\n", "\n      "))
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && !strings.Contains(usage, "default") {
+			fmt.Fprintf(w, "      (default %s)\n", d)
+		}
+		fmt.Fprintf(w, "      env %s\n", envName(f.Name))
+	})
+}
+
+func ctlUsage(w io.Writer) {
+	fmt.Fprintf(w, `Usage:
+  darkchatd ctl [--admin PATH] <console command ...>
+
+Runs one console command on a running node and prints its output. Exits 1
+when the command fails (a line starting with ERROR:).
+
+  --admin PATH
+      the node's admin socket (env DARKCHAT_ADMIN). Without it, ctl uses the
+      only node answering in %s.
+
+Console commands:
+%s`, defaultAdminDir(os.Getenv), helpText())
+}

@@ -1,0 +1,78 @@
+// Command darkchatd runs a darkchat mesh node: a libp2p host that carries
+// chat channels over GossipSub, with client gateways (TCP for the CLI
+// client, WebSocket for browsers), an interactive console and an admin
+// socket that `darkchatd ctl` drives. See `darkchatd --help` and SPEC §2.
+//
+// Files: main.go dispatches subcommands and handles signals; flags.go holds
+// the options, flags and environment variables; run.go starts and stops a
+// node; console.go is the command interpreter shared by the console and the
+// admin socket; admin.go is the admin socket and the ctl client.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// realMain runs darkchatd and returns its exit status: 0 on success and
+// after a graceful shutdown, 1 on failure, 2 on a usage error.
+func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		return usageFailure(stderr, usageErrorf("missing subcommand (full, cli, websock or ctl)"))
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		mainUsage(stdout)
+		return 0
+	case "ctl":
+		return runCtl(args[1:], getenv, stdout, stderr)
+	}
+	st, ok := lookupServerType(args[0])
+	if !ok {
+		return usageFailure(stderr, usageErrorf("unknown subcommand %q (want full, cli, websock or ctl)", args[0]))
+	}
+	o, err := parseServerArgs(st, args[1:], getenv, stdout)
+	if err != nil {
+		if isHelp(err) {
+			return 0
+		}
+		return usageFailure(stderr, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, restore the default handling: a second
+	// Ctrl-C ends a shutdown that takes too long.
+	context.AfterFunc(ctx, stop)
+
+	if err := runServer(ctx, o, stdin, stdout, stderr, getenv); err != nil {
+		fmt.Fprintf(stderr, "darkchatd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// usageFailure prints a command-line error and returns exit status 2.
+func usageFailure(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "darkchatd: %v\nRun 'darkchatd --help' for usage.\n", err)
+	return 2
+}
+
+func newCtlFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("darkchatd ctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}

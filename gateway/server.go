@@ -1,0 +1,326 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"darkchat/p2p"
+)
+
+// Mesh is the part of the p2p node the gateway uses.
+type Mesh interface {
+	Join(channel string, m p2p.Member) error
+	Leave(channel string, m p2p.Member)
+	Publish(ctx context.Context, channel string, data []byte) error
+}
+
+// Server runs client sessions for one node. It is safe for concurrent use.
+type Server struct {
+	cfg    Config
+	mesh   Mesh
+	nodeID string
+	log    *slog.Logger
+
+	upgrader websocket.Upgrader
+	page     http.Handler
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	httpSrvs  map[*http.Server]struct{}
+	sessions  map[*session]struct{}
+	perIP     map[netip.Addr]int
+	wg        sync.WaitGroup // session goroutines
+}
+
+// ErrServerClosed is returned by Serve* after Close.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// New returns a gateway for the node whose peer ID is nodeID. page, if not
+// nil, serves every HTTP path except /ws (the browser client).
+func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, error) {
+	if mesh == nil || nodeID == "" {
+		return nil, errors.New("gateway: mesh and node ID are required")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		mesh:      mesh,
+		nodeID:    nodeID,
+		log:       cfg.Logger,
+		page:      page,
+		listeners: make(map[net.Listener]struct{}),
+		httpSrvs:  make(map[*http.Server]struct{}),
+		sessions:  make(map[*session]struct{}),
+		perIP:     make(map[netip.Addr]int),
+	}
+	s.upgrader = websocket.Upgrader{
+		// Small buffers: an idle WebSocket session then costs about 4 KB
+		// instead of gorilla's 8 KB defaults. Writes bypass gorilla.
+		ReadBufferSize:   512,
+		WriteBufferSize:  256,
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.checkOrigin,
+	}
+	if s.page == nil {
+		s.page = http.NotFoundHandler()
+	}
+	return s, nil
+}
+
+// ServeTCP accepts line-framed sessions on ln until ln fails or the server
+// closes; it then returns ErrServerClosed. Close closes ln.
+func (s *Server) ServeTCP(ln net.Listener) error {
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors or similar: back off
+				// instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; backing off", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetKeepAlive(true)
+		}
+		ip := addrIP(c.RemoteAddr())
+		if err := s.admit(ip); err != nil {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(append(err.frame(), '\n'))
+			c.Close()
+			continue
+		}
+		s.start(newTCPConn(c, s.cfg.MaxLine), ip)
+	}
+}
+
+// ServeWS serves the WebSocket gateway (path /ws) and the browser page on
+// ln, with TLS when configured, until the server closes.
+func (s *Server) ServeWS(ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		TLSConfig:         s.cfg.TLS,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.httpSrvs[hs] = struct{}{}
+	s.mu.Unlock()
+	var err error
+	if s.cfg.TLS != nil {
+		err = hs.ServeTLS(ln, "", "")
+	} else {
+		err = hs.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Handler returns the HTTP handler: /ws upgrades to a session, anything
+// else goes to the page handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", s.serveWS)
+	mux.Handle("/", s.page)
+	return mux
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip := addrIP(addrFromString(r.RemoteAddr))
+	if cerr := s.admit(ip); cerr != nil {
+		http.Error(w, cerr.msg, http.StatusTooManyRequests)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.release(ip)
+		return // the upgrader has answered with the HTTP error
+	}
+	var sess *session
+	conn := newWSConn(ws, s.cfg.MaxLine, func(payload []byte) {
+		sess.enqueue(append([]byte(wsPongPrefix), payload...))
+	})
+	sess = s.start(conn, ip)
+}
+
+// checkOrigin accepts requests without an Origin header (non-browser
+// clients), same-origin requests, and configured origins. Browsers always
+// send Origin on WebSocket handshakes, so this stops other sites' pages
+// from opening sessions in a visitor's name (RFC 6455 §10.2).
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if slices.Contains(s.cfg.AllowedOrigins, "*") || slices.Contains(s.cfg.AllowedOrigins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// admit counts a new session from ip against the per-IP limit.
+func (s *Server) admit(ip netip.Addr) *clientError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return &clientError{code: codeShutdown, msg: "node is shutting down", closes: true}
+	}
+	if s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
+		return &clientError{code: codeTooManySessions, msg: fmt.Sprintf("at most %d sessions per IP address", s.cfg.MaxSessionsPerIP), closes: true}
+	}
+	s.perIP[ip]++
+	return nil
+}
+
+func (s *Server) release(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) start(conn frameConn, ip netip.Addr) *session {
+	sess := newSession(s, conn, ip)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go sess.run()
+	return sess
+}
+
+func (s *Server) unregister(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.release(sess.ip)
+	s.wg.Done()
+}
+
+// Sessions returns the number of open sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close stops accepting, tells every session the node is shutting down,
+// and waits until they have flushed and closed or ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	srvs := make([]*http.Server, 0, len(s.httpSrvs))
+	for hs := range s.httpSrvs {
+		srvs = append(srvs, hs)
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+
+	for _, hs := range srvs {
+		hs.Close() // hijacked WebSocket connections are ours, closed below
+	}
+	for _, sess := range sessions {
+		sess.shutdown(errorf(codeShutdown, "node is shutting down"))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, sess := range sessions {
+			sess.conn.close()
+		}
+		return ctx.Err()
+	}
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func addrFromString(s string) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
