@@ -25,6 +25,11 @@ type Config struct {
 	// IdlePing is how long a silent session waits before the node pings it;
 	// IdleTimeout closes a session silent for that long.
 	IdlePing, IdleTimeout time.Duration
+	// SocketSendBuffer, when positive, sets each TCP session socket's
+	// kernel send buffer (SO_SNDBUF). Smaller buffers bound the kernel
+	// memory a slow client can pin and let the gateway notice it sooner;
+	// 0 leaves the operating system's auto-tuning.
+	SocketSendBuffer int
 	// WriteTimeout bounds one batched write.
 	WriteTimeout time.Duration
 	// TimestampWindow is how far a message's timestamp may be from the

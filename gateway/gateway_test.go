@@ -3,8 +3,8 @@ package gateway
 import (
 	"fmt"
 	"net"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,7 +223,10 @@ func TestShutdownNotifiesSessions(t *testing.T) {
 // with a notice once its queue overflows, while a reading client keeps
 // getting every message promptly.
 func TestSlowConsumerIsDisconnected(t *testing.T) {
-	a := startNode(t, func(c *Config) { c.SendQueue = 8; c.Rate = 1e6; c.Burst = 1e6; c.WriteTimeout = 5 * time.Second })
+	a := startNode(t, func(c *Config) {
+		c.SendQueue, c.SocketSendBuffer = 8, 16<<10
+		c.Rate, c.Burst = 1e6, 1e6
+	})
 	sender := dialTCP(t, a.tcpAddr)
 	sender.login()
 	sender.join("lobby", "sender")
@@ -281,7 +284,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		if last.Code != codeSlowConsumer {
 			t.Fatalf("last frame to the slow client: %.200s", last.raw)
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("slow client's connection not closed; it read %d frames", slowFrames.Load())
 	}
 }

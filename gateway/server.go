@@ -111,6 +111,9 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 		backoff = 0
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetKeepAlive(true)
+			if s.cfg.SocketSendBuffer > 0 {
+				tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
+			}
 		}
 		ip := addrIP(c.RemoteAddr())
 		if err := s.admit(ip); err != nil {

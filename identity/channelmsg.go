@@ -207,3 +207,11 @@ func (m *ChannelMessage) UnmarshalBinary(data []byte) error {
 	*m = out
 	return nil
 }
+
+// DedupKey identifies the message by author and message ID. Receivers
+// de-duplicate on it rather than on the bytes: Ed25519 admits more than one
+// valid signature for the same content, so an author could otherwise make
+// one message appear twice.
+func (m *ChannelMessage) DedupKey() string {
+	return string(m.Author[:]) + string(m.ID[:])
+}

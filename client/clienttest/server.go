@@ -1,0 +1,343 @@
+// Package clienttest is a scripted peer for unit tests of the client: a
+// small in-process hub that plays the node's side of PROTOCOL.md (hello,
+// login, join, leave, send, ok, message, ping, error) over TCP lines or
+// WebSocket frames. It is not a node and not a stand-in for one: no mesh,
+// no rate limits, no timeouts beyond what a test needs. Real-node tests
+// use cmd/darkchatd.
+package clienttest
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"darkchat/client"
+	"darkchat/identity"
+)
+
+// DefaultNodeID is the peer ID a Server announces unless told otherwise.
+const DefaultNodeID = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+
+// Server is the scripted peer. Set its fields before serving; the zero
+// value serves with DefaultNodeID and the PROTOCOL.md default limits.
+type Server struct {
+	// NodeID is put in hello and in every challenge.
+	NodeID string
+	// Limits is announced in hello.
+	Limits client.Limits
+	// Reject, when set, is asked about every correctly signed send: a
+	// non-empty result is the error code to answer instead of ok (the
+	// message is then not delivered).
+	Reject func(identity.ChannelMessage) string
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// conn is one client session on the server.
+type conn struct {
+	raw     net.Conn
+	ws      *websocket.Conn // nil for TCP
+	lines   *bufio.Scanner  // TCP only
+	writeMu sync.Mutex
+
+	// Used by the session goroutine, and read by broadcast under Server.mu.
+	key      identity.PublicKey
+	loggedIn bool
+	channels map[string]string
+}
+
+func (s *Server) nodeID() string {
+	if s.NodeID == "" {
+		return DefaultNodeID
+	}
+	return s.NodeID
+}
+
+// ServeTCP serves line-framed sessions on ln until Close.
+func (s *Server) ServeTCP(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			return err
+		}
+		sc := bufio.NewScanner(nc)
+		sc.Buffer(make([]byte, 4096), client.MaxObjectSize+2)
+		s.start(&conn{raw: nc, lines: sc})
+	}
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 1024,
+	// Tests dial from Go, which sends no Origin; a real gateway checks it.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// ServeHTTP upgrades a request to a WebSocket session.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(client.MaxObjectSize)
+	s.start(&conn{raw: ws.NetConn(), ws: ws})
+}
+
+func (s *Server) start(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.raw.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	c.channels = make(map[string]string)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	go s.serve(c)
+}
+
+// Close closes the listeners and every session, and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.raw.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Sessions returns how many sessions are open.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Inject sends data, as one line or frame, to every logged-in session: a
+// test's way to send what a node would not (pings, errors, garbage).
+func (s *Server) Inject(data []byte) {
+	s.mu.Lock()
+	var to []*conn
+	for c := range s.conns {
+		if c.loggedIn {
+			to = append(to, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range to {
+		c.writeRaw(data)
+	}
+}
+
+func (c *conn) read() ([]byte, error) {
+	if c.ws != nil {
+		_, data, err := c.ws.ReadMessage()
+		return data, err
+	}
+	if !c.lines.Scan() {
+		if err := c.lines.Err(); err != nil {
+			return nil, err
+		}
+		return nil, net.ErrClosed
+	}
+	return c.lines.Bytes(), nil
+}
+
+func (c *conn) writeRaw(data []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if c.ws != nil {
+		return c.ws.WriteMessage(websocket.TextMessage, data)
+	}
+	_, err := c.raw.Write(append(data[:len(data):len(data)], '\n'))
+	return err
+}
+
+func (c *conn) write(obj client.Object) error {
+	data, err := client.Encode(obj)
+	if err != nil {
+		return err
+	}
+	return c.writeRaw(data)
+}
+
+func (c *conn) fail(code, format string, args ...any) error {
+	return c.write(&client.Error{Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+func (s *Server) serve(c *conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.raw.Close()
+	}()
+	challenge, err := identity.NewChallenge(s.nodeID(), time.Now(), identity.DefaultChallengeTTL)
+	if err != nil {
+		return
+	}
+	limits := s.Limits
+	if limits == (client.Limits{}) {
+		limits = client.Limits{MaxLine: client.MaxObjectSize, MaxBody: identity.MaxBodyLen, MaxChannels: 32, Rate: 5, Burst: 20}
+	}
+	hello := &client.Hello{Protocol: client.ProtocolVersion, Node: s.nodeID(), Challenge: challenge, Limits: limits}
+	if c.write(hello) != nil {
+		return
+	}
+	for {
+		data, err := c.read()
+		if err != nil {
+			return
+		}
+		obj, err := client.Decode(data)
+		if err != nil {
+			if c.fail("bad_json", "%v", err) != nil {
+				return
+			}
+			continue
+		}
+		if !s.handle(c, obj, challenge) {
+			return
+		}
+	}
+}
+
+// handle answers one object; false closes the session.
+func (s *Server) handle(c *conn, obj client.Object, challenge string) bool {
+	s.mu.Lock()
+	loggedIn := c.loggedIn
+	s.mu.Unlock()
+	switch o := obj.(type) {
+	case *client.Ping:
+		return c.write(&client.Pong{}) == nil
+	case *client.Pong:
+		return true
+	case *client.Login:
+		if loggedIn {
+			return c.fail("already_logged_in", "already logged in") == nil
+		}
+		key, err := identity.ParsePublicKey(o.Key)
+		if err != nil {
+			c.fail("bad_key", "%v", err)
+			return false
+		}
+		sig, _ := hex.DecodeString(o.Sig)
+		if err := identity.VerifyLogin(key, challenge, sig, s.nodeID(), time.Now()); err != nil {
+			c.fail("bad_signature", "login: %v", err)
+			return false
+		}
+		s.mu.Lock()
+		c.key, c.loggedIn = key, true
+		s.mu.Unlock()
+		return c.write(&client.Welcome{Key: key.String(), Node: s.nodeID()}) == nil
+	}
+	if !loggedIn {
+		return c.fail("not_logged_in", "log in first") == nil
+	}
+	switch o := obj.(type) {
+	case *client.Join:
+		s.mu.Lock()
+		c.channels[o.Channel] = o.Username
+		s.mu.Unlock()
+		return c.write(&client.Joined{Channel: o.Channel, Username: o.Username}) == nil
+	case *client.Leave:
+		s.mu.Lock()
+		_, in := c.channels[o.Channel]
+		delete(c.channels, o.Channel)
+		s.mu.Unlock()
+		if !in {
+			return c.write(&client.Error{Code: "not_joined", Message: "not in channel " + o.Channel, Channel: o.Channel}) == nil
+		}
+		return c.write(&client.Left{Channel: o.Channel}) == nil
+	case *client.Send:
+		return s.send(c, o)
+	}
+	return c.fail("unknown_type", "%s is not for the node", obj.Type()) == nil
+}
+
+func (s *Server) send(c *conn, o *client.Send) bool {
+	m := identity.ChannelMessage{Author: c.key, Channel: o.Channel, Username: o.Username, Body: o.Body, Timestamp: o.TS}
+	hex.Decode(m.ID[:], []byte(o.ID))
+	hex.Decode(m.Sig[:], []byte(o.Sig))
+	answer := func(code, msg string) bool {
+		return c.write(&client.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
+	}
+	s.mu.Lock()
+	username, in := c.channels[o.Channel]
+	s.mu.Unlock()
+	switch {
+	case !in:
+		return answer("not_joined", "join channel "+o.Channel+" first")
+	case username != o.Username:
+		return answer("bad_username", "you joined "+o.Channel+" as "+username)
+	case m.Verify() != nil:
+		return answer("bad_signature", "message signature does not verify")
+	}
+	if s.Reject != nil {
+		if code := s.Reject(m); code != "" {
+			return answer(code, "rejected by the test: "+code)
+		}
+	}
+	if c.write(&client.OK{ID: o.ID}) != nil {
+		return false
+	}
+	msg := &client.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID, Sig: o.Sig}
+	data, err := client.Encode(msg)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	var to []*conn
+	for other := range s.conns {
+		if _, in := other.channels[o.Channel]; in && other != c {
+			to = append(to, other)
+		}
+	}
+	s.mu.Unlock()
+	for _, other := range to {
+		if err := other.writeRaw(data); err != nil && !errors.Is(err, net.ErrClosed) {
+			other.raw.Close()
+		}
+	}
+	return true
+}

@@ -1,0 +1,565 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"darkchat/identity"
+)
+
+// defaultTimeout bounds connecting (dial and hello) and logging in. The
+// node's own login timeout is 20 s.
+const defaultTimeout = 30 * time.Second
+
+// anonymous is the DM username when none was set (SPEC §5).
+const anonymous = "anonymous"
+
+// errNoDMs is what the DM commands answer until end-to-end DMs land.
+var errNoDMs = errors.New("direct messages are not available yet")
+
+// Config configures a Client. Key, Dial and Output are required.
+type Config struct {
+	Key identity.PrivateKey
+	// Dial opens a transport to the node; connect calls it.
+	Dial func(ctx context.Context) (Transport, error)
+	// Output receives every output line. The Client serialises the calls,
+	// which come from the caller's goroutine and the session's reader.
+	Output func(Line)
+	// ManualAuth selects the seed's flow: connect shows the challenge and
+	// the user logs in with verify <signature>. Otherwise Start connects
+	// and logs in.
+	ManualAuth bool
+	// Node, when set, is the peer ID the user meant to reach; see
+	// SessionConfig.Node.
+	Node string
+	// Name is the username DMs carry (nick changes it).
+	Name string
+	// Timeout bounds connecting and logging in; zero means 30 s.
+	Timeout time.Duration
+	// KeepAlive and Now are passed to each Session.
+	KeepAlive time.Duration
+	Now       func() time.Time
+}
+
+// LineKind says what an output line is, so a UI can style it.
+type LineKind int
+
+const (
+	LineNotice  LineKind = iota // anything else; never of the form "x@y - "
+	LineError                   // "ERROR: <reason>"
+	LineMessage                 // "<username>@<channel> - <message>"
+)
+
+// Line is one line of output. Text is the whole line as SPEC §5 formats
+// it, sanitised and without a line end. For a LineMessage the parts are
+// also given, sanitised, so a UI can colour the username by Author.
+type Line struct {
+	Kind    LineKind
+	Text    string
+	Author  identity.PublicKey
+	Channel string
+	User    string
+	Body    string
+}
+
+// Command is one parsed input line. Name is a command name, "say" for
+// "<channel> <message…>", or "" for an empty line. Args are the
+// arguments in order; for say and private the last is the rest of the line.
+type Command struct {
+	Name string
+	Args []string
+}
+
+// commandSpec describes one command for the parser and for help.
+type commandSpec struct {
+	name  string
+	args  string // usage after the name
+	nargs int    // number of arguments
+	rest  bool   // the last argument is the rest of the line
+	help  string
+}
+
+var commandSpecs = []commandSpec{
+	{name: "connect", help: "connect to the node (with --manual-auth: show the challenge to sign)"},
+	{name: "sign", args: "<challenge>", nargs: 1, help: "print your signature of a login challenge"},
+	{name: "verify", args: "<signature>", nargs: 1, help: "log in with the signature printed by sign"},
+	{name: "join", args: "<channel> <username>", nargs: 2, help: "join a channel (again: change your username there)"},
+	{name: "leave", args: "<channel>", nargs: 1, help: "leave a channel"},
+	{name: "private", args: "<public-key> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message"},
+	{name: "whois", args: "<public-key>", nargs: 1, help: "look up a user's key bundle"},
+	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
+	{name: "help", help: "list the commands"},
+	{name: "exit", help: "wait for your messages to be accepted, then quit"},
+}
+
+func lookupCommand(name string) (commandSpec, bool) {
+	for _, c := range commandSpecs {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return commandSpec{}, false
+}
+
+// ParseCommand splits one input line into a command and its arguments,
+// checking only the shape; the values are checked when the command runs.
+// A first word that is not a command is a channel: "<channel> <message…>".
+func ParseCommand(line string) (Command, error) {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return Command{}, nil
+	}
+	name, rest := cutWord(line)
+	spec, ok := lookupCommand(name)
+	if !ok {
+		if rest == "" {
+			return Command{}, fmt.Errorf("%q is not a command, and a message needs text: type <channel> <message>, or help", name)
+		}
+		return Command{Name: "say", Args: []string{name, rest}}, nil
+	}
+	var args []string
+	for len(args) < spec.nargs && rest != "" {
+		if spec.rest && len(args) == spec.nargs-1 {
+			args = append(args, rest)
+			rest = ""
+			break
+		}
+		var arg string
+		arg, rest = cutWord(rest)
+		args = append(args, arg)
+	}
+	if len(args) != spec.nargs || rest != "" {
+		return Command{}, fmt.Errorf("usage: %s", strings.TrimSpace(spec.name+" "+spec.args))
+	}
+	return Command{Name: name, Args: args}, nil
+}
+
+// cutWord returns the first space-separated word of s and the rest, with
+// the spaces between them removed (the rest keeps its inner spacing).
+func cutWord(s string) (word, rest string) {
+	i := strings.IndexAny(s, " \t")
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimLeft(s[i:], " \t")
+}
+
+// Client is the interpreter shared by the command-line and browser
+// clients: it turns input lines into session actions and session events
+// into output lines. One Client has at most one Session at a time; connect
+// opens a new one after the previous connection ended.
+type Client struct {
+	cfg Config
+
+	outMu sync.Mutex // serialises Output
+
+	connMu sync.Mutex // held while connecting, so connects do not overlap
+
+	mu       sync.Mutex
+	sess     *Session
+	nick     string
+	lastJoin string
+
+	brokenOnce sync.Once
+	broken     chan struct{}
+}
+
+// New returns a Client; nothing happens until Start.
+func New(cfg Config) (*Client, error) {
+	switch {
+	case cfg.Key.IsZero():
+		return nil, fmt.Errorf("new client: %w", identity.ErrInvalidKey)
+	case cfg.Dial == nil || cfg.Output == nil:
+		return nil, errors.New("new client: Dial and Output are required")
+	}
+	if cfg.Name != "" {
+		if err := identity.ValidateUsername(cfg.Name); err != nil {
+			return nil, fmt.Errorf("new client: name: %w", err)
+		}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	return &Client{cfg: cfg, nick: cfg.Name, broken: make(chan struct{})}, nil
+}
+
+// PublicKey returns the user's address.
+func (c *Client) PublicKey() identity.PublicKey { return c.cfg.Key.Public() }
+
+// Start prints the user's public key and, unless ManualAuth is set,
+// connects and logs in. A failed login is printed and returned.
+func (c *Client) Start(ctx context.Context) error {
+	c.notice("Your PUBLIC KEY : " + c.PublicKey().String())
+	if c.cfg.ManualAuth {
+		c.notice("Type connect to get a login challenge, sign <challenge> to sign it, then verify <signature>.")
+		return nil
+	}
+	return c.connect(ctx)
+}
+
+// Broken is closed once a login has failed or a connection ended other
+// than by Close: a script's run has then failed.
+func (c *Client) Broken() <-chan struct{} { return c.broken }
+
+// Session returns the current session, or nil before the first connect.
+func (c *Client) Session() *Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// Drain waits until the node has answered every message sent on the
+// current session (bounded by ctx).
+func (c *Client) Drain(ctx context.Context) error {
+	if s := c.Session(); s != nil {
+		return s.WaitIdle(ctx)
+	}
+	return nil
+}
+
+// DMName is the username a direct message carries: the one set with Name
+// or nick, else the most recent join's, else "anonymous".
+func (c *Client) DMName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.nick != "":
+		return c.nick
+	case c.lastJoin != "":
+		return c.lastJoin
+	}
+	return anonymous
+}
+
+// Close closes the current session. It is idempotent.
+func (c *Client) Close() error {
+	if s := c.Session(); s != nil {
+		return s.Close()
+	}
+	return nil
+}
+
+// Execute runs one input line, printing its result, and reports whether
+// the line was exit.
+func (c *Client) Execute(ctx context.Context, line string) (quit bool) {
+	cmd, err := ParseCommand(line)
+	if err != nil {
+		c.errorf("%v", err)
+		return false
+	}
+	a := cmd.Args
+	switch cmd.Name {
+	case "":
+	case "connect":
+		c.connect(ctx)
+	case "sign":
+		c.sign(a[0])
+	case "verify":
+		c.verify(ctx, a[0])
+	case "join":
+		c.join(ctx, a[0], a[1])
+	case "leave":
+		c.leave(ctx, a[0])
+	case "say":
+		c.say(ctx, a[0], a[1])
+	case "private":
+		c.private(a[0], a[1])
+	case "whois":
+		c.whois(a[0])
+	case "nick":
+		c.setNick(a[0])
+	case "help":
+		c.help()
+	case "exit":
+		return true
+	}
+	return false
+}
+
+// live returns the current session if it has not ended.
+func (c *Client) live() *Session {
+	s := c.Session()
+	if s == nil || s.Err() != nil {
+		return nil
+	}
+	return s
+}
+
+func (c *Client) connect(ctx context.Context) error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if s := c.live(); s != nil {
+		if c.cfg.ManualAuth && !s.LoggedIn() {
+			return c.showChallenge(ctx, s)
+		}
+		c.notice("Already connected to node " + s.Node())
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	t, err := c.cfg.Dial(ctx)
+	if err != nil {
+		c.loginFailed(nil, err)
+		return err
+	}
+	s, err := NewSession(t, SessionConfig{
+		Key:        c.cfg.Key,
+		Node:       c.cfg.Node,
+		ManualAuth: c.cfg.ManualAuth,
+		OnEvent:    c.onEvent,
+		Now:        c.cfg.Now,
+		KeepAlive:  c.cfg.KeepAlive,
+	})
+	if err != nil {
+		t.Close()
+		c.loginFailed(nil, err)
+		return err
+	}
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	if c.cfg.ManualAuth {
+		return c.showChallenge(ctx, s)
+	}
+	if err := s.WaitLogin(ctx); err != nil {
+		s.Close()
+		c.loginFailed(s, err)
+		return err
+	}
+	c.connected(s)
+	return nil
+}
+
+func (c *Client) showChallenge(ctx context.Context, s *Session) error {
+	h, err := s.Challenge(ctx)
+	if err != nil {
+		s.Close()
+		c.loginFailed(s, err)
+		return err
+	}
+	c.notice(`VERIFY : "` + h.Challenge + `"`)
+	return nil
+}
+
+func (c *Client) connected(s *Session) {
+	c.notice("Connected to Network as " + s.PublicKey().String() + " via node " + s.Node())
+}
+
+func (c *Client) sign(challenge string) {
+	challenge = strings.Trim(challenge, `"`) // as copied from VERIFY : "…"
+	ch, err := identity.ParseChallenge(challenge)
+	if err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	if c.cfg.Node != "" && ch.NodeID != c.cfg.Node {
+		c.errorf("%v: expected node %s, the challenge is for %s", ErrWrongNode, c.cfg.Node, ch.NodeID)
+		return
+	}
+	c.notice(hex.EncodeToString(identity.SignLogin(c.cfg.Key, challenge)))
+}
+
+func (c *Client) verify(ctx context.Context, sigHex string) {
+	s := c.live()
+	if s == nil {
+		c.errorf("%v: type connect first", ErrNotConnected)
+		return
+	}
+	sig := make([]byte, identity.SignatureSize)
+	if err := decodeHex("signature", sig, strings.ToLower(sigHex)); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := s.Login(ctx, sig); err != nil {
+		if !errors.Is(err, identity.ErrBadSignature) {
+			// Refused by the node, or no answer: this connection is done.
+			s.Close()
+		}
+		c.loginFailed(s, err)
+		return
+	}
+	c.connected(s)
+}
+
+func (c *Client) join(ctx context.Context, channel, username string) {
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	if err := s.Join(ctx, channel, username); err != nil {
+		c.fail(err)
+		return
+	}
+	c.mu.Lock()
+	c.lastJoin = username
+	c.mu.Unlock()
+}
+
+func (c *Client) leave(ctx context.Context, channel string) {
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	if err := s.Leave(ctx, channel); err != nil {
+		c.fail(err)
+	}
+}
+
+func (c *Client) say(ctx context.Context, channel, body string) {
+	if identity.ValidateChannelName(channel) != nil {
+		c.errorf("unknown command %q: type help for the commands", channel)
+		return
+	}
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	if _, err := s.Send(ctx, channel, body); err != nil {
+		if errors.Is(err, ErrNotJoined) {
+			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
+			return
+		}
+		c.fail(err)
+	}
+}
+
+// private and whois check their arguments so that the DM layer, when it
+// lands, only has to replace the final error.
+func (c *Client) private(key, body string) {
+	if _, err := identity.ParsePublicKey(key); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	c.errorf("%v", errNoDMs)
+}
+
+func (c *Client) whois(key string) {
+	if _, err := identity.ParsePublicKey(key); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	c.errorf("%v", errNoDMs)
+}
+
+func (c *Client) setNick(name string) {
+	if err := identity.ValidateUsername(name); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	c.mu.Lock()
+	c.nick = name
+	c.mu.Unlock()
+	c.notice("Your direct messages will carry the name " + name)
+}
+
+func (c *Client) help() {
+	c.notice("Commands:")
+	for _, spec := range commandSpecs {
+		c.notice(fmt.Sprintf("  %-34s %s", strings.TrimSpace(spec.name+" "+spec.args), spec.help))
+	}
+	c.notice(fmt.Sprintf("  %-34s %s", "<channel> <message…>", "send a message to a channel you joined"))
+}
+
+// loggedIn returns the live, logged-in session, or prints why there is
+// none and returns nil.
+func (c *Client) loggedIn() *Session {
+	s := c.live()
+	switch {
+	case s == nil && c.cfg.ManualAuth:
+		c.errorf("%v: type connect, then verify <signature>", ErrNotConnected)
+	case s == nil:
+		c.errorf("%v: type connect", ErrNotConnected)
+	case !s.LoggedIn():
+		c.errorf("%v: verify <signature> first", ErrNotLoggedIn)
+	default:
+		return s
+	}
+	return nil
+}
+
+// onEvent turns session events into output lines. It runs on the
+// session's reader goroutine.
+func (c *Client) onEvent(ev Event) {
+	switch e := ev.(type) {
+	case EventMessage:
+		m := e.Message
+		line := Line{
+			Kind:    LineMessage,
+			Author:  m.Author,
+			Channel: Sanitize(m.Channel),
+			User:    Sanitize(m.Username),
+			Body:    Sanitize(m.Body),
+		}
+		line.Text = line.User + "@" + line.Channel + " - " + line.Body
+		c.print(line)
+	case EventJoined:
+		c.notice("Joined " + e.Channel + " as " + e.Username)
+	case EventLeft:
+		c.notice("Left " + e.Channel)
+	case EventError:
+		if e.Err.Code == "not_joined" {
+			c.errorf("JOIN CHANNEL FIRST: %s", Sanitize(e.Err.Error()))
+			return
+		}
+		c.errorf("%s", Sanitize(e.Err.Error()))
+	case EventWarning:
+		c.errorf("%s", Sanitize(e.Err.Error()))
+	case EventClosed:
+		if e.Err == nil {
+			return
+		}
+		c.markBroken()
+		var nodeErr *Error
+		if errors.As(e.Err, &nodeErr) {
+			c.notice("Disconnected by the node") // its error was printed
+			return
+		}
+		c.errorf("disconnected: %s", Sanitize(e.Err.Error()))
+	}
+}
+
+// loginFailed prints why a connect or verify failed and marks the run as
+// failed. A session that ended on its own has already printed why (its
+// EventClosed was handled before Close returned).
+func (c *Client) loginFailed(s *Session, err error) {
+	c.markBroken()
+	if s != nil {
+		if end := s.Err(); end != nil && !errors.Is(end, errClosedByUser) {
+			return
+		}
+	}
+	c.fail(fmt.Errorf("login failed: %w", err))
+}
+
+// fail prints err, unless it is the node's error, which onEvent printed
+// when it arrived.
+func (c *Client) fail(err error) {
+	var nodeErr *Error
+	if errors.As(err, &nodeErr) {
+		return
+	}
+	c.errorf("%s", Sanitize(err.Error()))
+}
+
+func (c *Client) markBroken() {
+	c.brokenOnce.Do(func() { close(c.broken) })
+}
+
+func (c *Client) notice(text string) { c.print(Line{Kind: LineNotice, Text: text}) }
+
+func (c *Client) errorf(format string, args ...any) {
+	c.print(Line{Kind: LineError, Text: "ERROR: " + fmt.Sprintf(format, args...)})
+}
+
+func (c *Client) print(l Line) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	c.cfg.Output(l)
+}

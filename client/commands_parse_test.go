@@ -1,0 +1,53 @@
+package client
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Command
+		wantErr bool
+	}{
+		{in: "", want: Command{}},
+		{in: "   \t ", want: Command{}},
+		{in: "connect", want: Command{Name: "connect"}},
+		{in: "  connect  ", want: Command{Name: "connect"}},
+		{in: "connect now", wantErr: true},
+		{in: "help", want: Command{Name: "help"}},
+		{in: "exit", want: Command{Name: "exit"}},
+		{in: "sign dcl1.abc.00.1", want: Command{Name: "sign", Args: []string{"dcl1.abc.00.1"}}},
+		{in: "sign", wantErr: true},
+		{in: "sign a b", wantErr: true},
+		{in: "verify abcd", want: Command{Name: "verify", Args: []string{"abcd"}}},
+		{in: "join lobby alice", want: Command{Name: "join", Args: []string{"lobby", "alice"}}},
+		{in: "join\tlobby   alice", want: Command{Name: "join", Args: []string{"lobby", "alice"}}},
+		{in: "join lobby", wantErr: true},
+		{in: "join lobby alice bob", wantErr: true},
+		{in: "leave lobby", want: Command{Name: "leave", Args: []string{"lobby"}}},
+		{in: "leave", wantErr: true},
+		{in: "nick alice", want: Command{Name: "nick", Args: []string{"alice"}}},
+		{in: "nick", wantErr: true},
+		{in: "whois " + testKey, want: Command{Name: "whois", Args: []string{testKey}}},
+		{in: "private " + testKey + " hi  there ", want: Command{Name: "private", Args: []string{testKey, "hi  there"}}},
+		{in: "private " + testKey, wantErr: true},
+		{in: "private", wantErr: true},
+		{in: "lobby hello world", want: Command{Name: "say", Args: []string{"lobby", "hello world"}}},
+		{in: "lobby   spaced   out", want: Command{Name: "say", Args: []string{"lobby", "spaced   out"}}},
+		{in: "lobby help", want: Command{Name: "say", Args: []string{"lobby", "help"}}},
+		{in: "lobby", wantErr: true},
+		{in: "Join lobby alice", want: Command{Name: "say", Args: []string{"Join", "lobby alice"}}}, // commands are lowercase
+	}
+	for _, tt := range tests {
+		got, err := ParseCommand(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseCommand(%q) error = %v, want error: %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseCommand(%q) = %#v, want %#v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package client_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"darkchat/client"
+	"darkchat/client/clienttest"
+	"darkchat/identity"
+)
+
+func TestClientConversation(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	aliceKey := newKey(t)
+	alice, aliceOut := newClient(t, addr, client.Config{Key: aliceKey})
+	bob, bobOut := newClient(t, addr, client.Config{})
+
+	alice.Execute(ctx, "join lobby alice")
+	aliceOut.waitLine(t, "Joined lobby as alice")
+	bob.Execute(ctx, "join lobby bob")
+	bobOut.waitLine(t, "Joined lobby as bob")
+
+	alice.Execute(ctx, "lobby hello   bob")
+	l := bobOut.waitLine(t, "alice@lobby - ")
+	want := client.Line{Kind: client.LineMessage, Text: "alice@lobby - hello   bob", Author: aliceKey.Public(), Channel: "lobby", User: "alice", Body: "hello   bob"}
+	if l != want {
+		t.Fatalf("bob got %+v, want %+v", l, want)
+	}
+
+	// A body cannot forge a line or reach the terminal raw.
+	alice.Execute(ctx, "lobby x\x1b[2J\u202e")
+	if l := bobOut.waitLine(t, "alice@lobby - "); l.Text != `alice@lobby - x\x1b[2J\u202e` {
+		t.Fatalf("bob got %q", l.Text)
+	}
+	if err := alice.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	bob.Execute(ctx, "leave lobby")
+	bobOut.waitLine(t, "Left lobby")
+	bob.Execute(ctx, "lobby still there?")
+	bobOut.waitLine(t, "ERROR: JOIN CHANNEL FIRST: not in channel lobby")
+
+	alice.Execute(ctx, "connect")
+	aliceOut.waitLine(t, "Already connected to node "+clienttest.DefaultNodeID)
+	if alice.Execute(ctx, "exit") != true {
+		t.Fatal("exit did not quit")
+	}
+	select {
+	case <-alice.Broken():
+		t.Fatal("a healthy run is marked broken")
+	default:
+	}
+}
+
+func TestClientCommandErrors(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	c, out := newClient(t, addr, client.Config{})
+	key := newKey(t).Public().String()
+	tests := []struct{ in, want string }{
+		{"nochannel hello", "ERROR: JOIN CHANNEL FIRST: not in channel nochannel"},
+		{"Bogus words here", `ERROR: unknown command "Bogus"`},
+		{"lobby", `ERROR: "lobby" is not a command, and a message needs text`},
+		{"join lobby", "ERROR: usage: join <channel> <username>"},
+		{"join Lobby alice", "ERROR: join: invalid channel name"},
+		{"join lobby -alice", "ERROR: join: invalid username"},
+		{"leave lobby", "ERROR: leave: not in channel lobby"},
+		{"private " + key + " hi", "ERROR: direct messages are not available yet"},
+		{"private nokey hi", "ERROR: malformed public key"},
+		{"whois " + key, "ERROR: direct messages are not available yet"},
+		{"nick bad name", "ERROR: usage: nick <username>"},
+		{"nick -x", "ERROR: invalid username"},
+		{"verify " + strings.Repeat("ab", 64), "ERROR: login failed"},
+		{"sign nonsense", "ERROR: malformed"},
+	}
+	for _, tt := range tests {
+		c.Execute(ctx, tt.in)
+		l := out.waitLine(t, "ERROR: ")
+		if l.Kind != client.LineError || !strings.HasPrefix(l.Text, tt.want) {
+			t.Errorf("%q printed %q, want a line starting %q", tt.in, l.Text, tt.want)
+		}
+	}
+	out.none(t)
+}
+
+func TestClientHelpAndNick(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	c, out := newClient(t, addr, client.Config{Name: "zed"})
+	if c.DMName() != "zed" {
+		t.Fatalf("DMName = %q, want the --name", c.DMName())
+	}
+	c.Execute(ctx, "nick alice")
+	out.waitLine(t, "Your direct messages will carry the name alice")
+	if c.DMName() != "alice" {
+		t.Fatalf("DMName = %q after nick", c.DMName())
+	}
+	c.Execute(ctx, "help")
+	out.waitLine(t, "Commands:")
+	for _, cmd := range []string{"connect", "sign <challenge>", "verify <signature>", "join <channel> <username>",
+		"leave <channel>", "private <public-key> <message…>", "whois <public-key>", "nick <username>", "help", "exit", "<channel> <message…>"} {
+		out.waitLine(t, "  "+cmd+" ")
+	}
+
+	// Without a name, DMs carry the most recent join's username.
+	c2, _ := newClient(t, addr, client.Config{})
+	if c2.DMName() != "anonymous" {
+		t.Fatalf("DMName = %q, want anonymous", c2.DMName())
+	}
+	c2.Execute(ctx, "join lobby bob")
+	if c2.DMName() != "bob" {
+		t.Fatalf("DMName = %q after join", c2.DMName())
+	}
+}
+
+var verifyLine = regexp.MustCompile(`^VERIFY : "(dcl1\.[^"]+)"$`)
+
+func TestClientManualFlow(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	key := newKey(t)
+	c, out := newClient(t, addr, client.Config{Key: key, ManualAuth: true})
+	out.waitLine(t, "Type connect")
+
+	c.Execute(ctx, "join lobby alice")
+	out.waitLine(t, "ERROR: not connected: type connect, then verify <signature>")
+	c.Execute(ctx, "verify "+strings.Repeat("ab", 64))
+	out.waitLine(t, "ERROR: not connected: type connect first")
+
+	c.Execute(ctx, "connect")
+	m := verifyLine.FindStringSubmatch(out.waitLine(t, "VERIFY : ").Text)
+	if m == nil {
+		t.Fatal("VERIFY line malformed")
+	}
+	challenge := m[1]
+	c.Execute(ctx, "join lobby alice")
+	out.waitLine(t, "ERROR: not logged in: verify <signature> first")
+
+	// sign accepts the challenge with or without the quotes around it.
+	c.Execute(ctx, `sign "`+challenge+`"`)
+	sig := out.waitLine(t, "").Text
+	if want := hex.EncodeToString(identity.SignLogin(key, challenge)); sig != want {
+		t.Fatalf("sign printed %q, want %q", sig, want)
+	}
+	c.Execute(ctx, "connect") // shows the same challenge again
+	if again := out.waitLine(t, "VERIFY : ").Text; again != `VERIFY : "`+challenge+`"` {
+		t.Fatalf("second connect printed %q", again)
+	}
+	c.Execute(ctx, "verify "+sig)
+	out.waitLine(t, "Connected to Network as "+key.Public().String()+" via node "+clienttest.DefaultNodeID)
+	c.Execute(ctx, "join lobby alice")
+	out.waitLine(t, "Joined lobby as alice")
+}
+
+func TestClientManualWrongSignatureMarksRunFailed(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	c, out := newClient(t, addr, client.Config{ManualAuth: true})
+	c.Execute(ctx, "connect")
+	challenge := verifyLine.FindStringSubmatch(out.waitLine(t, "VERIFY : ").Text)[1]
+	other := newKey(t)
+	c.Execute(ctx, "verify "+hex.EncodeToString(identity.SignLogin(other, challenge)))
+	out.waitLine(t, "ERROR: login failed: bad signature")
+	select {
+	case <-c.Broken():
+	default:
+		t.Fatal("a failed login does not mark the run failed")
+	}
+}
+
+func TestClientWrongNode(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	out := newOutput()
+	c, err := client.New(client.Config{
+		Key:    newKey(t),
+		Node:   "12D3KooWsomeotherpeer",
+		Output: out.print,
+		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, addr) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(testCtx(t)); !errors.Is(err, client.ErrWrongNode) {
+		t.Fatalf("Start = %v, want ErrWrongNode", err)
+	}
+	out.waitLine(t, "ERROR: disconnected: challenge names another node")
+	out.none(t) // reported once
+	<-c.Broken()
+}
+
+func TestClientConnectionLost(t *testing.T) {
+	srv := &clienttest.Server{}
+	addr := startServer(t, srv)
+	c, out := newClient(t, addr, client.Config{})
+	srv.Inject([]byte(`{"type":"error","code":"idle_timeout","message":"no traffic for 90s"}`))
+	out.waitLine(t, "ERROR: no traffic for 90s")
+	srv.Close()
+	out.waitLine(t, "Disconnected by the node")
+	<-c.Broken()
+	c.Execute(testCtx(t), "lobby hi")
+	out.waitLine(t, "ERROR: not connected: type connect")
+}
+
+func TestClientDialFails(t *testing.T) {
+	out := newOutput()
+	c, err := client.New(client.Config{
+		Key:    newKey(t),
+		Output: out.print,
+		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, "127.0.0.1:1") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(testCtx(t)); err == nil {
+		t.Fatal("Start succeeded without a node")
+	}
+	out.waitLine(t, "Your PUBLIC KEY")
+	out.waitLine(t, "ERROR: login failed: dial tcp gateway")
+	<-c.Broken()
+}
+
+func TestNewClientValidates(t *testing.T) {
+	dial := func(ctx context.Context) (client.Transport, error) { return nil, errors.New("unused") }
+	for _, cfg := range []client.Config{
+		{Dial: dial, Output: func(client.Line) {}},
+		{Key: newKey(t), Output: func(client.Line) {}},
+		{Key: newKey(t), Dial: dial},
+		{Key: newKey(t), Dial: dial, Output: func(client.Line) {}, Name: "bad name"},
+	} {
+		if _, err := client.New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}

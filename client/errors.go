@@ -1,0 +1,45 @@
+package client
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of them (or are
+// an *Error from the node), so callers branch with errors.Is / errors.As.
+var (
+	// ErrMalformed: an object does not follow PROTOCOL.md (not JSON, a
+	// field of the wrong type or format, a missing type).
+	ErrMalformed = errors.New("malformed object")
+
+	// ErrTooLarge: a line, frame or object is over its size limit.
+	ErrTooLarge = errors.New("too large")
+
+	// ErrUnknownType: an object's type is not one this version knows.
+	// A session ignores such objects from the node, so later versions can
+	// add types.
+	ErrUnknownType = errors.New("unknown object type")
+
+	// ErrClosed: the session or transport was closed.
+	ErrClosed = errors.New("connection closed")
+
+	// ErrNotConnected: a command needs a connection and there is none.
+	ErrNotConnected = errors.New("not connected")
+
+	// ErrNotLoggedIn: a command needs a logged-in session.
+	ErrNotLoggedIn = errors.New("not logged in")
+
+	// ErrAlreadyLoggedIn: login was attempted twice.
+	ErrAlreadyLoggedIn = errors.New("already logged in")
+
+	// ErrNotJoined: sending to a channel the session has not joined.
+	ErrNotJoined = errors.New("not in channel")
+
+	// ErrWrongNode: the node's challenge does not name the node the caller
+	// expected, so the client refuses to sign it.
+	ErrWrongNode = errors.New("challenge names another node")
+
+	// ErrProtocol: the node broke the protocol (wrong version, an object
+	// out of order, a welcome for another key).
+	ErrProtocol = errors.New("protocol violation by the node")
+
+	// ErrIdle: nothing arrived from the node for too long.
+	ErrIdle = errors.New("connection timed out: nothing received from the node")
+)

@@ -1,0 +1,800 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"darkchat/identity"
+)
+
+// Defaults for what the node's hello may leave out (PROTOCOL.md §3).
+const (
+	defaultRate  = 5
+	defaultBurst = 20
+)
+
+const (
+	// writeTimeout bounds the writes the session makes on its own (login,
+	// pong): a node that stops reading must not hold the reader forever.
+	writeTimeout = 10 * time.Second
+
+	// defaultKeepAlive: the node pings a session that is silent for 30 s,
+	// so a live node is never quiet much longer than that. After this long
+	// with nothing received the session pings, and after three times this
+	// long it gives the connection up (a half-open TCP connection never
+	// reports an error on its own).
+	defaultKeepAlive = 30 * time.Second
+
+	// seenSize is how many message IDs are remembered to drop duplicates.
+	// The node already delivers each message at most once; this only
+	// guards the display against a node replaying recent messages.
+	seenSize = 1024
+
+	// rateMargin slows the client's pacing below the node's rate, so that
+	// jitter between the two token buckets never turns into rate_limited.
+	rateMargin = 0.9
+)
+
+// SessionConfig configures a Session. Key is required.
+type SessionConfig struct {
+	// Key is the user's identity: it signs the login and every message.
+	Key identity.PrivateKey
+	// Node, when set, is the peer ID of the node the caller meant to
+	// reach. A challenge naming another node is refused before it is
+	// signed: a node could otherwise relay another node's challenge and
+	// log in there as the user.
+	Node string
+	// ManualAuth leaves the login to the caller (Challenge, then Login),
+	// for the seed's connect / sign / verify flow. Otherwise the session
+	// signs the challenge as soon as hello arrives.
+	ManualAuth bool
+	// OnEvent receives every event, one at a time, from the session's
+	// reader goroutine. It must return promptly and must not call Close
+	// (Close waits for that goroutine). Nil discards events.
+	OnEvent func(Event)
+	// Now is the clock for message timestamps; nil means time.Now.
+	Now func() time.Time
+	// KeepAlive is the silence after which the session pings the node;
+	// after three times as long it closes with ErrIdle. Zero means 30 s.
+	KeepAlive time.Duration
+}
+
+// Event is something the session reports: one of the Event* types.
+type Event interface{ event() }
+
+// EventHello: the node's hello arrived. With ManualAuth the session now
+// waits for Login.
+type EventHello struct{ Hello Hello }
+
+// EventLoggedIn: the node accepted the login.
+type EventLoggedIn struct {
+	Key  identity.PublicKey
+	Node string
+}
+
+// EventJoined: the node confirmed a join (or a new username in a channel).
+type EventJoined struct{ Channel, Username string }
+
+// EventLeft: the node confirmed a leave.
+type EventLeft struct{ Channel string }
+
+// EventMessage: a channel message whose signature the client verified.
+// Its strings are untrusted: Sanitize them before printing.
+type EventMessage struct{ Message identity.ChannelMessage }
+
+// EventOK: the node accepted the message ID, sent to Channel.
+type EventOK struct{ ID, Channel string }
+
+// EventError: the node reported an error. Err.ID names the message it
+// concerns, if any.
+type EventError struct{ Err *Error }
+
+// EventWarning: the node sent something the client refused (a malformed
+// object, a message with a bad signature). The session carries on.
+type EventWarning struct{ Err error }
+
+// EventClosed: the session ended. Err is nil when Close ended it, and
+// otherwise says why (the node's closing error, the transport's error,
+// ErrIdle, a failed login check...). It is always the last event.
+type EventClosed struct{ Err error }
+
+func (EventHello) event()    {}
+func (EventLoggedIn) event() {}
+func (EventJoined) event()   {}
+func (EventLeft) event()     {}
+func (EventMessage) event()  {}
+func (EventOK) event()       {}
+func (EventError) event()    {}
+func (EventWarning) event()  {}
+func (EventClosed) event()   {}
+
+type sessionState int
+
+const (
+	stateHello     sessionState = iota // waiting for hello
+	stateChallenge                     // hello received, waiting for Login (manual)
+	stateLoggingIn                     // login sent, waiting for welcome
+	stateLoggedIn
+)
+
+// errClosedByUser marks a Close by the owner, reported as a nil reason.
+var errClosedByUser = fmt.Errorf("%w by the client", ErrClosed)
+
+// Session drives one connection to a node's gateway. It owns the
+// transport: it waits for hello, logs in, and then joins, leaves and sends
+// on the caller's behalf while its reader goroutine handles what arrives.
+type Session struct {
+	t    Transport
+	cfg  SessionConfig
+	pub  identity.PublicKey
+	now  func() time.Time
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	done chan struct{}
+
+	lastRecv atomic.Int64 // Unix nanoseconds
+
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced whenever the state below changes
+	state     sessionState
+	hello     Hello
+	limiter   *rate.Limiter
+	loginErr  error             // why the login failed
+	fatal     error             // the node's closing error, the reason for the end that follows
+	reason    error             // set by abort: why the client ended the session
+	err       error             // set when the session has ended
+	joined    map[string]string // channel → username, confirmed by the node
+	joining   map[string]string // channel → username, join sent and not yet answered
+	pending   map[string]string // message ID → channel, sent and not yet answered
+	seen      map[[identity.MessageIDSize]byte]struct{}
+	seenOrder [][identity.MessageIDSize]byte
+}
+
+// NewSession starts a session on t, which it now owns (Close closes it).
+func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
+	if t == nil {
+		return nil, errors.New("new session: nil transport")
+	}
+	if cfg.Key.IsZero() {
+		return nil, fmt.Errorf("new session: %w", identity.ErrInvalidKey)
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = defaultKeepAlive
+	}
+	s := &Session{
+		t:       t,
+		cfg:     cfg,
+		pub:     cfg.Key.Public(),
+		now:     cfg.Now,
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+		joined:  make(map[string]string),
+		joining: make(map[string]string),
+		pending: make(map[string]string),
+		seen:    make(map[[identity.MessageIDSize]byte]struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.lastRecv.Store(time.Now().UnixNano())
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.keepAlive()
+	return s, nil
+}
+
+// PublicKey returns the key the session logs in with.
+func (s *Session) PublicKey() identity.PublicKey { return s.pub }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session runs, then why it ended (wrapping
+// ErrClosed if Close ended it).
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the session and waits for its goroutines. It is idempotent.
+func (s *Session) Close() error {
+	s.abort(errClosedByUser)
+	s.wg.Wait()
+	return nil
+}
+
+// abort ends the session for reason (the first reason wins) without
+// waiting: the reader sees the closed transport and finishes.
+func (s *Session) abort(reason error) {
+	s.mu.Lock()
+	if s.reason == nil {
+		s.reason = reason
+	}
+	s.mu.Unlock()
+	s.stop()
+	s.t.Close()
+}
+
+// Challenge waits for the node's hello and returns it.
+func (s *Session) Challenge(ctx context.Context) (Hello, error) {
+	err := s.waitFor(ctx, func() bool { return s.state != stateHello })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == stateHello {
+		return Hello{}, err
+	}
+	return s.hello, nil
+}
+
+// Login sends a login with a signature made elsewhere (the manual flow:
+// "darkchat sign <challenge>") and waits for the node's answer. A signature
+// that does not match this connection's challenge and key is refused
+// locally, so a paste error does not cost the connection.
+func (s *Session) Login(ctx context.Context, sig []byte) error {
+	s.mu.Lock()
+	switch s.state {
+	case stateHello:
+		s.mu.Unlock()
+		return fmt.Errorf("%w: no challenge from the node yet", ErrNotConnected)
+	case stateLoggingIn:
+		s.mu.Unlock()
+		return errors.New("a login is already in progress")
+	case stateLoggedIn:
+		s.mu.Unlock()
+		return ErrAlreadyLoggedIn
+	}
+	challenge := s.hello.Challenge
+	s.mu.Unlock()
+	if len(sig) != identity.SignatureSize ||
+		!ed25519.Verify(ed25519.PublicKey(s.pub[:]), identity.LoginStatement(challenge, s.pub), sig) {
+		return fmt.Errorf("%w: not this key's signature of this connection's challenge", identity.ErrBadSignature)
+	}
+	if err := s.sendLogin(sig); err != nil {
+		return err
+	}
+	return s.WaitLogin(ctx)
+}
+
+// WaitLogin waits until the node has accepted or refused the login.
+func (s *Session) WaitLogin(ctx context.Context) error {
+	err := s.waitFor(ctx, func() bool { return s.state == stateLoggedIn || s.loginErr != nil })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.state == stateLoggedIn:
+		return nil
+	case s.loginErr != nil:
+		return s.loginErr
+	}
+	return err
+}
+
+// LoggedIn reports whether the node has accepted the login.
+func (s *Session) LoggedIn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateLoggedIn && s.err == nil
+}
+
+// Node returns the node's peer ID from its hello, or "" before hello.
+func (s *Session) Node() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hello.Node
+}
+
+// Join joins channel as username, or changes the username in a channel
+// already joined. It returns once the request is sent: the node answers
+// with EventJoined or EventError. Until then the channel already counts as
+// joined for Send, because the node handles a session's objects in order.
+func (s *Session) Join(ctx context.Context, channel, username string) error {
+	if err := checkNames(channel, username); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	if err := s.requireLogin(); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	s.mu.Lock()
+	s.joining[channel] = username
+	s.mu.Unlock()
+	if err := s.write(ctx, &Join{Channel: channel, Username: username}); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	return nil
+}
+
+// Leave leaves channel. Sending to it fails at once; the node answers with
+// EventLeft or EventError.
+func (s *Session) Leave(ctx context.Context, channel string) error {
+	if err := s.requireLogin(); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	s.mu.Lock()
+	_, in := s.joined[channel]
+	_, joining := s.joining[channel]
+	delete(s.joined, channel)
+	delete(s.joining, channel)
+	s.mu.Unlock()
+	if !in && !joining {
+		return fmt.Errorf("leave: %w %s", ErrNotJoined, channel)
+	}
+	if err := s.write(ctx, &Leave{Channel: channel}); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	return nil
+}
+
+// Username returns the username the session uses in channel, and whether
+// it is in the channel (joined, or join sent).
+func (s *Session) Username(channel string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usernameLocked(channel)
+}
+
+func (s *Session) usernameLocked(channel string) (string, bool) {
+	if u, ok := s.joining[channel]; ok {
+		return u, true
+	}
+	u, ok := s.joined[channel]
+	return u, ok
+}
+
+// Channels returns the channels the session is in, with its username in
+// each.
+func (s *Session) Channels() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]string, len(s.joined)+len(s.joining))
+	for c, u := range s.joined {
+		m[c] = u
+	}
+	for c, u := range s.joining {
+		m[c] = u
+	}
+	return m
+}
+
+// Send signs body as a message to channel with the channel's username and
+// sends it, pacing itself to the rate the node announced (so it may wait).
+// It returns the message ID; the node answers with EventOK or an
+// EventError naming that ID. The message is not echoed back.
+func (s *Session) Send(ctx context.Context, channel, body string) (id string, err error) {
+	if err := s.requireLogin(); err != nil {
+		return "", fmt.Errorf("send: %w", err)
+	}
+	s.mu.Lock()
+	username, in := s.usernameLocked(channel)
+	maxBody, limiter := s.hello.Limits.MaxBody, s.limiter
+	s.mu.Unlock()
+	if !in {
+		return "", fmt.Errorf("send: %w %s", ErrNotJoined, channel)
+	}
+	if maxBody > 0 && len(body) > maxBody {
+		return "", fmt.Errorf("send: %w: body of %d bytes, the node's limit is %d", ErrTooLarge, len(body), maxBody)
+	}
+	// Fail on bad input before waiting for the rate limiter.
+	check := identity.ChannelMessage{Channel: channel, Username: username, Body: body}
+	if err := check.Validate(); err != nil {
+		return "", fmt.Errorf("send: %w", err)
+	}
+	ctx, cancel := s.bind(ctx)
+	defer cancel()
+	if err := limiter.Wait(ctx); err != nil {
+		return "", fmt.Errorf("send: %w", s.closedOr(err))
+	}
+	// Sign after the wait, so the timestamp is the sending time.
+	m, err := identity.NewChannelMessage(s.cfg.Key, channel, username, body, s.now())
+	if err != nil {
+		return "", fmt.Errorf("send: %w", err)
+	}
+	id = hex.EncodeToString(m.ID[:])
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return "", fmt.Errorf("send: %w", err)
+	}
+	// Registered before sending: the answer can arrive before write returns.
+	s.pending[id] = channel
+	s.mu.Unlock()
+	if err := s.write(ctx, NewSend(&m)); err != nil {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.notifyLocked()
+		s.mu.Unlock()
+		return "", fmt.Errorf("send: %w", err)
+	}
+	return id, nil
+}
+
+// Pending returns how many sent messages the node has not yet answered.
+func (s *Session) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+// WaitIdle waits until the node has answered every sent message. It
+// returns the session's end reason if the session ends with messages
+// unanswered, or ctx's error.
+func (s *Session) WaitIdle(ctx context.Context) error {
+	err := s.waitFor(ctx, func() bool { return len(s.pending) == 0 })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return nil
+	}
+	if err == nil {
+		err = s.err
+	}
+	return fmt.Errorf("%d messages unanswered: %w", len(s.pending), err)
+}
+
+// waitFor waits until cond (called with s.mu held) holds, the session
+// ends, or ctx ends. It returns nil if cond holds, else why not.
+func (s *Session) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, ended, changed := cond(), s.err, s.changed
+		s.mu.Unlock()
+		switch {
+		case ok:
+			return nil
+		case ended != nil:
+			return ended
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// notifyLocked wakes every waitFor; s.mu must be held.
+func (s *Session) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Session) requireLogin() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.state != stateLoggedIn:
+		return ErrNotLoggedIn
+	}
+	return nil
+}
+
+// bind returns ctx, cancelled also when the session ends.
+func (s *Session) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// closedOr returns the session's end reason if it has ended, else err.
+func (s *Session) closedOr(err error) error {
+	if e := s.Err(); e != nil {
+		return e
+	}
+	return err
+}
+
+// write encodes and sends obj. A failed write may have sent part of an
+// object, so it ends the session.
+func (s *Session) write(ctx context.Context, obj Object) error {
+	data, err := Encode(obj)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	maxLine := s.hello.Limits.MaxLine
+	s.mu.Unlock()
+	if maxLine <= 0 {
+		maxLine = MaxObjectSize
+	}
+	if len(data) > maxLine {
+		// The node would answer too_large and close the session.
+		return fmt.Errorf("%w: %s object of %d bytes once encoded, the node's limit is %d", ErrTooLarge, obj.Type(), len(data), maxLine)
+	}
+	ctx, cancel := s.bind(ctx)
+	defer cancel()
+	if err := s.t.Send(ctx, data); err != nil {
+		err = s.closedOr(err)
+		s.abort(err)
+		return err
+	}
+	return nil
+}
+
+// writeSelf sends an object the session decided to send itself.
+func (s *Session) writeSelf(obj Object) error {
+	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
+	defer cancel()
+	return s.write(ctx, obj)
+}
+
+func (s *Session) sendLogin(sig []byte) error {
+	s.mu.Lock()
+	s.state = stateLoggingIn
+	s.notifyLocked()
+	s.mu.Unlock()
+	login := &Login{Key: s.pub.String(), Sig: hex.EncodeToString(sig)}
+	if err := s.writeSelf(login); err != nil {
+		return fmt.Errorf("send login: %w", err)
+	}
+	return nil
+}
+
+func (s *Session) emit(ev Event) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(ev)
+	}
+}
+
+// keepAlive pings a quiet node and gives up on a silent one.
+func (s *Session) keepAlive() {
+	defer s.wg.Done()
+	k := s.cfg.KeepAlive
+	tick := time.NewTicker(k / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		quiet := time.Since(time.Unix(0, s.lastRecv.Load()))
+		switch {
+		case quiet >= 3*k:
+			s.abort(fmt.Errorf("%w for %v", ErrIdle, quiet.Round(time.Second)))
+			return
+		case quiet >= k:
+			s.writeSelf(&Ping{}) // a failure ends the session itself
+		}
+	}
+}
+
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	err := s.read()
+	s.finish(err)
+}
+
+// read handles objects until the transport fails or an object ends the
+// session; it returns why.
+func (s *Session) read() error {
+	for {
+		data, err := s.t.Recv(s.ctx)
+		if err != nil {
+			return err
+		}
+		s.lastRecv.Store(time.Now().UnixNano())
+		obj, err := Decode(data)
+		switch {
+		case errors.Is(err, ErrUnknownType):
+			continue // a later protocol version's object
+		case err != nil:
+			s.emit(EventWarning{Err: fmt.Errorf("ignored an object from the node: %w", err)})
+			continue
+		}
+		if err := s.handle(obj); err != nil {
+			return err
+		}
+	}
+}
+
+// handle acts on one object from the node. An error ends the session.
+func (s *Session) handle(obj Object) error {
+	switch o := obj.(type) {
+	case *Hello:
+		return s.handleHello(o)
+	case *Welcome:
+		return s.handleWelcome(o)
+	case *Joined:
+		s.mu.Lock()
+		s.joined[o.Channel] = o.Username
+		if s.joining[o.Channel] == o.Username {
+			delete(s.joining, o.Channel)
+		}
+		s.mu.Unlock()
+		s.emit(EventJoined{Channel: o.Channel, Username: o.Username})
+	case *Left:
+		s.emit(EventLeft{Channel: o.Channel})
+	case *OK:
+		s.mu.Lock()
+		channel, ok := s.pending[o.ID]
+		delete(s.pending, o.ID)
+		s.notifyLocked()
+		s.mu.Unlock()
+		if ok {
+			s.emit(EventOK{ID: o.ID, Channel: channel})
+		}
+	case *Error:
+		s.handleError(o)
+	case *Message:
+		s.handleMessage(o)
+	case *Ping:
+		return s.writeSelf(&Pong{})
+	case *Pong:
+		// lastRecv is already updated
+	default:
+		s.emit(EventWarning{Err: fmt.Errorf("%w: unexpected %s object", ErrProtocol, obj.Type())})
+	}
+	return nil
+}
+
+func (s *Session) handleHello(h *Hello) error {
+	s.mu.Lock()
+	if s.state != stateHello {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: a second hello", ErrProtocol)
+	}
+	s.mu.Unlock()
+	if h.Protocol != ProtocolVersion {
+		return fmt.Errorf("%w: the node speaks protocol version %d, this client %d", ErrProtocol, h.Protocol, ProtocolVersion)
+	}
+	c, err := identity.ParseChallenge(h.Challenge)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if c.NodeID != h.Node {
+		return fmt.Errorf("%w: hello from node %s carries a challenge for node %s", ErrWrongNode, h.Node, c.NodeID)
+	}
+	if s.cfg.Node != "" && c.NodeID != s.cfg.Node {
+		return fmt.Errorf("%w: expected node %s, the challenge is for %s", ErrWrongNode, s.cfg.Node, c.NodeID)
+	}
+	r, burst := h.Limits.Rate, h.Limits.Burst
+	if r <= 0 {
+		r = defaultRate
+	}
+	if burst <= 0 {
+		burst = defaultBurst
+	}
+	s.mu.Lock()
+	s.hello = *h
+	s.limiter = rate.NewLimiter(rate.Limit(r*rateMargin), burst)
+	s.state = stateChallenge
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.emit(EventHello{Hello: *h})
+	if s.cfg.ManualAuth {
+		return nil
+	}
+	return s.sendLogin(identity.SignLogin(s.cfg.Key, h.Challenge))
+}
+
+func (s *Session) handleWelcome(w *Welcome) error {
+	s.mu.Lock()
+	if s.state != stateLoggingIn {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: welcome without a login", ErrProtocol)
+	}
+	node := s.hello.Node
+	s.mu.Unlock()
+	if w.Key != s.pub.String() || w.Node != node {
+		return fmt.Errorf("%w: welcome for key %s at node %s, logged in as %s at %s", ErrProtocol, w.Key, w.Node, s.pub, node)
+	}
+	s.mu.Lock()
+	s.state = stateLoggedIn
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.emit(EventLoggedIn{Key: s.pub, Node: node})
+	return nil
+}
+
+func (s *Session) handleError(e *Error) {
+	s.mu.Lock()
+	if s.state != stateLoggedIn {
+		// Before welcome every error is a failed login, and the node
+		// closes the session after it.
+		s.loginErr = e
+		s.fatal = e
+	} else if e.closesSession() {
+		s.fatal = e
+	}
+	channel := e.Channel
+	if e.ID != "" {
+		if c, ok := s.pending[e.ID]; ok {
+			channel = c
+			delete(s.pending, e.ID)
+		}
+	}
+	switch e.Code {
+	case "bad_channel", "bad_username", "too_many_channels":
+		if e.ID == "" {
+			delete(s.joining, channel) // the join failed
+		}
+	case "not_joined":
+		delete(s.joining, channel)
+		delete(s.joined, channel)
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.emit(EventError{Err: e})
+}
+
+func (s *Session) handleMessage(o *Message) {
+	s.mu.Lock()
+	_, in := s.usernameLocked(o.Channel)
+	s.mu.Unlock()
+	if !in {
+		return // in flight when the channel was left
+	}
+	m, err := o.ChannelMessage()
+	if err == nil {
+		err = m.Verify()
+	}
+	if err != nil {
+		s.emit(EventWarning{Err: fmt.Errorf("dropped a message in %s from %s: %w", o.Channel, o.Key, err)})
+		return
+	}
+	if s.seenBefore(m.ID) {
+		return
+	}
+	s.emit(EventMessage{Message: m})
+}
+
+// seenBefore records id and reports whether it was already recorded,
+// remembering the last seenSize IDs.
+func (s *Session) seenBefore(id [identity.MessageIDSize]byte) bool {
+	if _, ok := s.seen[id]; ok {
+		return true
+	}
+	if len(s.seenOrder) == seenSize {
+		delete(s.seen, s.seenOrder[0])
+		s.seenOrder = s.seenOrder[1:]
+	}
+	s.seen[id] = struct{}{}
+	s.seenOrder = append(s.seenOrder, id)
+	return false
+}
+
+// finish records why the session ended and reports it.
+func (s *Session) finish(readErr error) {
+	s.mu.Lock()
+	reason := s.reason
+	switch {
+	case reason != nil:
+	case s.fatal != nil:
+		// The node said why it closes; how the close then looks on the
+		// transport (EOF, reset) adds nothing.
+		reason = s.fatal
+	case errors.Is(readErr, io.EOF):
+		reason = fmt.Errorf("%w by the node", ErrClosed)
+	default:
+		reason = readErr
+	}
+	if s.state != stateLoggedIn && s.loginErr == nil {
+		s.loginErr = reason
+	}
+	s.reason = reason
+	s.err = reason
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	s.stop()
+	s.t.Close()
+	if reason == errClosedByUser {
+		reason = nil
+	}
+	s.emit(EventClosed{Err: reason})
+	close(s.done)
+}
