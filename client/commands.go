@@ -504,10 +504,6 @@ func (c *Client) onEvent(ev Event) {
 	case EventLeft:
 		c.notice("Left " + e.Channel)
 	case EventError:
-		if e.Err.Code == "not_joined" {
-			c.errorf("JOIN CHANNEL FIRST: %s", Sanitize(e.Err.Error()))
-			return
-		}
 		c.errorf("%s", Sanitize(e.Err.Error()))
 	case EventWarning:
 		c.errorf("%s", Sanitize(e.Err.Error()))

@@ -16,11 +16,21 @@ const ProtocolVersion = 1
 
 // Bounds from PROTOCOL.md §1.
 const (
-	// MaxObjectSize is the largest line or frame, without the line end: the
-	// node's default --max-line. Decode and the transports refuse anything
-	// larger, so a hostile node cannot make the client allocate without
-	// bound.
+	// MaxObjectSize is the largest line or frame a node accepts by default
+	// (its --max-line), without the line end. The client sends nothing
+	// longer than the max_line its node announced, or this when it did not.
 	MaxObjectSize = 16384
+
+	// MaxRecvSize is the largest line or frame the client accepts. It is
+	// not MaxObjectSize because a node's own objects can be longer: a
+	// message whose 4096-byte body is made of characters JSON escapes as
+	// \u00XX (control characters, and "<", ">" and "&" with Go's default
+	// encoder) takes about 25 KB. Refusing it would let any user cut every
+	// client in a channel off the network with one valid message. Decode
+	// and the transports refuse anything larger, so a hostile node still
+	// cannot make the client allocate without bound.
+	MaxRecvSize = 32 << 10
+
 	// MaxDepth is how deeply objects and arrays may nest.
 	MaxDepth = 8
 )
@@ -226,15 +236,15 @@ func Encode(obj Object) ([]byte, error) {
 	return append(out, fields[1:]...), nil
 }
 
-// Decode parses one object strictly: at most MaxObjectSize bytes of UTF-8,
+// Decode parses one object strictly: at most MaxRecvSize bytes of UTF-8,
 // nesting at most MaxDepth, a JSON object with a string "type" naming a
 // known object, every known field of the right JSON type, and binary
 // fields, names and sizes in the formats of PROTOCOL.md. Unknown fields are
 // ignored. An unknown type gives an error wrapping ErrUnknownType; every
 // other failure wraps ErrMalformed (and ErrTooLarge for size).
 func Decode(data []byte) (Object, error) {
-	if len(data) > MaxObjectSize {
-		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrMalformed, ErrTooLarge, len(data), MaxObjectSize)
+	if len(data) > MaxRecvSize {
+		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrMalformed, ErrTooLarge, len(data), MaxRecvSize)
 	}
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)

@@ -87,7 +87,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"unknown type", `{"type":"dm"}`, ErrUnknownType},
 		{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xff\"}", ErrMalformed},
 		{"too deep", `{"type":"ping","a":[[[[[[[[1]]]]]]]]}`, ErrMalformed},
-		{"too large", `{"type":"ping","pad":"` + strings.Repeat("x", MaxObjectSize) + `"}`, ErrTooLarge},
+		{"too large", `{"type":"ping","pad":"` + strings.Repeat("x", MaxRecvSize) + `"}`, ErrTooLarge},
 		{"hello protocol string", `{"type":"hello","protocol":"1","node":"abc","challenge":"` + testChallenge + `"}`, ErrMalformed},
 		{"hello protocol float", `{"type":"hello","protocol":1.5,"node":"abc","challenge":"` + testChallenge + `"}`, ErrMalformed},
 		{"hello protocol zero", `{"type":"hello","protocol":0,"node":"abc","challenge":"` + testChallenge + `"}`, ErrMalformed},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http/httptest"
@@ -441,6 +442,39 @@ func TestSessionHandlesNodeObjects(t *testing.T) {
 	}
 }
 
+// A node's message can be longer than the node's own line limit: Go's
+// default JSON encoder writes each of 4096 "<" as \u003c. The client must
+// take it, or one user could cut everyone in a channel off.
+func TestSessionLongestMessageFromNode(t *testing.T) {
+	key := newKey(t)
+	ev := newEvents()
+	s, peer := newRawSession(t, client.SessionConfig{Key: key, OnEvent: ev.on})
+	peer.login(key)
+	waitEvent[client.EventLoggedIn](t, ev)
+	channel, username := strings.Repeat("c", identity.MaxChannelLen), strings.Repeat("u", identity.MaxUsernameLen)
+	s.Join(testCtx(t), channel, username)
+	peer.recv()
+	peer.sendObj(&client.Joined{Channel: channel, Username: username})
+
+	m, err := identity.NewChannelMessage(newKey(t), channel, username, strings.Repeat("<", identity.MaxBodyLen), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := json.Marshal(client.Message{Channel: m.Channel, Username: m.Username, Key: m.Author.String(), Body: m.Body,
+		TS: m.Timestamp, ID: hex.EncodeToString(m.ID[:]), Sig: hex.EncodeToString(m.Sig[:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame = append([]byte(`{"type":"message",`), frame[1:]...)
+	if len(frame) <= client.MaxObjectSize {
+		t.Fatalf("frame of %d bytes does not test the case", len(frame))
+	}
+	peer.send(string(frame))
+	if got := waitEvent[client.EventMessage](t, ev).Message; got.Body != m.Body {
+		t.Fatal("body changed")
+	}
+}
+
 func TestSessionKeepAlive(t *testing.T) {
 	key := newKey(t)
 	ev := newEvents()
@@ -459,7 +493,7 @@ func TestSessionKeepAlive(t *testing.T) {
 func TestSessionTooLargeFromNode(t *testing.T) {
 	ev := newEvents()
 	_, peer := newRawSession(t, client.SessionConfig{OnEvent: ev.on})
-	peer.conn.Write([]byte(strings.Repeat("x", client.MaxObjectSize+10) + "\n"))
+	peer.conn.Write([]byte(strings.Repeat("x", client.MaxRecvSize+10) + "\n"))
 	if e := waitEvent[client.EventClosed](t, ev); !errors.Is(e.Err, client.ErrTooLarge) {
 		t.Fatalf("closed with %v, want ErrTooLarge", e.Err)
 	}

@@ -12,7 +12,7 @@ import "context"
 type Transport interface {
 	// Send writes one encoded object (without a line end).
 	Send(ctx context.Context, obj []byte) error
-	// Recv returns the next object, at most MaxObjectSize bytes. A longer
+	// Recv returns the next object, at most MaxRecvSize bytes. A longer
 	// one is an error wrapping ErrTooLarge, and the transport is then
 	// unusable (a line-framed stream cannot be resynchronised).
 	Recv(ctx context.Context) ([]byte, error)

@@ -25,7 +25,7 @@ func DialTCP(ctx context.Context, addr string) (Transport, error) {
 func NewLineTransport(conn net.Conn) Transport {
 	// Room for the longest allowed line plus "\r\n": a full buffer with no
 	// "\n" in it is a line over the limit.
-	return &lineTransport{conn: conn, buf: make([]byte, MaxObjectSize+2)}
+	return &lineTransport{conn: conn, buf: make([]byte, MaxRecvSize+2)}
 }
 
 type lineTransport struct {
@@ -71,8 +71,8 @@ func (t *lineTransport) Recv(ctx context.Context) ([]byte, error) {
 		if i := bytes.IndexByte(t.buf[t.r:t.w], '\n'); i >= 0 {
 			line := bytes.TrimSuffix(t.buf[t.r:t.r+i], []byte{'\r'})
 			t.r += i + 1
-			if len(line) > MaxObjectSize {
-				t.err = fmt.Errorf("recv: %w: line of %d bytes, limit %d", ErrTooLarge, len(line), MaxObjectSize)
+			if len(line) > MaxRecvSize {
+				t.err = fmt.Errorf("recv: %w: line of %d bytes, limit %d", ErrTooLarge, len(line), MaxRecvSize)
 				return nil, t.err
 			}
 			return bytes.Clone(line), nil
@@ -82,7 +82,7 @@ func (t *lineTransport) Recv(ctx context.Context) ([]byte, error) {
 			t.r = 0
 		}
 		if t.w == len(t.buf) {
-			t.err = fmt.Errorf("recv: %w: line longer than %d bytes", ErrTooLarge, MaxObjectSize)
+			t.err = fmt.Errorf("recv: %w: line longer than %d bytes", ErrTooLarge, MaxRecvSize)
 			return nil, t.err
 		}
 		n, err := t.conn.Read(t.buf[t.w:])

@@ -38,13 +38,13 @@ func TestLineTransportFraming(t *testing.T) {
 	// Lines split across writes and several lines in one write, as a
 	// batching node sends them.
 	go func() {
-		for _, chunk := range []string{`{"a"`, ":1}\n{\"b\":2}\r\n{\"c\"", ":3}\n\n", strings.Repeat("x", MaxObjectSize) + "\r\n"} {
+		for _, chunk := range []string{`{"a"`, ":1}\n{\"b\":2}\r\n{\"c\"", ":3}\n\n", strings.Repeat("x", MaxRecvSize) + "\r\n"} {
 			if _, err := peer.Write([]byte(chunk)); err != nil {
 				return
 			}
 		}
 	}()
-	for _, want := range []string{`{"a":1}`, `{"b":2}`, `{"c":3}`, ``, strings.Repeat("x", MaxObjectSize)} {
+	for _, want := range []string{`{"a":1}`, `{"b":2}`, `{"c":3}`, ``, strings.Repeat("x", MaxRecvSize)} {
 		got, err := tr.Recv(ctx)
 		if err != nil {
 			t.Fatalf("Recv: %v", err)
@@ -57,9 +57,9 @@ func TestLineTransportFraming(t *testing.T) {
 
 func TestLineTransportTooLong(t *testing.T) {
 	for _, line := range []string{
-		strings.Repeat("x", MaxObjectSize+1) + "\n",   // over the limit, ends in time
-		strings.Repeat("x", MaxObjectSize+1) + "\r\n", // the same with CRLF
-		strings.Repeat("x", 3*MaxObjectSize),          // never ends
+		strings.Repeat("x", MaxRecvSize+1) + "\n",   // over the limit, ends in time
+		strings.Repeat("x", MaxRecvSize+1) + "\r\n", // the same with CRLF
+		strings.Repeat("x", 3*MaxRecvSize),          // never ends
 	} {
 		tr, peer := pipeTransport(t)
 		go peer.Write([]byte(line))
@@ -156,7 +156,7 @@ func TestWSTransport(t *testing.T) {
 			}
 			switch string(data) {
 			case "big":
-				data = bytes.Repeat([]byte("x"), MaxObjectSize+1)
+				data = bytes.Repeat([]byte("x"), MaxRecvSize+1)
 			case "binary":
 				typ = websocket.BinaryMessage
 			}
@@ -221,7 +221,7 @@ func FuzzLineTransport(f *testing.F) {
 		for _, want := range segments[:len(segments)-1] {
 			want = bytes.TrimSuffix(want, []byte("\r"))
 			got, err := tr.Recv(context.Background())
-			if len(want) > MaxObjectSize {
+			if len(want) > MaxRecvSize {
 				if !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("line of %d bytes: %v, want ErrTooLarge", len(want), err)
 				}

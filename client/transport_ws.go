@@ -43,7 +43,7 @@ func DialWS(ctx context.Context, rawURL string) (Transport, error) {
 	}
 	// A frame over the limit fails the read and closes the connection with
 	// "message too big", as PROTOCOL.md's too_large does on the node side.
-	conn.SetReadLimit(MaxObjectSize)
+	conn.SetReadLimit(MaxRecvSize)
 	return &wsTransport{conn: conn}, nil
 }
 
@@ -73,7 +73,7 @@ func (t *wsTransport) Recv(ctx context.Context) ([]byte, error) {
 	typ, data, err := t.conn.ReadMessage()
 	if err != nil {
 		if err == websocket.ErrReadLimit {
-			return nil, fmt.Errorf("recv: %w: frame over %d bytes", ErrTooLarge, MaxObjectSize)
+			return nil, fmt.Errorf("recv: %w: frame over %d bytes", ErrTooLarge, MaxRecvSize)
 		}
 		return nil, fmt.Errorf("recv: %w", ctxErr(ctx, err))
 	}

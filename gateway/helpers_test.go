@@ -38,7 +38,7 @@ func startNode(t testing.TB, edit func(*Config)) *testNode {
 	node, err := p2p.New(p2p.Config{
 		Key:       key,
 		ListenIP:  netip.MustParseAddr("127.0.0.1"),
-		Validator: ChannelValidator(nil, DefaultTimestampWindow),
+		Validator: ChannelValidator(nil, DefaultTimestampWindow, nil),
 	})
 	if err != nil {
 		t.Fatal(err)

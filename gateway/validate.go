@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"darkchat/p2p"
@@ -16,7 +17,9 @@ import (
 // A timestamp outside the window is ignored rather than rejected: an honest
 // peer may forward a message shortly before it goes stale, and must not be
 // penalised for it.
-func ChannelValidator(now func() time.Time, window time.Duration) p2p.Validator {
+//
+// If traffic is not nil, every accepted message is logged there.
+func ChannelValidator(now func() time.Time, window time.Duration, traffic *slog.Logger) p2p.Validator {
 	if now == nil {
 		now = time.Now
 	}
@@ -33,6 +36,10 @@ func ChannelValidator(now func() time.Time, window time.Duration) p2p.Validator 
 		}
 		if err := m.msg.Verify(); err != nil {
 			return nil, err
+		}
+		if traffic != nil {
+			traffic.Info("channel message", "channel", m.msg.Channel, "author", m.msg.Author.String(),
+				"username", m.msg.Username, "body", m.msg.Body)
 		}
 		return m, nil
 	}

@@ -53,7 +53,8 @@ type Config struct {
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// OnAddrsChanged, if set, is called from the node's event goroutine with
-	// the node's full listen multiaddrs whenever they change.
+	// the node's full listen multiaddrs whenever they change. It may be
+	// called before New returns.
 	OnAddrsChanged func([]ma.Multiaddr)
 }
 
@@ -84,8 +85,11 @@ func (c *Config) setDefaults() error {
 	if c.ConnLow <= 0 {
 		c.ConnLow = DefaultConnLow
 	}
-	if c.ConnHigh <= c.ConnLow {
+	if c.ConnHigh == 0 {
 		c.ConnHigh = max(DefaultConnHigh, c.ConnLow*2)
+	}
+	if c.ConnHigh <= c.ConnLow {
+		return fmt.Errorf("p2p: ConnHigh (%d) must exceed ConnLow (%d)", c.ConnHigh, c.ConnLow)
 	}
 	if c.DedupTTL <= 0 {
 		c.DedupTTL = DefaultDedupTTL

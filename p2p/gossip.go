@@ -63,6 +63,9 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			pubsub.NewRegexpSubscriptionFilter(topicFilter), maxTopicsPerPeer)),
 		pubsub.WithRawTracer(n.drops),
+		// An RPC frame may batch several messages; keep room for at least
+		// a few of the largest.
+		pubsub.WithMaxMessageSize(max(1<<20, 4*n.cfg.MaxMessageSize)),
 		pubsub.WithLogger(n.log.With("component", "gossipsub")),
 	)
 }

@@ -76,6 +76,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.basic = bh
 	n.ready.Store(bh)
+	if err := checkListening(bh, cfg.PeerPort); err != nil {
+		bh.Close()
+		cancel()
+		return nil, err
+	}
 	if n.dht, err = newDHT(bh); err != nil {
 		bh.Close()
 		cancel()
@@ -97,6 +102,27 @@ func New(cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.discoveryLoop()
 	return n, nil
+}
+
+// checkListening fails unless the host listens on both TCP and QUIC:
+// libp2p starts as long as one listener works, which would hide a peer port
+// taken by another process.
+func checkListening(h host.Host, port int) error {
+	var tcp, quic bool
+	for _, a := range h.Network().ListenAddresses() {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			quic = true
+		} else if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			tcp = true
+		}
+	}
+	switch {
+	case !tcp:
+		return fmt.Errorf("cannot listen on TCP port %d (is another process using it?)", port)
+	case !quic:
+		return fmt.Errorf("cannot listen on QUIC (UDP) port %d (is another process using it?)", port)
+	}
+	return nil
 }
 
 // Close leaves every channel, stops the node's goroutines and closes the

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/gateway"
+	"github.com/gorilla/websocket"
+
 	"darkchat/p2p"
 )
 
@@ -223,45 +224,51 @@ func TestConsoleOnPipedStdin(t *testing.T) {
 	}
 }
 
-func TestGatewaysAnswerNotImplemented(t *testing.T) {
+// Both gateways greet a client with a login challenge bound to this node.
+func TestGatewaysGreetWithChallenge(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "full", daemonSpec{args: nodeArgs(t, "full")})
 	if d.cliAddr == "" || !strings.HasPrefix(d.wsURL, "ws://127.0.0.1:") || !strings.HasSuffix(d.wsURL, "/") {
 		t.Fatalf("printout gateway lines: CLI %q, WebSocket %q", d.cliAddr, d.wsURL)
 	}
-
-	for _, send := range []string{"", `{"type":"hello"}` + "\n"} {
-		conn, err := net.DialTimeout("tcp", d.cliAddr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+	checkHello := func(where string, data []byte) {
+		t.Helper()
+		var hello struct {
+			Type, Node, Challenge string
+			Protocol              int
 		}
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if send != "" {
-			io.WriteString(conn, send)
+		if err := json.Unmarshal(data, &hello); err != nil {
+			t.Fatalf("%s: %q: %v", where, data, err)
 		}
-		all, err := io.ReadAll(conn)
-		conn.Close()
-		if err != nil || string(all) != gateway.NotImplementedLine {
-			t.Fatalf("CLI gateway after sending %q: %q, %v", send, all, err)
+		if hello.Type != "hello" || hello.Protocol != 1 || hello.Node != d.id ||
+			!strings.HasPrefix(hello.Challenge, "dcl1."+d.id+".") {
+			t.Fatalf("%s greeted with %q", where, data)
 		}
 	}
 
-	client := &http.Client{Timeout: 5 * time.Second}
-	url := "http" + strings.TrimPrefix(d.wsURL, "ws")
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	resp, err := client.Do(req)
+	conn, err := net.DialTimeout("tcp", d.cliAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotImplemented || string(body) != gateway.NotImplementedBody {
-		t.Fatalf("WebSocket gateway: %d %q", resp.StatusCode, body)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
 	}
+	checkHello("CLI gateway", line)
+
+	ws, _, err := websocket.DefaultDialer.Dial(d.wsURL+"ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, msg, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHello("WebSocket gateway", msg)
 }
 
 func TestFlagsAfterPositionalsAndEnv(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"darkchat/gateway"
 	"darkchat/p2p"
 )
 
@@ -102,6 +103,8 @@ type options struct {
 	connLow        int
 	connHigh       int
 	maxMessageSize int
+	gateway        gateway.Config // client gateway limits
+	wsOrigins      stringList
 }
 
 // maxMessageSizeLimit caps --max-message-size: GossipSub refuses RPC frames
@@ -121,7 +124,7 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 		"or /tmp/darkchat-<uid>/darkchatd-<peer-port>.sock)")
 	fs.Var(consoleFlag{&o.console, true}, "console", "read console commands from stdin (default: when stdin is a terminal)")
 	fs.Var(consoleFlag{&o.console, false}, "no-console", "do not read console commands from stdin")
-	fs.BoolVar(&o.logMessages, "log-messages", false, "log metadata of channel traffic passing through (never message contents)")
+	fs.BoolVar(&o.logMessages, "log-messages", false, "log every channel message this node verifies or forwards (direct messages are end-to-end encrypted and never logged)")
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "log `LEVEL`: debug, info, warn or error (default info)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `FILE` (PEM) for the WebSocket gateway; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `FILE` (PEM) for the WebSocket gateway; needs --tls-cert")
@@ -131,6 +134,16 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", p2p.DefaultMaxMessageSize,
 		fmt.Sprintf("largest channel message accepted from the mesh, in `BYTES` (at most %d)", maxMessageSizeLimit))
+
+	g := &o.gateway
+	fs.IntVar(&g.MaxLine, "max-line", gateway.DefaultMaxLine, "largest client line or WebSocket frame, in `BYTES`")
+	fs.IntVar(&g.MaxChannels, "max-channels", gateway.DefaultMaxChannels, "channels one client session may join (`N`)")
+	fs.IntVar(&g.MaxSessionsPerIP, "max-sessions-per-ip", gateway.DefaultMaxSessionsPerIP, "concurrent client sessions from one IP address (`N`)")
+	fs.DurationVar(&g.LoginTimeout, "login-timeout", gateway.DefaultLoginTimeout, "time a client has to log in (`DURATION`)")
+	fs.Float64Var(&g.Rate, "rate", gateway.DefaultRate, "messages a client may send per second, sustained (`N`)")
+	fs.IntVar(&g.Burst, "burst", gateway.DefaultBurst, "messages a client may send at once (`N`)")
+	fs.IntVar(&g.SendQueue, "send-queue", gateway.DefaultSendQueue, "frames queued for a client before it is dropped as too slow (`N`)")
+	fs.Var(&o.wsOrigins, "ws-origin", "also accept WebSocket connections from pages at `ORIGIN` (e.g. https://chat.example; * for any; repeatable)")
 }
 
 // validate checks the flag values against each other; positional arguments
@@ -144,6 +157,23 @@ func (o *options) validate() error {
 	}
 	if o.connHigh <= o.connLow {
 		return usageErrorf("--conn-high (%d) must be greater than --conn-low (%d)", o.connHigh, o.connLow)
+	}
+	g := o.gateway
+	switch {
+	case g.MaxLine < 1024 || g.MaxLine > 1<<20:
+		return usageErrorf("--max-line must be between 1024 and %d bytes, got %d", 1<<20, g.MaxLine)
+	case g.MaxChannels < 1:
+		return usageErrorf("--max-channels must be at least 1, got %d", g.MaxChannels)
+	case g.MaxSessionsPerIP < 1:
+		return usageErrorf("--max-sessions-per-ip must be at least 1, got %d", g.MaxSessionsPerIP)
+	case g.LoginTimeout <= 0:
+		return usageErrorf("--login-timeout must be positive, got %v", g.LoginTimeout)
+	case g.Rate <= 0:
+		return usageErrorf("--rate must be positive, got %v", g.Rate)
+	case g.Burst < 1:
+		return usageErrorf("--burst must be at least 1, got %d", g.Burst)
+	case g.SendQueue < 16:
+		return usageErrorf("--send-queue must be at least 16, got %d", g.SendQueue)
 	}
 	if o.maxMessageSize < 1024 || o.maxMessageSize > maxMessageSizeLimit {
 		return usageErrorf("--max-message-size must be between 1024 and %d bytes, got %d", maxMessageSizeLimit, o.maxMessageSize)

@@ -28,6 +28,19 @@ import (
 // nodeCloseTimeout bounds closing the libp2p host at shutdown.
 const nodeCloseTimeout = 10 * time.Second
 
+// gatewayCloseTimeout bounds flushing shutdown notices to client sessions.
+const gatewayCloseTimeout = 5 * time.Second
+
+// messageLog is where --log-messages sends channel traffic: every message
+// this node verifies, including those it only forwards (as the original
+// servers printed them). Direct messages are sealed and never logged.
+func messageLog(o *options, log *slog.Logger) *slog.Logger {
+	if !o.logMessages {
+		return nil
+	}
+	return log.With("component", "traffic")
+}
+
 // runServer starts a node of type o.typ with its gateways, admin socket and
 // console, prints where they listen, and serves until ctx is done or a
 // console asks to exit; then it shuts everything down.
@@ -68,10 +81,10 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		PeerPort:       o.peerPort,
 		Bootstrap:      o.peers.vals,
 		MaxMessageSize: o.maxMessageSize,
+		Validator:      gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, messageLog(o, log)),
 		RelayService:   o.relayService,
 		ConnLow:        o.connLow,
 		ConnHigh:       o.connHigh,
-		LogMessages:    o.logMessages,
 		Logger:         log,
 		OnAddrsChanged: out.addrsChanged,
 	})
@@ -91,17 +104,28 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	// The daemon owns the gateway listeners; the gateway only serves them.
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	gw := &gateway.Placeholder{}
+	gwCfg := o.gateway
+	gwCfg.AllowedOrigins = o.wsOrigins.vals
+	gwCfg.Logger = log.With("component", "gateway")
+	gw, err := gateway.New(gwCfg, node, node.ID().String(), nil)
+	if err != nil {
+		return err
+	}
 	var gwWG sync.WaitGroup
 	defer func() {
-		gw.Close()
+		// Sessions get a shutdown notice and a moment to flush it.
+		ctx, cancel := context.WithTimeout(context.Background(), gatewayCloseTimeout)
+		defer cancel()
+		if err := gw.Close(ctx); err != nil {
+			log.Warn("closing client sessions", "err", err)
+		}
 		gwWG.Wait()
 	}()
 	serve := func(name string, ln net.Listener, serveFn func(net.Listener) error) {
 		gwWG.Add(1)
 		go func() {
 			defer gwWG.Done()
-			if err := serveFn(ln); err != nil {
+			if err := serveFn(ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
 				stop(fmt.Errorf("%s gateway: %w", name, err))
 			}
 		}()
