@@ -213,8 +213,8 @@ func (c *Client) Session() *Session {
 	return c.sess
 }
 
-// Drain waits until the node has answered every message sent on the
-// current session (bounded by ctx).
+// Drain waits until the node has answered every message, join and leave
+// sent on the current session (bounded by ctx).
 func (c *Client) Drain(ctx context.Context) error {
 	if s := c.Session(); s != nil {
 		return s.WaitIdle(ctx)

@@ -155,6 +155,7 @@ type Session struct {
 	err       error             // set when the session has ended
 	joined    map[string]string // channel → username, confirmed by the node
 	joining   map[string]string // channel → username, join sent and not yet answered
+	requests  map[string]int    // channel → joins and leaves not yet answered
 	pending   map[string]string // message ID → channel, sent and not yet answered
 	seen      map[[identity.MessageIDSize]byte]struct{}
 	seenOrder [][identity.MessageIDSize]byte
@@ -172,16 +173,17 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		cfg.KeepAlive = defaultKeepAlive
 	}
 	s := &Session{
-		t:       t,
-		cfg:     cfg,
-		pub:     cfg.Key.Public(),
-		now:     cfg.Now,
-		done:    make(chan struct{}),
-		changed: make(chan struct{}),
-		joined:  make(map[string]string),
-		joining: make(map[string]string),
-		pending: make(map[string]string),
-		seen:    make(map[[identity.MessageIDSize]byte]struct{}),
+		t:        t,
+		cfg:      cfg,
+		pub:      cfg.Key.Public(),
+		now:      cfg.Now,
+		done:     make(chan struct{}),
+		changed:  make(chan struct{}),
+		joined:   make(map[string]string),
+		joining:  make(map[string]string),
+		requests: make(map[string]int),
+		pending:  make(map[string]string),
+		seen:     make(map[[identity.MessageIDSize]byte]struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -308,6 +310,7 @@ func (s *Session) Join(ctx context.Context, channel, username string) error {
 	}
 	s.mu.Lock()
 	s.joining[channel] = username
+	s.requests[channel]++
 	s.mu.Unlock()
 	if err := s.write(ctx, &Join{Channel: channel, Username: username}); err != nil {
 		return fmt.Errorf("join: %w", err)
@@ -326,6 +329,9 @@ func (s *Session) Leave(ctx context.Context, channel string) error {
 	_, joining := s.joining[channel]
 	delete(s.joined, channel)
 	delete(s.joining, channel)
+	if in || joining {
+		s.requests[channel]++
+	}
 	s.mu.Unlock()
 	if !in && !joining {
 		return fmt.Errorf("leave: %w %s", ErrNotJoined, channel)
@@ -420,6 +426,17 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 	return id, nil
 }
 
+// answeredLocked counts one join or leave on channel as answered; s.mu
+// must be held.
+func (s *Session) answeredLocked(channel string) {
+	if s.requests[channel] <= 1 {
+		delete(s.requests, channel)
+	} else {
+		s.requests[channel]--
+	}
+	s.notifyLocked()
+}
+
 // Pending returns how many sent messages the node has not yet answered.
 func (s *Session) Pending() int {
 	s.mu.Lock()
@@ -427,20 +444,21 @@ func (s *Session) Pending() int {
 	return len(s.pending)
 }
 
-// WaitIdle waits until the node has answered every sent message. It
-// returns the session's end reason if the session ends with messages
-// unanswered, or ctx's error.
+// WaitIdle waits until the node has answered every sent message, join and
+// leave (so that a script's last lines show their results). It returns the
+// session's end reason if the session ends first, or ctx's error.
 func (s *Session) WaitIdle(ctx context.Context) error {
-	err := s.waitFor(ctx, func() bool { return len(s.pending) == 0 })
+	idle := func() bool { return len(s.pending) == 0 && len(s.requests) == 0 }
+	err := s.waitFor(ctx, idle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending) == 0 {
+	if idle() {
 		return nil
 	}
 	if err == nil {
 		err = s.err
 	}
-	return fmt.Errorf("%d messages unanswered: %w", len(s.pending), err)
+	return fmt.Errorf("%d messages, and joins or leaves in %d channels, unanswered: %w", len(s.pending), len(s.requests), err)
 }
 
 // waitFor waits until cond (called with s.mu held) holds, the session
@@ -531,8 +549,14 @@ func (s *Session) writeSelf(obj Object) error {
 	return s.write(ctx, obj)
 }
 
+// sendLogin moves from stateChallenge to stateLoggingIn, so that of two
+// racing logins only one is sent, and sends the login.
 func (s *Session) sendLogin(sig []byte) error {
 	s.mu.Lock()
+	if s.state != stateChallenge {
+		s.mu.Unlock()
+		return errors.New("a login is already in progress")
+	}
 	s.state = stateLoggingIn
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -614,9 +638,14 @@ func (s *Session) handle(obj Object) error {
 		if s.joining[o.Channel] == o.Username {
 			delete(s.joining, o.Channel)
 		}
+		s.answeredLocked(o.Channel)
 		s.mu.Unlock()
 		s.emit(EventJoined{Channel: o.Channel, Username: o.Username})
 	case *Left:
+		s.mu.Lock()
+		delete(s.joined, o.Channel) // a join answered after the leave was sent
+		s.answeredLocked(o.Channel)
+		s.mu.Unlock()
 		s.emit(EventLeft{Channel: o.Channel})
 	case *OK:
 		s.mu.Lock()
@@ -717,13 +746,13 @@ func (s *Session) handleError(e *Error) {
 			delete(s.pending, e.ID)
 		}
 	}
-	switch e.Code {
-	case "bad_channel", "bad_username", "too_many_channels":
-		if e.ID == "" {
-			delete(s.joining, channel) // the join failed
-		}
-	case "not_joined":
+	if e.ID == "" && e.Channel != "" {
+		// The answer to a join or leave: a failed join leaves the
+		// channel (or the previous username in it) as it was.
 		delete(s.joining, channel)
+		s.answeredLocked(channel)
+	}
+	if e.Code == "not_joined" {
 		delete(s.joined, channel)
 	}
 	s.notifyLocked()

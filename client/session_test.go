@@ -1,3 +1,5 @@
+//go:build !js
+
 package client_test
 
 import (
@@ -99,6 +101,31 @@ func TestSessionSendRightAfterJoin(t *testing.T) {
 	}
 	if err := s.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WaitIdle covers joins and leaves too, and their answers in any order of
+// requests leave the state the last request asked for.
+func TestSessionWaitIdleCoversJoinAndLeave(t *testing.T) {
+	addr := startServer(t, &clienttest.Server{})
+	ctx := testCtx(t)
+	ev := newEvents()
+	s := dialSession(t, addr, client.SessionConfig{OnEvent: ev.on})
+	s.Join(ctx, "a", "alice")
+	s.Join(ctx, "b", "alice")
+	s.Leave(ctx, "b")
+	s.Join(ctx, "c", "alice")
+	s.Leave(ctx, "c")
+	s.Join(ctx, "c", "carol")
+	start := time.Now()
+	if err := s.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > waitTimeout/2 {
+		t.Fatalf("WaitIdle took %v: not woken by the answers", d)
+	}
+	if got := s.Channels(); len(got) != 2 || got["a"] != "alice" || got["c"] != "carol" {
+		t.Fatalf("Channels = %v, want a as alice and c as carol", got)
 	}
 }
 

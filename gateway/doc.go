@@ -11,7 +11,7 @@
 // requests in order, and at most one writer goroutine, started when there is
 // something to write and gone when the queue is empty, so an idle session
 // costs one goroutine. Messages from the mesh reach a session through
-// DeliverChannelMessage, which only appends the pre-encoded frame to the
+// DeliverMessage, which only appends the pre-encoded frame to the
 // session's bounded queue.
 //
 // # Slow consumers

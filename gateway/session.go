@@ -298,9 +298,9 @@ func (s *session) send(req request) *clientError {
 	return nil
 }
 
-// DeliverChannelMessage implements p2p.Member. It runs on the channel's
-// reader goroutine and never blocks.
-func (s *session) DeliverChannelMessage(m *p2p.Message) {
+// DeliverMessage implements p2p.Member. It runs on the topic's reader
+// goroutine and never blocks.
+func (s *session) DeliverMessage(m *p2p.Message) {
 	mm, ok := m.Payload.(*meshMessage)
 	if !ok {
 		return

@@ -40,3 +40,24 @@ var (
 	// ErrInvalidKey: a PrivateKey is the zero value (not generated or loaded).
 	ErrInvalidKey = errors.New("invalid private key")
 )
+
+// Direct messages and key bundles (see dm.go, bundle.go).
+var (
+	// ErrWrongIdentity: a key bundle is for another identity than the
+	// address it was looked up for.
+	ErrWrongIdentity = errors.New("wrong identity")
+
+	// ErrNotYetValid: a key bundle is issued too far in the future.
+	ErrNotYetValid = errors.New("not yet valid")
+
+	// ErrNotForMe: a DM envelope's routing tag is not the opener's.
+	ErrNotForMe = errors.New("not for me")
+
+	// ErrDecrypt: a DM envelope does not decrypt (tampered, truncated, or
+	// sealed to another key).
+	ErrDecrypt = errors.New("cannot decrypt")
+
+	// ErrReaddressed: a DM decrypted, but its signed recipient is someone
+	// else: it was signed for another user and re-encrypted.
+	ErrReaddressed = errors.New("re-addressed")
+)

@@ -3,16 +3,25 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// channelTopicPrefix namespaces channel topics; the subscription filter
-// refuses every topic outside darkchat's namespaces.
-const channelTopicPrefix = "darkchat/v1/channel/"
+// Topic namespaces; the subscription filter refuses every topic outside
+// them. Chat channels are darkchat/v1/channel/<name>; direct messages travel
+// on darkchat/v1/dm/<shard>, inbox topics sharded by a hash of the
+// recipient's key so that a node subscribes only to its users' shards.
+const (
+	channelTopicPrefix = "darkchat/v1/channel/"
+	inboxTopicPrefix   = "darkchat/v1/dm/"
+)
 
 // MaxChannelNameLen bounds channel names at this layer; the gateway applies
 // the user-facing naming rules.
@@ -24,9 +33,12 @@ const MaxChannelNameLen = 64
 // is full, which the drop tracer logs.
 const subscriptionBuffer = 4096
 
-// Message is one verified channel message.
+// Message is one verified message from a channel or a DM inbox shard.
 type Message struct {
+	// Channel is the channel name, or the shard number for an inbox.
 	Channel string
+	// Inbox is true for messages from a DM inbox shard.
+	Inbox bool
 	// Data is the message as it travelled on the mesh. Members must not
 	// modify it: it is shared by all of them.
 	Data []byte
@@ -39,19 +51,22 @@ type Message struct {
 	Local bool
 }
 
-// Member receives a channel's messages on behalf of local clients.
+// Member receives a topic's messages on behalf of local clients.
 type Member interface {
-	// DeliverChannelMessage is called from the channel's reader goroutine
-	// for every message, including those the member's own node published.
-	// It must not block: a member with a full queue decides itself what to
-	// do (the gateway disconnects the slow client with a notice).
-	DeliverChannelMessage(*Message)
+	// DeliverMessage is called from the topic's reader goroutine for every
+	// message, including those the member's own node published. It must
+	// not block: a member with a full queue decides itself what to do (the
+	// gateway disconnects the slow client with a notice).
+	DeliverMessage(*Message)
 }
 
-// channel is a joined GossipSub topic and its local members.
+// channel is a joined GossipSub topic (a chat channel or an inbox shard)
+// and its local members.
 type channel struct {
-	name  string
-	topic *pubsub.Topic
+	name      string // channel name or shard number
+	topicName string
+	inbox     bool
+	topic     *pubsub.Topic
 	sub   *pubsub.Subscription
 	done  chan struct{} // closed when the reader exits
 
@@ -67,18 +82,55 @@ func (n *Node) Join(name string, m Member) error {
 	if err := checkChannelName(name); err != nil {
 		return err
 	}
+	return n.join(name, channelTopicPrefix+name, false, m)
+}
+
+// Leave removes m from channel's members; the node unsubscribes when the
+// last one leaves. Leaving a channel one is not in is a no-op.
+func (n *Node) Leave(name string, m Member) {
+	n.leave(channelTopicPrefix+name, m)
+}
+
+// JoinInbox adds m to the members of DM inbox shard, subscribing to it with
+// the first member. Messages are checked by Config.InboxValidator.
+func (n *Node) JoinInbox(shard int, m Member) error {
+	name, err := shardName(shard)
+	if err != nil {
+		return err
+	}
+	return n.join(name, inboxTopicPrefix+name, true, m)
+}
+
+// LeaveInbox removes m from the members of DM inbox shard.
+func (n *Node) LeaveInbox(shard int, m Member) {
+	if name, err := shardName(shard); err == nil {
+		n.leave(inboxTopicPrefix+name, m)
+	}
+}
+
+// MaxInboxShards bounds the shard numbers a node accepts.
+const MaxInboxShards = 1024
+
+func shardName(shard int) (string, error) {
+	if shard < 0 || shard >= MaxInboxShards {
+		return "", fmt.Errorf("inbox shard %d out of range [0, %d)", shard, MaxInboxShards)
+	}
+	return strconv.Itoa(shard), nil
+}
+
+func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
 	if n.ctx.Err() != nil {
 		return ErrClosed
 	}
-	c := n.channels[name]
+	c := n.channels[topicName]
 	if c == nil {
 		var err error
-		if c, err = n.subscribe(name); err != nil {
+		if c, err = n.subscribe(name, topicName, inbox); err != nil {
 			return err
 		}
-		n.channels[name] = c
+		n.channels[topicName] = c
 	}
 	c.mu.Lock()
 	c.members[m] = struct{}{}
@@ -86,12 +138,10 @@ func (n *Node) Join(name string, m Member) error {
 	return nil
 }
 
-// Leave removes m from channel's members; the node unsubscribes when the
-// last one leaves. Leaving a channel one is not in is a no-op.
-func (n *Node) Leave(name string, m Member) {
+func (n *Node) leave(topicName string, m Member) {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
-	c := n.channels[name]
+	c := n.channels[topicName]
 	if c == nil {
 		return
 	}
@@ -101,7 +151,7 @@ func (n *Node) Leave(name string, m Member) {
 	c.mu.Unlock()
 	if empty {
 		c.teardown()
-		delete(n.channels, name)
+		delete(n.channels, topicName)
 	}
 }
 
@@ -110,9 +160,12 @@ func (n *Node) Channels() map[string]int {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
 	out := make(map[string]int, len(n.channels))
-	for name, c := range n.channels {
+	for _, c := range n.channels {
+		if c.inbox {
+			continue
+		}
 		c.mu.RLock()
-		out[name] = len(c.members)
+		out[c.name] = len(c.members)
 		c.mu.RUnlock()
 	}
 	return out
@@ -121,7 +174,7 @@ func (n *Node) Channels() map[string]int {
 // ChannelPeers returns the mesh peers known to be subscribed to channel.
 func (n *Node) ChannelPeers(name string) []peer.ID {
 	n.chMu.Lock()
-	c := n.channels[name]
+	c := n.channels[channelTopicPrefix+name]
 	n.chMu.Unlock()
 	if c == nil {
 		return nil
@@ -135,23 +188,110 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 // returned with the validator's error (wrapping ErrIgnore when ignored, and
 // ErrDuplicate for a message already seen).
 func (n *Node) Publish(ctx context.Context, name string, data []byte) error {
-	if len(data) > n.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
-	}
 	n.chMu.Lock()
-	c := n.channels[name]
+	c := n.channels[channelTopicPrefix+name]
 	n.chMu.Unlock()
 	if c == nil {
 		return fmt.Errorf("publish to %q: %w", name, ErrNotJoined)
 	}
+	return n.publish(ctx, c.topic, name, data)
+}
+
+// PublishDM sends a sealed DM envelope to inbox shard. The node need not be
+// subscribed to the shard: it then finds the shard's subscribers through
+// the DHT and waits, within ctx, until it is connected to at least one.
+// ErrNoRoute means no node serving the shard could be found in time.
+func (n *Node) PublishDM(ctx context.Context, shard int, data []byte) error {
+	name, err := shardName(shard)
+	if err != nil {
+		return err
+	}
+	topicName := inboxTopicPrefix + name
+	n.chMu.Lock()
+	c := n.channels[topicName]
+	if c == nil {
+		c = n.outbox[topicName]
+		if c == nil {
+			topic, err := n.openTopic(name, topicName, true)
+			if err != nil {
+				n.chMu.Unlock()
+				return err
+			}
+			c = &channel{name: name, topicName: topicName, inbox: true, topic: topic, node: n}
+			n.outbox[topicName] = c
+		}
+	}
+	n.chMu.Unlock()
+	if err := n.awaitTopicPeer(ctx, c.topic); err != nil {
+		return fmt.Errorf("%w: inbox shard %d: %v", ErrNoRoute, shard, err)
+	}
+	return n.publish(ctx, c.topic, name, data)
+}
+
+// awaitTopicPeer returns once the node knows a peer subscribed to topic,
+// looking subscribers up in the DHT and dialling them meanwhile. (GossipSub's
+// own readiness check only counts mesh peers, which a topic the node is not
+// subscribed to never has.)
+func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
+	if len(topic.ListPeers()) > 0 {
+		return nil
+	}
+	events, err := topic.EventHandler()
+	if err != nil {
+		return err
+	}
+	defer events.Cancel()
+	lookupCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go n.dialTopicPeers(lookupCtx, topic.String())
+	if len(topic.ListPeers()) > 0 { // joined before the handler existed
+		return nil
+	}
+	for {
+		ev, err := events.NextPeerEvent(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.Type == pubsub.PeerJoin {
+			return nil
+		}
+	}
+}
+
+// dialTopicPeers looks up a topic's subscribers in the DHT, as GossipSub's
+// topic discovery does, and dials those not yet connected, until ctx ends.
+func (n *Node) dialTopicPeers(ctx context.Context, topicName string) {
+	for {
+		if peers, err := n.disc.FindPeers(ctx, "floodsub:"+topicName, discovery.Limit(maxDialsPerRound)); err == nil {
+			for pi := range peers {
+				if pi.ID == n.ID() || n.host.Network().Connectedness(pi.ID) == network.Connected {
+					continue
+				}
+				dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+				n.host.Connect(dctx, pi)
+				cancel()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, data []byte, opts ...pubsub.PubOpt) error {
+	if len(data) > n.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
+	}
 	// GossipSub silently skips a local publication it has already
 	// delivered; tell the publisher instead.
-	topic := channelTopicPrefix + name
-	if n.dedup.Seen(messageID(&pb.Message{Topic: &topic, Data: data})) {
+	topicName := topic.String()
+	if n.dedup.Seen(messageID(&pb.Message{Topic: &topicName, Data: data})) {
 		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
 	}
 	slot := &publishSlot{}
-	if err := c.topic.Publish(ctx, data, pubsub.WithValidatorData(slot)); err != nil {
+	if err := topic.Publish(ctx, data, append(opts, pubsub.WithValidatorData(slot))...); err != nil {
 		if slot.err != nil {
 			return slot.err
 		}
@@ -160,37 +300,62 @@ func (n *Node) Publish(ctx context.Context, name string, data []byte) error {
 	return nil
 }
 
-func (n *Node) subscribe(name string) (*channel, error) {
-	topicName := channelTopicPrefix + name
-	if err := n.ps.RegisterTopicValidator(topicName, n.topicValidator(name),
+// openTopic registers the topic's validator and joins it (without
+// subscribing). Callers hold chMu.
+func (n *Node) openTopic(name, topicName string, inbox bool) (*pubsub.Topic, error) {
+	validator := n.cfg.Validator
+	scores := channelScoreParams()
+	if inbox {
+		validator = n.cfg.InboxValidator
+		scores = inboxScoreParams()
+	}
+	if err := n.ps.RegisterTopicValidator(topicName, n.topicValidator(name, validator),
 		// Inline: validation runs on GossipSub's bounded worker pool
 		// instead of a goroutine per message.
 		pubsub.WithValidatorInline(true)); err != nil {
-		return nil, fmt.Errorf("register validator for %q: %w", name, err)
+		return nil, fmt.Errorf("register validator for %q: %w", topicName, err)
 	}
 	topic, err := n.ps.Join(topicName)
 	if err != nil {
 		n.ps.UnregisterTopicValidator(topicName)
-		return nil, fmt.Errorf("join topic %q: %w", name, err)
+		return nil, fmt.Errorf("join topic %q: %w", topicName, err)
 	}
-	if err := topic.SetScoreParams(channelScoreParams()); err != nil {
+	if err := topic.SetScoreParams(scores); err != nil {
 		topic.Close()
 		n.ps.UnregisterTopicValidator(topicName)
-		return nil, fmt.Errorf("score params for %q: %w", name, err)
+		return nil, fmt.Errorf("score params for %q: %w", topicName, err)
+	}
+	return topic, nil
+}
+
+// subscribe opens (or takes over from the outbox) the topic and starts its
+// reader. Callers hold chMu.
+func (n *Node) subscribe(name, topicName string, inbox bool) (*channel, error) {
+	var topic *pubsub.Topic
+	if c := n.outbox[topicName]; c != nil {
+		topic = c.topic
+		delete(n.outbox, topicName)
+	} else {
+		var err error
+		if topic, err = n.openTopic(name, topicName, inbox); err != nil {
+			return nil, err
+		}
 	}
 	sub, err := topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer))
 	if err != nil {
 		topic.Close()
 		n.ps.UnregisterTopicValidator(topicName)
-		return nil, fmt.Errorf("subscribe to %q: %w", name, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", topicName, err)
 	}
 	c := &channel{
-		name:    name,
-		topic:   topic,
-		sub:     sub,
-		done:    make(chan struct{}),
-		members: make(map[Member]struct{}),
-		node:    n,
+		name:      name,
+		topicName: topicName,
+		inbox:     inbox,
+		topic:     topic,
+		sub:       sub,
+		done:      make(chan struct{}),
+		members:   make(map[Member]struct{}),
+		node:      n,
 	}
 	go c.read()
 	return c, nil
@@ -206,6 +371,7 @@ func (c *channel) read() {
 		}
 		msg := &Message{
 			Channel:      c.name,
+			Inbox:        c.inbox,
 			Data:         pm.Data,
 			Payload:      pm.ValidatorData,
 			ReceivedFrom: pm.ReceivedFrom,
@@ -216,7 +382,7 @@ func (c *channel) read() {
 		}
 		c.mu.RLock()
 		for m := range c.members {
-			m.DeliverChannelMessage(msg)
+			m.DeliverMessage(msg)
 		}
 		c.mu.RUnlock()
 	}
@@ -224,11 +390,13 @@ func (c *channel) read() {
 
 // teardown unsubscribes and waits for the reader to exit; the topic can be
 // closed only once GossipSub has processed the cancellation, which the
-// reader's exit signals.
+// reader's exit signals. Outbox topics have no subscription.
 func (c *channel) teardown() {
-	c.sub.Cancel()
-	<-c.done
-	topicName := channelTopicPrefix + c.name
+	if c.sub != nil {
+		c.sub.Cancel()
+		<-c.done
+	}
+	topicName := c.topicName
 	if err := c.topic.Close(); err != nil {
 		c.node.log.Warn("close topic", "channel", c.name, "err", err)
 	}

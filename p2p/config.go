@@ -34,6 +34,10 @@ type Config struct {
 	// Validator checks channel messages; nil accepts any message within
 	// MaxMessageSize.
 	Validator Validator
+	// InboxValidator checks DM envelopes on inbox shards (the node cannot
+	// open them: it checks their format); nil accepts any message within
+	// MaxMessageSize.
+	InboxValidator Validator
 	// MaxMessageSize bounds a channel message on the wire.
 	MaxMessageSize int
 	// RelayService makes the node offer circuit relay v2 to others once

@@ -39,9 +39,49 @@ const (
 // queries; GossipSub's topic discovery polls every second for topics with
 // few peers, and without the cache every poll would be a DHT walk.
 func newDiscovery(kad *dht.IpfsDHT) (discovery.Discovery, error) {
-	return backoff.NewBackoffDiscovery(drouting.NewRoutingDiscovery(kad),
+	d, err := backoff.NewBackoffDiscovery(drouting.NewRoutingDiscovery(kad),
 		backoff.NewExponentialBackoff(time.Second, time.Minute, backoff.FullJitter,
 			time.Second, 2, 0, mrand.NewSource(time.Now().UnixNano())))
+	if err != nil {
+		return nil, err
+	}
+	return retryingDiscovery{d}, nil
+}
+
+// advertiseRetry is how soon a failed advertisement is retried.
+const advertiseRetry = 5 * time.Second
+
+// retryingDiscovery makes failed advertisements retry soon, and bounds
+// lookups. GossipSub
+// advertises a topic when the node subscribes and, after a failure, waits
+// the retry interval the Discovery returns, or two minutes if it returns
+// none. A node that subscribes right after connecting usually has an empty
+// DHT routing table for a moment, and two minutes of invisibility would
+// break a conversation that is just starting.
+type retryingDiscovery struct{ discovery.Discovery }
+
+// findLimit caps the peers one lookup returns. libp2p's backoff cache
+// forwards nothing at all to a caller that sets no limit, which GossipSub's
+// topic discovery does not, so every lookup gets one.
+const findLimit = 64
+
+func (d retryingDiscovery) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
+	var o discovery.Options
+	if err := o.Apply(opts...); err != nil {
+		return nil, err
+	}
+	if o.Limit == 0 {
+		opts = append(opts, discovery.Limit(findLimit))
+	}
+	return d.Discovery.FindPeers(ctx, ns, opts...)
+}
+
+func (d retryingDiscovery) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
+	ttl, err := d.Discovery.Advertise(ctx, ns, opts...)
+	if err != nil {
+		return advertiseRetry, err
+	}
+	return ttl, nil
 }
 
 // discoveryLoop connects to bootstrap peers, advertises the node under the

@@ -22,6 +22,9 @@ var (
 	ErrIgnore = errors.New("ignored")
 	// ErrDuplicate is returned by Publish for a message already seen.
 	ErrDuplicate = fmt.Errorf("duplicate message: %w", ErrIgnore)
+	// ErrNoRoute is returned by PublishDM when no node subscribed to the
+	// recipient's inbox shard could be reached.
+	ErrNoRoute = errors.New("no route to the recipient's inbox")
 	// ErrBadAddress is returned for addresses that cannot be dialled.
 	ErrBadAddress = errors.New("bad peer address")
 )

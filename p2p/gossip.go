@@ -84,7 +84,7 @@ func messageID(m *pb.Message) string {
 // topicValidator wraps the application's Validator with the checks every
 // channel message gets: size, de-duplication beyond GossipSub's seen-cache,
 // and a clean verdict for the peer score.
-func (n *Node) topicValidator(channel string) pubsub.ValidatorEx {
+func (n *Node) topicValidator(channel string, validate Validator) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if len(m.Data) == 0 || len(m.Data) > n.cfg.MaxMessageSize {
 			n.logReject(channel, from, "size", len(m.Data))
@@ -110,9 +110,9 @@ func (n *Node) topicValidator(channel string) pubsub.ValidatorEx {
 			return pubsub.ValidationReject
 		}
 		var payload any
-		if n.cfg.Validator != nil {
+		if validate != nil {
 			var err error
-			if payload, err = n.cfg.Validator(channel, m.Data); err != nil {
+			if payload, err = validate(channel, m.Data); err != nil {
 				return verdict(err)
 			}
 		}
@@ -200,6 +200,15 @@ func channelScoreParams() *pubsub.TopicScoreParams {
 		InvalidMessageDeliveriesWeight: -100,
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
 	}
+}
+
+// inboxScoreParams scores behaviour on DM inbox shards. A node cannot open
+// DMs, so its validator checks only the envelope's format; invalid ones are
+// still penalised like invalid channel messages.
+func inboxScoreParams() *pubsub.TopicScoreParams {
+	p := channelScoreParams()
+	p.TopicWeight = 0.5
+	return p
 }
 
 // dropTracer counts and logs messages lost inside GossipSub's queues, so no

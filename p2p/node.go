@@ -40,7 +40,10 @@ type Node struct {
 	closeErr  error
 
 	chMu     sync.Mutex // serialises Join and Leave; guards channels
-	channels map[string]*channel
+	channels map[string]*channel // by topic name: joined channels and inbox shards
+	// outbox holds inbox-shard topics this node publishes DMs to without
+	// being subscribed (at most one per shard).
+	outbox map[string]*channel
 
 	ready    atomic.Value                        // introspectableHost // set once the host exists; for AutoRelay's callback
 	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
@@ -63,6 +66,7 @@ func New(cfg Config) (*Node, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		channels: make(map[string]*channel),
+		outbox:   make(map[string]*channel),
 		kickDisc: make(chan struct{}, 1),
 	}
 	n.drops = &dropTracer{log: n.log}
@@ -133,7 +137,10 @@ func (n *Node) Close() error {
 		for _, c := range n.channels {
 			c.teardown()
 		}
-		n.channels = map[string]*channel{}
+		for _, c := range n.outbox {
+			c.teardown()
+		}
+		n.channels, n.outbox = map[string]*channel{}, map[string]*channel{}
 		n.chMu.Unlock()
 		n.closeErr = n.closeParts()
 	})

@@ -254,3 +254,39 @@ func freePort(t *testing.T) int {
 	n.Close()
 	return int(p)
 }
+
+// A DM published on an inbox shard reaches the node subscribed to that
+// shard through a node that is not, and nobody else's inbox members.
+func TestInboxShardRouting(t *testing.T) {
+	a, b, c := newTestNode(t, nil), newTestNode(t, nil), newTestNode(t, nil)
+	link(t, a, b)
+	link(t, c, b)
+	inbox := &Subscription{node: c, channel: "", ch: make(chan *Message, 8)}
+	if err := c.JoinInbox(5, inbox); err != nil {
+		t.Fatal(err)
+	}
+	other := &Subscription{node: c, channel: "", ch: make(chan *Message, 8)}
+	if err := c.JoinInbox(6, other); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := a.PublishDM(ctx, 5, []byte("sealed"))
+	t.Logf("first DM published after %v", time.Since(start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, inbox, 10*time.Second); string(m.Data) != "sealed" || !m.Inbox || m.Channel != "5" {
+		t.Fatalf("inbox got %+v", m)
+	}
+	if len(other.ch) != 0 || len(c.Channels()) != 0 {
+		t.Fatalf("shard 6 got a message, or inboxes listed as channels: %v", c.Channels())
+	}
+	// Nobody serves shard 7: the publisher learns so within its deadline.
+	short, cancel2 := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel2()
+	if err := a.PublishDM(short, 7, []byte("lost")); !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("publish to an unserved shard: %v", err)
+	}
+}

@@ -46,8 +46,8 @@ func (s *Subscription) Close() {
 	s.end(nil)
 }
 
-// DeliverChannelMessage implements Member.
-func (s *Subscription) DeliverChannelMessage(m *Message) {
+// DeliverMessage implements Member.
+func (s *Subscription) DeliverMessage(m *Message) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -141,7 +141,7 @@ func TestReplayBeyondSeenCacheIsDropped(t *testing.T) {
 	recv(t, s, 5*time.Second)
 	// Simulate the seen-cache forgetting: ask the validator directly, as
 	// GossipSub would on a late copy.
-	v := n.topicValidator("lobby")
+	v := n.topicValidator("lobby", nil)
 	msg := &pubsub.Message{ID: messageID(mustPB("darkchat/v1/channel/lobby", "once"))}
 	msg.Message = mustPB("darkchat/v1/channel/lobby", "once")
 	if r := v(t.Context(), "", msg); r != pubsub.ValidationIgnore {

@@ -350,6 +350,12 @@ func TestChatScripted(t *testing.T) {
 			t.Errorf("alice's output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// The end of input waits for the answer to a join, not only to sends.
+	r = runBin(t, env, "join lobby carol\n", "--key", filepath.Join(t.TempDir(), "carol.key"), host, port)
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "Joined lobby as carol\n") {
+		t.Fatalf("carol: exit %d\n%s", r.code, r.stdout)
+	}
+
 	bob.expect(`^alice@lobby - hello from alice$`)
 	bob.expect(`^alice@lobby - line\\ntwo$`)
 	if code, rest := bob.end(); code != 0 {
