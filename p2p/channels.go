@@ -67,8 +67,8 @@ type channel struct {
 	topicName string
 	inbox     bool
 	topic     *pubsub.Topic
-	sub   *pubsub.Subscription
-	done  chan struct{} // closed when the reader exits
+	sub       *pubsub.Subscription
+	done      chan struct{} // closed when the reader exits
 
 	mu      sync.RWMutex
 	members map[Member]struct{}

@@ -39,7 +39,7 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	chMu     sync.Mutex // serialises Join and Leave; guards channels
+	chMu     sync.Mutex          // serialises Join and Leave; guards channels
 	channels map[string]*channel // by topic name: joined channels and inbox shards
 	// outbox holds inbox-shard topics this node publishes DMs to without
 	// being subscribed (at most one per shard).
