@@ -228,12 +228,13 @@ func (n *Node) PublishDM(ctx context.Context, shard int, data []byte) error {
 	return n.publish(ctx, c.topic, name, data)
 }
 
-// awaitTopicPeer returns once the node knows a peer subscribed to topic,
-// looking subscribers up in the DHT and dialling them meanwhile. (GossipSub's
-// own readiness check only counts mesh peers, which a topic the node is not
-// subscribed to never has.)
+// awaitTopicPeer returns once GossipSub can send to a peer subscribed to
+// topic, looking subscribers up in the DHT and dialling them meanwhile.
+// (GossipSub's own readiness check counts only mesh peers, which a topic the
+// node is not subscribed to never has.)
 func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
-	if len(topic.ListPeers()) > 0 {
+	ready, changed := n.routers.anyOf(topic.ListPeers())
+	if ready {
 		return nil
 	}
 	events, err := topic.EventHandler()
@@ -244,16 +245,30 @@ func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
 	lookupCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go n.dialTopicPeers(lookupCtx, topic.String())
-	if len(topic.ListPeers()) > 0 { // joined before the handler existed
-		return nil
-	}
-	for {
-		ev, err := events.NextPeerEvent(ctx)
-		if err != nil {
-			return err
+	joined := make(chan struct{}, 1)
+	go func() {
+		for {
+			ev, err := events.NextPeerEvent(lookupCtx)
+			if err != nil {
+				return
+			}
+			if ev.Type == pubsub.PeerJoin {
+				select {
+				case joined <- struct{}{}:
+				default:
+				}
+			}
 		}
-		if ev.Type == pubsub.PeerJoin {
+	}()
+	for {
+		if ready, changed = n.routers.anyOf(topic.ListPeers()); ready {
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-joined:
+		case <-changed:
 		}
 	}
 }

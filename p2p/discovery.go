@@ -2,15 +2,19 @@ package p2p
 
 import (
 	"context"
+	"hash/fnv"
 	mrand "math/rand"
+	"slices"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/backoff"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // RendezvousNamespace is the DHT key every darkchat node advertises itself
@@ -29,7 +33,10 @@ const (
 	// dial in a tight loop.
 	maxDialsPerRound = 8
 	dialTimeout      = 10 * time.Second
-	// dialBackoff is how long a peer that failed a dial is left alone.
+	// dialBackoff is how long a peer that failed a dial is left alone, as
+	// long as it advertises the same addresses. A node behind NAT is first
+	// found with only its LAN addresses and becomes dialable when it gains
+	// a relay address: a changed address set is worth one more dial.
 	dialBackoff = 5 * time.Minute
 	// maxBackoffEntries bounds the failed-dial memory.
 	maxBackoffEntries = 4096
@@ -84,20 +91,67 @@ func (d retryingDiscovery) Advertise(ctx context.Context, ns string, opts ...dis
 	return ttl, nil
 }
 
+// failedDial remembers a peer whose dial failed, and the addresses tried.
+type failedDial struct {
+	at    time.Time
+	addrs uint64 // hash of the sorted address set
+}
+
 // discoveryLoop connects to bootstrap peers, advertises the node under the
 // rendezvous key and dials the other nodes it finds there.
+//
+// Behind NAT the mesh keeps changing shape: a private node becomes dialable
+// only once it holds a relay reservation, and loses a path when its relay
+// goes away. So the loop also runs early when this node's addresses change
+// (re-advertising when its relay addresses did, so that DHT servers hand out
+// the new ones) and when a peer disconnects (the peer may be reachable
+// another way, through another relay).
 func (n *Node) discoveryLoop() {
 	defer n.wg.Done()
 	interval := discoveryMinInterval
 	var lastAdvertise time.Time
-	failed := make(map[peer.ID]time.Time)
+	failed := make(map[peer.ID]failedDial)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+
+	var events <-chan any
+	sub, err := n.host.EventBus().Subscribe([]any{
+		new(event.EvtLocalAddressesUpdated),
+		new(event.EvtPeerConnectednessChanged),
+	})
+	if err != nil {
+		n.log.Warn("discovery: cannot watch address changes", "err", err)
+	} else {
+		defer sub.Close()
+		events = sub.Out()
+	}
+	relayAddrs := circuitAddrs(n.host.Addrs())
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.kickDisc:
+			interval = discoveryMinInterval
+		case e := <-events:
+			switch e := e.(type) {
+			case event.EvtLocalAddressesUpdated:
+				now := circuitAddrs(n.host.Addrs())
+				if slices.Equal(now, relayAddrs) {
+					continue
+				}
+				relayAddrs = now
+				lastAdvertise = time.Time{}
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness == network.Connected {
+					continue // the event loop kicks us for those
+				}
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
 			interval = discoveryMinInterval
 		case <-timer.C:
 		}
@@ -156,7 +210,7 @@ func (n *Node) advertise() bool {
 // findAndDial looks up other nodes and dials the unconnected ones, within
 // the connection manager's low watermark. It returns how many new peers it
 // connected to.
-func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
+func (n *Node) findAndDial(failed map[peer.ID]failedDial) int {
 	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 	defer cancel()
 	peers, err := n.disc.FindPeers(ctx, RendezvousNamespace)
@@ -165,8 +219,8 @@ func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
 		return 0
 	}
 	now := time.Now()
-	for p, t := range failed {
-		if now.Sub(t) > dialBackoff {
+	for p, f := range failed {
+		if now.Sub(f.at) > dialBackoff {
 			delete(failed, p)
 		}
 	}
@@ -178,7 +232,8 @@ func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
 		if n.host.Network().Connectedness(pi.ID) == network.Connected {
 			continue
 		}
-		if _, ok := failed[pi.ID]; ok {
+		addrs := addrSetHash(pi.Addrs)
+		if f, ok := failed[pi.ID]; ok && f.addrs == addrs {
 			continue
 		}
 		if len(n.host.Network().Peers()) >= n.cfg.ConnLow {
@@ -189,8 +244,8 @@ func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
 		err := n.host.Connect(dctx, pi)
 		dcancel()
 		if err != nil {
-			if len(failed) < maxBackoffEntries {
-				failed[pi.ID] = now
+			if _, ok := failed[pi.ID]; ok || len(failed) < maxBackoffEntries {
+				failed[pi.ID] = failedDial{at: now, addrs: addrs}
 			}
 			n.log.Debug("discovered peer unreachable", "peer", pi.ID, "err", err)
 			continue
@@ -199,4 +254,31 @@ func (n *Node) findAndDial(failed map[peer.ID]time.Time) int {
 		n.log.Info("connected to discovered peer", "peer", pi.ID)
 	}
 	return connected
+}
+
+// circuitAddrs returns the relay addresses among addrs, sorted.
+func circuitAddrs(addrs []ma.Multiaddr) []string {
+	var out []string
+	for _, a := range addrs {
+		if isRelayed(a) {
+			out = append(out, a.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// addrSetHash identifies a set of addresses regardless of order.
+func addrSetHash(addrs []ma.Multiaddr) uint64 {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	slices.Sort(s)
+	h := fnv.New64a()
+	for _, a := range s {
+		h.Write([]byte(a))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }

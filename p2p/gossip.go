@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -211,10 +212,53 @@ func inboxScoreParams() *pubsub.TopicScoreParams {
 	return p
 }
 
+// routerPeers tracks the peers GossipSub has an outbound queue for. GossipSub
+// records a peer's subscriptions as soon as they arrive, which can be before
+// it has set up that queue; a message published in between is not sent to
+// the peer ("no send queue"). Publishers that need a peer to get a message
+// (DMs) wait until one of the topic's peers is also here.
+type routerPeers struct {
+	mu      sync.Mutex
+	peers   map[peer.ID]struct{}
+	changed chan struct{} // closed and replaced when a peer is added
+}
+
+func newRouterPeers() *routerPeers {
+	return &routerPeers{peers: make(map[peer.ID]struct{}), changed: make(chan struct{})}
+}
+
+func (r *routerPeers) add(id peer.ID) {
+	r.mu.Lock()
+	r.peers[id] = struct{}{}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *routerPeers) remove(id peer.ID) {
+	r.mu.Lock()
+	delete(r.peers, id)
+	r.mu.Unlock()
+}
+
+// anyOf reports whether one of ps has a queue, and returns a channel closed
+// at the next addition.
+func (r *routerPeers) anyOf(ps []peer.ID) (bool, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := r.peers[p]; ok {
+			return true, nil
+		}
+	}
+	return false, r.changed
+}
+
 // dropTracer counts and logs messages lost inside GossipSub's queues, so no
 // loss is silent. Its methods run synchronously in GossipSub's event loop
 // and must stay cheap.
 type dropTracer struct {
+	routers *routerPeers // told when GossipSub opens or loses a peer's stream
 	log     *slog.Logger
 	dropped atomic.Uint64
 	notSent atomic.Uint64
@@ -256,5 +300,7 @@ func (t *dropTracer) ThrottlePeer(peer.ID)                                 {}
 func (t *dropTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (t *dropTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (t *dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (t *dropTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (t *dropTracer) OnClosedOutboundStream(peer.ID)                       {}
+
+// The outbound stream opens after GossipSub has created the peer's queue.
+func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) { t.routers.add(p) }
+func (t *dropTracer) OnClosedOutboundStream(p peer.ID)             { t.routers.remove(p) }

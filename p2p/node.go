@@ -23,14 +23,15 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	basic introspectableHost // for address and reachability introspection
-	host  host.Host          // basic wrapped with DHT peer routing
-	dht   *dht.IpfsDHT
-	disc  discovery.Discovery // DHT rendezvous with a query backoff cache
-	ps    *pubsub.PubSub
-	nat   *natTracker
-	drops *dropTracer
-	dedup *dedupSet
+	basic   introspectableHost // for address and reachability introspection
+	host    host.Host          // basic wrapped with DHT peer routing
+	dht     *dht.IpfsDHT
+	disc    discovery.Discovery // DHT rendezvous with a query backoff cache
+	ps      *pubsub.PubSub
+	nat     *natTracker
+	drops   *dropTracer
+	routers *routerPeers
+	dedup   *dedupSet
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,7 +70,8 @@ func New(cfg Config) (*Node, error) {
 		outbox:   make(map[string]*channel),
 		kickDisc: make(chan struct{}, 1),
 	}
-	n.drops = &dropTracer{log: n.log}
+	n.routers = newRouterPeers()
+	n.drops = &dropTracer{log: n.log, routers: n.routers}
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
