@@ -19,7 +19,7 @@ const (
 	// MaxObjectSize is the largest line or frame a node accepts by default
 	// (its --max-line), without the line end. The client sends nothing
 	// longer than the max_line its node announced, or this when it did not.
-	MaxObjectSize = 16384
+	MaxObjectSize = 32 << 10
 
 	// MaxRecvSize is the largest line or frame the client accepts. It is
 	// not MaxObjectSize because a node's own objects can be longer: a
@@ -29,7 +29,7 @@ const (
 	// client in a channel off the network with one valid message. Decode
 	// and the transports refuse anything larger, so a hostile node still
 	// cannot make the client allocate without bound.
-	MaxRecvSize = 32 << 10
+	MaxRecvSize = 64 << 10
 
 	// MaxDepth is how deeply objects and arrays may nest.
 	MaxDepth = 8

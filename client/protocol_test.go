@@ -17,9 +17,9 @@ var testSig = strings.Repeat("ab", 64)
 
 // validObjects are PROTOCOL.md's examples, one per type.
 var validObjects = map[string]Object{
-	`{"type":"hello","protocol":1,"node":"12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN","challenge":"` + testChallenge + `","limits":{"max_line":16384,"max_body":4096,"max_channels":32,"rate":5,"burst":20}}`: &Hello{
+	`{"type":"hello","protocol":1,"node":"12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN","challenge":"` + testChallenge + `","limits":{"max_line":32768,"max_body":4096,"max_channels":32,"rate":5,"burst":20}}`: &Hello{
 		Protocol: 1, Node: "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN", Challenge: testChallenge,
-		Limits: Limits{MaxLine: 16384, MaxBody: 4096, MaxChannels: 32, Rate: 5, Burst: 20}},
+		Limits: Limits{MaxLine: 32768, MaxBody: 4096, MaxChannels: 32, Rate: 5, Burst: 20}},
 	`{"type":"login","key":"` + testKey + `","sig":"` + testSig + `"}`: &Login{Key: testKey, Sig: testSig},
 	`{"type":"welcome","key":"` + testKey + `","node":"12D3KooW"}`:     &Welcome{Key: testKey, Node: "12D3KooW"},
 	`{"type":"join","channel":"lobby","username":"alice"}`:             &Join{Channel: "lobby", Username: "alice"},

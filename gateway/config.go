@@ -52,7 +52,7 @@ type Config struct {
 // Defaults, chosen for people typing: a burst of 20 lets someone paste a few
 // lines at once, 5 a second sustained is far above typing speed.
 const (
-	DefaultMaxLine          = 16 << 10
+	DefaultMaxLine          = 32 << 10
 	DefaultMaxChannels      = 32
 	DefaultMaxSessionsPerIP = 64
 	DefaultLoginTimeout     = 20 * time.Second

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -189,13 +190,17 @@ func checkDepth(data []byte, max int) error {
 	return nil
 }
 
+// mustJSON encodes one of the gateway's own frame types, which cannot
+// fail. HTML escaping is off: it would turn each <, > and & of a message
+// body into six bytes for no benefit to a chat client.
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only our own fixed frame types are marshalled; they cannot fail.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("gateway: marshal frame: " + err.Error())
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func decodeHex(field, s string, size int) ([]byte, *clientError) {

@@ -22,9 +22,10 @@ const (
 	MaxKeyBundleSize = 1536
 
 	// MaxKeyBundleTTL is the longest validity (Expires - Issued) a bundle
-	// may claim. A short bound limits how long a DM key stays in use after
-	// the user has moved on (a lost browser profile, a rotated key file):
-	// the bundle has to be re-signed by the identity key to stay valid.
+	// may claim. A bundle lapses unless its owner re-signs it within this
+	// period, so the bundles of abandoned identities (a lost key, a deleted
+	// browser profile) and of superseded formats stop being served;
+	// a client re-signs (NewKeyBundle) at login and before expiry.
 	MaxKeyBundleTTL = 7 * 24 * time.Hour
 
 	// KeyBundleClockSkew is how far in the future Issued may be when a

@@ -6,6 +6,7 @@ import (
 	"crypto/hpke"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,12 +23,29 @@ type dmParty struct {
 	bundle identity.KeyBundle
 }
 
-func newDMParty(t testing.TB, seed byte) dmParty {
+// dmKeyOf is mustKey for benchmarks and fuzz targets.
+func dmKeyOf(t testing.TB, seed byte) identity.PrivateKey {
 	t.Helper()
 	k, err := identity.NewKeyFromSeed(seedOf(seed))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k
+}
+
+// dmUnhex is unhex for benchmarks and fuzz targets.
+func dmUnhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("bad hex in vectors: %v", err)
+	}
+	return b
+}
+
+func newDMParty(t testing.TB, seed byte) dmParty {
+	t.Helper()
+	k := dmKeyOf(t, seed)
 	dk, err := k.DMKey()
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func (k DMPublicKey) Bytes() []byte { return append([]byte(nil), k[:]...) }
 func (k DMPublicKey) IsZero() bool { return k == DMPublicKey{} }
 
 // hpkeKey parses k for crypto/hpke.
-func (k *DMPublicKey) hpkeKey() (hpke.PublicKey, error) {
+func (k DMPublicKey) hpkeKey() (hpke.PublicKey, error) {
 	if k.IsZero() {
 		return nil, fmt.Errorf("%w DM public key: all zero", ErrMalformed)
 	}

@@ -1,6 +1,7 @@
 // Package identity holds darkchat user identities (Ed25519 keys and key
 // files), the canonical byte encodings that signatures cover, login
-// challenges, and signed channel messages.
+// challenges, signed channel messages, and end-to-end encrypted direct
+// messages with their key bundles.
 //
 // # Keys and addresses
 //
@@ -126,4 +127,197 @@
 // username (a label chosen by the author; the key is the identity). The
 // timestamp and random ID let receivers drop stale messages and duplicates;
 // those checks need a clock and history and live with the receivers.
+//
+// # Direct messages
+//
+// Direct messages (DMs) are end-to-end encrypted with sealed sender. Nodes
+// route them by a tag and never see the sender, the recipient's key, the
+// username, the body, the timestamp or the message ID: those travel inside
+// the ciphertext, signed by the sender. Nodes never hold a user's private
+// key. The pieces, each specified below: a DM key derived from the identity
+// seed, a key bundle that publishes it, a routing tag, the signed inner
+// message (or receipt), and the envelope that carries it.
+//
+// # DM keys
+//
+// A user's DM key pair is for HPKE (RFC 9180) KEM MLKEM768-X25519 (KEM ID
+// 0x647a, "X-Wing": ML-KEM-768 combined with X25519, draft-ietf-hpke-pq),
+// derived from the Ed25519 seed, so the key file and the browser's export
+// still hold one 32-byte secret:
+//
+//	ikm  = HKDF-SHA256(secret = seed, salt = none, info = "darkchat/v1/dm-kem-key", L = 32)
+//	pair = DeriveKeyPair(ikm)
+//
+// DeriveKeyPair is RFC 9180's, as crypto/hpke implements it for this KEM:
+// dk = the first 32 bytes of SHAKE256(ikm || "HPKE-v1" || "KEM" || 0x647a
+// || 0x000d || "DeriveKeyPair" || 0x0020); the private key is dk, expanded
+// with SHAKE256(dk) into a 64-byte ML-KEM-768 seed (FIPS 203 d || z) and
+// then a 32-byte X25519 scalar. The public key (DMPublicKey, 1216 bytes) is
+// SerializePublicKey: the ML-KEM-768 encapsulation key (1184 bytes) then
+// the X25519 public key (32 bytes). ParseDMPublicKey rejects another length,
+// the all-zero key, and a non-canonical ML-KEM key (a coefficient >= q).
+// The separate HKDF label keeps the DM key independent of the Ed25519 key;
+// testdata/dm_vectors.json pins ikm and the public key for fixed seeds.
+//
+// # Key bundles
+//
+// A key bundle publishes a user's DM public key, signed by the identity key.
+// The identity signs
+//
+//	"darkchat/v1/key-bundle\x00"    23 bytes
+//	identity public key            32 bytes
+//	len(DM key) || DM public key   4 + 1216 bytes
+//	issued                         8 bytes, int64 Unix milliseconds
+//	expires                        8 bytes, int64 Unix milliseconds
+//
+// and the wire form (KeyBundleSize, 1333 bytes) is
+//
+//	0x01                           version, 1 byte
+//	identity .. expires            the signed fields above, without the prefix
+//	signature                      64 bytes
+//
+// Transports bound a bundle at MaxKeyBundleSize (1536 bytes). Unmarshal is
+// strict (version, exact lengths, a parseable DM key, no trailing bytes) and
+// requires 0 < expires - issued <= 7 days (MaxKeyBundleTTL). Verify(expect,
+// now) accepts a bundle only if identity == expect, now < expires, issued
+// <= now + 5 minutes (KeyBundleClockSkew), and the signature verifies. Of
+// two valid bundles of one identity the newest wins (Newer): the greater
+// issued, then the greater expires, then the greater DM key bytes, then the
+// greater signature, so every node keeps the same one.
+//
+// # DM routing tags
+//
+//	tag   = first 16 bytes of SHA-256("darkchat/v1/dm-tag\x00" || recipient public key)
+//	shard = big-endian uint16(tag[0:2]) mod 64 (DMShards)
+//
+// 64 divides 65536, so the shards are exactly uniform over tags.
+//
+// # Inner messages and receipts
+//
+// A message (kind 1) is signed over
+//
+//	"darkchat/v1/dm\x00"             15 bytes
+//	sender public key              32 bytes
+//	recipient public key           32 bytes
+//	len(username) || username      4 + 1..32 bytes (username rules, or "anonymous")
+//	len(body) || body              4 + 0..4096 bytes (UTF-8, MaxDMBodyLen)
+//	timestamp                      8 bytes, int64 Unix milliseconds
+//	message ID                     16 random bytes
+//
+// and a receipt (kind 2), which acknowledges the message whose ID is ack,
+// over
+//
+//	"darkchat/v1/receipt\x00"        20 bytes
+//	sender public key              32 bytes (the receipt's sender: the
+//	                               message's recipient)
+//	recipient public key           32 bytes
+//	ack                            16 bytes
+//	timestamp                      8 bytes
+//	receipt ID                     16 random bytes
+//
+// The inner encoding (DM.MarshalBinary; 162 to 4289 bytes for a message,
+// 169 for a receipt) is
+//
+//	kind                           1 byte: 0x01 message, 0x02 receipt
+//	sender .. ID                   the signed fields above, without the prefix
+//	signature                      64 bytes
+//
+// The decoder is strict like the channel-message decoder, and also requires
+// a zero Ack in a message and a non-zero ack, empty username and empty body
+// in a receipt (a receipt encodes neither).
+//
+// # DM envelopes
+//
+// What travels on the mesh is the envelope:
+//
+//	0x01                           version, 1 byte
+//	tag                            16 bytes, DMTag(recipient)
+//	enc                            1120 bytes, HPKE encapsulated key
+//	                               (ML-KEM-768 ciphertext 1088 || X25519 share 32)
+//	ciphertext                     padded plaintext + 16 bytes (AEAD tag)
+//
+// sealed with HPKE base mode, KEM MLKEM768-X25519 (0x647a), KDF HKDF-SHA256
+// (0x0001), AEAD ChaCha20-Poly1305 (0x0003), one Seal per context with
+//
+//	info = "darkchat/v1/dm-envelope\x00" || recipient identity key (32)
+//	aad  = the envelope's first 17 bytes (version || tag)
+//
+// to the DM public key in the recipient's verified key bundle. The
+// plaintext is padded:
+//
+//	len(inner)                     4 bytes, big-endian
+//	inner                          the inner encoding
+//	zero bytes                     up to the smallest bucket that holds it
+//
+// with buckets (padded plaintext sizes) 512, 1024, 2048, 4096 and 8192
+// bytes, so envelopes are exactly 1665, 2177, 3201, 5249 or 9345 bytes
+// (EnvelopeSizes; MaxEnvelopeSize 9345). Receipts and messages of up to
+// 347 - len(username) body bytes fall in the first bucket; the largest
+// message (4289-byte inner) in the last.
+//
+// Nodes call EnvelopeTag, which checks the size and version and returns the
+// tag, publish the envelope on the recipient's shard and hand it only to
+// sessions whose user's tag it is. OpenDM(me, envelope) checks, in order:
+// size and version (ErrMalformed); tag == DMTag(me) (ErrNotForMe); HPKE
+// decryption (ErrDecrypt); the padding is canonical: the length fits, the
+// plaintext is the smallest bucket that holds it, every padding byte is zero
+// (ErrMalformed); the inner decoding (ErrMalformed); recipient == me
+// (ErrReaddressed); the sender's signature (ErrBadSignature). OpenDM has no
+// clock and no history: the receiving client drops DMs whose timestamp is
+// more than DMTimestampWindow (2 minutes) from its clock and DMs whose
+// sender and ID (DedupKey) it has already seen, answers each new message
+// with a receipt (SealReceipt to the sender's verified bundle) and shows
+// "delivered" for each receipt that acknowledges a message it sent.
+//
+// # DM security reasoning
+//
+// Sealed sender: outside the ciphertext there is only the version, the tag
+// and the envelope size, which names one of five buckets. The tag is a hash
+// of the recipient's key, so a node routes without reading the key from the
+// envelope; anyone who already knows a user's key can compute the tag, which
+// is inherent in routing by recipient and is what lets nodes deliver at all.
+// Nothing outside identifies the sender: HPKE base mode uses a fresh
+// ephemeral key per envelope and is not authenticated; the sender is
+// authenticated inside, by the Ed25519 signature that OpenDM verifies.
+//
+// Recipient binding, twice. The HPKE info holds the protocol version and the
+// recipient's identity key, and the AAD holds the version and tag, so an
+// envelope opens only as a version-1 DM for that recipient: a node that
+// rewrites the tag, or an envelope sealed to one user's DM key with another
+// user's identity, fails to decrypt. The sender's signature covers the
+// recipient key, so a recipient cannot take a DM signed for them, re-encrypt
+// it to a third user and have it pass as sent to that user (surreptitious
+// forwarding): OpenDM refuses it with ErrReaddressed. Every field the
+// recipient sees is under the signature, and the domain prefixes keep a DM,
+// a receipt, a key bundle, a channel message and a login apart.
+//
+// Key authenticity: the address is the identity key, and the bundle is
+// signed by it, so a node serving a bundle for an address cannot substitute
+// its own DM key (Verify compares Identity with the address the user asked
+// for). The validity period (at most 7 days) makes a bundle lapse unless
+// its owner re-signs it, so abandoned identities and old formats stop being
+// served; the issued-time bound keeps a bundle dated far in the future from
+// winning "newest wins" until that date.
+//
+// Deterministic DM key: deriving the KEM key from the seed keeps one secret
+// to store and back up, and every client of the user (CLI, browser) has the
+// same DM key without coordination. The cost is that the DM key lives as
+// long as the identity: there is no forward secrecy, so whoever steals a
+// seed can also read the DMs to that user that they recorded from the mesh
+// (the per-envelope ephemeral key does not help once the recipient's key
+// leaks). Rotating the DM key means a new identity.
+//
+// Post-quantum: the KEM is a hybrid, secure if either ML-KEM-768 or X25519
+// is, so envelopes recorded now stay confidential against a future quantum
+// computer; the signatures are Ed25519 (authenticity only matters now).
+//
+// AEAD choice: ChaCha20-Poly1305 rather than AES-256-GCM because the
+// browser client runs this code compiled to WebAssembly, where there is no
+// AES hardware and Go's portable AES is table-based (not constant-time),
+// while ChaCha20-Poly1305 is fast and constant-time in portable code. Each
+// HPKE context encrypts one message, so nonce limits do not arise.
+//
+// Padding: buckets hide the body length up to a factor of two; the minimum
+// bucket makes receipts and short messages indistinguishable. Padding is
+// inside the AEAD and must be canonical, so nothing can be hidden in it.
 package identity
