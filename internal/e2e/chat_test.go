@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lineNodes starts three nodes A–B–C, A and C peered only with B.
+func lineNodes(t *testing.T, typA, typB, typC string) (a, b, c *node) {
+	b = startNode(t, "B", typB)
+	hub := fmt.Sprintf("127.0.0.1:%d", b.peerPort)
+	a = startNode(t, "A", typA, "--peer", hub)
+	c = startNode(t, "C", typC, "--peer", hub)
+	return a, b, c
+}
+
+// warmUp makes sure each of the two clients receives the other's messages
+// on channel ch before a test counts messages: it repeats a probe until the
+// other side has seen one (a message sent before the nodes have exchanged
+// subscriptions reaches nobody).
+func warmUp(t *testing.T, ch string, x *client, xName string, y *client, yName string) {
+	t.Helper()
+	for _, dir := range []struct {
+		from *client
+		name string
+		to   *client
+	}{{x, xName, y}, {y, yName, x}} {
+		deadline := time.Now().Add(30 * time.Second)
+		for i := 0; ; i++ {
+			dir.from.send(fmt.Sprintf("%s warmup %d", ch, i))
+			seen := false
+			for _, l := range dir.to.output() {
+				if strings.HasPrefix(l, dir.name+"@"+ch+" - warmup ") {
+					seen = true
+				}
+			}
+			if seen {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's messages never reached the other side", dir.name)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+}
+
+// chatLines returns the "<user>@<ch> - <body>" lines in out, without
+// warm-up probes.
+func chatLines(out []string, ch string) []string {
+	var got []string
+	for _, l := range out {
+		if strings.Contains(l, "@"+ch+" - ") && !strings.Contains(l, "@"+ch+" - warmup ") {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
+	a, _, c := lineNodes(t, typA, typB, typC)
+	a.waitPeer(c.id) // discovered through B, never configured
+
+	var alice, bob *client
+	if a.cliPort != 0 {
+		alice = tcpClient(t, "alice", a)
+	} else {
+		alice = wsClient(t, "alice", a)
+	}
+	if c.wsPort != 0 {
+		bob = wsClient(t, "bob", c)
+	} else {
+		bob = tcpClient(t, "bob", c)
+	}
+	var carol *client
+	if c.cliPort != 0 {
+		carol = tcpClient(t, "carol", c)
+	} else {
+		carol = wsClient(t, "carol", c)
+	}
+	alice.send("join lobby alice")
+	bob.send("join lobby bob")
+	carol.send("join other carol")
+	alice.waitPrefix("Joined lobby")
+	bob.waitPrefix("Joined lobby")
+	carol.waitPrefix("Joined other")
+	warmUp(t, "lobby", alice, "alice", bob, "bob")
+
+	const n = 10
+	for i := range n {
+		alice.send(fmt.Sprintf("lobby from alice %d", i))
+		bob.send(fmt.Sprintf("lobby from bob %d", i))
+	}
+	alice.send("lobby alice done")
+	bob.send("lobby bob done")
+	bob.waitFor(0, 30*time.Second, "alice's last message", func(l string) bool { return l == "alice@lobby - alice done" })
+	alice.waitFor(0, 30*time.Second, "bob's last message", func(l string) bool { return l == "bob@lobby - bob done" })
+
+	for _, tc := range []struct {
+		who  *client
+		from string
+	}{{bob, "alice"}, {alice, "bob"}} {
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("%s@lobby - from %s %d", tc.from, tc.from, i))
+		}
+		want = append(want, fmt.Sprintf("%s@lobby - %s done", tc.from, tc.from))
+		if got := chatLines(tc.who.output(), "lobby"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s's lobby lines:\n%s\nwant:\n%s", tc.who.name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	for _, l := range carol.output() {
+		if strings.Contains(l, "@lobby - ") {
+			t.Errorf("carol, in another channel, saw %q", l)
+		}
+	}
+
+	// End of input: the client settles and exits 0.
+	alice.stdin.Close()
+	if code := alice.exitCode(30 * time.Second); code != 0 {
+		t.Errorf("alice exited %d", code)
+	}
+}
+
+// The judged scenario: alice over TCP on A, bob over WebSocket on C, B in
+// between without members.
+func TestChatAcrossThreeFullNodes(t *testing.T) {
+	t.Parallel()
+	testChatAcrossLine(t, "full", "full", "full")
+}
+
+// The same across the three server types.
+func TestChatAcrossMixedServerTypes(t *testing.T) {
+	t.Parallel()
+	testChatAcrossLine(t, "cli", "full", "websock")
+}
+
+var verifyLine = regexp.MustCompile(`^VERIFY : "(dcl1\.[^"]+)"$`)
+
+// The seed's manual login: connect, sign with "darkchat sign" run as a
+// separate command, verify.
+func TestManualSeedLoginFlow(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "N", "full")
+	c := startClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.cliPort))
+	c.send("connect")
+	line, _ := c.waitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
+	challenge := verifyLine.FindStringSubmatch(line)[1]
+	if !strings.Contains(challenge, "."+n.id+".") {
+		t.Fatalf("challenge %q does not name node %s", challenge, n.id)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "darkchat"), "sign", "--key", c.key, challenge).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := strings.TrimSpace(string(out))
+	if !regexp.MustCompile(`^[0-9a-f]{128}$`).MatchString(sig) {
+		t.Fatalf("darkchat sign printed %q", out)
+	}
+	c.send("verify " + sig)
+	c.waitPrefix("Connected to Network")
+	c.send("join lobby manual")
+	c.waitPrefix("Joined lobby")
+}
+
+// A wrong signature in the manual flow is refused and the client fails.
+func TestManualLoginWithWrongSignatureFails(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "N", "full")
+	c := startClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.cliPort))
+	c.send("connect")
+	c.waitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
+	c.send("verify " + strings.Repeat("ab", 64))
+	c.waitPrefix("ERROR: ")
+	c.stdin.Close()
+	if code := c.exitCode(30 * time.Second); code == 0 {
+		t.Fatal("client exited 0 after a failed login")
+	}
+}
