@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"darkchat/identity"
 	"darkchat/p2p"
 )
 
@@ -25,6 +26,11 @@ type Mesh interface {
 	Join(channel string, m p2p.Member) error
 	Leave(channel string, m p2p.Member)
 	Publish(ctx context.Context, channel string, data []byte) error
+	JoinInbox(shard int, m p2p.Member) error
+	LeaveInbox(shard int, m p2p.Member)
+	PublishDM(ctx context.Context, shard int, envelope []byte) error
+	PutBundle(ctx context.Context, user string, bundle []byte) error
+	GetBundle(ctx context.Context, user string) ([]byte, error)
 }
 
 // Server runs client sessions for one node. It is safe for concurrent use.
@@ -44,6 +50,12 @@ type Server struct {
 	sessions  map[*session]struct{}
 	perIP     map[netip.Addr]int
 	wg        sync.WaitGroup // session goroutines
+
+	bundles bundles
+	// Background work (DHT puts, the republish loop), stopped by Close.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 }
 
 // ErrServerClosed is returned by Serve* after Close.
@@ -80,6 +92,10 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	if s.page == nil {
 		s.page = http.NotFoundHandler()
 	}
+	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.bgWG.Add(1)
+	go s.republishLoop()
 	return s, nil
 }
 
@@ -277,8 +293,9 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, sess := range sessions {
 		sess.shutdown(errorf(codeShutdown, "node is shutting down"))
 	}
+	s.bgCancel()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.bgWG.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

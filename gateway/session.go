@@ -34,6 +34,7 @@ type session struct {
 
 	challenge string
 	key       identity.PublicKey
+	tag       [identity.DMTagSize]byte // routing tag of DMs to key
 	loggedIn  bool
 	channels  map[string]string // channel → username
 	bucket    tokenBucket
@@ -168,6 +169,16 @@ func (s *session) handle(frame []byte) *clientError {
 		return s.leave(req)
 	case "send":
 		return s.send(req)
+	case "whois":
+		return s.whois(req)
+	case "dm":
+		return s.dm(req)
+	case "bundle":
+		if cerr := s.setBundle(req.Bundle); cerr != nil {
+			return cerr
+		}
+		s.enqueue(mustJSON(bundleFrame{Type: "bundle", Key: s.key.String(), Bundle: req.Bundle}))
+		return nil
 	}
 	return &clientError{code: codeUnknownType, msg: "unknown request type " + quote(req.Type), protocol: true}
 }
@@ -200,7 +211,19 @@ func (s *session) login(req request) *clientError {
 		}
 		return fail(codeBadSignature, "login signature does not verify for key %s and this connection's challenge", key)
 	}
-	s.key, s.loggedIn = key, true
+	s.key, s.tag, s.loggedIn = key, identity.DMTag(key), true
+	if req.Bundle != "" {
+		if cerr := s.setBundle(req.Bundle); cerr != nil {
+			cerr.closes = true
+			s.loggedIn = false
+			return cerr
+		}
+	}
+	if err := s.srv.mesh.JoinInbox(shardOf(key), s); err != nil {
+		s.srv.log.Warn("join DM inbox", "err", err)
+		s.loggedIn = false
+		return fail(codeInternal, "cannot subscribe to your DM inbox: %v", err)
+	}
 	s.enqueue(mustJSON(welcomeFrame{Type: "welcome", Key: key.String(), Node: s.srv.nodeID}))
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
 	return nil
@@ -301,6 +324,10 @@ func (s *session) send(req request) *clientError {
 // DeliverMessage implements p2p.Member. It runs on the topic's reader
 // goroutine and never blocks.
 func (s *session) DeliverMessage(m *p2p.Message) {
+	if e, ok := m.Payload.(*dmEnvelope); ok {
+		s.deliverDM(e)
+		return
+	}
 	mm, ok := m.Payload.(*meshMessage)
 	if !ok {
 		return
@@ -445,6 +472,10 @@ func (s *session) cleanup() {
 		s.srv.mesh.Leave(ch, s)
 	}
 	s.channels = nil
+	if s.loggedIn {
+		s.srv.mesh.LeaveInbox(shardOf(s.key), s)
+		s.srv.dropBundle(s)
+	}
 	s.srv.unregister(s)
 }
 

@@ -25,6 +25,9 @@ type request struct {
 	Body     string `json:"body"`
 	TS       int64  `json:"ts"`
 	ID       string `json:"id"`
+	Bundle   string `json:"bundle"`
+	Envelope string `json:"envelope"`
+	Ref      string `json:"ref"`
 }
 
 type helloFrame struct {
@@ -77,6 +80,8 @@ type errorFrame struct {
 	Message string `json:"message"`
 	ID      string `json:"id,omitempty"`
 	Channel string `json:"channel,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+	Key     string `json:"key,omitempty"`
 }
 
 var (
@@ -95,6 +100,10 @@ const (
 	codeBadSignature     = "bad_signature"
 	codeChallengeExpired = "challenge_expired"
 	codeLoginTimeout     = "login_timeout"
+	codeBadBundle        = "bad_bundle"
+	codeUnknownUser      = "unknown_user"
+	codeBadEnvelope      = "bad_envelope"
+	codeNoRoute          = "no_route"
 	codeBadChannel       = "bad_channel"
 	codeBadUsername      = "bad_username"
 	codeNotJoined        = "not_joined"
@@ -117,7 +126,9 @@ type clientError struct {
 	msg     string
 	id      string // message ID the error concerns, if any
 	channel string
-	closes  bool // the session ends after reporting it
+	ref     string // the client's reference of a DM
+	key     string // the key a whois asked for
+	closes  bool   // the session ends after reporting it
 	// protocol marks malformed input, which counts towards maxErrors.
 	protocol bool
 }
@@ -125,7 +136,7 @@ type clientError struct {
 func (e *clientError) Error() string { return e.code + ": " + e.msg }
 
 func (e *clientError) frame() []byte {
-	return mustJSON(errorFrame{Type: "error", Code: e.code, Message: e.msg, ID: e.id, Channel: e.channel})
+	return mustJSON(errorFrame{Type: "error", Code: e.code, Message: e.msg, ID: e.id, Channel: e.channel, Ref: e.ref, Key: e.key})
 }
 
 func errorf(code, format string, args ...any) *clientError {

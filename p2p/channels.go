@@ -221,9 +221,12 @@ func (n *Node) PublishDM(ctx context.Context, shard int, data []byte) error {
 			n.outbox[topicName] = c
 		}
 	}
+	local := c.sub != nil // this node serves the shard itself
 	n.chMu.Unlock()
-	if err := n.awaitTopicPeer(ctx, c.topic); err != nil {
-		return fmt.Errorf("%w: inbox shard %d: %v", ErrNoRoute, shard, err)
+	if !local {
+		if err := n.awaitTopicPeer(ctx, c.topic); err != nil {
+			return fmt.Errorf("%w: inbox shard %d: %v", ErrNoRoute, shard, err)
+		}
 	}
 	return n.publish(ctx, c.topic, name, data)
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	// open them: it checks their format); nil accepts any message within
 	// MaxMessageSize.
 	InboxValidator Validator
+	// BundleValidator validates and orders user key bundles stored in the
+	// DHT (namespace BundleNamespace); nil stores none.
+	BundleValidator record.Validator
 	// MaxMessageSize bounds a channel message on the wire.
 	MaxMessageSize int
 	// RelayService makes the node offer circuit relay v2 to others once

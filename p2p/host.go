@@ -1,9 +1,11 @@
 package p2p
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -15,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -23,11 +26,13 @@ import (
 )
 
 // introspectableHost is the part of libp2p's basic host the node needs
-// beyond host.Host: its direct addresses and AutoNAT's verdict.
+// beyond host.Host: its direct addresses, AutoNAT's verdict and AutoNAT
+// v2's per-address checks.
 type introspectableHost interface {
 	host.Host
 	AllAddrs() []ma.Multiaddr
 	Reachability() network.Reachability
+	ConfirmedAddrs() (reachable, unreachable, unknown []ma.Multiaddr)
 }
 
 // DHTProtocolPrefix keeps darkchat's Kademlia DHT apart from the public IPFS
@@ -75,6 +80,7 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
 
+	var built atomic.Pointer[host.Host] // for relaysFirst, once libp2p.New returns
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(listenAddrs(cfg.ListenIP, cfg.PeerPort)...),
@@ -86,11 +92,24 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		libp2p.EnableNATService(),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableHolePunching(holepunch.WithTracer(nat)),
-		libp2p.EnableAutoRelayWithPeerSource(peerSource,
+		libp2p.EnableAutoRelayWithPeerSource(relaysFirst(&built, peerSource),
+			// Start as soon as AutoNAT says private, with whatever relay
+			// is connected: a chat mesh may have only a few public nodes.
 			autorelay.WithBootDelay(0),
 			autorelay.WithMinCandidates(1),
+			// Two reservations, so that losing one relay leaves the node
+			// reachable while AutoRelay finds a replacement.
 			autorelay.WithNumRelays(2),
+			// How often AutoRelay may ask for candidates when it has fewer
+			// reservations than it wants.
 			autorelay.WithMinInterval(15*time.Second),
+			// libp2p waits an hour before retrying a relay that refused a
+			// reservation, sized for the public IPFS network and its
+			// thousands of relays. A mesh with a handful of public nodes
+			// cannot spare one for that long: a relay that refused while
+			// it was restarting, or before AutoNAT found it public, is
+			// asked again after a minute.
+			autorelay.WithBackoff(time.Minute),
 		),
 	}
 	if cfg.RelayService {
@@ -101,20 +120,25 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	built.Store(&h)
 	ih, ok := h.(introspectableHost)
 	if !ok {
 		h.Close()
 		return nil, fmt.Errorf("libp2p returned %T, which does not report addresses and reachability", h)
 	}
+	if err := nat.watch(h); err != nil {
+		h.Close()
+		return nil, err
+	}
 	return ih, nil
 }
 
-// bundleNamespace is the DHT record namespace reserved for user key
-// bundles; its validator is registered by the DM layer.
-const bundleNamespace = "darkchat-bundle"
+// BundleNamespace is the DHT record namespace of user key bundles: a
+// bundle lives under /darkchat-bundle/<identity key hex>.
+const BundleNamespace = "darkchat-bundle"
 
-func newDHT(h host.Host) (*dht.IpfsDHT, error) {
-	return dht.New(h,
+func newDHT(h host.Host, cfg *Config) (*dht.IpfsDHT, error) {
+	opts := []dht.Option{
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 		// On loopback, a LAN or a testnet AutoNAT may never decide; plain
 		// ModeAuto would then leave every node a client and nothing could
@@ -126,7 +150,11 @@ func newDHT(h host.Host) (*dht.IpfsDHT, error) {
 			// The nodes we are connected to are our bootstrap peers.
 			return connectedPeers(h, 0)
 		}),
-	)
+	}
+	if cfg.BundleValidator != nil {
+		opts = append(opts, dht.NamespacedValidator(BundleNamespace, cfg.BundleValidator))
+	}
+	return dht.New(h, opts...)
 }
 
 // connectedPeers returns up to limit (0: all) peers with an open connection.
@@ -142,4 +170,36 @@ func connectedPeers(h host.Host, limit int) []peer.AddrInfo {
 		}
 	}
 	return out
+}
+
+// relaysFirst wraps AutoRelay's peer source (the node's connected peers) so
+// that the candidates it hands out are, first, the connected peers that
+// announce the circuit relay v2 hop protocol (public nodes whose relay
+// service runs), then the others, at most num in all. Without the ordering,
+// a private node connected to many other private nodes (directly, after hole
+// punching) could be offered only those and never find its relay.
+func relaysFirst(built *atomic.Pointer[host.Host], source autorelay.PeerSource) autorelay.PeerSource {
+	return func(ctx context.Context, num int) <-chan peer.AddrInfo {
+		var relays, others []peer.AddrInfo
+		hp := built.Load()
+		for pi := range source(ctx, 0) {
+			if hp != nil {
+				if ps, err := (*hp).Peerstore().SupportsProtocols(pi.ID, proto.ProtoIDv2Hop); err == nil && len(ps) > 0 {
+					relays = append(relays, pi)
+					continue
+				}
+			}
+			others = append(others, pi)
+		}
+		all := append(relays, others...)
+		if num > 0 && len(all) > num {
+			all = all[:num]
+		}
+		out := make(chan peer.AddrInfo, len(all))
+		for _, pi := range all {
+			out <- pi
+		}
+		close(out)
+		return out
+	}
 }

@@ -76,17 +76,19 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 
 	out := &printer{w: stdout}
 	node, err := p2p.New(p2p.Config{
-		Key:            key,
-		ListenIP:       o.ip,
-		PeerPort:       o.peerPort,
-		Bootstrap:      o.peers.vals,
-		MaxMessageSize: o.maxMessageSize,
-		Validator:      gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, messageLog(o, log)),
-		RelayService:   o.relayService,
-		ConnLow:        o.connLow,
-		ConnHigh:       o.connHigh,
-		Logger:         log,
-		OnAddrsChanged: out.addrsChanged,
+		Key:             key,
+		ListenIP:        o.ip,
+		PeerPort:        o.peerPort,
+		Bootstrap:       o.peers.vals,
+		MaxMessageSize:  o.maxMessageSize,
+		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, messageLog(o, log)),
+		InboxValidator:  gateway.InboxValidator(messageLog(o, log)),
+		BundleValidator: gateway.BundleValidator{},
+		RelayService:    o.relayService,
+		ConnLow:         o.connLow,
+		ConnHigh:        o.connHigh,
+		Logger:          log,
+		OnAddrsChanged:  out.addrsChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("start node: %w", err)
