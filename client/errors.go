@@ -42,4 +42,22 @@ var (
 
 	// ErrIdle: nothing arrived from the node for too long.
 	ErrIdle = errors.New("connection timed out: nothing received from the node")
+
+	// ErrUnknownUser: the node has no key bundle for the key (whois
+	// answered unknown_user), so no DM can be sealed to it.
+	ErrUnknownUser = errors.New("unknown user")
+
+	// ErrNoAnswer: the node did not answer a whois in time.
+	ErrNoAnswer = errors.New("no answer from the node")
+
+	// ErrRecipientOffline: the node could reach no node serving the DM's
+	// recipient (no_route): the recipient is not connected.
+	ErrRecipientOffline = errors.New("recipient offline")
+
+	// ErrNoReceipt: the node sent the DM, but no receipt from the
+	// recipient arrived within the receipt timeout.
+	ErrNoReceipt = errors.New("timed out: no receipt")
+
+	// ErrConnectionLost: the session ended while a DM awaited its receipt.
+	ErrConnectionLost = errors.New("connection lost before a receipt")
 )

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -42,6 +43,9 @@ const (
 	idHexLen  = 2 * identity.MessageIDSize
 )
 
+// MaxRefLen is the longest dm ref (PROTOCOL.md §2.7).
+const MaxRefLen = 64
+
 // Object is one protocol object. Type returns its "type" field.
 type Object interface {
 	Type() string
@@ -68,10 +72,12 @@ type Hello struct {
 }
 
 // Login answers the challenge: the user's key and its signature over the
-// login statement.
+// login statement, and the user's key bundle (base64), so that the node
+// publishes it and others can send the user direct messages.
 type Login struct {
-	Key string `json:"key"`
-	Sig string `json:"sig"`
+	Key    string `json:"key"`
+	Sig    string `json:"sig"`
+	Bundle string `json:"bundle,omitempty"`
 }
 
 // Welcome accepts a login.
@@ -136,14 +142,46 @@ type Ping struct{}
 // Pong answers a Ping.
 type Pong struct{}
 
+// Whois asks the node for a user's key bundle; the node answers with a
+// Bundle for that key or an Error with code unknown_user naming it.
+type Whois struct {
+	Key string `json:"key"`
+}
+
+// Bundle carries a key bundle, base64 (standard, padded). From the node it
+// answers a Whois (Key is the key asked about) or a bundle update (Key is
+// the user's own); from the client, without Key, it replaces the bundle the
+// session logged in with.
+type Bundle struct {
+	Key    string `json:"key,omitempty"`
+	Bundle string `json:"bundle"`
+}
+
+// DM carries a sealed DM envelope, base64 (standard, padded). From the
+// client Ref, at most MaxRefLen characters, names it in the node's DMSent
+// or Error; from the node it is an envelope for this session's user, and
+// Ref is empty.
+type DM struct {
+	Ref      string `json:"ref,omitempty"`
+	Envelope string `json:"envelope"`
+}
+
+// DMSent says that the DM Ref left the node (not that it arrived).
+type DMSent struct {
+	Ref string `json:"ref"`
+}
+
 // Error is the node's error object. It is also the Go error a Session
-// returns for a failure the node reported. ID names a message and Channel a
-// channel when the error concerns one.
+// returns for a failure the node reported. ID names a message, Channel a
+// channel, Ref a DM and Key the user of a whois, when the error concerns
+// one.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	ID      string `json:"id,omitempty"`
 	Channel string `json:"channel,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+	Key     string `json:"key,omitempty"`
 }
 
 func (*Hello) Type() string   { return "hello" }
@@ -159,6 +197,10 @@ func (*Message) Type() string { return "message" }
 func (*Ping) Type() string    { return "ping" }
 func (*Pong) Type() string    { return "pong" }
 func (*Error) Type() string   { return "error" }
+func (*Whois) Type() string   { return "whois" }
+func (*Bundle) Type() string  { return "bundle" }
+func (*DM) Type() string      { return "dm" }
+func (*DMSent) Type() string  { return "dm_sent" }
 
 // Error returns the node's message, or its code when the message is empty.
 // Both come from the node: sanitise before printing.
@@ -210,6 +252,14 @@ func newObject(typ string) Object {
 		return new(Pong)
 	case "error":
 		return new(Error)
+	case "whois":
+		return new(Whois)
+	case "bundle":
+		return new(Bundle)
+	case "dm":
+		return new(DM)
+	case "dm_sent":
+		return new(DMSent)
 	}
 	return nil
 }
@@ -323,7 +373,36 @@ func (h *Hello) validate() error {
 }
 
 func (l *Login) validate() error {
-	return firstErr(checkHex("key", l.Key, keyHexLen), checkHex("sig", l.Sig, sigHexLen))
+	err := firstErr(checkHex("key", l.Key, keyHexLen), checkHex("sig", l.Sig, sigHexLen))
+	if err == nil && l.Bundle != "" {
+		err = checkBase64("bundle", l.Bundle, identity.MaxKeyBundleSize)
+	}
+	return err
+}
+
+func (w *Whois) validate() error { return checkHex("key", w.Key, keyHexLen) }
+
+func (b *Bundle) validate() error {
+	if b.Key != "" {
+		if err := checkHex("key", b.Key, keyHexLen); err != nil {
+			return err
+		}
+	}
+	return checkBase64("bundle", b.Bundle, identity.MaxKeyBundleSize)
+}
+
+func (d *DM) validate() error {
+	if len(d.Ref) > MaxRefLen {
+		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
+	}
+	return checkBase64("envelope", d.Envelope, identity.MaxEnvelopeSize)
+}
+
+func (d *DMSent) validate() error {
+	if len(d.Ref) > MaxRefLen {
+		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
+	}
+	return nil
 }
 
 func (w *Welcome) validate() error {
@@ -365,7 +444,8 @@ func (e *Error) validate() error {
 		}
 	}
 	// The channel is not checked against the name rules: a bad_channel
-	// error echoes the bad name back.
+	// error echoes the bad name back. Ref and Key echo what the client
+	// sent and are only compared with it.
 	if e.ID != "" {
 		return checkHex("id", e.ID, idHexLen)
 	}
@@ -402,6 +482,46 @@ func (m *Message) ChannelMessage() (identity.ChannelMessage, error) {
 	return cm, nil
 }
 
+// NewDM returns the dm object that hands envelope to the node as ref.
+func NewDM(ref string, envelope []byte) *DM {
+	return &DM{Ref: ref, Envelope: base64.StdEncoding.EncodeToString(envelope)}
+}
+
+// EnvelopeBytes decodes the envelope. d must have passed Decode (or been
+// made by NewDM).
+func (d *DM) EnvelopeBytes() ([]byte, error) {
+	env, err := base64.StdEncoding.Strict().DecodeString(d.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dm envelope: %w", ErrMalformed, err)
+	}
+	return env, nil
+}
+
+// EncodeKeyBundle returns b's wire form in base64, as login and bundle
+// carry it.
+func EncodeKeyBundle(b identity.KeyBundle) (string, error) {
+	data, err := b.Marshal()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(data), nil
+}
+
+// DecodeKeyBundle decodes a base64 key bundle strictly
+// (identity.KeyBundle.Unmarshal). It does not verify it: the caller checks
+// it against the key it expects (KeyBundle.Verify).
+func DecodeKeyBundle(s string) (identity.KeyBundle, error) {
+	var kb identity.KeyBundle
+	data, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return kb, fmt.Errorf("%w: key bundle: %w", ErrMalformed, err)
+	}
+	if err := kb.Unmarshal(data); err != nil {
+		return kb, err
+	}
+	return kb, nil
+}
+
 func checkNames(channel, username string) error {
 	return firstErr(identity.ValidateChannelName(channel), identity.ValidateUsername(username))
 }
@@ -422,6 +542,24 @@ func checkHex(field, s string, n int) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return fmt.Errorf("%s: want lowercase hex, character %d is %q", field, i+1, c)
+		}
+	}
+	return nil
+}
+
+// checkBase64 requires standard, padded base64 of 1 to max bytes. It
+// checks the alphabet and the length only; decoding checks the rest.
+func checkBase64(field, s string, max int) error {
+	if n := base64.StdEncoding.EncodedLen(max); len(s) == 0 || len(s) > n || len(s)%4 != 0 {
+		return fmt.Errorf("%s: want padded base64 of 1 to %d bytes, got %d characters", field, max, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+		case c == '=' && i >= len(s)-2 && (i == len(s)-1 || s[len(s)-1] == '='):
+		default:
+			return fmt.Errorf("%s: want base64, character %d is %q", field, i+1, c)
 		}
 	}
 	return nil

@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"crypto/tls"
-	"strings"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 

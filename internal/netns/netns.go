@@ -6,15 +6,15 @@
 //
 // # Topology
 //
-//	             internet namespace (bridge "br0", no address)
-//	   ┌──────────────┬──────────────┬─────────────────┐
-//	 public host    public host    router (wan)      router (wan)
-//	 198.18.0.1     198.18.0.2     198.18.0.11       198.18.0.12
-//	                               │ NAT               │ NAT
-//	                               router (lan bridge) router (lan bridge)
-//	                               198.19.1.1          198.19.2.1
-//	                               │                   │
-//	                               LAN host 198.19.1.2 LAN host 198.19.2.2
+//	            internet namespace (bridge "br0", no address)
+//	  ┌──────────────┬──────────────┬─────────────────┐
+//	public host    public host    router (wan)      router (wan)
+//	198.18.0.1     198.18.0.2     198.18.0.11       198.18.0.12
+//	                              │ NAT               │ NAT
+//	                              router (lan bridge) router (lan bridge)
+//	                              198.19.1.1          198.19.2.1
+//	                              │                   │
+//	                              LAN host 198.19.1.2 LAN host 198.19.2.2
 //
 // Public hosts and routers share one on-link subnet and have no default
 // route, so nothing can leave the emulated internet; LAN hosts route through
