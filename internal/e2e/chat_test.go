@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -64,7 +65,7 @@ func chatLines(out []string, ch string) []string {
 }
 
 func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
-	a, _, c := lineNodes(t, typA, typB, typC)
+	a, b, c := lineNodes(t, typA, typB, typC)
 	a.waitPeer(c.id) // discovered through B, never configured
 
 	var alice, bob *client
@@ -118,6 +119,15 @@ func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
 	for _, l := range carol.output() {
 		if strings.Contains(l, "@lobby - ") {
 			t.Errorf("carol, in another channel, saw %q", l)
+		}
+	}
+
+	// Nodes store no messages: after the traffic each data dir holds only
+	// the node key.
+	for _, n := range []*node{a, b, c} {
+		entries, err := os.ReadDir(n.dataDir)
+		if err != nil || len(entries) != 1 || entries[0].Name() != "node.key" {
+			t.Errorf("%s's data dir holds %v (%v), want only node.key", n.name, entries, err)
 		}
 	}
 

@@ -193,6 +193,7 @@ type node struct {
 	cliPort  int
 	wsPort   int
 	admin    string
+	dataDir  string
 }
 
 // startNode runs "darkchatd <typ> 127.0.0.1 <ports…>" with free ports.
@@ -206,8 +207,9 @@ func startNode(t testing.TB, name, typ string, extra ...string) *node {
 	default:
 		args = append(args, "0", "0")
 	}
-	args = append(args, "--data-dir", t.TempDir(), "--admin", admin, "--no-console")
-	n := &node{proc: start(t, name, "darkchatd", append(args, extra...)...), admin: admin}
+	dataDir := t.TempDir()
+	args = append(args, "--data-dir", dataDir, "--admin", admin, "--no-console")
+	n := &node{proc: start(t, name, "darkchatd", append(args, extra...)...), admin: admin, dataDir: dataDir}
 	n.id = strings.TrimPrefix(n.waitPrefix("Peer ID: "), "Peer ID: ")
 	addr := strings.TrimSpace(n.waitPrefix("  /ip4/127.0.0.1/tcp/"))
 	n.peerPort, _ = strconv.Atoi(strings.Split(addr, "/")[4])
