@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"darkchat/identity"
 )
@@ -16,11 +18,8 @@ import (
 // node's own login timeout is 20 s.
 const defaultTimeout = 30 * time.Second
 
-// anonymous is the DM username when none was set (SPEC §5).
-const anonymous = "anonymous"
-
-// errNoDMs is what the DM commands answer until end-to-end DMs land.
-var errNoDMs = errors.New("direct messages are not available yet")
+// settleMargin is added to the receipt timeout to bound SettleDMs.
+const settleMargin = 2 * time.Second
 
 // Config configures a Client. Key, Dial and Output are required.
 type Config struct {
@@ -44,20 +43,28 @@ type Config struct {
 	// KeepAlive and Now are passed to each Session.
 	KeepAlive time.Duration
 	Now       func() time.Time
+	// DMTimeout is how long after the node sent a DM the client waits for
+	// the recipient's receipt before printing "not delivered"; zero means
+	// DefaultReceiptTimeout (10 s).
+	DMTimeout time.Duration
 }
 
 // LineKind says what an output line is, so a UI can style it.
 type LineKind int
 
 const (
-	LineNotice  LineKind = iota // anything else; never of the form "x@y - "
-	LineError                   // "ERROR: <reason>"
-	LineMessage                 // "<username>@<channel> - <message>"
+	LineNotice   LineKind = iota // anything else; never of the form "x@y - "
+	LineError                    // "ERROR: <reason>"
+	LineMessage                  // "<username>@<channel> - <message>", a DM's channel being "private(<sender key>)"
+	LineDMStatus                 // "DM to <recipient key>: delivered" or "…: not delivered (<reason>)"
 )
 
 // Line is one line of output. Text is the whole line as SPEC §5 formats
 // it, sanitised and without a line end. For a LineMessage the parts are
-// also given, sanitised, so a UI can colour the username by Author.
+// also given, sanitised, so a UI can colour the username by Author; a
+// direct message is a LineMessage whose Channel is "private(<Author in
+// hex>)" (no channel name has a parenthesis). For a LineDMStatus, Author is
+// the DM's recipient.
 type Line struct {
 	Kind    LineKind
 	Text    string
@@ -94,7 +101,7 @@ var commandSpecs = []commandSpec{
 	{name: "whois", args: "<public-key>", nargs: 1, help: "look up a user's key bundle"},
 	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
 	{name: "help", help: "list the commands"},
-	{name: "exit", help: "wait for your messages to be accepted, then quit"},
+	{name: "exit", help: "wait for your messages to be accepted and your DMs' statuses, then quit"},
 }
 
 func lookupCommand(name string) (commandSpec, bool) {
@@ -185,6 +192,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
 	}
+	if cfg.DMTimeout <= 0 {
+		cfg.DMTimeout = DefaultReceiptTimeout
+	}
 	return &Client{cfg: cfg, nick: cfg.Name, broken: make(chan struct{})}, nil
 }
 
@@ -213,13 +223,33 @@ func (c *Client) Session() *Session {
 	return c.sess
 }
 
-// Drain waits until the node has answered every message, join and leave
-// sent on the current session (bounded by ctx).
+// Drain waits until the node has answered every message, DM, join and
+// leave sent on the current session (bounded by ctx).
 func (c *Client) Drain(ctx context.Context) error {
+	return c.DrainQuiet(ctx, 0)
+}
+
+// DrainQuiet is Drain that also gives up once quiet passes with nothing
+// answered (see Session.WaitIdleQuiet).
+func (c *Client) DrainQuiet(ctx context.Context, quiet time.Duration) error {
 	if s := c.Session(); s != nil {
-		return s.WaitIdle(ctx)
+		return s.WaitIdleQuiet(ctx, quiet)
 	}
 	return nil
+}
+
+// SettleDMs waits until every DM sent on the current session has had its
+// status printed, and every receipt waiting for its sender's key bundle has
+// been sent or given up. Call it after Drain: each DM then settles within
+// the receipt timeout, which (plus a margin) also bounds the wait.
+func (c *Client) SettleDMs(ctx context.Context) error {
+	s := c.Session()
+	if s == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.DMTimeout, whoisTimeout)+settleMargin)
+	defer cancel()
+	return s.WaitDMs(ctx)
 }
 
 // DMName is the username a direct message carries: the one set with Name
@@ -233,7 +263,7 @@ func (c *Client) DMName() string {
 	case c.lastJoin != "":
 		return c.lastJoin
 	}
-	return anonymous
+	return identity.AnonymousUsername
 }
 
 // Close closes the current session. It is idempotent.
@@ -268,9 +298,9 @@ func (c *Client) Execute(ctx context.Context, line string) (quit bool) {
 	case "say":
 		c.say(ctx, a[0], a[1])
 	case "private":
-		c.private(a[0], a[1])
+		c.private(ctx, a[0], a[1])
 	case "whois":
-		c.whois(a[0])
+		c.whois(ctx, a[0])
 	case "nick":
 		c.setNick(a[0])
 	case "help":
@@ -308,12 +338,13 @@ func (c *Client) connect(ctx context.Context) error {
 		return err
 	}
 	s, err := NewSession(t, SessionConfig{
-		Key:        c.cfg.Key,
-		Node:       c.cfg.Node,
-		ManualAuth: c.cfg.ManualAuth,
-		OnEvent:    c.onEvent,
-		Now:        c.cfg.Now,
-		KeepAlive:  c.cfg.KeepAlive,
+		Key:            c.cfg.Key,
+		Node:           c.cfg.Node,
+		ManualAuth:     c.cfg.ManualAuth,
+		OnEvent:        c.onEvent,
+		Now:            c.cfg.Now,
+		KeepAlive:      c.cfg.KeepAlive,
+		ReceiptTimeout: c.cfg.DMTimeout,
 	})
 	if err != nil {
 		t.Close()
@@ -430,22 +461,81 @@ func (c *Client) say(ctx context.Context, channel, body string) {
 	}
 }
 
-// private and whois check their arguments so that the DM layer, when it
-// lands, only has to replace the final error.
-func (c *Client) private(key, body string) {
-	if _, err := identity.ParsePublicKey(key); err != nil {
+// private sends an end-to-end encrypted DM. It returns once the DM is
+// sent (after a whois for the recipient's bundle unless one is cached);
+// its status line follows when the receipt arrives or does not.
+func (c *Client) private(ctx context.Context, key, body string) {
+	to, err := identity.ParsePublicKey(key)
+	if err != nil {
 		c.errorf("%v", err)
 		return
 	}
-	c.errorf("%v", errNoDMs)
+	switch {
+	case len(body) > identity.MaxDMBodyLen:
+		c.errorf("message of %d bytes is over the limit of %d bytes for a direct message", len(body), identity.MaxDMBodyLen)
+		return
+	case !utf8.ValidString(body):
+		c.errorf("message is not valid UTF-8")
+		return
+	}
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	if _, err := s.SendDM(ctx, to, c.DMName(), body); err != nil {
+		if errors.Is(err, ErrUnknownUser) {
+			c.dmStatus(to, false, err)
+			return
+		}
+		c.fail(err)
+	}
 }
 
-func (c *Client) whois(key string) {
-	if _, err := identity.ParsePublicKey(key); err != nil {
+// whois looks up and verifies a user's key bundle.
+func (c *Client) whois(ctx context.Context, key string) {
+	k, err := identity.ParsePublicKey(key)
+	if err != nil {
 		c.errorf("%v", err)
 		return
 	}
-	c.errorf("%v", errNoDMs)
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	b, err := s.Whois(ctx, k)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		c.errorf("unknown user %s", k)
+	case err != nil:
+		c.fail(err)
+	default:
+		sum := sha256.Sum256(b.DM[:])
+		c.notice(fmt.Sprintf("%s: key bundle valid until %s, DM key %s",
+			k, b.ExpiresTime().UTC().Format(time.RFC3339), hex.EncodeToString(sum[:8])))
+	}
+}
+
+// dmStatus prints a DM's status line.
+func (c *Client) dmStatus(to identity.PublicKey, delivered bool, err error) {
+	text := "DM to " + to.String() + ": delivered"
+	if !delivered {
+		text = "DM to " + to.String() + ": not delivered (" + dmReason(err) + ")"
+	}
+	c.print(Line{Kind: LineDMStatus, Text: text, Author: to})
+}
+
+// dmReason says why a DM was not delivered.
+func dmReason(err error) string {
+	var nodeErr *Error
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return "unknown recipient: no key bundle"
+	case errors.Is(err, ErrRecipientOffline):
+		return "recipient offline"
+	case errors.As(err, &nodeErr):
+		return "refused by the node: " + Sanitize(nodeErr.Error())
+	}
+	return Sanitize(err.Error())
 }
 
 func (c *Client) setNick(name string) {
@@ -499,6 +589,19 @@ func (c *Client) onEvent(ev Event) {
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
 		c.print(line)
+	case EventDM:
+		m := e.DM
+		line := Line{
+			Kind:    LineMessage,
+			Author:  m.Sender,
+			Channel: "private(" + m.Sender.String() + ")",
+			User:    Sanitize(m.Username),
+			Body:    Sanitize(m.Body),
+		}
+		line.Text = line.User + "@" + line.Channel + " - " + line.Body
+		c.print(line)
+	case EventDMStatus:
+		c.dmStatus(e.To, e.Delivered, e.Err)
 	case EventJoined:
 		c.notice("Joined " + e.Channel + " as " + e.Username)
 	case EventLeft:

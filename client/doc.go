@@ -1,6 +1,6 @@
 // Package client is the darkchat client core: the client protocol of
-// PROTOCOL.md (objects, framings, the login and channel-message flow) and
-// the command interpreter of SPEC §5. The command-line client (cmd/darkchat)
+// PROTOCOL.md (objects, framings, the login, channel-message and
+// direct-message flows) and the command interpreter of SPEC §5. The command-line client (cmd/darkchat)
 // and the browser client (this package compiled with GOOS=js GOARCH=wasm)
 // both drive it, so the core knows nothing about terminals, files or
 // sockets: transports are handed in, output goes to a callback.
@@ -14,20 +14,43 @@
 //	session.go    Session: one connection. Waits for hello, logs in (signing
 //	              the challenge, or waiting for a manual signature), tracks
 //	              channels and unanswered sends, answers pings, reports events
+//	dm.go         the Session's direct messages: publishes the user's key
+//	              bundle at login and refreshes it; whois, verified and
+//	              cached; seals DMs and tracks each until its receipt or
+//	              timeout; opens, de-duplicates and answers incoming DMs
 //	commands.go   Client: one input line → one action, output lines in the
 //	              SPEC §5 formats
 //	sanitize.go   how untrusted text is made safe to print
 //
 // # Goroutines
 //
-// A Session owns one reader goroutine, which decodes objects and calls the
-// event callback, and one keepalive goroutine. Close stops both and waits
-// for them. Every method of Session and Client is safe for concurrent use.
+// A Session owns one reader goroutine, which decodes objects, answers
+// them (pongs, DM receipts) and calls the event callback, and one
+// housekeeping goroutine (keepalive, bundle refresh, DM receipt timeouts),
+// which calls the callback too; the calls are serialised. Close stops both
+// and waits for them. The reader never waits for the node: a receipt whose
+// sender's bundle is unknown waits in the whois's lookup and is sent by
+// the reader when the answer arrives. Every method of Session and Client is
+// safe for concurrent use. A DM command waits for its whois (up to 20 s),
+// then returns; the DM's status line comes later.
 //
 // # Trust
 //
 // The node is not trusted with identities: the client signs every message
 // itself, verifies every signature it is shown, checks that the login
 // challenge names the node it meant to reach (when told which), and treats
-// every string it prints as hostile (see Sanitize).
+// every string it prints as hostile (see Sanitize). It verifies every key
+// bundle against the address it asked for before sealing to it, and drops
+// without a word every DM envelope that does not open, is outside the
+// timestamp window (identity.DMTimestampWindow) or was seen before.
+//
+// # DM output (SPEC §5)
+//
+//	<username>@private(<sender key>) - <message>        a DM received
+//	DM to <recipient key>: delivered                    its receipt arrived
+//	DM to <recipient key>: not delivered (<reason>)     reason: "unknown recipient: no key bundle",
+//	                                                    "recipient offline", "timed out: no receipt
+//	                                                    within 10s", "connection lost before a
+//	                                                    receipt", "refused by the node: …"
+//	<key>: key bundle valid until <RFC 3339 UTC>, DM key <16 hex: SHA-256 of the DM public key>
 package client

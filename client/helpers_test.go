@@ -129,6 +129,18 @@ func (o output) waitLine(t *testing.T, prefix string) client.Line {
 	}
 }
 
+// next returns the next line, whatever it is.
+func (o output) next(t *testing.T) client.Line {
+	t.Helper()
+	select {
+	case l := <-o:
+		return l
+	case <-time.After(waitTimeout):
+		t.Fatalf("no line within %v", waitTimeout)
+		return client.Line{}
+	}
+}
+
 // none checks that no line arrives: the caller first makes sure that
 // everything before has been printed (a later line it waited for).
 func (o output) none(t *testing.T) {

@@ -507,6 +507,9 @@ func EncodeKeyBundle(b identity.KeyBundle) (string, error) {
 	return base64.StdEncoding.EncodeToString(data), nil
 }
 
+// KeyBundle decodes the bundle strictly, without verifying it.
+func (b *Bundle) KeyBundle() (identity.KeyBundle, error) { return DecodeKeyBundle(b.Bundle) }
+
 // DecodeKeyBundle decodes a base64 key bundle strictly
 // (identity.KeyBundle.Unmarshal). It does not verify it: the caller checks
 // it against the key it expects (KeyBundle.Verify).

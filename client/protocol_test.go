@@ -13,7 +13,13 @@ const (
 	testID        = "00112233445566778899aabbccddeeff"
 )
 
-var testSig = strings.Repeat("ab", 64)
+var (
+	testSig      = strings.Repeat("ab", 64)
+	testBundle   = strings.Repeat("AQID", 444) + "BA==" // 1336 bytes
+	testEnvelope = strings.Repeat("AQID", 555)          // 1665 bytes
+	maxEnvelope  = strings.Repeat("AQID", 3115)         // 9345 bytes
+	testRef      = "5f1c00112233445566778899aabbccdd"
+)
 
 // validObjects are PROTOCOL.md's examples, one per type.
 var validObjects = map[string]Object{
@@ -35,6 +41,15 @@ var validObjects = map[string]Object{
 		Channel: "lobby", Username: "alice", Body: "hello <b>", TS: 1764086400123, ID: testID, Sig: testSig},
 	`{"type":"message","channel":"lobby","username":"bob","key":"` + testKey + `","body":"hi alice","ts":1764086401000,"id":"` + testID + `","sig":"` + testSig + `"}`: &Message{
 		Channel: "lobby", Username: "bob", Key: testKey, Body: "hi alice", TS: 1764086401000, ID: testID, Sig: testSig},
+	`{"type":"login","key":"` + testKey + `","sig":"` + testSig + `","bundle":"` + testBundle + `"}`: &Login{Key: testKey, Sig: testSig, Bundle: testBundle},
+	`{"type":"whois","key":"` + testKey + `"}`:                                                       &Whois{Key: testKey},
+	`{"type":"bundle","key":"` + testKey + `","bundle":"` + testBundle + `"}`:                        &Bundle{Key: testKey, Bundle: testBundle},
+	`{"type":"bundle","bundle":"` + testBundle + `"}`:                                                &Bundle{Bundle: testBundle},
+	`{"type":"dm","ref":"` + testRef + `","envelope":"` + testEnvelope + `"}`:                        &DM{Ref: testRef, Envelope: testEnvelope},
+	`{"type":"dm","envelope":"` + maxEnvelope + `"}`:                                                 &DM{Envelope: maxEnvelope},
+	`{"type":"dm_sent","ref":"` + testRef + `"}`:                                                     &DMSent{Ref: testRef},
+	`{"type":"error","code":"no_route","message":"recipient offline","ref":"` + testRef + `"}`:       &Error{Code: "no_route", Message: "recipient offline", Ref: testRef},
+	`{"type":"error","code":"unknown_user","message":"no bundle","key":"` + testKey + `"}`:           &Error{Code: "unknown_user", Message: "no bundle", Key: testKey},
 }
 
 func TestDecodeValid(t *testing.T) {
@@ -84,7 +99,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"two objects", `{"type":"ping"}{"type":"ping"}`, ErrMalformed},
 		{"missing type", `{"code":"x"}`, ErrMalformed},
 		{"type not a string", `{"type":1}`, ErrMalformed},
-		{"unknown type", `{"type":"dm"}`, ErrUnknownType},
+		{"unknown type", `{"type":"dm_later"}`, ErrUnknownType},
 		{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xff\"}", ErrMalformed},
 		{"too deep", `{"type":"ping","a":[[[[[[[[1]]]]]]]]}`, ErrMalformed},
 		{"too large", `{"type":"ping","pad":"` + strings.Repeat("x", MaxRecvSize) + `"}`, ErrTooLarge},
@@ -112,6 +127,21 @@ func TestDecodeMalformed(t *testing.T) {
 		{"message ts overflow", `{"type":"message","channel":"lobby","username":"bob","key":"` + testKey + `","body":"hi","ts":99999999999999999999,"id":"` + testID + `","sig":"` + testSig + `"}`, ErrMalformed},
 		{"message no key", `{"type":"message","channel":"lobby","username":"bob","body":"hi","ts":1,"id":"` + testID + `","sig":"` + testSig + `"}`, ErrMalformed},
 		{"message body number", `{"type":"message","channel":"lobby","username":"bob","key":"` + testKey + `","body":5,"ts":1,"id":"` + testID + `","sig":"` + testSig + `"}`, ErrMalformed},
+		{"login bundle not base64", `{"type":"login","key":"` + testKey + `","sig":"` + testSig + `","bundle":"not base64!"}`, ErrMalformed},
+		{"login bundle too large", `{"type":"login","key":"` + testKey + `","sig":"` + testSig + `","bundle":"` + strings.Repeat("AAAA", 513) + `"}`, ErrMalformed},
+		{"whois no key", `{"type":"whois"}`, ErrMalformed},
+		{"whois short key", `{"type":"whois","key":"abc"}`, ErrMalformed},
+		{"bundle empty", `{"type":"bundle","key":"` + testKey + `","bundle":""}`, ErrMalformed},
+		{"bundle bad key", `{"type":"bundle","key":"xyz","bundle":"` + testBundle + `"}`, ErrMalformed},
+		{"bundle unpadded", `{"type":"bundle","bundle":"AQI"}`, ErrMalformed},
+		{"bundle padding inside", `{"type":"bundle","bundle":"AQ==AQID"}`, ErrMalformed},
+		{"bundle three pads", `{"type":"bundle","bundle":"A===AQID"}`, ErrMalformed},
+		{"bundle url alphabet", `{"type":"bundle","bundle":"AQ-_"}`, ErrMalformed},
+		{"dm no envelope", `{"type":"dm","ref":"x"}`, ErrMalformed},
+		{"dm envelope too large", `{"type":"dm","envelope":"` + maxEnvelope + `AQID"}`, ErrMalformed},
+		{"dm envelope number", `{"type":"dm","envelope":5}`, ErrMalformed},
+		{"dm ref too long", `{"type":"dm","ref":"` + strings.Repeat("r", 65) + `","envelope":"` + testEnvelope + `"}`, ErrMalformed},
+		{"dm_sent ref too long", `{"type":"dm_sent","ref":"` + strings.Repeat("r", 65) + `"}`, ErrMalformed},
 		{"error no code", `{"type":"error","message":"x"}`, ErrMalformed},
 		{"error code charset", `{"type":"error","code":"Bad Code"}`, ErrMalformed},
 		{"error bad id", `{"type":"error","code":"duplicate","id":"xyz"}`, ErrMalformed},

@@ -58,14 +58,18 @@ type SessionConfig struct {
 	// signs the challenge as soon as hello arrives.
 	ManualAuth bool
 	// OnEvent receives every event, one at a time, from the session's
-	// reader goroutine. It must return promptly and must not call Close
-	// (Close waits for that goroutine). Nil discards events.
+	// goroutines (the reader, and the timer that reports DMs without a
+	// receipt). It must return promptly and must not call Close (Close
+	// waits for those goroutines). Nil discards events.
 	OnEvent func(Event)
 	// Now is the clock for message timestamps; nil means time.Now.
 	Now func() time.Time
 	// KeepAlive is the silence after which the session pings the node;
 	// after three times as long it closes with ErrIdle. Zero means 30 s.
 	KeepAlive time.Duration
+	// ReceiptTimeout is how long after the node sent a DM the session
+	// waits for the recipient's receipt; zero means DefaultReceiptTimeout.
+	ReceiptTimeout time.Duration
 }
 
 // Event is something the session reports: one of the Event* types.
@@ -130,17 +134,24 @@ const (
 var errClosedByUser = fmt.Errorf("%w by the client", ErrClosed)
 
 // Session drives one connection to a node's gateway. It owns the
-// transport: it waits for hello, logs in, and then joins, leaves and sends
-// on the caller's behalf while its reader goroutine handles what arrives.
+// transport: it waits for hello, logs in (publishing the user's key
+// bundle), and then joins, leaves, sends and sends DMs on the caller's
+// behalf while its reader goroutine handles what arrives.
 type Session struct {
-	t    Transport
-	cfg  SessionConfig
-	pub  identity.PublicKey
-	now  func() time.Time
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	done chan struct{}
+	t     Transport
+	cfg   SessionConfig
+	pub   identity.PublicKey
+	dmKey identity.DMPrivateKey
+	now   func() time.Time
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	done  chan struct{}
+
+	receiptTimeout time.Duration
+	wake           chan struct{} // wakes the housekeeping goroutine
+	hkDone         chan struct{} // closed when the housekeeping goroutine ends
+	emitMu         sync.Mutex    // serialises OnEvent
 
 	lastRecv atomic.Int64 // Unix nanoseconds
 
@@ -159,6 +170,7 @@ type Session struct {
 	pending   map[string]string // message ID → channel, sent and not yet answered
 	seen      map[[identity.MessageIDSize]byte]struct{}
 	seenOrder [][identity.MessageIDSize]byte
+	dm        dmState
 }
 
 // NewSession starts a session on t, which it now owns (Close closes it).
@@ -172,18 +184,32 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = defaultKeepAlive
 	}
+	if cfg.ReceiptTimeout <= 0 {
+		cfg.ReceiptTimeout = DefaultReceiptTimeout
+	}
+	// Derived once per session (it takes about as long as 2-3 signatures)
+	// to open every DM that arrives.
+	dmKey, err := cfg.Key.DMKey()
+	if err != nil {
+		return nil, fmt.Errorf("new session: %w", err)
+	}
 	s := &Session{
-		t:        t,
-		cfg:      cfg,
-		pub:      cfg.Key.Public(),
-		now:      cfg.Now,
-		done:     make(chan struct{}),
-		changed:  make(chan struct{}),
-		joined:   make(map[string]string),
-		joining:  make(map[string]string),
-		requests: make(map[string]int),
-		pending:  make(map[string]string),
-		seen:     make(map[[identity.MessageIDSize]byte]struct{}),
+		t:              t,
+		cfg:            cfg,
+		pub:            cfg.Key.Public(),
+		dmKey:          dmKey,
+		now:            cfg.Now,
+		receiptTimeout: cfg.ReceiptTimeout,
+		wake:           make(chan struct{}, 1),
+		hkDone:         make(chan struct{}),
+		done:           make(chan struct{}),
+		changed:        make(chan struct{}),
+		joined:         make(map[string]string),
+		joining:        make(map[string]string),
+		requests:       make(map[string]int),
+		pending:        make(map[string]string),
+		seen:           make(map[[identity.MessageIDSize]byte]struct{}),
+		dm:             newDMState(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -192,7 +218,7 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 	s.lastRecv.Store(time.Now().UnixNano())
 	s.wg.Add(2)
 	go s.readLoop()
-	go s.keepAlive()
+	go s.housekeeping()
 	return s, nil
 }
 
@@ -444,11 +470,37 @@ func (s *Session) Pending() int {
 	return len(s.pending)
 }
 
-// WaitIdle waits until the node has answered every sent message, join and
-// leave (so that a script's last lines show their results). It returns the
-// session's end reason if the session ends first, or ctx's error.
+// WaitIdle waits until the node has answered every sent message, DM, join
+// and leave (so that a script's last lines show their results). It returns
+// the session's end reason if the session ends first, or ctx's error. DM
+// receipts may still be on their way: see WaitDMs.
 func (s *Session) WaitIdle(ctx context.Context) error {
-	idle := func() bool { return len(s.pending) == 0 && len(s.requests) == 0 }
+	return s.WaitIdleQuiet(ctx, 0)
+}
+
+// WaitIdleQuiet is WaitIdle that also gives up once quiet passes without
+// progress (an answer from the node, or any other change of the session's
+// state); zero means no such bound. A script's end waits like this: the
+// node answers most requests at once, but a dm to an unreachable inbox
+// only after its DM timeout, and several such dms one after the other.
+func (s *Session) WaitIdleQuiet(ctx context.Context, quiet time.Duration) error {
+	idle := func() bool {
+		return len(s.pending) == 0 && len(s.requests) == 0 && s.unansweredDMsLocked() == 0
+	}
+	if quiet > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		timer := time.AfterFunc(quiet, func() {
+			cancel(fmt.Errorf("%w: nothing answered for %v", ErrNoAnswer, quiet))
+		})
+		defer timer.Stop()
+		ready := idle
+		idle = func() bool { // called with s.mu held at every change
+			timer.Reset(quiet)
+			return ready()
+		}
+	}
 	err := s.waitFor(ctx, idle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -458,7 +510,8 @@ func (s *Session) WaitIdle(ctx context.Context) error {
 	if err == nil {
 		err = s.err
 	}
-	return fmt.Errorf("%d messages, and joins or leaves in %d channels, unanswered: %w", len(s.pending), len(s.requests), err)
+	return fmt.Errorf("%d messages, and joins or leaves in %d channels, unanswered: %w",
+		len(s.pending)+s.unansweredDMsLocked(), len(s.requests), err)
 }
 
 // waitFor waits until cond (called with s.mu held) holds, the session
@@ -560,7 +613,14 @@ func (s *Session) sendLogin(sig []byte) error {
 	s.state = stateLoggingIn
 	s.notifyLocked()
 	s.mu.Unlock()
-	login := &Login{Key: s.pub.String(), Sig: hex.EncodeToString(sig)}
+	bundle, issued, err := s.newBundle()
+	if err != nil {
+		return fmt.Errorf("send login: %w", err)
+	}
+	s.mu.Lock()
+	s.dm.bundleIssued = issued
+	s.mu.Unlock()
+	login := &Login{Key: s.pub.String(), Sig: hex.EncodeToString(sig), Bundle: bundle}
 	if err := s.writeSelf(login); err != nil {
 		return fmt.Errorf("send login: %w", err)
 	}
@@ -569,29 +629,45 @@ func (s *Session) sendLogin(sig []byte) error {
 
 func (s *Session) emit(ev Event) {
 	if s.cfg.OnEvent != nil {
+		s.emitMu.Lock()
+		defer s.emitMu.Unlock()
 		s.cfg.OnEvent(ev)
 	}
 }
 
-// keepAlive pings a quiet node and gives up on a silent one.
-func (s *Session) keepAlive() {
+// housekeeping pings a quiet node and gives up on a silent one, refreshes
+// the key bundle before it expires, and reports DMs whose receipt did not
+// come in time.
+func (s *Session) housekeeping() {
 	defer s.wg.Done()
+	defer close(s.hkDone)
 	k := s.cfg.KeepAlive
 	tick := time.NewTicker(k / 2)
 	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-tick.C:
+			quiet := time.Since(time.Unix(0, s.lastRecv.Load()))
+			switch {
+			case quiet >= 3*k:
+				s.abort(fmt.Errorf("%w for %v", ErrIdle, quiet.Round(time.Second)))
+				return
+			case quiet >= k:
+				s.writeSelf(&Ping{}) // a failure ends the session itself
+			}
+			s.refreshBundle()
+		case <-s.wake:
+		case <-timer.C:
 		}
-		quiet := time.Since(time.Unix(0, s.lastRecv.Load()))
-		switch {
-		case quiet >= 3*k:
-			s.abort(fmt.Errorf("%w for %v", ErrIdle, quiet.Round(time.Second)))
-			return
-		case quiet >= k:
-			s.writeSelf(&Ping{}) // a failure ends the session itself
+		if next := s.expireDMs(time.Now()); !next.IsZero() {
+			timer.Reset(time.Until(next))
+		} else {
+			timer.Stop()
 		}
 	}
 }
@@ -660,6 +736,12 @@ func (s *Session) handle(obj Object) error {
 		s.handleError(o)
 	case *Message:
 		s.handleMessage(o)
+	case *DM:
+		s.handleDM(o)
+	case *DMSent:
+		s.handleDMSent(o)
+	case *Bundle:
+		s.handleBundle(o)
 	case *Ping:
 		return s.writeSelf(&Pong{})
 	case *Pong:
@@ -738,6 +820,14 @@ func (s *Session) handleError(e *Error) {
 		s.fatal = e
 	} else if e.closesSession() {
 		s.fatal = e
+	} else if status, consumed := s.dmErrorLocked(e); consumed {
+		// An answer about a DM, a receipt or a whois: reported as the
+		// DM's status or the whois's result.
+		s.mu.Unlock()
+		if status != nil {
+			s.emit(*status)
+		}
+		return
 	}
 	channel := e.Channel
 	if e.ID != "" {
@@ -816,13 +906,19 @@ func (s *Session) finish(readErr error) {
 	}
 	s.reason = reason
 	s.err = reason
+	lost := s.endDMsLocked(reason)
 	s.notifyLocked()
 	s.mu.Unlock()
 
 	s.stop()
 	s.t.Close()
+	<-s.hkDone // its events come before EventClosed
 	if reason == errClosedByUser {
 		reason = nil
+	} else {
+		for _, ev := range lost {
+			s.emit(ev)
+		}
 	}
 	s.emit(EventClosed{Err: reason})
 	close(s.done)

@@ -130,7 +130,9 @@ func TestSessionWaitIdleCoversJoinAndLeave(t *testing.T) {
 }
 
 func TestSessionSendChecks(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	// A node with a --max-line below what a 4096-byte body can take once
+	// JSON escapes it (up to 6 bytes a byte).
+	addr := startServer(t, &clienttest.Server{Limits: client.Limits{MaxLine: 16 << 10, MaxBody: identity.MaxBodyLen}})
 	ctx := testCtx(t)
 	ev := newEvents()
 	s := dialSession(t, addr, client.SessionConfig{OnEvent: ev.on})
@@ -150,9 +152,9 @@ func TestSessionSendChecks(t *testing.T) {
 	if _, err := s.Send(ctx, "lobby", "bad \xff utf8"); !errors.Is(err, identity.ErrMalformed) {
 		t.Fatalf("invalid UTF-8: %v", err)
 	}
-	// 4096 control characters fit the body limit but not the line once
-	// JSON escapes them; the node would close the session, so the client
-	// refuses and stays connected.
+	// 4096 control characters fit the body limit but not the node's line
+	// once JSON escapes them; the node would close the session, so the
+	// client refuses and stays connected.
 	if _, err := s.Send(ctx, "lobby", strings.Repeat("\x01", identity.MaxBodyLen)); !errors.Is(err, client.ErrTooLarge) {
 		t.Fatalf("body too large once encoded: %v", err)
 	}
@@ -324,8 +326,8 @@ func (p *rawPeer) hello(node string) string {
 	return ch
 }
 
-// login plays hello, login and welcome.
-func (p *rawPeer) login(key identity.PrivateKey) {
+// login plays hello, login and welcome, and returns the login.
+func (p *rawPeer) login(key identity.PrivateKey) *client.Login {
 	p.t.Helper()
 	ch := p.hello(clienttest.DefaultNodeID)
 	login, ok := p.recv().(*client.Login)
@@ -337,6 +339,7 @@ func (p *rawPeer) login(key identity.PrivateKey) {
 		p.t.Fatalf("login does not verify: %v", err)
 	}
 	p.sendObj(&client.Welcome{Key: login.Key, Node: clienttest.DefaultNodeID})
+	return login
 }
 
 func TestSessionRefusesChallengeForAnotherNode(t *testing.T) {
@@ -470,7 +473,8 @@ func TestSessionHandlesNodeObjects(t *testing.T) {
 }
 
 // A node's message can be longer than the node's own line limit: Go's
-// default JSON encoder writes each of 4096 "<" as \u003c. The client must
+// default JSON encoder writes each of 4096 "<" as \u003c, which is over a
+// --max-line of 16 KiB, and a later node may add fields. The client must
 // take it, or one user could cut everyone in a channel off.
 func TestSessionLongestMessageFromNode(t *testing.T) {
 	key := newKey(t)
@@ -492,8 +496,8 @@ func TestSessionLongestMessageFromNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame = append([]byte(`{"type":"message",`), frame[1:]...)
-	if len(frame) <= client.MaxObjectSize {
+	frame = append([]byte(`{"type":"message","later":"`+strings.Repeat("x", 10<<10)+`",`), frame[1:]...)
+	if len(frame) <= client.MaxObjectSize || len(frame) > client.MaxRecvSize {
 		t.Fatalf("frame of %d bytes does not test the case", len(frame))
 	}
 	peer.send(string(frame))

@@ -1,9 +1,11 @@
 // Package clienttest is a scripted peer for unit tests of the client: a
 // small in-process hub that plays the node's side of PROTOCOL.md (hello,
-// login, join, leave, send, ok, message, ping, error) over TCP lines or
-// WebSocket frames. It is not a node and not a stand-in for one: no mesh,
-// no rate limits, no timeouts beyond what a test needs. Real-node tests
-// use cmd/darkchatd.
+// login, join, leave, send, ok, message, ping, error, and for direct
+// messages whois, bundle, dm, dm_sent) over TCP lines or WebSocket frames.
+// It is not a node and not a stand-in for one: no mesh, no DHT (it keeps
+// the bundles its sessions gave it, for as long as it runs), no rate
+// limits, no timeouts beyond what a test needs. Real-node tests use
+// cmd/darkchatd.
 package clienttest
 
 import (
@@ -36,11 +38,14 @@ type Server struct {
 	// non-empty result is the error code to answer instead of ok (the
 	// message is then not delivered).
 	Reject func(identity.ChannelMessage) string
+	// Now is the clock key bundles are verified with; nil means time.Now.
+	Now func() time.Time
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	bundles   map[identity.PublicKey]string // base64, as given
 	wg        sync.WaitGroup
 }
 
@@ -55,6 +60,42 @@ type conn struct {
 	key      identity.PublicKey
 	loggedIn bool
 	channels map[string]string
+}
+
+func (s *Server) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// SetBundle makes whois for key answer bundle (base64), whatever it
+// holds: a test's way to serve a bundle a node should never have.
+func (s *Server) SetBundle(key identity.PublicKey, bundle string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bundles == nil {
+		s.bundles = make(map[identity.PublicKey]string)
+	}
+	s.bundles[key] = bundle
+}
+
+// Bundle returns the bundle (base64) whois answers for key, if any: the one
+// its owner logged in with, or updated to, most recently.
+func (s *Server) Bundle(key identity.PublicKey) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bundles[key]
+	return b, ok
+}
+
+// checkBundle verifies a bundle a session gives for its own key.
+func (s *Server) checkBundle(key identity.PublicKey, bundle string) error {
+	b, err := client.DecodeKeyBundle(bundle)
+	if err != nil {
+		return err
+	}
+	return b.Verify(key, s.now())
 }
 
 func (s *Server) nodeID() string {
@@ -266,6 +307,13 @@ func (s *Server) handle(c *conn, obj client.Object, challenge string) bool {
 			c.fail("bad_signature", "login: %v", err)
 			return false
 		}
+		if o.Bundle != "" {
+			if err := s.checkBundle(key, o.Bundle); err != nil {
+				c.fail("bad_bundle", "login: %v", err)
+				return false
+			}
+			s.SetBundle(key, o.Bundle)
+		}
 		s.mu.Lock()
 		c.key, c.loggedIn = key, true
 		s.mu.Unlock()
@@ -291,6 +339,23 @@ func (s *Server) handle(c *conn, obj client.Object, challenge string) bool {
 		return c.write(&client.Left{Channel: o.Channel}) == nil
 	case *client.Send:
 		return s.send(c, o)
+	case *client.Whois:
+		key, _ := identity.ParsePublicKey(o.Key) // Decode checked it
+		if b, ok := s.Bundle(key); ok {
+			return c.write(&client.Bundle{Key: o.Key, Bundle: b}) == nil
+		}
+		return c.write(&client.Error{Code: "unknown_user", Message: "no key bundle for " + o.Key, Key: o.Key}) == nil
+	case *client.Bundle:
+		if o.Key != "" && o.Key != c.key.String() {
+			return c.write(&client.Error{Code: "bad_bundle", Message: "a bundle update is for the session's own key"}) == nil
+		}
+		if err := s.checkBundle(c.key, o.Bundle); err != nil {
+			return c.write(&client.Error{Code: "bad_bundle", Message: err.Error()}) == nil
+		}
+		s.SetBundle(c.key, o.Bundle)
+		return c.write(&client.Bundle{Key: c.key.String(), Bundle: o.Bundle}) == nil
+	case *client.DM:
+		return s.dm(c, o)
 	}
 	return c.fail("unknown_type", "%s is not for the node", obj.Type()) == nil
 }
@@ -334,6 +399,45 @@ func (s *Server) send(c *conn, o *client.Send) bool {
 		}
 	}
 	s.mu.Unlock()
+	for _, other := range to {
+		if err := other.writeRaw(data); err != nil && !errors.Is(err, net.ErrClosed) {
+			other.raw.Close()
+		}
+	}
+	return true
+}
+
+// dm routes an envelope to the sessions whose user's tag it carries.
+func (s *Server) dm(c *conn, o *client.DM) bool {
+	answer := func(code, msg string) bool {
+		return c.write(&client.Error{Code: code, Message: msg, Ref: o.Ref}) == nil
+	}
+	env, err := o.EnvelopeBytes()
+	if err != nil {
+		return answer("bad_envelope", err.Error())
+	}
+	tag, err := identity.EnvelopeTag(env)
+	if err != nil {
+		return answer("bad_envelope", err.Error())
+	}
+	s.mu.Lock()
+	var to []*conn
+	for other := range s.conns {
+		if other.loggedIn && identity.DMTag(other.key) == tag {
+			to = append(to, other)
+		}
+	}
+	s.mu.Unlock()
+	if len(to) == 0 {
+		return answer("no_route", "no session serves the recipient")
+	}
+	if c.write(&client.DMSent{Ref: o.Ref}) != nil {
+		return false
+	}
+	data, err := client.Encode(&client.DM{Envelope: o.Envelope})
+	if err != nil {
+		return false
+	}
 	for _, other := range to {
 		if err := other.writeRaw(data); err != nil && !errors.Is(err, net.ErrClosed) {
 			other.raw.Close()

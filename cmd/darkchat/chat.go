@@ -16,10 +16,12 @@ import (
 	"darkchat/client"
 )
 
-// drainTimeout bounds the wait, at the end of a scripted run, for the node
-// to answer every message sent: it answers at once unless something is
-// wrong.
-const drainTimeout = 10 * time.Second
+// drainQuiet bounds the wait, at the end of a scripted run, for the node to
+// answer every message and DM sent: the run fails once this passes with
+// nothing answered. The node answers at once unless something is wrong,
+// except a dm to an inbox it cannot reach, which it answers (no_route)
+// after its DM timeout (10 s in darkchatd).
+const drainQuiet = 20 * time.Second
 
 // maxInputLine bounds one line of scripted input; the longest useful one
 // (a 4096-byte message and its channel) is far shorter.
@@ -35,8 +37,9 @@ type ui interface {
 }
 
 // chat runs the chat command. Scripted (stdin not a terminal) it exits at
-// the end of input or on exit, once every sent message is answered and
-// --wait has passed; it fails if the login failed or the connection broke.
+// the end of input or on exit, once every sent message is answered, every
+// DM's status is printed and --wait has passed; it fails if the login
+// failed or the connection broke.
 func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 	key, err := loadKey(o.key, stderr)
 	if err != nil {
@@ -124,11 +127,14 @@ input:
 		}
 	}
 
-	drainCtx, cancel := context.WithTimeout(ctx, drainTimeout)
-	defer cancel()
-	if err := c.Drain(drainCtx); err != nil {
+	if err := c.DrainQuiet(ctx, drainQuiet); err != nil {
 		u.print(client.Line{Kind: client.LineError, Text: "ERROR: not every message was accepted: " + client.Sanitize(err.Error())})
 		return exitError(1)
+	}
+	// Every DM's status (delivered or not) is printed before the end; a
+	// DM not delivered does not fail the run. SettleDMs bounds the wait.
+	if err := c.SettleDMs(ctx); err != nil && ctx.Err() == nil {
+		u.print(client.Line{Kind: client.LineError, Text: "ERROR: " + client.Sanitize(err.Error())})
 	}
 	if o.wait > 0 {
 		select {

@@ -344,7 +344,7 @@ func TestChatScripted(t *testing.T) {
 	for _, want := range []string{
 		"Joined lobby as alice\n",
 		"ERROR: JOIN CHANNEL FIRST: not in channel nowhere",
-		"ERROR: direct messages are not available yet\n",
+		"\nDM to " + strings.Repeat("ab", 32) + ": not delivered (unknown recipient: no key bundle)\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("alice's output lacks %q:\n%s", want, r.stdout)
@@ -360,6 +360,44 @@ func TestChatScripted(t *testing.T) {
 	bob.expect(`^alice@lobby - line\\ntwo$`)
 	if code, rest := bob.end(); code != 0 {
 		t.Fatalf("bob: exit %d, %q, %s", code, rest, bob.err.String())
+	}
+}
+
+// A DM between two scripted clients: the sender's run ends once the
+// receipt is in, with the status line.
+func TestChatDM(t *testing.T) {
+	host, port := serve(t, &clienttest.Server{})
+	env := testEnv(t)
+	bob := start(t, env, "--key", filepath.Join(t.TempDir(), "bob.key"), host, port)
+	bobHex := bob.expect(`^Your PUBLIC KEY : ([0-9a-f]{64})$`)[1]
+	bob.expect(`^Connected to Network`)
+
+	aliceKey := filepath.Join(t.TempDir(), "alice.key")
+	r := runCmd(t, command(t, env, "join lobby al\nprivate "+bobHex+" hi bob\nwhois "+bobHex+"\n", "--key", aliceKey, host, port))
+	if r.code != 0 {
+		t.Fatalf("alice: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "\nDM to "+bobHex+": delivered\n") {
+		t.Fatalf("alice's run ended without the DM's status:\n%s", r.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^` + bobHex + `: key bundle valid until \S+, DM key [0-9a-f]{16}$`).MatchString(r.stdout) {
+		t.Fatalf("alice's whois:\n%s", r.stdout)
+	}
+	aliceHex := regexp.MustCompile(`Your PUBLIC KEY : ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)[1]
+	bob.expect(`^al@private\(` + aliceHex + `\) - hi bob$`)
+
+	// Bob answers with --name; alice, listening, gets it.
+	alice := start(t, env, "--key", aliceKey, "--name", "alice", host, port)
+	alice.expect(`^Connected to Network`)
+	bob.send("nick bobby")
+	bob.expect(`^Your direct messages will carry the name bobby$`)
+	bob.send("private " + aliceHex + " hi alice")
+	alice.expect(`^bobby@private\(` + bobHex + `\) - hi alice$`)
+	bob.expect(`^DM to ` + aliceHex + `: delivered$`)
+	for _, s := range []*session{alice, bob} {
+		if code, rest := s.end(); code != 0 {
+			t.Fatalf("exit %d, %q, %s", code, rest, s.err.String())
+		}
 	}
 }
 
