@@ -1,8 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
+	"fmt"
+
 	"encoding/json"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +214,72 @@ func TestDMToOfflineUserHasNoRoute(t *testing.T) {
 	// The session is still usable.
 	alice.send(map[string]any{"type": "ping"})
 	alice.expect("pong")
+}
+
+// What travels on the mesh is sealed: an observer subscribed to every inbox
+// shard sees envelopes that contain neither the text nor the sender's key.
+func TestDMGossipIsSealed(t *testing.T) {
+	a := startNode(t, nil)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan []byte, 64)
+	for shard := range identity.DMShards {
+		topic, err := ps.Join(fmt.Sprintf("darkchat/v1/dm/%d", shard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := topic.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				m, err := sub.Next(t.Context())
+				if err != nil {
+					return
+				}
+				seen <- m.Data
+			}
+		}()
+	}
+	if err := h.Connect(t.Context(), peer.AddrInfo{ID: a.node.ID(), Addrs: a.node.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	alice := dialTCP(t, a.tcpAddr)
+	alice.loginWithBundle()
+	// The recipient is offline; the observer serves every shard, so the
+	// envelope is routed to it.
+	carol, _ := identity.GenerateKey()
+	bundle, _ := identity.NewKeyBundle(carol, time.Now(), time.Hour)
+	secret := "meet me by the old mill"
+	env, _, _ := identity.SealDM(alice.key, bundle, "alice", secret, time.Now())
+	alice.sendDM("s1", env)
+	f, err := alice.next(dmTimeout + 5*time.Second)
+	if err != nil || f.Type != "dm_sent" {
+		t.Fatalf("got %s, %v", f.raw, err)
+	}
+	select {
+	case data := <-seen:
+		pub := alice.key.Public()
+		for what, b := range map[string][]byte{
+			"text":           []byte(secret),
+			"sender key":     pub[:],
+			"sender key hex": []byte(pub.String()),
+			"username":       []byte("alice"),
+			"recipient key":  func() []byte { k := carol.Public(); return k[:] }(),
+		} {
+			if bytes.Contains(data, b) {
+				t.Errorf("the envelope on the mesh contains the %s", what)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the observer never saw the envelope")
+	}
 }
