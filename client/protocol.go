@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"darkchat/identity"
+	"darkchat/internal/jsonlimit"
 )
 
 // ProtocolVersion is the client protocol version this package speaks; the
@@ -299,8 +300,8 @@ func Decode(data []byte) (Object, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
 	}
-	if err := checkDepth(data); err != nil {
-		return nil, err
+	if err := jsonlimit.CheckDepth(data, MaxDepth); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	var head struct {
 		Type *string `json:"type"`
@@ -322,37 +323,6 @@ func Decode(data []byte) (Object, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, obj.Type(), err)
 	}
 	return obj, nil
-}
-
-// checkDepth refuses input nesting deeper than MaxDepth before the JSON
-// decoder recurses into it. Input that is not JSON passes here and fails
-// in the decoder.
-func checkDepth(data []byte) error {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > MaxDepth {
-				return fmt.Errorf("%w: nested deeper than %d levels", ErrMalformed, MaxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
 }
 
 func (h *Hello) validate() error {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"darkchat/identity"
+	"darkchat/internal/jsonlimit"
 )
 
 // ProtocolVersion is the client protocol version this gateway speaks.
@@ -147,7 +148,7 @@ func errorf(code, format string, args ...any) *clientError {
 // (encoding/json's own limit is 10000 levels).
 func decodeRequest(data []byte) (request, *clientError) {
 	var r request
-	if err := checkDepth(data, maxJSONDepth); err != nil {
+	if err := jsonlimit.CheckDepth(data, maxJSONDepth); err != nil {
 		return r, &clientError{code: codeBadJSON, msg: err.Error(), protocol: true}
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -170,35 +171,6 @@ func jsonKind(te *json.UnmarshalTypeError) string {
 	default:
 		return te.Type.Kind().String()
 	}
-}
-
-// checkDepth rejects JSON whose arrays and objects nest deeper than max,
-// scanning bytes outside strings.
-func checkDepth(data []byte, max int) error {
-	depth, inString, escaped := 0, false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > max {
-				return fmt.Errorf("nesting deeper than %d levels", max)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
 }
 
 // mustJSON encodes one of the gateway's own frame types, which cannot

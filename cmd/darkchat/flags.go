@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"darkchat/internal/cliflag"
 )
 
 // usageError is a command-line mistake: main prints it with a hint and
@@ -133,29 +135,14 @@ func parseKeyCommand(name string, nargs int, args []string, out io.Writer) (key 
 	return key, pos, nil
 }
 
-// parseInterspersed lets flags come before, between and after positional
-// arguments: the flag package stops at the first non-flag, so each stop
-// collects one positional and parsing resumes after it. "--" ends flags.
+// parseInterspersed parses flags anywhere among the positional arguments
+// and turns parse errors into usage errors.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%v", err)
-		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := cliflag.ParseInterspersed(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, usageErrorf("%v", err)
 	}
+	return pos, err
 }
 
 // keyPath resolves the identity file: --key, else $DARKCHAT_KEY, else

@@ -15,6 +15,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"darkchat/gateway"
+	"darkchat/internal/cliflag"
 	"darkchat/p2p"
 )
 
@@ -238,30 +239,14 @@ func parsePort(name, s string) (int, error) {
 	return p, nil
 }
 
-// parseInterspersed lets flags come before, between and after positional
-// arguments: the flag package stops at the first non-flag, so each stop
-// collects one positional and parsing resumes after it. "--" ends flags.
+// parseInterspersed parses flags anywhere among the positional arguments
+// and turns parse errors into usage errors.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageErrorf("%v", err)
-		}
-		// fs.Args() starts at the first non-flag, or after a "--".
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := cliflag.ParseInterspersed(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return nil, usageErrorf("%v", err)
 	}
+	return pos, err
 }
 
 // applyEnv sets each flag from DARKCHAT_<FLAG_NAME> when that is set.
