@@ -18,6 +18,9 @@ import (
 // fails (as the node disconnects a slow consumer) rather than growing.
 const browserRecvQueue = 4096
 
+// jsObject is the global Object constructor.
+var jsObject = js.Global().Get("Object")
+
 // errRecvOverflow ends a transport whose reader fell too far behind.
 var errRecvOverflow = fmt.Errorf("%w: more than %d objects received and not read", ErrClosed, browserRecvQueue)
 
@@ -124,9 +127,11 @@ func (t *jsTransport) onMessage(ev js.Value) {
 		t.fail(fmt.Errorf("recv: %w: binary frame (objects travel in text frames)", ErrMalformed))
 		return
 	}
-	// A JS string's length counts UTF-16 units; each is at most 3 UTF-8
-	// bytes, so this bounds the copy before it is made.
-	if n := data.Length(); n > MaxRecvSize {
+	// A JS string's length counts UTF-16 units, each at least one UTF-8
+	// byte, so a string longer than the limit is refused before it is
+	// copied into Go. (A primitive string has no properties for syscall/js:
+	// Object wraps it.)
+	if n := jsObject.Invoke(data).Get("length").Int(); n > MaxRecvSize {
 		t.fail(fmt.Errorf("recv: %w: frame over %d bytes", ErrTooLarge, MaxRecvSize))
 		return
 	}

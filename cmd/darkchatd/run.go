@@ -23,6 +23,7 @@ import (
 
 	"darkchat/gateway"
 	"darkchat/p2p"
+	"darkchat/web"
 )
 
 // nodeCloseTimeout bounds closing the libp2p host at shutdown.
@@ -109,7 +110,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	gwCfg := o.gateway
 	gwCfg.AllowedOrigins = o.wsOrigins.vals
 	gwCfg.Logger = log.With("component", "gateway")
-	gw, err := gateway.New(gwCfg, node, node.ID().String(), nil)
+	gw, err := gateway.New(gwCfg, node, node.ID().String(), web.Handler())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,140 @@
+package web
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// cacheImmutable is for an asset requested by its current hash: that
+	// URL never names other content.
+	cacheImmutable = "public, max-age=31536000, immutable"
+	// cacheRevalidate is for the page and for assets asked for without the
+	// current hash: use a cached copy only after checking its ETag.
+	cacheRevalidate = "no-cache"
+)
+
+// Handler returns the handler that serves the page and its assets (see the
+// package documentation). The embedded assets are prepared on the first
+// request; if they are broken, which the package's tests rule out, every
+// request gets 500.
+func Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		as, err := load()
+		if err != nil {
+			http.Error(w, "browser client unavailable: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		as.ServeHTTP(w, r)
+	})
+}
+
+func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	var a *asset
+	switch p := r.URL.Path; p {
+	case "/", "/index.html":
+		a = as.index
+		h.Set("Content-Security-Policy", contentSecurityPolicy(r.Host))
+		h.Set("X-Frame-Options", "DENY")
+	default:
+		a = as.byName[strings.TrimPrefix(p, "/")]
+	}
+	if a == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if a != as.index && r.URL.Query().Get("v") == a.hash {
+		h.Set("Cache-Control", cacheImmutable)
+	} else {
+		h.Set("Cache-Control", cacheRevalidate)
+	}
+	h.Set("Content-Type", a.ctype)
+	h.Add("Vary", "Accept-Encoding")
+	body, etag := a.gz, `"`+a.hash+`-gz"`
+	if body != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		h.Set("Content-Encoding", "gzip")
+	} else {
+		var err error
+		if body, err = a.plain(); err != nil {
+			http.Error(w, "asset unavailable", http.StatusInternalServerError)
+			return
+		}
+		etag = `"` + a.hash + `"`
+	}
+	h.Set("ETag", etag)
+	// ServeContent answers If-None-Match with 304 and serves ranges (of
+	// the encoded bytes, as Content-Encoding defines them).
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// contentSecurityPolicy allows the page its own scripts (and compiling its
+// WebAssembly), styles and images, and connections to its own origin: the
+// module's fetch and the WebSocket to /ws on the same host. Nothing else
+// loads, nothing may frame it, and it has no forms that post anywhere.
+func contentSecurityPolicy(host string) string {
+	connect := "'self'"
+	if validHost(host) {
+		// 'self' covers ws: and wss: to the same host in CSP Level 3;
+		// older browsers need them spelled out.
+		connect += " ws://" + host + " wss://" + host
+	}
+	return "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
+		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+// validHost reports whether host (the request's Host) is a plain host or
+// host:port that may go into the policy unquoted.
+func validHost(host string) bool {
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for _, c := range host {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.ContainsRune(".-:[]", c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// acceptsGzip reports whether an Accept-Encoding header value allows gzip
+// (RFC 9110 §12.5.3): listed as gzip or *, without q=0.
+func acceptsGzip(header string) bool {
+	gzip, star := -1.0, -1.0
+	for part := range strings.SplitSeq(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		for param := range strings.SplitSeq(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(param), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				} else {
+					q = 0
+				}
+			}
+		}
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			gzip = q
+		case "*":
+			star = q
+		}
+	}
+	if gzip >= 0 {
+		return gzip > 0
+	}
+	return star > 0
+}
