@@ -109,8 +109,9 @@ type failedDial struct {
 func (n *Node) discoveryLoop() {
 	defer n.wg.Done()
 	interval := discoveryMinInterval
-	var lastAdvertise time.Time
+	var lastAdvertise, lastRound time.Time
 	failed := make(map[peer.ID]failedDial)
+	bootstrapped := make(map[string]peer.ID) // --peer address -> the peer it led to
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 
@@ -146,26 +147,23 @@ func (n *Node) discoveryLoop() {
 					continue // the event loop kicks us for those
 				}
 			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
 			interval = discoveryMinInterval
+			// Churn must not turn into back-to-back rounds.
+			if wait := discoveryMinInterval - time.Since(lastRound); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
 		case <-timer.C:
 		}
-		if len(n.host.Network().Peers()) == 0 {
-			n.connectBootstrap()
-		}
-		found := 0
+		lastRound = time.Now()
+		found := n.connectBootstrap(bootstrapped)
 		if len(n.host.Network().Peers()) > 0 {
 			if time.Since(lastAdvertise) > readvertiseInterval {
 				if n.advertise() {
 					lastAdvertise = time.Now()
 				}
 			}
-			found = n.findAndDial(failed)
+			found += n.findAndDial(failed)
 		}
 		if found > 0 {
 			interval = discoveryMinInterval
@@ -184,17 +182,35 @@ func (n *Node) kick() {
 	}
 }
 
-func (n *Node) connectBootstrap() {
+// connectBootstrap connects to the configured bootstrap peers that are not
+// connected, and returns how many it connected to. It runs every round,
+// not only while the node has no peers: nodes of a testnet often start
+// together, and a node whose bootstrap peer was not up yet but that others
+// have already dialled would otherwise stay in a partition of its own (the
+// DHT cannot join two meshes that share no node). known maps each address
+// to the peer ID it led to, so a connected bootstrap peer costs nothing.
+func (n *Node) connectBootstrap(known map[string]peer.ID) int {
+	connected := 0
 	for _, addr := range n.cfg.Bootstrap {
+		if id, ok := known[addr]; ok && n.host.Network().Connectedness(id) == network.Connected {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
 		id, err := n.Connect(ctx, addr)
 		cancel()
 		if err != nil {
-			n.log.Warn("bootstrap peer unreachable; will retry", "peer", addr, "err", err)
+			if len(n.host.Network().Peers()) == 0 {
+				n.log.Warn("bootstrap peer unreachable; will retry", "peer", addr, "err", err)
+			} else {
+				n.log.Debug("bootstrap peer unreachable; will retry", "peer", addr, "err", err)
+			}
 			continue
 		}
+		known[addr] = id
+		connected++
 		n.log.Info("connected to bootstrap peer", "peer", addr, "id", id)
 	}
+	return connected
 }
 
 func (n *Node) advertise() bool {

@@ -162,7 +162,7 @@ func (t *natTracker) record(e any) {
 	defer t.mu.Unlock()
 	switch e := e.(type) {
 	case event.EvtPeerIdentificationCompleted:
-		if e.ObservedAddr == nil || isRelayed(e.Conn.RemoteMultiaddr()) {
+		if e.ObservedAddr == nil || e.Conn == nil || isRelayed(e.Conn.RemoteMultiaddr()) {
 			return // a relay's view of us is not our address
 		}
 		if _, ok := t.observed[e.Peer]; !ok && len(t.observed) >= maxObservers {
@@ -311,7 +311,7 @@ func (t *natTracker) relayLines(n *Node) []string {
 	}
 	switch {
 	case !n.cfg.RelayService:
-		lines = append(lines, "relay service: disabled (--relay-service=false)")
+		lines = append(lines, "relay service: disabled (this node does not relay for others)")
 	case slices.Contains(n.host.Mux().Protocols(), proto.ProtoIDv2Hop):
 		lines = append(lines, "relay service: offering circuit relay v2 to private nodes (no time or data limit per relayed connection)")
 	default:

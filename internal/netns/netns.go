@@ -104,8 +104,8 @@ func Check() error {
 		return errors.New("network namespaces need root (running as uid " + strconv.Itoa(os.Geteuid()) + ")")
 	}
 	for _, t := range Tools {
-		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("%s not found in PATH (Debian: apt-get install iproute2 iptables)", t)
+		if toolPath(t) == t {
+			return fmt.Errorf("%s not found in PATH, /usr/sbin or /sbin (Debian: apt-get install iproute2 iptables)", t)
 		}
 	}
 	probe := fmt.Sprintf("%s%dprobe%d", namePrefix, os.Getpid(), seq.Add(1))
@@ -113,7 +113,7 @@ func Check() error {
 		return fmt.Errorf("cannot create a network namespace: %w", err)
 	}
 	defer run(context.Background(), "ip", "netns", "del", probe)
-	if err := run(context.Background(), "ip", "netns", "exec", probe, "iptables", "-t", "nat", "-L", "-n"); err != nil {
+	if err := run(context.Background(), "ip", "netns", "exec", probe, toolPath("iptables"), "-t", "nat", "-L", "-n"); err != nil {
 		return fmt.Errorf("iptables NAT does not work in a namespace: %w", err)
 	}
 	return nil
@@ -208,9 +208,9 @@ func (n *Net) AddRouter(name string, wan, lan netip.Prefix, kind Kind) (*Router,
 		{"ip", "-n", h.NS, "addr", "add", lan.String(), "dev", "lan"},
 		{"ip", "-n", h.NS, "link", "set", "lan", "up"},
 		{"ip", "netns", "exec", h.NS, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
-		append([]string{"ip", "netns", "exec", h.NS, "iptables"}, masq...),
+		append([]string{"ip", "netns", "exec", h.NS, toolPath("iptables")}, masq...),
 		// Drop unsolicited packets to the router itself (see the package doc).
-		{"ip", "netns", "exec", h.NS, "iptables", "-A", "INPUT", "-i", "wan",
+		{"ip", "netns", "exec", h.NS, toolPath("iptables"), "-A", "INPUT", "-i", "wan",
 			"-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"},
 	}
 	for _, s := range steps {
@@ -251,26 +251,12 @@ func (r *Router) AddHost(name string, addr netip.Prefix) (*Host, error) {
 // Iptables runs iptables inside the router's namespace, for rules a test
 // adds on top of the NAT (for example dropping UDP to force TCP).
 func (r *Router) Iptables(args ...string) error {
-	return run(context.Background(), "ip", append([]string{"netns", "exec", r.NS, "iptables"}, args...)...)
+	return run(context.Background(), "ip", append([]string{"netns", "exec", r.NS, toolPath("iptables")}, args...)...)
 }
 
 // Command returns a command that runs name inside the host's namespace.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
-}
-
-// SetLink takes the host's uplink (eth0, or a router's wan) down or up: the
-// host drops off the network while its processes keep running.
-func (h *Host) SetLink(up bool) error {
-	dev := "eth0"
-	if run(context.Background(), "ip", "-n", h.NS, "link", "show", "wan") == nil {
-		dev = "wan"
-	}
-	state := "down"
-	if up {
-		state = "up"
-	}
-	return run(context.Background(), "ip", "-n", h.NS, "link", "set", dev, state)
+	return exec.CommandContext(ctx, toolPath("ip"), append([]string{"netns", "exec", h.NS, name}, args...)...)
 }
 
 // Close deletes every namespace of the net, with their interfaces and
@@ -343,7 +329,7 @@ func (n *Net) ip(ns string, args ...string) error {
 // sweepStale deletes namespaces this package created in processes that
 // have exited.
 func sweepStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
+	out, err := exec.Command(toolPath("ip"), "netns", "list").Output()
 	if err != nil {
 		return
 	}
@@ -378,11 +364,27 @@ func creatorPID(name string) (int, bool) {
 	return pid, err == nil
 }
 
+// toolPath finds a command in PATH or, since root's tools live there and a
+// test's PATH may lack them, in /usr/sbin and /sbin. It returns name itself
+// when the command is nowhere.
+func toolPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
+}
+
 // run runs a command, returning its combined output in the error.
 func run(ctx context.Context, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, toolPath(name), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
