@@ -9,8 +9,9 @@
 //
 //	protocol.go   the wire objects, Encode and a strict, bounded Decode
 //	transport*.go Transport: one object per Send/Recv. DialTCP (line framed)
-//	              and DialWS (one text frame per object); neither is built
-//	              for js/wasm, where the browser supplies its own
+//	              and DialWS (one text frame per object, gorilla/websocket);
+//	              for js/wasm, transport_js.go provides DialWS over the
+//	              browser's own WebSocket
 //	session.go    Session: one connection. Waits for hello, logs in (signing
 //	              the challenge, or waiting for a manual signature), tracks
 //	              channels and unanswered sends, answers pings, reports events
