@@ -1,5 +1,6 @@
 // Package p2p is darkchat's mesh layer: one libp2p host per node, a private
-// Kademlia DHT for discovery, one GossipSub topic per chat channel, and the
+// Kademlia DHT for discovery, one GossipSub topic per chat channel, DM inbox
+// topics sharded by recipient, key bundles in the DHT, and the
 // NAT machinery (AutoNAT, circuit relay v2, hole punching) that lets nodes
 // behind routers take part.
 //
@@ -10,9 +11,13 @@
 //   - the discovery loop (discovery.go) advertises the node under the
 //     darkchat rendezvous key and dials peers it finds, within bounds;
 //   - the event loop (events.go) watches address and connectivity changes;
-//   - one reader goroutine per joined channel (channels.go) drains the
-//     GossipSub subscription and hands each verified message to the channel's
-//     local members without blocking.
+//   - one reader goroutine per joined topic, chat channel or DM inbox shard
+//     (channels.go), drains the GossipSub subscription and hands each
+//     verified message to the topic's local members without blocking;
+//   - the NAT watcher (nat.go) records reachability and relay events for
+//     the `nat` report; it ends when the host's network closes;
+//   - while a DM waits for a route (PublishDM), a lookup goroutine dials
+//     the inbox shard's subscribers; it ends with the publisher's context.
 //
 // Close cancels the node's context, stops those goroutines, and closes the
 // PubSub router, DHT and host in that order. It is idempotent.
