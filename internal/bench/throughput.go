@@ -1,0 +1,363 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"darkchat/identity"
+)
+
+// measurement is one timed run: a rate and the share delivered.
+type measurement struct {
+	rate         float64
+	deliveredPct float64
+}
+
+func medianOf(ms []measurement) measurement {
+	var r, d []float64
+	for _, m := range ms {
+		r, d = append(r, m.rate), append(d, m.deliveredPct)
+	}
+	return measurement{median(r), median(d)}
+}
+
+// minDelivered is the worst delivery of all rounds: an assertion holds
+// only if it held every time.
+func minDelivered(ms []measurement) float64 {
+	worst := 100.0
+	for _, m := range ms {
+		worst = min(worst, m.deliveredPct)
+	}
+	return worst
+}
+
+const benchChannel = "bench"
+
+func runChannelThroughput(ctx context.Context, e *Env) ([]Result, error) {
+	// window bounds the sends awaiting ok per sender; e2eWindow the
+	// messages sent but not yet received by the slowest receiver. The mesh
+	// has no backpressure: A acknowledges a message once it has verified
+	// it, and senders that outrun B's and C's single validation workers
+	// overflow their queues (8,192 messages), losing messages. The
+	// end-to-end window keeps the measurement at the rate the line
+	// sustains with 100% delivery; it stays under the receiving sessions'
+	// queue (1,024 frames).
+	const senders, receivers, window, e2eWindow = 4, 2, 256, 768
+	n := pick(e, 4000, 40000)
+	cryptoTime := pick(e, 500*time.Millisecond, 3*time.Second)
+
+	l, err := startLine(ctx, benchChannel, benchGatewayConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	send, err := loggedInClients(ctx, l.a, senders, "s", benchChannel)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(send)
+	recv, err := loggedInClients(ctx, l.c, receivers, "r", benchChannel)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(recv)
+	if err := l.warmUp(ctx, send[0], "s0"); err != nil {
+		return nil, err
+	}
+	e.progress("line A–B–C up, %d senders on A, %d receivers on C, %d messages per round, %d rounds", senders, receivers, n, e.Rounds)
+
+	runs, err := rounds(e,
+		func(r int) (measurement, error) {
+			if err := l.settle(ctx); err != nil {
+				return measurement{}, err
+			}
+			var m measurement
+			err := e.profile(func() (err error) {
+				m, err = measureLine(ctx, l, send, recv, n, window, e2eWindow)
+				return err
+			})
+			e.progress("round %d darkchat: %.0f msg/s, %.2f%% delivered", r+1, m.rate, m.deliveredPct)
+			return m, err
+		},
+		func(r int) (measurement, error) {
+			rate, err := channelCryptoBound(cryptoTime, 3)
+			e.progress("round %d crypto bound (sign + 3 verifies, %d goroutines): %.0f msg/s", r+1, gomaxprocs(), rate)
+			return measurement{rate, 100}, err
+		},
+		func(r int) (measurement, error) {
+			m, err := chatExampleThroughput(ctx, n, senders, receivers)
+			e.progress("round %d chat-example pubsub: %.0f msg/s, %.2f%% delivered", r+1, m.rate, m.deliveredPct)
+			return m, err
+		},
+	)
+	if err != nil {
+		return nil, err
+	}
+	dark, bound, chat := medianOf(runs[0]), medianOf(runs[1]), medianOf(runs[2])
+	note := fmt.Sprintf("median of %d rounds; %d messages/round from %d senders on A to %d receivers on C; every node verified every message once (counted); A–C connections closed by the line guard: %d; messages reaching C other than through B: %d",
+		e.Rounds, n, senders, receivers, l.apart.Load(), l.cMember.bypass.Load())
+	r1 := newResult("channel-throughput", "msgs_per_s", dark.rate, "msg/s",
+		"crypto-bound (sign + 3 Ed25519 verifies, GOMAXPROCS goroutines)", bound.rate, ptr(ratioAtLeast(0.8)))
+	r1.DeliveredPct, r1.Note = pct(minDelivered(runs[0])), note
+	r2 := newResult("channel-throughput", "msgs_per_s", dark.rate, "msg/s",
+		"go-libp2p-pubsub chat-example config (StrictSign + app signature validator, default queues)", chat.rate, ptr(ratioAtLeast(3)))
+	r2.DeliveredPct, r2.BaselineDeliveredPct, r2.Note = pct(minDelivered(runs[0])), pct(chat.deliveredPct), note
+	return []Result{r1, r2}, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// firstLine keeps the first line of a joined error: one stalled receiver
+// says what the others would.
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " (and more)"
+	}
+	return s
+}
+
+// loggedInClients opens count TCP clients on node, logs each in with a new
+// key and joins channel as prefix<i>.
+func loggedInClients(ctx context.Context, node *benchNode, count int, prefix, channel string) ([]*protoClient, error) {
+	var out []*protoClient
+	for i := range count {
+		c, err := dialTCP(ctx, node.tcpAddr, nil, 0)
+		if err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		out = append(out, c)
+		key, err := identity.GenerateKey()
+		if err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		if err := c.login(key, ""); err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		if channel != "" {
+			if err := c.join(channel, prefix+strconv.Itoa(i)); err != nil {
+				closeAll(out)
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func closeAll(cs []*protoClient) {
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+// settle waits until the verification counters of A, B and C hold still
+// (warm-up probes sent before C had joined never reach it, so they need not
+// be equal), so that a measurement starts from a quiet line.
+func (l *line) settle(ctx context.Context) error {
+	var last [3]int64
+	stableSince := time.Now()
+	return waitFor(ctx, 20*time.Second, "a quiet line", func() bool {
+		v := l.verified()
+		if v != last {
+			last, stableSince = v, time.Now()
+			return false
+		}
+		return time.Since(stableSince) > 300*time.Millisecond
+	})
+}
+
+// measureLine sends n messages from the senders (on A) and waits until
+// every receiver (on C) has every one of them. Each node must have
+// verified each message exactly once. Call it on a settled line.
+func measureLine(ctx context.Context, l *line, senders, receivers []*protoClient, n, window, e2eWindow int) (measurement, error) {
+	before := l.verified()
+	per := n / len(senders)
+	n = per * len(senders)
+
+	var delivered, lastRecv atomic.Int64
+	gate := &e2eGate{window: int64(e2eWindow), recv: make([]atomic.Int64, len(receivers))}
+	if e2eWindow <= 0 {
+		gate.window = math.MaxInt64
+	}
+	stalled := make(chan struct{})
+	var stallOnce sync.Once
+	stall := func() {
+		stallOnce.Do(func() {
+			close(stalled)
+			for _, c := range append(append([]*protoClient{}, senders...), receivers...) {
+				c.setReadDeadline(time.Unix(1, 0))
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	stop := watchdog(ctx, 15*time.Second, delivered.Load, stall)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(senders)+len(receivers))
+	for i, c := range receivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[len(senders)+i] = receiveSeqs(c, 'm', n, func(int) {
+				gate.recv[i].Add(1)
+				delivered.Add(1)
+				lastRecv.Store(time.Now().UnixNano())
+			})
+		}()
+	}
+	for i, c := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = sendSeqs(c, benchChannel, "s"+strconv.Itoa(i), i*per, (i+1)*per, window, gate, stalled)
+		}()
+	}
+	wg.Wait()
+	stop()
+	for _, c := range append(append([]*protoClient{}, senders...), receivers...) {
+		c.setReadDeadline(time.Time{})
+	}
+	m := measurement{deliveredPct: 100 * float64(delivered.Load()) / float64(n*len(receivers))}
+	if last := lastRecv.Load(); last > 0 {
+		m.rate = float64(delivered.Load()) / float64(len(receivers)) / time.Unix(0, last).Sub(start).Seconds()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return m, fmt.Errorf("%w: %.2f%% delivered; node loss counters: %s; first error: %v",
+			ErrAssertion, m.deliveredPct, lossReport("ABC", l.a, l.b, l.c), firstLine(err))
+	}
+	after := l.verified()
+	for i, name := range []string{"A", "B", "C"} {
+		if got := after[i] - before[i]; got != int64(n) {
+			return m, fmt.Errorf("%w: node %s verified %d messages, want %d (one per message)", ErrAssertion, name, got, n)
+		}
+	}
+	return m, nil
+}
+
+// e2eGate bounds the messages sent and not yet received by the slowest
+// receiver. Senders may overshoot it by one message each.
+type e2eGate struct {
+	window int64
+	sent   atomic.Int64
+	recv   []atomic.Int64
+}
+
+func (g *e2eGate) ahead() bool {
+	low := int64(math.MaxInt64)
+	for i := range g.recv {
+		low = min(low, g.recv[i].Load())
+	}
+	return g.sent.Load()-low >= g.window
+}
+
+// sendSeqs signs and sends messages lo..hi-1 with at most window awaiting
+// their ok and within the end-to-end gate, flushing whenever it would wait.
+func sendSeqs(c *protoClient, channel, username string, lo, hi, window int, gate *e2eGate, stalled <-chan struct{}) error {
+	sem := make(chan struct{}, window)
+	acks := make(chan error, 1)
+	go func() {
+		for got := 0; got < hi-lo; {
+			f, err := c.next()
+			if err != nil {
+				acks <- fmt.Errorf("sender %s after %d oks: %w", username, got, err)
+				return
+			}
+			switch {
+			case isType(f, "ok"):
+				got++
+				<-sem
+			case isType(f, "error"):
+				acks <- fmt.Errorf("sender %s: %s", username, f)
+				return
+			case isType(f, "ping"):
+				c.write([]byte(`{"type":"pong"}`))
+			}
+		}
+		acks <- nil
+	}()
+	buf := make([]byte, 0, 512)
+	for seq := lo; seq < hi; seq++ {
+		if gate.ahead() {
+			if err := c.flush(); err != nil {
+				return err
+			}
+			for gate.ahead() {
+				select {
+				case <-stalled:
+					return fmt.Errorf("sender %s: receivers stalled at message %d", username, seq-lo)
+				case <-time.After(100 * time.Microsecond):
+				}
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			if err := c.flush(); err != nil {
+				return err
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-stalled:
+				return fmt.Errorf("sender %s stalled at message %d", username, seq-lo)
+			case err := <-acks:
+				if err == nil {
+					err = errors.New("acknowledged more than sent")
+				}
+				return err
+			}
+		}
+		m, err := signedMessage(c.key, channel, username, makeBody('m', seq))
+		if err != nil {
+			return err
+		}
+		buf = appendSend(buf[:0], &m)
+		if err := c.queue(buf); err != nil {
+			return err
+		}
+		gate.sent.Add(1)
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	select {
+	case err := <-acks:
+		return err
+	case <-stalled:
+		return fmt.Errorf("sender %s: oks stalled", username)
+	}
+}
+
+// receiveSeqs reads message frames until n distinct sequence numbers with
+// prefix have arrived, calling got for each new one.
+func receiveSeqs(c *protoClient, prefix byte, n int, got func(seq int)) error {
+	set := newSeqSet(n)
+	for set.unique < n {
+		f, err := c.next()
+		if err != nil {
+			return fmt.Errorf("receiver: %d of %d messages: %w", set.unique, n, err)
+		}
+		switch {
+		case isType(f, "message"):
+			if seq, ok := bodySeq(stringField(f, "body"), prefix); ok && set.add(seq) {
+				got(seq)
+			}
+		case isType(f, "error"):
+			return fmt.Errorf("receiver: %s", f)
+		case isType(f, "ping"):
+			c.write([]byte(`{"type":"pong"}`))
+		}
+	}
+	return nil
+}
