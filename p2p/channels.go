@@ -308,6 +308,9 @@ func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, da
 	if n.dedup.Seen(messageID(&pb.Message{Topic: &topicName, Data: data})) {
 		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
 	}
+	if err := n.routers.waitForRoom(ctx, topic.ListPeers()); err != nil {
+		return fmt.Errorf("publish to %q: peers are not keeping up: %w", name, err)
+	}
 	slot := &publishSlot{}
 	if err := topic.Publish(ctx, data, append(opts, pubsub.WithValidatorData(slot))...); err != nil {
 		if slot.err != nil {

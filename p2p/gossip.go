@@ -212,24 +212,56 @@ func inboxScoreParams() *pubsub.TopicScoreParams {
 	return p
 }
 
-// routerPeers tracks the peers GossipSub has an outbound queue for. GossipSub
-// records a peer's subscriptions as soon as they arrive, which can be before
-// it has set up that queue; a message published in between is not sent to
-// the peer ("no send queue"). Publishers that need a peer to get a message
-// (DMs) wait until one of the topic's peers is also here.
+// routerPeers tracks GossipSub's outbound side per peer: whether it has a
+// queue yet, and how deep that queue is.
+//
+// GossipSub records a new peer's subscriptions as soon as they arrive,
+// which can be before it has set up the peer's queue; a message published
+// in between is not sent to that peer ("no send queue"). Publishers that
+// need a peer to get a message (DMs) wait until one of the topic's peers
+// has a queue.
+//
+// GossipSub drops what does not fit in a peer's queue. Publishers wait
+// while a topic peer's queue is nearly full (flow control), so a burst is
+// slowed down instead of lost; a peer whose queue has not moved for
+// stuckAfter is not waited for, so one peer that stops reading cannot stall
+// a channel (it loses messages, which are counted and logged).
 type routerPeers struct {
 	mu      sync.Mutex
-	peers   map[peer.ID]struct{}
-	changed chan struct{} // closed and replaced when a peer is added
+	peers   map[peer.ID]*peerQueue
+	changed chan struct{} // closed and replaced when a peer gets a queue
+	drained chan struct{} // closed and replaced when a full queue drains
 }
 
+type peerQueue struct {
+	open     bool      // GossipSub has an outbound stream to the peer
+	depth    int       // RPCs queued and not yet written
+	progress time.Time // last write to the peer
+}
+
+// Flow-control thresholds on a peer's queue depth (in RPCs).
+const (
+	queueHighWater = peerOutboundQueueSize * 3 / 4
+	queueLowWater  = peerOutboundQueueSize / 2
+	stuckAfter     = 2 * time.Second
+)
+
 func newRouterPeers() *routerPeers {
-	return &routerPeers{peers: make(map[peer.ID]struct{}), changed: make(chan struct{})}
+	return &routerPeers{peers: make(map[peer.ID]*peerQueue), changed: make(chan struct{}), drained: make(chan struct{})}
+}
+
+func (r *routerPeers) queueLocked(id peer.ID) *peerQueue {
+	q := r.peers[id]
+	if q == nil {
+		q = &peerQueue{progress: time.Now()}
+		r.peers[id] = q
+	}
+	return q
 }
 
 func (r *routerPeers) add(id peer.ID) {
 	r.mu.Lock()
-	r.peers[id] = struct{}{}
+	r.queueLocked(id).open = true
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -237,8 +269,37 @@ func (r *routerPeers) add(id peer.ID) {
 
 func (r *routerPeers) remove(id peer.ID) {
 	r.mu.Lock()
+	if q := r.peers[id]; q != nil && q.depth >= queueHighWater {
+		r.signalDrainedLocked()
+	}
 	delete(r.peers, id)
 	r.mu.Unlock()
+}
+
+// queued and written follow one RPC through a peer's queue.
+func (r *routerPeers) queued(id peer.ID) {
+	r.mu.Lock()
+	r.queueLocked(id).depth++
+	r.mu.Unlock()
+}
+
+func (r *routerPeers) written(id peer.ID) {
+	r.mu.Lock()
+	if q := r.peers[id]; q != nil {
+		if q.depth > 0 {
+			q.depth--
+		}
+		q.progress = time.Now()
+		if q.depth == queueLowWater {
+			r.signalDrainedLocked()
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *routerPeers) signalDrainedLocked() {
+	close(r.drained)
+	r.drained = make(chan struct{})
 }
 
 // anyOf reports whether one of ps has a queue, and returns a channel closed
@@ -247,11 +308,41 @@ func (r *routerPeers) anyOf(ps []peer.ID) (bool, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range ps {
-		if _, ok := r.peers[p]; ok {
+		if q := r.peers[p]; q != nil && q.open {
 			return true, nil
 		}
 	}
 	return false, r.changed
+}
+
+// waitForRoom blocks while one of ps has a nearly full queue that is still
+// moving, within ctx.
+func (r *routerPeers) waitForRoom(ctx context.Context, ps []peer.ID) error {
+	for {
+		r.mu.Lock()
+		full := false
+		now := time.Now()
+		for _, p := range ps {
+			if q := r.peers[p]; q != nil && q.depth >= queueHighWater && now.Sub(q.progress) < stuckAfter {
+				full = true
+				break
+			}
+		}
+		drained := r.drained
+		r.mu.Unlock()
+		if !full {
+			return nil
+		}
+		t := time.NewTimer(stuckAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-drained:
+		case <-t.C: // re-check: the peer may count as stuck now
+		}
+		t.Stop()
+	}
 }
 
 // dropTracer counts and logs messages lost inside GossipSub's queues, so no
@@ -272,7 +363,7 @@ type dropTracer struct {
 func (t *dropTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
 	if k := len(rpc.GetPublish()); k > 0 {
 		t.notSent.Add(uint64(k))
-		t.log.Debug("messages to peer not queued: queue full or stream restarting", "peer", p, "messages", k)
+		t.log.Warn("messages to peer not queued: its queue is full or its stream is restarting", "peer", p, "messages", k)
 	}
 }
 
@@ -289,17 +380,19 @@ func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 	}
 }
 
-func (t *dropTracer) Join(string)                                          {}
-func (t *dropTracer) Leave(string)                                         {}
-func (t *dropTracer) Graft(peer.ID, string)                                {}
-func (t *dropTracer) Prune(peer.ID, string)                                {}
-func (t *dropTracer) ValidateMessage(*pubsub.Message)                      {}
-func (t *dropTracer) DeliverMessage(*pubsub.Message)                       {}
-func (t *dropTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (t *dropTracer) ThrottlePeer(peer.ID)                                 {}
-func (t *dropTracer) RecvRPC(*pubsub.RPC)                                  {}
-func (t *dropTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (t *dropTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (t *dropTracer) Join(string)                      {}
+func (t *dropTracer) Leave(string)                     {}
+func (t *dropTracer) Graft(peer.ID, string)            {}
+func (t *dropTracer) Prune(peer.ID, string)            {}
+func (t *dropTracer) ValidateMessage(*pubsub.Message)  {}
+func (t *dropTracer) DeliverMessage(*pubsub.Message)   {}
+func (t *dropTracer) DuplicateMessage(*pubsub.Message) {}
+func (t *dropTracer) ThrottlePeer(peer.ID)             {}
+func (t *dropTracer) RecvRPC(*pubsub.RPC)              {}
+func (t *dropTracer) SendRPC(_ *pubsub.RPC, p peer.ID) { t.routers.queued(p) }
+func (t *dropTracer) SendRPCCompleted(_ *pubsub.RPC, p peer.ID, _ time.Duration) {
+	t.routers.written(p)
+}
 
 // The outbound stream opens after GossipSub has created the peer's queue.
 func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) { t.routers.add(p) }

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestNodeKeyPersists(t *testing.T) {
@@ -288,5 +291,41 @@ func TestInboxShardRouting(t *testing.T) {
 	defer cancel2()
 	if err := a.PublishDM(short, 7, []byte("lost")); !errors.Is(err, ErrNoRoute) {
 		t.Fatalf("publish to an unserved shard: %v", err)
+	}
+}
+
+// A burst larger than a peer's queue, sent faster than that peer can
+// verify, is slowed down rather than dropped: every message arrives.
+func TestFlowControlLosesNothing(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	sig := ed25519.Sign(priv, []byte("cost"))
+	// B pays for one signature verification per message, as real nodes do.
+	verifying := func(string, []byte) (any, error) {
+		if !ed25519.Verify(pub, []byte("cost"), sig) {
+			return nil, errors.New("bad")
+		}
+		return nil, nil
+	}
+	a := newTestNode(t, nil)
+	b := newTestNode(t, func(c *Config) { c.Validator = verifying })
+	link(t, a, b)
+	const n = 2 * peerOutboundQueueSize
+	sb, _ := b.Subscribe("flood", n+16)
+	a.Subscribe("flood", n+16)
+	waitFor(t, 10*time.Second, "channel peers", func() bool { return contains(a.ChannelPeers("flood"), b.ID()) })
+	waitFor(t, 10*time.Second, "a stream to B", func() bool { ok, _ := a.routers.anyOf([]peer.ID{b.ID()}); return ok })
+	for i := range n {
+		if err := a.Publish(t.Context(), "flood", fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		m := recv(t, sb, 30*time.Second)
+		if want := fmt.Sprintf("m%d", i); string(m.Data) != want {
+			t.Fatalf("message %d is %q", i, m.Data)
+		}
+	}
+	if s := a.Stats(); s.NotSent != 0 || s.Dropped != 0 {
+		t.Fatalf("A lost messages: %+v", s)
 	}
 }
