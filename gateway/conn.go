@@ -46,7 +46,7 @@ func putBuf(b *[]byte) {
 
 // tcpReadBuffer is small on purpose: most client lines are short, idle
 // sessions dominate memory, and longer lines are assembled in line.
-const tcpReadBuffer = 512
+const tcpReadBuffer = 256
 
 // tcpConn frames newline-delimited JSON on a TCP connection.
 type tcpConn struct {
@@ -61,7 +61,7 @@ func newTCPConn(c net.Conn, maxLine int) *tcpConn {
 }
 
 func (t *tcpConn) readFrame() ([]byte, error) {
-	if cap(t.line) > 4*tcpReadBuffer {
+	if cap(t.line) > 2048 {
 		t.line = nil // do not keep a big line's buffer while idle
 	}
 	t.line = t.line[:0]

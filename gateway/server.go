@@ -58,6 +58,9 @@ type Server struct {
 	bgWG     sync.WaitGroup
 }
 
+// wsWriteBuffers is gorilla's write buffer pool (see the upgrader).
+var wsWriteBuffers sync.Pool
+
 // ErrServerClosed is returned by Serve* after Close.
 var ErrServerClosed = errors.New("gateway: server closed")
 
@@ -82,10 +85,11 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		perIP:     make(map[netip.Addr]int),
 	}
 	s.upgrader = websocket.Upgrader{
-		// Small buffers: an idle WebSocket session then costs about 4 KB
-		// instead of gorilla's 8 KB defaults. Writes bypass gorilla.
-		ReadBufferSize:   512,
-		WriteBufferSize:  256,
+		// A small read buffer, and no write buffer of its own: writes
+		// bypass gorilla (conn.go), so a pooled one is only borrowed if
+		// gorilla ever writes a control frame itself.
+		ReadBufferSize:   256,
+		WriteBufferPool:  &wsWriteBuffers,
 		HandshakeTimeout: 10 * time.Second,
 		CheckOrigin:      s.checkOrigin,
 	}

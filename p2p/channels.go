@@ -73,8 +73,19 @@ type channel struct {
 	mu      sync.RWMutex
 	members map[Member]struct{}
 
+	// linger, for an inbox shard whose last member left, unsubscribes it
+	// later unless a member joins first. Guarded by the node's chMu.
+	linger *time.Timer
+
 	node *Node
 }
+
+// inboxLinger is how long a node stays subscribed to a DM inbox shard after
+// its last user there left. Users reconnect (a browser reload, a flaky
+// link) and logins come in bursts; re-subscribing and re-advertising a
+// shard each time is most of a login's cost, and a DM sent while the user
+// reconnects still reaches the node.
+const inboxLinger = 2 * time.Minute
 
 // Join adds m to channel's local members. The node subscribes to the
 // channel's topic when its first member joins. Joining twice is a no-op.
@@ -132,6 +143,10 @@ func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 		}
 		n.channels[topicName] = c
 	}
+	if c.linger != nil {
+		c.linger.Stop()
+		c.linger = nil
+	}
 	c.mu.Lock()
 	c.members[m] = struct{}{}
 	c.mu.Unlock()
@@ -149,9 +164,32 @@ func (n *Node) leave(topicName string, m Member) {
 	delete(c.members, m)
 	empty := len(c.members) == 0
 	c.mu.Unlock()
-	if empty {
+	switch {
+	case !empty:
+	case c.inbox:
+		if c.linger == nil {
+			c.linger = time.AfterFunc(inboxLinger, func() { n.endLinger(c) })
+		}
+	default:
 		c.teardown()
 		delete(n.channels, topicName)
+	}
+}
+
+// endLinger unsubscribes an inbox shard whose linger ran out with no member.
+func (n *Node) endLinger(c *channel) {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	if n.channels[c.topicName] != c || c.linger == nil {
+		return // closed, or a member came back
+	}
+	c.mu.RLock()
+	empty := len(c.members) == 0
+	c.mu.RUnlock()
+	if empty {
+		c.linger = nil
+		c.teardown()
+		delete(n.channels, c.topicName)
 	}
 }
 
@@ -413,6 +451,10 @@ func (c *channel) read() {
 // closed only once GossipSub has processed the cancellation, which the
 // reader's exit signals. Outbox topics have no subscription.
 func (c *channel) teardown() {
+	if c.linger != nil {
+		c.linger.Stop()
+		c.linger = nil
+	}
 	if c.sub != nil {
 		c.sub.Cancel()
 		<-c.done
