@@ -35,23 +35,34 @@ const (
 var topicFilter = regexp.MustCompile(`^darkchat/v1/[a-z-]+/[^/]{1,128}$`)
 
 func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
+	opts := append(MeshOptions(n.cfg.MaxMessageSize),
+		pubsub.WithDiscovery(n.disc),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(s map[peer.ID]float64) {
+			n.scores.Store(&s)
+		}), time.Second),
+		pubsub.WithRawTracer(n.drops),
+		pubsub.WithLogger(n.log.With("component", "gossipsub")),
+	)
+	return pubsub.NewGossipSub(ctx, n.host, opts...)
+}
+
+// MeshOptions is darkchat's GossipSub configuration without what ties it to
+// a Node (discovery, tracing, logging), so that benchmarks can run the same
+// router on simulated hosts. maxMessageSize is Config.MaxMessageSize.
+func MeshOptions(maxMessageSize int) []pubsub.Option {
 	params, thresholds := peerScoreParams()
-	return pubsub.NewGossipSub(ctx, n.host,
+	return []pubsub.Option{
 		// Users sign their messages; a second libp2p signature per message
 		// would double the verification cost. No author, no seqno, no
 		// signature, and the ID is a hash of the content.
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithDiscovery(n.disc),
 		// A chat message published here goes straight to every subscribed
 		// peer with a good score, not only to the mesh: channels are small,
 		// and a message sent right after joining must not wait for the
 		// next heartbeat to build a mesh.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerScore(params, thresholds),
-		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(s map[peer.ID]float64) {
-			n.scores.Store(&s)
-		}), time.Second),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
 		pubsub.WithValidateQueueSize(validateQueueSize),
 		// One validation worker keeps messages in the order they arrived:
@@ -63,13 +74,20 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			pubsub.NewRegexpSubscriptionFilter(topicFilter), maxTopicsPerPeer)),
-		pubsub.WithRawTracer(n.drops),
 		// An RPC frame may batch several messages; keep room for at least
 		// a few of the largest.
-		pubsub.WithMaxMessageSize(max(1<<20, 4*n.cfg.MaxMessageSize)),
-		pubsub.WithLogger(n.log.With("component", "gossipsub")),
-	)
+		pubsub.WithMaxMessageSize(max(1<<20, 4*maxMessageSize)),
+	}
 }
+
+// ChannelTopic is the GossipSub topic of a chat channel.
+func ChannelTopic(channel string) string { return channelTopicPrefix + channel }
+
+// ChannelScoreParams are the peer-score parameters of a channel topic.
+func ChannelScoreParams() *pubsub.TopicScoreParams { return channelScoreParams() }
+
+// MessageID is the GossipSub message ID darkchat uses (see messageID).
+func MessageID(m *pb.Message) string { return messageID(m) }
 
 // messageID is the SHA-256 of the topic and the message bytes. The
 // application's wire encodings are canonical (one encoding per message), so

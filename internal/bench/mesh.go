@@ -100,7 +100,7 @@ func runMeshScale(ctx context.Context, e *Env) ([]Result, error) {
 		}
 		return fmt.Sprintf("p99 %.1f ms at %d msg/s", ms(s.p99), s.rate)
 	}
-	res.Note = fmt.Sprintf("%d nodes on mocknet, ~%d connections each, every node subscribed; highest rate with >= %.1f%% delivered and p99 < %v: darkchat %s, stock %s; darkchat's GossipSub options replicated from p2p/gossip.go",
+	res.Note = fmt.Sprintf("%d nodes on mocknet, ~%d connections each, every node subscribed; highest rate with >= %.1f%% delivered and p99 < %v: darkchat %s, stock %s; darkchat's GossipSub options from p2p.MeshOptions",
 		meshNodes, 2+2*meshExtraLinks, meshMinDelivered, meshMaxP99, at(dark.best), at(stock.best))
 	capRes := newResult("mesh-scale", "max_rate_delivered_msgs_per_s", float64(dark.capacity.rate), "msg/s",
 		"stock go-libp2p-pubsub GossipSub (defaults, StrictSign) + app signature validator", float64(stock.capacity.rate), nil)
