@@ -308,6 +308,8 @@ func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
 		case <-joined:
 		case <-changed:
 		}
