@@ -297,21 +297,21 @@ func (b *browser) innerTextLines() []string {
 func warmUpChannel(t *testing.T, ch string, b *browser, bUser string, c *client, cUser string) {
 	t.Helper()
 	start := time.Now()
-	bFrom, cFrom := len(b.logLines()), len(c.output())
+	bFrom, cFrom := len(b.logLines()), len(c.Lines())
 	var n int
 	poll(t, 45*time.Second, "the CLI's messages to reach the browser", func() bool {
 		if slices.Contains(b.logLines()[bFrom:], cUser+"@"+ch+" - anyone here?") {
 			return true
 		}
 		if n%5 == 0 {
-			c.send(ch + " anyone here?")
+			c.Send(ch + " anyone here?")
 		}
 		n++
 		return false
 	})
 	n = 0
 	poll(t, 45*time.Second, "the browser's messages to reach the CLI", func() bool {
-		if slices.Contains(c.output()[cFrom:], bUser+"@"+ch+" - hi, I'm here") {
+		if slices.Contains(c.Lines()[cFrom:], bUser+"@"+ch+" - hi, I'm here") {
 			return true
 		}
 		if n%5 == 0 {
@@ -331,13 +331,13 @@ func warmUpChannel(t *testing.T, ch string, b *browser, bUser string, c *client,
 func TestBrowserChatWithCLI(t *testing.T) {
 	requireChromium(t)
 	b := newBrowser(t, "browser")
-	nb := startNode(t, "B", "full")
-	hub := fmt.Sprintf("127.0.0.1:%d", nb.peerPort)
-	na := startNode(t, "A", "full", "--peer", hub)
-	nc := startNode(t, "C", "full", "--peer", hub)
-	na.waitPeer(nc.id) // discovered through B
+	nb := bins.StartNode(t, "B", "full")
+	hub := fmt.Sprintf("127.0.0.1:%d", nb.PeerPort)
+	na := bins.StartNode(t, "A", "full", "--peer", hub)
+	nc := bins.StartNode(t, "C", "full", "--peer", hub)
+	na.WaitPeer(nc.ID) // discovered through B
 
-	url := fmt.Sprintf("http://127.0.0.1:%d/", na.wsPort)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", na.WSPort)
 	b.open(url)
 	webKey := b.pubkey()
 	b.waitLine("Your PUBLIC KEY : " + webKey)
@@ -346,28 +346,28 @@ func TestBrowserChatWithCLI(t *testing.T) {
 	b.typeLine("join lobby webuser")
 	b.waitLine("Joined lobby as webuser")
 
-	cli := tcpClient(t, "cli", nc)
-	cli.send("join lobby cliuser")
-	cli.waitPrefix("Joined lobby as cliuser")
+	cli := bins.TCPClient(t, "cli", nc)
+	cli.Send("join lobby cliuser")
+	cli.WaitPrefix("Joined lobby as cliuser")
 	warmUpChannel(t, "lobby", b, "webuser", cli, "cliuser")
 
 	// The browser sends by the CLI's command and, in the current channel,
 	// by plain text; the CLI's lines arrive in the CLI's format.
 	b.typeLine("lobby welcome to darkchat, typed as a CLI command")
-	cli.waitFor(0, 30*time.Second, "the browser's command-form message", func(l string) bool {
+	cli.WaitFor(0, 30*time.Second, "the browser's command-form message", func(l string) bool {
 		return l == "webuser@lobby - welcome to darkchat, typed as a CLI command"
 	})
 	b.typeLine("and this one went to #lobby without naming it")
-	cli.waitFor(0, 30*time.Second, "the browser's plain message", func(l string) bool {
+	cli.WaitFor(0, 30*time.Second, "the browser's plain message", func(l string) bool {
 		return l == "webuser@lobby - and this one went to #lobby without naming it"
 	})
-	cli.send("lobby hello from the terminal! nice to see a browser here")
+	cli.Send("lobby hello from the terminal! nice to see a browser here")
 	b.waitLine("cliuser@lobby - hello from the terminal! nice to see a browser here")
 	b.typeLine("<b>markup</b> & <script>alert(1)</script> stays text")
-	cli.waitFor(0, 30*time.Second, "the markup message", func(l string) bool {
+	cli.WaitFor(0, 30*time.Second, "the markup message", func(l string) bool {
 		return l == "webuser@lobby - <b>markup</b> & <script>alert(1)</script> stays text"
 	})
-	cli.send("lobby <img src=x onerror=alert(2)> is text here too")
+	cli.Send("lobby <img src=x onerror=alert(2)> is text here too")
 	b.waitLine("cliuser@lobby - <img src=x onerror=alert(2)> is text here too")
 	if imgs := eval[int](b, `document.querySelectorAll('#log img, #log script, #log b').length`); imgs != 0 {
 		t.Errorf("#log has %d elements made from message text", imgs)
@@ -376,26 +376,26 @@ func TestBrowserChatWithCLI(t *testing.T) {
 	// DMs both ways (SPEC §5): the recipient sees the sender's line, the
 	// sender sees "delivered".
 	start := time.Now()
-	b.typeLine("private " + cli.pub + " psst, this one is end-to-end encrypted")
-	cli.waitFor(0, 30*time.Second, "the browser's DM", func(l string) bool {
+	b.typeLine("private " + cli.Pub + " psst, this one is end-to-end encrypted")
+	cli.WaitFor(0, 30*time.Second, "the browser's DM", func(l string) bool {
 		return l == "webuser@private("+webKey+") - psst, this one is end-to-end encrypted"
 	})
-	b.waitLine("DM to " + cli.pub + ": delivered")
+	b.waitLine("DM to " + cli.Pub + ": delivered")
 	t.Logf("DM browser → CLI delivered and acknowledged in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	cli.send("private " + webKey + " got it, replying privately")
-	b.waitLine("cliuser@private(" + cli.pub + ") - got it, replying privately")
-	cli.waitFor(0, 30*time.Second, "the CLI's DM status", func(l string) bool { return l == "DM to "+webKey+": delivered" })
+	cli.Send("private " + webKey + " got it, replying privately")
+	b.waitLine("cliuser@private(" + cli.Pub + ") - got it, replying privately")
+	cli.WaitFor(0, 30*time.Second, "the CLI's DM status", func(l string) bool { return l == "DM to "+webKey+": delivered" })
 	t.Logf("DM CLI → browser delivered and acknowledged in %v", time.Since(start).Round(time.Millisecond))
-	cli.send("lobby see you in the channel")
+	cli.Send("lobby see you in the channel")
 	b.waitLine("cliuser@lobby - see you in the channel")
 
 	// The log reads as the CLI's lines when rendered to text too.
 	rendered := b.innerTextLines()
 	for _, want := range []string{
 		"cliuser@lobby - hello from the terminal! nice to see a browser here",
-		"cliuser@private(" + cli.pub + ") - got it, replying privately",
-		"DM to " + cli.pub + ": delivered",
+		"cliuser@private(" + cli.Pub + ") - got it, replying privately",
+		"DM to " + cli.Pub + ": delivered",
 	} {
 		if !slices.Contains(rendered, want) {
 			t.Errorf("#log's innerText has no line %q:\n%s", want, strings.Join(rendered, "\n"))
@@ -422,7 +422,7 @@ func TestBrowserChatWithCLI(t *testing.T) {
 	// when the node is back it reconnects by itself and joins again.
 	from := len(b.logLines())
 	start = time.Now()
-	na.stop()
+	na.Terminate()
 	b.waitLog(from, "the disconnect", func(l string) bool {
 		return strings.HasPrefix(l, "ERROR: disconnected") || l == "Disconnected by the node"
 	})
@@ -435,7 +435,7 @@ func TestBrowserChatWithCLI(t *testing.T) {
 	if dir := os.Getenv("DARKCHAT_SCREENSHOTS"); dir != "" {
 		b.screenshot(filepath.Join(dir, "reconnecting.png"))
 	}
-	na = na.again(t)
+	na = na.Again(t)
 	b.waitLog(from, "the reconnect", func(l string) bool { return strings.HasPrefix(l, "Connected to Network as "+webKey) })
 	b.waitLog(from, "the channel joined again", func(l string) bool { return l == "Joined lobby as webuser" })
 	b.waitState("ready")
@@ -472,25 +472,25 @@ func TestBrowserOverTLS(t *testing.T) {
 	requireChromium(t)
 	cert, key := selfSignedCert(t)
 	b := newBrowser(t, "browser-tls", chromedp.Flag("ignore-certificate-errors", true))
-	n := startNode(t, "T", "full", "--tls-cert", cert, "--tls-key", key)
-	b.open(fmt.Sprintf("https://127.0.0.1:%d/", n.wsPort))
+	n := bins.StartNode(t, "T", "full", "--tls-cert", cert, "--tls-key", key)
+	b.open(fmt.Sprintf("https://127.0.0.1:%d/", n.WSPort))
 	if proto := eval[string](b, `location.protocol`); proto != "https:" {
 		t.Fatalf("page protocol %q", proto)
 	}
 	webKey := b.pubkey()
 	b.typeLine("join secure webuser")
 	b.waitLine("Joined secure as webuser")
-	cli := tcpClient(t, "cli", n)
-	cli.send("join secure cliuser")
-	cli.waitPrefix("Joined secure as cliuser")
+	cli := bins.TCPClient(t, "cli", n)
+	cli.Send("join secure cliuser")
+	cli.WaitPrefix("Joined secure as cliuser")
 	// One node: no mesh to warm up.
-	cli.send("secure hello over wss")
+	cli.Send("secure hello over wss")
 	b.waitLine("cliuser@secure - hello over wss")
 	b.typeLine("secure hello back")
-	cli.waitFor(0, 30*time.Second, "the browser's message", func(l string) bool { return l == "webuser@secure - hello back" })
-	cli.send("private " + webKey + " private over wss")
-	b.waitLine("cliuser@private(" + cli.pub + ") - private over wss")
-	cli.waitFor(0, 30*time.Second, "the DM status", func(l string) bool { return l == "DM to "+webKey+": delivered" })
+	cli.WaitFor(0, 30*time.Second, "the browser's message", func(l string) bool { return l == "webuser@secure - hello back" })
+	cli.Send("private " + webKey + " private over wss")
+	b.waitLine("cliuser@private(" + cli.Pub + ") - private over wss")
+	cli.WaitFor(0, 30*time.Second, "the DM status", func(l string) bool { return l == "DM to "+webKey+": delivered" })
 	for _, e := range eval[[]string](b, `performance.getEntriesByType('resource').map(e => e.name)`) {
 		if !strings.HasPrefix(e, "https://127.0.0.1:") {
 			t.Errorf("the page fetched %s", e)
@@ -541,8 +541,8 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string) {
 func TestBrowserIdentityExportImport(t *testing.T) {
 	requireChromium(t)
 	b := newBrowser(t, "browser-id")
-	n := startNode(t, "N", "websock")
-	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.wsPort))
+	n := bins.StartNode(t, "N", "websock")
+	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
 	made := b.pubkey()
 
 	// Export: the dialog shows the key file, which the CLI reads.
@@ -590,7 +590,7 @@ func TestBrowserIdentityExportImport(t *testing.T) {
 // cliOutput runs the darkchat binary and returns its trimmed output.
 func cliOutput(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "darkchat"), args...)
+	cmd := exec.Command(bins.Darkchat, args...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	out, err := cmd.Output()
 	if err != nil {

@@ -1,8 +1,14 @@
-// Package chatproc drives darkchat's real binaries from multi-host tests:
-// it builds darkchatd and darkchat once, runs nodes and clients as
+// Package chatproc drives darkchat's real binaries from process-level
+// tests: it builds darkchatd and darkchat once, runs nodes and clients as
 // processes (through whatever wrapper the test needs: `ip netns exec`, or
 // nothing for published Docker ports), reads their output line by line, and
 // runs `darkchatd ctl` against a node's admin socket.
+//
+// Multi-host tests (nattest, composetest) use Proc, Client and the
+// error-returning helpers. Single-host tests on loopback (e2e, browsertest)
+// use TestProc, TestNode and TestClient (loopback.go), which fail the test
+// on error, stop their process when the test ends and log its output when
+// the test failed.
 //
 // Every wait polls or blocks with a deadline; nothing sleeps to give the
 // network time.
@@ -49,6 +55,22 @@ func Build(dir string, env ...string) (Binaries, error) {
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return b, nil
+}
+
+// BuildTemp builds the binaries, as Build does, into a new temporary
+// directory named after pattern (see os.MkdirTemp). The caller removes
+// b.Dir when done; on error nothing is left behind.
+func BuildTemp(pattern string, env ...string) (Binaries, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return Binaries{}, err
+	}
+	b, err := Build(dir, env...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return Binaries{}, err
 	}
 	return b, nil
 }
@@ -189,6 +211,9 @@ func Start(name string, cmd *exec.Cmd, stdinPipe bool) (*Proc, error) {
 // PID is the process ID.
 func (p *Proc) PID() int { return p.cmd.Process.Pid }
 
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Send writes one line to the process's stdin.
 func (p *Proc) Send(line string) error {
 	if p.stdin == nil {
@@ -228,6 +253,13 @@ func (p *Proc) ExitErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.exitErr
+}
+
+// ExitCode waits for the process to exit and returns its exit code (-1 if
+// a signal ended it).
+func (p *Proc) ExitCode() int {
+	<-p.done
+	return p.cmd.ProcessState.ExitCode()
 }
 
 // WaitLine waits until a stdout line at index from or later satisfies

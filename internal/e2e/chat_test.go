@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,10 +13,10 @@ import (
 
 // lineNodes starts three nodes A–B–C, A and C peered only with B.
 func lineNodes(t *testing.T, typA, typB, typC string) (a, b, c *node) {
-	b = startNode(t, "B", typB)
-	hub := fmt.Sprintf("127.0.0.1:%d", b.peerPort)
-	a = startNode(t, "A", typA, "--peer", hub)
-	c = startNode(t, "C", typC, "--peer", hub)
+	b = bins.StartNode(t, "B", typB)
+	hub := fmt.Sprintf("127.0.0.1:%d", b.PeerPort)
+	a = bins.StartNode(t, "A", typA, "--peer", hub)
+	c = bins.StartNode(t, "C", typC, "--peer", hub)
 	return a, b, c
 }
 
@@ -34,9 +33,9 @@ func warmUp(t *testing.T, ch string, x *client, xName string, y *client, yName s
 	}{{x, xName, y}, {y, yName, x}} {
 		deadline := time.Now().Add(30 * time.Second)
 		for i := 0; ; i++ {
-			dir.from.send(fmt.Sprintf("%s warmup %d", ch, i))
+			dir.from.Send(fmt.Sprintf("%s warmup %d", ch, i))
 			seen := false
-			for _, l := range dir.to.output() {
+			for _, l := range dir.to.Lines() {
 				if strings.HasPrefix(l, dir.name+"@"+ch+" - warmup ") {
 					seen = true
 				}
@@ -66,42 +65,42 @@ func chatLines(out []string, ch string) []string {
 
 func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
 	a, b, c := lineNodes(t, typA, typB, typC)
-	a.waitPeer(c.id) // discovered through B, never configured
+	a.WaitPeer(c.ID) // discovered through B, never configured
 
 	var alice, bob *client
-	if a.cliPort != 0 {
-		alice = tcpClient(t, "alice", a)
+	if a.CLIPort != 0 {
+		alice = bins.TCPClient(t, "alice", a)
 	} else {
-		alice = wsClient(t, "alice", a)
+		alice = bins.WSClient(t, "alice", a)
 	}
-	if c.wsPort != 0 {
-		bob = wsClient(t, "bob", c)
+	if c.WSPort != 0 {
+		bob = bins.WSClient(t, "bob", c)
 	} else {
-		bob = tcpClient(t, "bob", c)
+		bob = bins.TCPClient(t, "bob", c)
 	}
 	var carol *client
-	if c.cliPort != 0 {
-		carol = tcpClient(t, "carol", c)
+	if c.CLIPort != 0 {
+		carol = bins.TCPClient(t, "carol", c)
 	} else {
-		carol = wsClient(t, "carol", c)
+		carol = bins.WSClient(t, "carol", c)
 	}
-	alice.send("join lobby alice")
-	bob.send("join lobby bob")
-	carol.send("join other carol")
-	alice.waitPrefix("Joined lobby")
-	bob.waitPrefix("Joined lobby")
-	carol.waitPrefix("Joined other")
+	alice.Send("join lobby alice")
+	bob.Send("join lobby bob")
+	carol.Send("join other carol")
+	alice.WaitPrefix("Joined lobby")
+	bob.WaitPrefix("Joined lobby")
+	carol.WaitPrefix("Joined other")
 	warmUp(t, "lobby", alice, "alice", bob, "bob")
 
 	const n = 10
 	for i := range n {
-		alice.send(fmt.Sprintf("lobby from alice %d", i))
-		bob.send(fmt.Sprintf("lobby from bob %d", i))
+		alice.Send(fmt.Sprintf("lobby from alice %d", i))
+		bob.Send(fmt.Sprintf("lobby from bob %d", i))
 	}
-	alice.send("lobby alice done")
-	bob.send("lobby bob done")
-	bob.waitFor(0, 30*time.Second, "alice's last message", func(l string) bool { return l == "alice@lobby - alice done" })
-	alice.waitFor(0, 30*time.Second, "bob's last message", func(l string) bool { return l == "bob@lobby - bob done" })
+	alice.Send("lobby alice done")
+	bob.Send("lobby bob done")
+	bob.WaitFor(0, 30*time.Second, "alice's last message", func(l string) bool { return l == "alice@lobby - alice done" })
+	alice.WaitFor(0, 30*time.Second, "bob's last message", func(l string) bool { return l == "bob@lobby - bob done" })
 
 	for _, tc := range []struct {
 		who  *client
@@ -112,11 +111,11 @@ func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
 			want = append(want, fmt.Sprintf("%s@lobby - from %s %d", tc.from, tc.from, i))
 		}
 		want = append(want, fmt.Sprintf("%s@lobby - %s done", tc.from, tc.from))
-		if got := chatLines(tc.who.output(), "lobby"); strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s's lobby lines:\n%s\nwant:\n%s", tc.who.name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		if got := chatLines(tc.who.Lines(), "lobby"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s's lobby lines:\n%s\nwant:\n%s", tc.who.Name, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	for _, l := range carol.output() {
+	for _, l := range carol.Lines() {
 		if strings.Contains(l, "@lobby - ") {
 			t.Errorf("carol, in another channel, saw %q", l)
 		}
@@ -125,15 +124,15 @@ func testChatAcrossLine(t *testing.T, typA, typB, typC string) {
 	// Nodes store no messages: after the traffic each data dir holds only
 	// the node key.
 	for _, n := range []*node{a, b, c} {
-		entries, err := os.ReadDir(n.dataDir)
+		entries, err := os.ReadDir(n.DataDir)
 		if err != nil || len(entries) != 1 || entries[0].Name() != "node.key" {
-			t.Errorf("%s's data dir holds %v (%v), want only node.key", n.name, entries, err)
+			t.Errorf("%s's data dir holds %v (%v), want only node.key", n.Name, entries, err)
 		}
 	}
 
 	// End of input: the client settles and exits 0.
-	alice.stdin.Close()
-	if code := alice.exitCode(30 * time.Second); code != 0 {
+	alice.CloseStdin()
+	if code := alice.WaitExit(30 * time.Second); code != 0 {
 		t.Errorf("alice exited %d", code)
 	}
 }
@@ -157,15 +156,15 @@ var verifyLine = regexp.MustCompile(`^VERIFY : "(dcl1\.[^"]+)"$`)
 // separate command, verify.
 func TestManualSeedLoginFlow(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, "N", "full")
-	c := startClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.cliPort))
-	c.send("connect")
-	line, _ := c.waitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
+	n := bins.StartNode(t, "N", "full")
+	c := bins.StartClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.CLIPort))
+	c.Send("connect")
+	line, _ := c.WaitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
 	challenge := verifyLine.FindStringSubmatch(line)[1]
-	if !strings.Contains(challenge, "."+n.id+".") {
-		t.Fatalf("challenge %q does not name node %s", challenge, n.id)
+	if !strings.Contains(challenge, "."+n.ID+".") {
+		t.Fatalf("challenge %q does not name node %s", challenge, n.ID)
 	}
-	out, err := exec.Command(filepath.Join(binDir, "darkchat"), "sign", "--key", c.key, challenge).Output()
+	out, err := exec.Command(bins.Darkchat, "sign", "--key", c.Key, challenge).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,23 +172,23 @@ func TestManualSeedLoginFlow(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f]{128}$`).MatchString(sig) {
 		t.Fatalf("darkchat sign printed %q", out)
 	}
-	c.send("verify " + sig)
-	c.waitPrefix("Connected to Network")
-	c.send("join lobby manual")
-	c.waitPrefix("Joined lobby")
+	c.Send("verify " + sig)
+	c.WaitPrefix("Connected to Network")
+	c.Send("join lobby manual")
+	c.WaitPrefix("Joined lobby")
 }
 
 // A wrong signature in the manual flow is refused and the client fails.
 func TestManualLoginWithWrongSignatureFails(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, "N", "full")
-	c := startClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.cliPort))
-	c.send("connect")
-	c.waitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
-	c.send("verify " + strings.Repeat("ab", 64))
-	c.waitPrefix("ERROR: ")
-	c.stdin.Close()
-	if code := c.exitCode(30 * time.Second); code == 0 {
+	n := bins.StartNode(t, "N", "full")
+	c := bins.StartClient(t, "manual", "--manual-auth", "127.0.0.1", strconv.Itoa(n.CLIPort))
+	c.Send("connect")
+	c.WaitFor(0, 30*time.Second, "VERIFY line", verifyLine.MatchString)
+	c.Send("verify " + strings.Repeat("ab", 64))
+	c.WaitPrefix("ERROR: ")
+	c.CloseStdin()
+	if code := c.WaitExit(30 * time.Second); code == 0 {
 		t.Fatal("client exited 0 after a failed login")
 	}
 }

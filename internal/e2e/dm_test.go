@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// waitLine waits for a stdout line equal to want.
-func (p *proc) waitLine(want string, timeout time.Duration) {
-	p.t.Helper()
-	p.waitFor(0, timeout, strconvQuote(want), func(l string) bool { return l == want })
+// waitLine waits for a stdout line of c equal to want.
+func waitLine(c *client, want string, timeout time.Duration) {
+	c.T.Helper()
+	c.WaitFor(0, timeout, strconvQuote(want), func(l string) bool { return l == want })
 }
 
 func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
@@ -21,40 +21,40 @@ func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 // text or alice's key.
 func TestDMAcrossThreeNodes(t *testing.T) {
 	t.Parallel()
-	b := startNode(t, "B", "full", "--log-messages")
-	hub := fmt.Sprintf("127.0.0.1:%d", b.peerPort)
-	a := startNode(t, "A", "full", "--peer", hub, "--log-messages")
-	c := startNode(t, "C", "full", "--peer", hub, "--log-messages")
-	a.waitPeer(c.id)
-	alice := tcpClient(t, "alice", a, "--name", "alice")
-	carol := wsClient(t, "carol", c, "--name", "carol")
+	b := bins.StartNode(t, "B", "full", "--log-messages")
+	hub := fmt.Sprintf("127.0.0.1:%d", b.PeerPort)
+	a := bins.StartNode(t, "A", "full", "--peer", hub, "--log-messages")
+	c := bins.StartNode(t, "C", "full", "--peer", hub, "--log-messages")
+	a.WaitPeer(c.ID)
+	alice := bins.TCPClient(t, "alice", a, "--name", "alice")
+	carol := bins.WSClient(t, "carol", c, "--name", "carol")
 
 	secret := "the eagle lands at midnight"
 	// Carol's key bundle needs a moment to reach the DHT: retry while the
 	// recipient is unknown.
 	deadline := time.Now().Add(60 * time.Second)
 	for from := 0; ; {
-		alice.send("private " + carol.pub + " " + secret)
-		line, i := alice.waitFor(from, 40*time.Second, "a DM status", func(l string) bool {
-			return strings.HasPrefix(l, "DM to "+carol.pub+": ")
+		alice.Send("private " + carol.Pub + " " + secret)
+		line, i := alice.WaitFor(from, 40*time.Second, "a DM status", func(l string) bool {
+			return strings.HasPrefix(l, "DM to "+carol.Pub+": ")
 		})
 		from = i + 1
-		if line == "DM to "+carol.pub+": delivered" {
+		if line == "DM to "+carol.Pub+": delivered" {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("DM never delivered; last status %q", line)
 		}
 	}
-	carol.waitLine("alice@private("+alice.pub+") - "+secret, 10*time.Second)
+	waitLine(carol, "alice@private("+alice.Pub+") - "+secret, 10*time.Second)
 
-	carol.send("private " + alice.pub + " received, over")
-	carol.waitLine("DM to "+alice.pub+": delivered", 40*time.Second)
-	alice.waitLine("carol@private("+carol.pub+") - received, over", 10*time.Second)
+	carol.Send("private " + alice.Pub + " received, over")
+	waitLine(carol, "DM to "+alice.Pub+": delivered", 40*time.Second)
+	waitLine(alice, "carol@private("+carol.Pub+") - received, over", 10*time.Second)
 
 	// Each DM was shown once.
 	count := 0
-	for _, l := range carol.output() {
+	for _, l := range carol.Lines() {
 		if strings.HasSuffix(l, " - "+secret) {
 			count++
 		}
@@ -63,12 +63,10 @@ func TestDMAcrossThreeNodes(t *testing.T) {
 		t.Fatal("carol never showed the DM")
 	}
 	for _, n := range []*node{a, b, c} {
-		n.mu.Lock()
-		all := strings.Join(n.lines, "\n") + n.stderr.String()
-		n.mu.Unlock()
-		for _, leak := range []string{secret, "received, over", alice.pub, carol.pub} {
+		all := strings.Join(n.Lines(), "\n") + n.Stderr()
+		for _, leak := range []string{secret, "received, over", alice.Pub, carol.Pub} {
 			if strings.Contains(all, leak) {
-				t.Errorf("node %s printed %q", n.name, leak)
+				t.Errorf("node %s printed %q", n.Name, leak)
 			}
 		}
 	}
@@ -79,39 +77,39 @@ func TestDMAcrossThreeNodes(t *testing.T) {
 func TestDMNotDelivered(t *testing.T) {
 	t.Parallel()
 	a, _, c := lineNodes(t, "full", "full", "full")
-	a.waitPeer(c.id)
-	alice := tcpClient(t, "alice", a)
+	a.WaitPeer(c.ID)
+	alice := bins.TCPClient(t, "alice", a)
 	never := strings.Repeat("ab", 32)
 	start := time.Now()
-	alice.send("private " + never + " hello?")
-	line, _ := alice.waitFor(0, 60*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+never+": ") })
+	alice.Send("private " + never + " hello?")
+	line, _ := alice.WaitFor(0, 60*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+never+": ") })
 	if !strings.Contains(line, "not delivered") {
 		t.Fatalf("DM to an unknown key: %q", line)
 	}
 	t.Logf("unknown recipient: %q after %v", line, time.Since(start))
 
-	bob := tcpClient(t, "bob", c)
+	bob := bins.TCPClient(t, "bob", c)
 	// Wait until alice can reach bob, then bob leaves.
 	for from := 0; ; {
-		alice.send("private " + bob.pub + " ping")
-		l, i := alice.waitFor(from, 40*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+bob.pub+": ") })
+		alice.Send("private " + bob.Pub + " ping")
+		l, i := alice.WaitFor(from, 40*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+bob.Pub+": ") })
 		from = i + 1
 		if strings.HasSuffix(l, "delivered") && !strings.Contains(l, "not delivered") {
 			break
 		}
 	}
-	bob.stdin.Close()
-	bob.exitCode(30 * time.Second)
+	bob.CloseStdin()
+	bob.WaitExit(30 * time.Second)
 	start = time.Now()
-	alice.send("private " + bob.pub + " are you still there?")
-	out := alice.output()
-	line, _ = alice.waitFor(len(out), 60*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+bob.pub+": ") })
+	alice.Send("private " + bob.Pub + " are you still there?")
+	out := alice.Lines()
+	line, _ = alice.WaitFor(len(out), 60*time.Second, "a DM status", func(l string) bool { return strings.HasPrefix(l, "DM to "+bob.Pub+": ") })
 	if !strings.Contains(line, "not delivered") {
 		t.Fatalf("DM to a user who left: %q", line)
 	}
 	t.Logf("left user: %q after %v", line, time.Since(start))
 
 	// The session still works.
-	alice.send("join lobby alice")
-	alice.waitPrefix("Joined lobby")
+	alice.Send("join lobby alice")
+	alice.WaitPrefix("Joined lobby")
 }
