@@ -199,81 +199,17 @@ func measureDMs(ctx context.Context, ps []dmPair, prefix byte, n, window, e2eWin
 // ahead(sent) reports whether the sender must wait for its recipient
 // before sending more (the end-to-end window).
 func sendDMs(c *protoClient, to identity.KeyBundle, prefix byte, n, window int, stalled <-chan struct{}, ahead func(sent int) bool) error {
-	sem := make(chan struct{}, window)
-	acks := make(chan error, 1)
-	go func() {
-		for got := 0; got < n; {
-			f, err := c.next()
-			if err != nil {
-				acks <- fmt.Errorf("DM sender after %d dm_sent: %w", got, err)
-				return
-			}
-			switch {
-			case isType(f, "dm_sent"):
-				got++
-				<-sem
-			case isType(f, "error"):
-				acks <- fmt.Errorf("DM sender: %s", f)
-				return
-			case isType(f, "ping"):
-				c.write([]byte(`{"type":"pong"}`))
-			}
-		}
-		acks <- nil
-	}()
-	buf := make([]byte, 0, 16<<10)
-	for seq := range n {
-		if ahead(seq) {
-			if err := c.flush(); err != nil {
-				return err
-			}
-			for ahead(seq) {
-				select {
-				case <-stalled:
-					return fmt.Errorf("DM sender: recipient stalled at %d", seq)
-				case <-time.After(100 * time.Microsecond):
-				}
-			}
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			if err := c.flush(); err != nil {
-				return err
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-stalled:
-				return fmt.Errorf("DM sender stalled at %d", seq)
-			case err := <-acks:
-				if err == nil {
-					err = errors.New("more dm_sent than DMs")
-				}
-				return err
-			}
-		}
+	return windowedSend(c, "DM sender", "dm_sent", n, window, stalled, ahead, func(buf []byte, seq int) ([]byte, error) {
 		env, _, err := identity.SealDM(c.key, to, "sender", makeBody(prefix, seq), time.Now())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		buf = append(buf[:0], `{"type":"dm","ref":"`...)
+		buf = append(buf, `{"type":"dm","ref":"`...)
 		buf = strconv.AppendInt(buf, int64(seq), 10)
 		buf = append(buf, `","envelope":"`...)
 		buf = base64.StdEncoding.AppendEncode(buf, env)
-		buf = append(buf, `"}`...)
-		if err := c.queue(buf); err != nil {
-			return err
-		}
-	}
-	if err := c.flush(); err != nil {
-		return err
-	}
-	select {
-	case err := <-acks:
-		return err
-	case <-stalled:
-		return errors.New("DM sender: dm_sent stalled")
-	}
+		return append(buf, `"}`...), nil
+	})
 }
 
 // receiveDMs opens DMs until n distinct ones with prefix arrived.

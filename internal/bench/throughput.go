@@ -265,78 +265,15 @@ func (g *e2eGate) ahead() bool {
 // sendSeqs signs and sends messages lo..hi-1 with at most window awaiting
 // their ok and within the end-to-end gate, flushing whenever it would wait.
 func sendSeqs(c *protoClient, channel, username string, lo, hi, window int, gate *e2eGate, stalled <-chan struct{}) error {
-	sem := make(chan struct{}, window)
-	acks := make(chan error, 1)
-	go func() {
-		for got := 0; got < hi-lo; {
-			f, err := c.next()
-			if err != nil {
-				acks <- fmt.Errorf("sender %s after %d oks: %w", username, got, err)
-				return
-			}
-			switch {
-			case isType(f, "ok"):
-				got++
-				<-sem
-			case isType(f, "error"):
-				acks <- fmt.Errorf("sender %s: %s", username, f)
-				return
-			case isType(f, "ping"):
-				c.write([]byte(`{"type":"pong"}`))
-			}
-		}
-		acks <- nil
-	}()
-	buf := make([]byte, 0, 512)
-	for seq := lo; seq < hi; seq++ {
-		if gate.ahead() {
-			if err := c.flush(); err != nil {
-				return err
-			}
-			for gate.ahead() {
-				select {
-				case <-stalled:
-					return fmt.Errorf("sender %s: receivers stalled at message %d", username, seq-lo)
-				case <-time.After(100 * time.Microsecond):
-				}
-			}
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			if err := c.flush(); err != nil {
-				return err
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-stalled:
-				return fmt.Errorf("sender %s stalled at message %d", username, seq-lo)
-			case err := <-acks:
-				if err == nil {
-					err = errors.New("acknowledged more than sent")
-				}
-				return err
-			}
-		}
-		m, err := signedMessage(c.key, channel, username, makeBody('m', seq))
+	ahead := func(int) bool { return gate.ahead() }
+	return windowedSend(c, "sender "+username, "ok", hi-lo, window, stalled, ahead, func(buf []byte, i int) ([]byte, error) {
+		m, err := signedMessage(c.key, channel, username, makeBody('m', lo+i))
 		if err != nil {
-			return err
-		}
-		buf = appendSend(buf[:0], &m)
-		if err := c.queue(buf); err != nil {
-			return err
+			return nil, err
 		}
 		gate.sent.Add(1)
-	}
-	if err := c.flush(); err != nil {
-		return err
-	}
-	select {
-	case err := <-acks:
-		return err
-	case <-stalled:
-		return fmt.Errorf("sender %s: oks stalled", username)
-	}
+		return appendSend(buf, &m), nil
+	})
 }
 
 // receiveSeqs reads message frames until n distinct sequence numbers with
