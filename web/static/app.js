@@ -183,6 +183,20 @@
     applyFilter();
   }
 
+  // convItem wraps a conversation's button in its list item: unread badge,
+  // selection on click, and the active mark.
+  function convItem(conv, b) {
+    addBadge(b, conv);
+    b.addEventListener('click', () => {
+      select(conv);
+      ui.input.focus();
+    });
+    const li = el('li');
+    if (conv === S.current) li.classList.add('active');
+    li.append(b);
+    return li;
+  }
+
   function renderConvs() {
     ui.channels.replaceChildren();
     for (const name of [...S.channels.keys()].sort()) {
@@ -191,15 +205,7 @@
       b.type = 'button';
       b.title = `#${name}, as ${S.channels.get(name)}`;
       b.append(el('span', 'conv-hash', '#'), el('span', 'conv-name', name));
-      addBadge(b, conv);
-      b.addEventListener('click', () => {
-        select(conv);
-        ui.input.focus();
-      });
-      const li = el('li');
-      if (conv === S.current) li.classList.add('active');
-      li.append(b);
-      ui.channels.append(li);
+      ui.channels.append(convItem(conv, b));
     }
     ui.channelsEmpty.hidden = S.channels.size > 0;
 
@@ -215,15 +221,7 @@
       label.append(el('span', 'conv-name', dm.user || shortKey(key)), el('span', 'conv-key', shortKey(key)));
       b.append(avatar, label);
       if (dm.status) b.append(el('span', 'dm-status ' + dm.status.replace(' ', '-'), dm.status === 'delivered' ? '✓' : dm.status === 'sending' ? '…' : '!'));
-      addBadge(b, conv);
-      b.addEventListener('click', () => {
-        select(conv);
-        ui.input.focus();
-      });
-      const li = el('li');
-      if (conv === S.current) li.classList.add('active');
-      li.append(b);
-      ui.dms.append(li);
+      ui.dms.append(convItem(conv, b));
     }
     ui.dmsEmpty.hidden = S.dms.size > 0;
     let unread = 0;
