@@ -103,17 +103,15 @@ func TestConeHolePunch(t *testing.T) {
 			tn := newTestnet(t)
 			h1 := tn.publicHost("pub1", 1)
 			h2 := tn.publicHost("pub2", 2)
-			r1 := tn.router("nat1", 1, netns.Cone)
-			r2 := tn.router("nat2", 2, netns.Cone)
-			for _, r := range []*netns.Router{r1, r2} {
-				if tc.dropUDP {
+			var prepare func(*netns.Router)
+			if tc.dropUDP {
+				prepare = func(r *netns.Router) {
 					if err := r.Iptables("-A", "FORWARD", "-p", "udp", "-j", "DROP"); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
-			ha := tn.lanHost(r1, "a", 1, 2)
-			hb := tn.lanHost(r2, "b", 2, 2)
+			ha, hb, r2 := tn.behindNATs(netns.Cone, prepare)
 
 			pub1 := tn.startNode("pub1", "full", h1)
 			tn.startNode("pub2", "cli", h2, pub1)
@@ -159,10 +157,7 @@ func TestSymmetricRelayed(t *testing.T) {
 	tn := newTestnet(t)
 	h1 := tn.publicHost("pub1", 1)
 	h2 := tn.publicHost("pub2", 2)
-	r1 := tn.router("nat1", 1, netns.Symmetric)
-	r2 := tn.router("nat2", 2, netns.Symmetric)
-	ha := tn.lanHost(r1, "a", 1, 2)
-	hb := tn.lanHost(r2, "b", 2, 2)
+	ha, hb, _ := tn.behindNATs(netns.Symmetric, nil)
 
 	pub1 := tn.startNode("pub1", "full", h1)
 	tn.startNode("pub2", "cli", h2, pub1)
@@ -250,10 +245,7 @@ func TestRelayFailover(t *testing.T) {
 	h1 := tn.publicHost("pub1", 1)
 	h2 := tn.publicHost("pub2", 2)
 	h3 := tn.publicHost("pub3", 3)
-	r1 := tn.router("nat1", 1, netns.Symmetric)
-	r2 := tn.router("nat2", 2, netns.Symmetric)
-	ha := tn.lanHost(r1, "a", 1, 2)
-	hb := tn.lanHost(r2, "b", 2, 2)
+	ha, hb, _ := tn.behindNATs(netns.Symmetric, nil)
 
 	pub1 := tn.startNode("pub1", "full", h1)
 	pubs := []*node{pub1, tn.startNode("pub2", "websock", h2, pub1), tn.startNode("pub3", "cli", h3, pub1)}
