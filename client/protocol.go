@@ -217,7 +217,7 @@ func (e *Error) Error() string {
 // login, which the session tells apart by its state.
 func (e *Error) closesSession() bool {
 	switch e.Code {
-	case "too_large", "bad_key", "challenge_expired", "login_timeout", "too_many_errors",
+	case "too_large", "bad_frame", "bad_key", "challenge_expired", "login_timeout", "too_many_errors",
 		"too_many_sessions", "slow_consumer", "idle_timeout", "shutdown":
 		return true
 	}

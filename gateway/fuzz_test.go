@@ -3,10 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
-	"io"
-	"net"
 	"testing"
-	"time"
 )
 
 // FuzzDecodeRequest: any input is decoded or refused with a named error,
@@ -30,52 +27,54 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// FuzzTCPFraming feeds input split in two writes (partial reads) and checks
-// that the line reader yields exactly the complete lines within the limit.
+// frameCollector is a frameHandler that records what deframe finds.
+type frameCollector struct {
+	frames [][]byte
+	pongs  [][]byte
+}
+
+func (c *frameCollector) handleFrame(f []byte) bool {
+	c.frames = append(c.frames, bytes.Clone(f))
+	return true
+}
+
+func (c *frameCollector) queuePong(p []byte) { c.pongs = append(c.pongs, p) }
+
+// FuzzTCPFraming feeds input split in two reads and checks that the line
+// framing yields exactly the complete lines within the limit.
 func FuzzTCPFraming(f *testing.F) {
 	f.Add([]byte("{\"type\":\"ping\"}\n{\"type\":\"pong\"}\r\n"), 5)
 	f.Add(bytes.Repeat([]byte("x"), 3000), 100)
 	f.Add([]byte("\n\n\r\n"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, split int) {
 		const max = 1024
-		a, b := net.Pipe()
-		defer a.Close()
 		if split < 0 || split > len(data) {
 			split = len(data) / 2
 		}
-		go func() {
-			b.Write(data[:split])
-			b.Write(data[split:])
-			b.Close()
-		}()
-		c := newTCPConn(a, max)
-		a.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var got [][]byte
-		for {
-			line, err := c.readFrame()
-			if err != nil {
+		c := newTCPConn(nil, max)
+		var got frameCollector
+		for _, part := range [][]byte{data[:split], data[split:]} {
+			if err := c.deframe(bytes.Clone(part), &got); err != nil {
 				if errors.Is(err, errFrameTooLarge) {
 					return // the session would close: nothing more to check
 				}
-				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-					t.Fatal(err)
-				}
-				break
+				t.Fatal(err)
 			}
+		}
+		for _, line := range got.frames {
 			if len(line) > max {
 				t.Fatalf("line of %d bytes passed the %d limit", len(line), max)
 			}
-			got = append(got, bytes.Clone(line))
 		}
 		// Every complete line came through, in order, without its EOL.
 		want := bytes.Split(data, []byte("\n"))
 		want = want[:len(want)-1] // text after the last \n is not a line
-		if len(got) != len(want) {
-			t.Fatalf("got %d lines, want %d", len(got), len(want))
+		if len(got.frames) != len(want) {
+			t.Fatalf("got %d lines, want %d", len(got.frames), len(want))
 		}
 		for i := range want {
-			if w := bytes.TrimSuffix(want[i], []byte("\r")); !bytes.Equal(got[i], w) {
-				t.Fatalf("line %d: %q, want %q", i, got[i], w)
+			if w := bytes.TrimSuffix(want[i], []byte("\r")); !bytes.Equal(got.frames[i], w) {
+				t.Fatalf("line %d: %q, want %q", i, got.frames[i], w)
 			}
 		}
 	})

@@ -49,7 +49,10 @@ type Server struct {
 	httpSrvs  map[*http.Server]struct{}
 	sessions  map[*session]struct{}
 	perIP     map[netip.Addr]int
-	wg        sync.WaitGroup // session goroutines
+	wg        sync.WaitGroup // open sessions
+	// poller watches idle sessions' sockets; nil where epoll is missing,
+	// and then every session has a blocking reader.
+	poller *poller
 
 	bundles bundles
 	// Background work (DHT puts, the republish loop), stopped by Close.
@@ -85,9 +88,9 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		perIP:     make(map[netip.Addr]int),
 	}
 	s.upgrader = websocket.Upgrader{
-		// A small read buffer, and no write buffer of its own: writes
-		// bypass gorilla (conn.go), so a pooled one is only borrowed if
-		// gorilla ever writes a control frame itself.
+		// Only the handshake uses gorilla; sessions read and write
+		// frames on the socket themselves (conn.go), so its buffers
+		// are small and pooled.
 		ReadBufferSize:   256,
 		WriteBufferPool:  &wsWriteBuffers,
 		HandshakeTimeout: 10 * time.Second,
@@ -95,6 +98,11 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	}
 	if s.page == nil {
 		s.page = http.NotFoundHandler()
+	}
+	if p, err := newPoller(); err == nil {
+		s.poller = p
+	} else {
+		s.log.Debug("sessions use blocking readers", "err", err)
 	}
 	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
@@ -196,11 +204,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.release(ip)
 		return // the upgrader has answered with the HTTP error
 	}
-	var sess *session
-	conn := newWSConn(ws, s.cfg.MaxLine, func(payload []byte) {
-		sess.enqueue(append([]byte(wsPongPrefix), payload...))
-	})
-	sess = s.start(conn, ip)
+	// gorilla did the handshake; the session reads and writes frames on
+	// the socket itself (conn.go), so gorilla's Conn and buffers are not
+	// kept. The client cannot have sent frames yet: gorilla refuses a
+	// handshake with bytes after it.
+	s.start(newWSConn(ws.NetConn(), s.cfg.MaxLine), ip)
 }
 
 // checkOrigin accepts requests without an Origin header (non-browser
@@ -250,7 +258,7 @@ func (s *Server) start(conn frameConn, ip netip.Addr) *session {
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go sess.run()
+	sess.start()
 	return sess
 }
 
@@ -302,11 +310,13 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() { s.wg.Wait(); s.bgWG.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.poller.close()
 		return nil
 	case <-ctx.Done():
 		for _, sess := range sessions {
 			sess.conn.close()
 		}
+		s.poller.close()
 		return ctx.Err()
 	}
 }

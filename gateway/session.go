@@ -3,12 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"darkchat/identity"
@@ -26,7 +25,8 @@ const publishTimeout = 10 * time.Second
 const maxEcho = 256
 
 // session is one logged-in (or logging-in) client. Fields without a comment
-// about locking belong to the reader goroutine.
+// about locking belong to whoever is reading the client's frames: at most
+// one goroutine at a time (see reading), so they need no lock.
 type session struct {
 	srv  *Server
 	conn frameConn
@@ -36,38 +36,45 @@ type session struct {
 	key       identity.PublicKey
 	tag       [identity.DMTagSize]byte // routing tag of DMs to key
 	loggedIn  bool
-	channels  map[string]string // channel → username
+	channels  map[string]string // channel → username; nil until a join
 	bucket    tokenBucket
 	errors    int
 
-	lastRead atomic.Int64 // unix nanos; read by the ping timer
-	pinger   *time.Timer
+	// pollID and pollConn are set once when the poller watches the socket.
+	pollID   uint64
+	pollConn syscall.RawConn
+
+	lastRead atomic.Int64 // unix nanos of the last bytes read; read by the timer
+	loginBy  atomic.Int64 // unix nanos of the login deadline; 0 once logged in
+	stopping atomic.Bool  // mirrors closing for the reader's per-frame check
+	timer    *time.Timer  // login timeout, idle ping and idle timeout
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte
 	writing bool // a writer goroutine is running
+	reading bool // a goroutine is reading and executing the client's frames
 	closing bool // no more frames accepted; close after flushing
+	cleaned bool // cleanup has run
 	echo    map[[identity.MessageIDSize]byte]struct{}
 }
 
 func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
-	s := &session{
-		srv:      srv,
-		conn:     conn,
-		ip:       ip,
-		channels: make(map[string]string),
-		bucket:   newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
+	return &session{
+		srv:    srv,
+		conn:   conn,
+		ip:     ip,
+		bucket: newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
 	}
-	return s
 }
 
-// run is the session's reader goroutine: it greets the client, then reads,
-// decodes and executes requests in order until the connection ends.
-func (s *session) run() {
-	defer s.cleanup()
+// start greets the client and begins reading: through the server's poller
+// when the socket allows it, so the session has no goroutine while the
+// client is silent, or else with a blocking reader goroutine.
+func (s *session) start() {
 	challenge, err := identity.NewChallenge(s.srv.nodeID, s.srv.cfg.Now(), challengeTTL)
 	if err != nil {
 		s.shutdown(errorf(codeInternal, "cannot issue a login challenge"))
+		s.finish()
 		return
 	}
 	s.challenge = challenge
@@ -78,31 +85,157 @@ func (s *session) run() {
 			Rate: s.srv.cfg.Rate, Burst: s.srv.cfg.Burst,
 		},
 	}))
-	loginDeadline := time.Now().Add(s.srv.cfg.LoginTimeout)
-	s.lastRead.Store(time.Now().UnixNano())
-	// Created far in the future and then armed, so the callback never sees
-	// s.pinger unset.
-	s.pinger = time.AfterFunc(time.Hour, s.pingIfIdle)
-	s.pinger.Reset(s.srv.cfg.IdlePing)
+	now := time.Now()
+	s.lastRead.Store(now.UnixNano())
+	s.loginBy.Store(now.Add(s.srv.cfg.LoginTimeout).UnixNano())
+	s.mu.Lock()
+	s.timer = time.AfterFunc(min(s.srv.cfg.LoginTimeout, s.srv.cfg.IdlePing), s.tick)
+	s.mu.Unlock()
 
-	for {
-		deadline := time.Now().Add(s.srv.cfg.IdleTimeout)
-		if !s.loggedIn {
-			deadline = loginDeadline
-		}
-		s.conn.setReadDeadline(deadline)
-		frame, err := s.conn.readFrame()
-		if err != nil {
-			s.readFailed(err)
+	if p := s.srv.poller; p != nil {
+		if rc, ok := rawConn(s.conn.netConn()); ok && p.add(s, rc) == nil {
 			return
 		}
-		s.lastRead.Store(time.Now().UnixNano())
-		if cerr := s.handle(frame); cerr != nil {
-			if !s.report(cerr) {
-				return
-			}
+	}
+	s.mu.Lock()
+	s.reading = true
+	s.mu.Unlock()
+	go s.readBlocking()
+}
+
+// readChunk is the size of the pooled buffers socket reads go into. A
+// buffer is held only while a session's bytes are being read and executed.
+const readChunk = 16 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+// onReadable runs on the poller's goroutine when the socket has bytes (or
+// an end of stream): it starts a handler unless the session is ending.
+func (s *session) onReadable() {
+	s.mu.Lock()
+	if s.closing || s.reading {
+		s.mu.Unlock()
+		return
+	}
+	s.reading = true
+	s.mu.Unlock()
+	go s.serveReadable()
+}
+
+// serveReadable reads and executes everything the socket holds, then hands
+// the socket back to the poller and exits.
+func (s *session) serveReadable() {
+	buf := readBufs.Get().(*[]byte)
+	more := true
+	for more {
+		n, err := readNow(s.pollConn, *buf)
+		if n > 0 {
+			more = s.consume((*buf)[:n])
+		}
+		if errors.Is(err, errWouldBlock) {
+			break
+		}
+		if err != nil {
+			s.readFailed(err)
+			more = false
 		}
 	}
+	readBufs.Put(buf)
+	s.mu.Lock()
+	s.reading = false
+	closing := s.closing
+	s.mu.Unlock()
+	if closing || !more {
+		s.finish()
+		return
+	}
+	if err := s.srv.poller.rearm(s); err != nil {
+		// The socket was closed under us: the session is ending.
+		s.shutdown(nil)
+		s.finish()
+	}
+}
+
+// readBlocking is the reader for sockets the poller cannot watch (TLS, or
+// platforms without epoll): one goroutine blocked in Read per session.
+func (s *session) readBlocking() {
+	buf := make([]byte, 4096)
+	for {
+		n, err := s.conn.netConn().Read(buf)
+		if n > 0 && !s.consume(buf[:n]) {
+			break
+		}
+		if err != nil {
+			s.readFailed(err)
+			break
+		}
+	}
+	s.mu.Lock()
+	s.reading = false
+	s.mu.Unlock()
+	s.finish()
+}
+
+// consume hands bytes read from the client to the framing and executes the
+// frames. It reports whether reading goes on.
+func (s *session) consume(data []byte) bool {
+	s.lastRead.Store(time.Now().UnixNano())
+	if err := s.conn.deframe(data, s); err != nil {
+		if !errors.Is(err, errStop) {
+			s.readFailed(err)
+		}
+		return false
+	}
+	return !s.stopping.Load()
+}
+
+// handleFrame implements frameHandler: it executes one request.
+func (s *session) handleFrame(frame []byte) bool {
+	if s.stopping.Load() {
+		return false
+	}
+	if cerr := s.handle(frame); cerr != nil {
+		return s.report(cerr)
+	}
+	return true
+}
+
+// queuePong implements frameHandler.
+func (s *session) queuePong(payload []byte) {
+	s.enqueue(append([]byte(wsPongPrefix), payload...))
+}
+
+// tick runs on the session's timer. It enforces the login deadline, pings
+// a client silent for IdlePing (a live one answers, which counts as
+// traffic) and closes one silent for IdleTimeout.
+func (s *session) tick() {
+	now := time.Now()
+	cfg := &s.srv.cfg
+	loginBy := s.loginBy.Load()
+	if loginBy != 0 && now.UnixNano() >= loginBy {
+		s.shutdown(errorf(codeLoginTimeout, "no login within %v", cfg.LoginTimeout))
+		return
+	}
+	idle := now.Sub(time.Unix(0, s.lastRead.Load()))
+	if idle >= cfg.IdleTimeout {
+		s.shutdown(errorf(codeIdleTimeout, "no traffic for %v", cfg.IdleTimeout))
+		return
+	}
+	next := cfg.IdlePing - idle
+	if idle >= cfg.IdlePing {
+		if !s.enqueue(pingFrame) {
+			return
+		}
+		next = min(cfg.IdlePing, cfg.IdleTimeout-idle)
+	}
+	if loginBy != 0 {
+		next = min(next, time.Duration(loginBy-now.UnixNano()))
+	}
+	s.mu.Lock()
+	if !s.closing {
+		s.timer.Reset(next)
+	}
+	s.mu.Unlock()
 }
 
 // report sends an error to the client and reports whether the session
@@ -125,23 +258,15 @@ func (s *session) report(cerr *clientError) bool {
 }
 
 func (s *session) readFailed(err error) {
+	var bad badFrameError
 	switch {
 	case errors.Is(err, errFrameTooLarge):
 		s.shutdown(&clientError{code: codeTooLarge, msg: "line or frame over " + itoa(s.srv.cfg.MaxLine) + " bytes"})
-	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
-		if !s.loggedIn {
-			s.shutdown(errorf(codeLoginTimeout, "no login within %v", s.srv.cfg.LoginTimeout))
-		} else {
-			s.shutdown(errorf(codeIdleTimeout, "no traffic for %v", s.srv.cfg.IdleTimeout))
-		}
+	case errors.As(err, &bad):
+		s.shutdown(&clientError{code: codeBadFrame, msg: "WebSocket: " + string(bad)})
 	default:
 		s.shutdown(nil) // the client went away
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handle executes one request.
@@ -224,6 +349,7 @@ func (s *session) login(req request) *clientError {
 		s.loggedIn = false
 		return fail(codeInternal, "cannot subscribe to your DM inbox: %v", err)
 	}
+	s.loginBy.Store(0)
 	s.enqueue(mustJSON(welcomeFrame{Type: "welcome", Key: key.String(), Node: s.srv.nodeID}))
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
 	return nil
@@ -244,6 +370,9 @@ func (s *session) join(req request) *clientError {
 			s.srv.log.Warn("join channel", "channel", req.Channel, "err", err)
 			return &clientError{code: codeInternal, msg: "cannot join channel: " + err.Error(), channel: req.Channel}
 		}
+	}
+	if s.channels == nil {
+		s.channels = make(map[string]string, 1)
 	}
 	s.channels[req.Channel] = req.Username
 	s.enqueue(mustJSON(channelFrame{Type: "joined", Channel: req.Channel, Username: req.Username}))
@@ -366,23 +495,6 @@ func (s *session) isOwnEcho(id [identity.MessageIDSize]byte) bool {
 	return false
 }
 
-// pingIfIdle runs on the session's timer: a session silent for IdlePing
-// gets a ping, which a live client answers, resetting the read deadline.
-func (s *session) pingIfIdle() {
-	idle := time.Since(time.Unix(0, s.lastRead.Load()))
-	if idle >= s.srv.cfg.IdlePing {
-		if !s.enqueue(pingFrame) {
-			return
-		}
-		idle = 0
-	}
-	s.mu.Lock()
-	if !s.closing {
-		s.pinger.Reset(s.srv.cfg.IdlePing - idle)
-	}
-	s.mu.Unlock()
-}
-
 // enqueue queues frame for the client. It never blocks: a full queue ends
 // the session as a slow consumer. It reports whether the frame was queued.
 func (s *session) enqueue(frame []byte) bool {
@@ -418,6 +530,7 @@ func (s *session) shutdown(final *clientError) {
 		return
 	}
 	s.closing = true
+	s.stopping.Store(true)
 	if final != nil {
 		s.queue = append(s.queue, final.frame())
 	}
@@ -445,6 +558,7 @@ func (s *session) write() {
 			s.mu.Unlock()
 			if closing {
 				s.conn.close()
+				s.finish()
 			}
 			return
 		}
@@ -455,18 +569,38 @@ func (s *session) write() {
 			s.mu.Lock()
 			s.closing, s.queue, s.writing = true, nil, false
 			s.mu.Unlock()
+			s.stopping.Store(true)
 			s.conn.close()
+			s.finish()
 			return
 		}
 	}
 }
 
-// cleanup runs when the reader exits: it leaves the session's channels and
-// unregisters it. The writer closes the connection after its last flush.
+// finish runs cleanup once the session is closing and neither a reader nor
+// the writer is running any more; whichever of them stops last calls it.
+// Until then the reader may still use the fields cleanup clears, and the
+// writer may still be flushing the final notice.
+func (s *session) finish() {
+	s.mu.Lock()
+	if !s.closing || s.reading || s.writing || s.cleaned {
+		s.mu.Unlock()
+		return
+	}
+	s.cleaned = true
+	s.mu.Unlock()
+	s.cleanup()
+}
+
+// cleanup leaves the session's channels and unregisters it.
 func (s *session) cleanup() {
-	s.shutdown(nil)
-	if s.pinger != nil {
-		s.pinger.Stop()
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	if s.pollConn != nil {
+		s.srv.poller.remove(s)
 	}
 	for ch := range s.channels {
 		s.srv.mesh.Leave(ch, s)

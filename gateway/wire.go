@@ -94,6 +94,7 @@ var (
 const (
 	codeBadJSON          = "bad_json"
 	codeTooLarge         = "too_large"
+	codeBadFrame         = "bad_frame"
 	codeUnknownType      = "unknown_type"
 	codeNotLoggedIn      = "not_logged_in"
 	codeAlreadyLoggedIn  = "already_logged_in"

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller watches idle sessions' sockets with one epoll instance so that a
+// session needs no goroutine of its own while it waits for its client:
+// idle sessions are what a gateway mostly holds, and a goroutine blocked in
+// a read costs a 4–8 KB stack each (BENCHMARKS.md, session-memory). When a
+// socket becomes readable, the poller starts a short-lived goroutine for
+// that session (session.serveReadable), which reads until the socket would
+// block and re-arms the socket. EPOLLONESHOT keeps at most one such
+// goroutine per session, so requests are still handled in order.
+//
+// The runtime's own netpoller keeps the socket too (it is edge-triggered
+// and used for writes); a socket may sit in several epoll sets.
+type poller struct {
+	epfd, wakefd int
+
+	mu       sync.Mutex
+	sessions map[uint64]*session // by poll ID; 0 is the wake-up eventfd
+	nextID   uint64
+	closed   bool
+
+	done chan struct{}
+}
+
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("epoll add: %w", err)
+	}
+	p := &poller{epfd: epfd, wakefd: wakefd, sessions: make(map[uint64]*session), nextID: 1, done: make(chan struct{})}
+	go p.run()
+	return p, nil
+}
+
+// rawConn returns the socket behind c if the poller can watch it: a plain
+// TCP socket. TLS connections buffer decrypted bytes the socket's readiness
+// does not show, so they keep a blocking reader.
+func rawConn(c net.Conn) (syscall.RawConn, bool) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := tc.SyscallConn()
+	return rc, err == nil
+}
+
+// add starts watching s's socket for readability.
+func (p *poller) add(s *session, rc syscall.RawConn) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errors.New("poller closed")
+	}
+	id := p.nextID
+	p.nextID++
+	p.sessions[id] = s
+	// Set under p.mu: the poller goroutine takes it before handing s to
+	// a handler, which orders these writes before the handler's reads.
+	s.pollID, s.pollConn = id, rc
+	p.mu.Unlock()
+	if err := p.ctl(unix.EPOLL_CTL_ADD, s); err != nil {
+		p.remove(s)
+		return err
+	}
+	return nil
+}
+
+// rearm watches s's socket again after its handler has drained it.
+func (p *poller) rearm(s *session) error { return p.ctl(unix.EPOLL_CTL_MOD, s) }
+
+// ctl runs inside RawConn.Control, which holds a reference on the file
+// descriptor: a concurrent Close cannot release the number (and let another
+// socket reuse it) while epoll is told about it.
+func (p *poller) ctl(op int, s *session) error {
+	ev := unix.EpollEvent{Events: pollEvents, Fd: int32(s.pollID), Pad: int32(s.pollID >> 32)}
+	var err error
+	if cerr := s.pollConn.Control(func(fd uintptr) {
+		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// remove forgets s. Closing its socket takes it out of the epoll set; a
+// readiness event already collected for it finds no session and is dropped.
+func (p *poller) remove(s *session) {
+	p.mu.Lock()
+	delete(p.sessions, s.pollID)
+	p.mu.Unlock()
+}
+
+func (p *poller) run() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return // only a programming error (bad epfd) gets here
+		}
+		for _, ev := range events[:n] {
+			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if id == 0 {
+				return // close woke us
+			}
+			p.mu.Lock()
+			s := p.sessions[id]
+			p.mu.Unlock()
+			if s != nil {
+				s.onReadable()
+			}
+		}
+	}
+}
+
+// close stops the poller; sessions still registered keep their sockets,
+// which their owners close.
+func (p *poller) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	var one [8]byte
+	one[0] = 1
+	unix.Write(p.wakefd, one[:])
+	<-p.done
+	unix.Close(p.epfd)
+	unix.Close(p.wakefd)
+}
+
+// readNow reads what the socket holds without waiting. It returns
+// errWouldBlock when there is nothing to read and io.EOF at the end of the
+// stream.
+func readNow(rc syscall.RawConn, buf []byte) (int, error) {
+	var n int
+	var err error
+	cerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = unix.Read(int(fd), buf)
+			if err != unix.EINTR {
+				return true // never park: readiness comes from the poller
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		return 0, cerr
+	case err == unix.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
