@@ -43,8 +43,6 @@ var (
 	errFrameTooLarge = errors.New("frame too large")
 	// errStop: the handler asked deframe to stop (the session is ending).
 	errStop = errors.New("stop reading")
-	// errWouldBlock: a non-blocking read found nothing to read.
-	errWouldBlock = errors.New("read would block")
 )
 
 // badFrameError is a WebSocket framing violation; the session ends with a

@@ -6,15 +6,16 @@
 // # Ownership
 //
 // A Server owns its sessions, never its listeners: ServeTCP and ServeWS take
-// a listener from the caller and return when it is closed. A session has no
-// goroutine while its client is silent: the server's poller (epoll) starts a
-// handler goroutine when the socket becomes readable, which decodes,
-// validates and executes the requests in order and exits when the socket
-// would block (TLS sessions and non-Linux platforms keep a blocking reader
-// instead). At most one writer goroutine runs per session, started when
-// there is something to write and gone when the queue is empty. Messages
-// from the mesh reach a session through DeliverMessage, which only appends
-// the pre-encoded frame to the session's bounded queue.
+// a listener from the caller and return when it is closed. A session has a
+// reader goroutine, which decodes, validates and executes the client's
+// requests in order, only while the client is active: after a quiet spell
+// the reader hands the socket to the server's poller (epoll) and exits, and
+// the poller starts a reader again when bytes arrive (TLS sessions and
+// non-Linux platforms keep their reader). At most one writer goroutine runs
+// per session, started when there is something to write and gone when the
+// queue is empty. Messages from the mesh reach a session through
+// DeliverMessage, which only appends the pre-encoded frame to the session's
+// bounded queue.
 //
 // # Slow consumers
 //

@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -14,11 +13,11 @@ import (
 // poller watches idle sessions' sockets with one epoll instance so that a
 // session needs no goroutine of its own while it waits for its client:
 // idle sessions are what a gateway mostly holds, and a goroutine blocked in
-// a read costs a 4–8 KB stack each (BENCHMARKS.md, session-memory). When a
-// socket becomes readable, the poller starts a short-lived goroutine for
-// that session (session.serveReadable), which reads until the socket would
-// block and re-arms the socket. EPOLLONESHOT keeps at most one such
-// goroutine per session, so requests are still handled in order.
+// a read costs a 4–8 KB stack each (BENCHMARKS.md, session-memory). A
+// session's reader goroutine hands its socket over after readLinger without
+// a byte; when the socket becomes readable, the poller starts a reader for
+// the session again. EPOLLONESHOT keeps at most one reader per session, so
+// requests are still handled in order.
 //
 // The runtime's own netpoller keeps the socket too (it is edge-triggered
 // and used for writes); a socket may sit in several epoll sets.
@@ -67,19 +66,20 @@ func rawConn(c net.Conn) (syscall.RawConn, bool) {
 	return rc, err == nil
 }
 
-// add starts watching s's socket for readability.
-func (p *poller) add(s *session, rc syscall.RawConn) error {
+// watch hands s's socket to the poller, which starts a reader for s when
+// the socket becomes readable. The first call registers the socket.
+func (p *poller) watch(s *session) error {
+	if s.pollID != 0 {
+		return p.ctl(unix.EPOLL_CTL_MOD, s)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return errors.New("poller closed")
 	}
-	id := p.nextID
+	s.pollID = p.nextID
 	p.nextID++
-	p.sessions[id] = s
-	// Set under p.mu: the poller goroutine takes it before handing s to
-	// a handler, which orders these writes before the handler's reads.
-	s.pollID, s.pollConn = id, rc
+	p.sessions[s.pollID] = s
 	p.mu.Unlock()
 	if err := p.ctl(unix.EPOLL_CTL_ADD, s); err != nil {
 		p.remove(s)
@@ -87,9 +87,6 @@ func (p *poller) add(s *session, rc syscall.RawConn) error {
 	}
 	return nil
 }
-
-// rearm watches s's socket again after its handler has drained it.
-func (p *poller) rearm(s *session) error { return p.ctl(unix.EPOLL_CTL_MOD, s) }
 
 // ctl runs inside RawConn.Control, which holds a reference on the file
 // descriptor: a concurrent Close cannot release the number (and let another
@@ -158,31 +155,4 @@ func (p *poller) close() {
 	<-p.done
 	unix.Close(p.epfd)
 	unix.Close(p.wakefd)
-}
-
-// readNow reads what the socket holds without waiting. It returns
-// errWouldBlock when there is nothing to read and io.EOF at the end of the
-// stream.
-func readNow(rc syscall.RawConn, buf []byte) (int, error) {
-	var n int
-	var err error
-	cerr := rc.Read(func(fd uintptr) bool {
-		for {
-			n, err = unix.Read(int(fd), buf)
-			if err != unix.EINTR {
-				return true // never park: readiness comes from the poller
-			}
-		}
-	})
-	switch {
-	case cerr != nil:
-		return 0, cerr
-	case err == unix.EAGAIN:
-		return 0, errWouldBlock
-	case err != nil:
-		return 0, err
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,9 @@ type Server struct {
 	// poller watches idle sessions' sockets; nil where epoll is missing,
 	// and then every session has a blocking reader.
 	poller *poller
+	// readers counts sessions with a reader goroutine; the others are
+	// idle and watched by the poller.
+	readers atomic.Int64
 
 	bundles bundles
 	// Background work (DHT puts, the republish loop), stopped by Close.
@@ -269,6 +273,10 @@ func (s *Server) unregister(sess *session) {
 	s.release(sess.ip)
 	s.wg.Done()
 }
+
+// ActiveReaders returns how many sessions have a goroutine reading their
+// socket. The other sessions are idle: the poller watches them.
+func (s *Server) ActiveReaders() int { return int(s.readers.Load()) }
 
 // Sessions returns the number of open sessions.
 func (s *Server) Sessions() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,14 +68,30 @@ func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
 	}
 }
 
-// start greets the client and begins reading: through the server's poller
-// when the socket allows it, so the session has no goroutine while the
-// client is silent, or else with a blocking reader goroutine.
+// start begins the session on its first reader goroutine, which greets
+// the client and reads its requests. The socket is handed to the server's
+// poller when the client goes quiet, if the socket allows it (see read).
 func (s *session) start() {
+	if s.srv.poller != nil {
+		if rc, ok := rawConn(s.conn.netConn()); ok {
+			s.pollConn = rc
+		}
+	}
+	s.mu.Lock()
+	s.reading = true
+	s.mu.Unlock()
+	s.srv.readers.Add(1)
+	go s.greet()
+}
+
+// greet sends hello with the login challenge and arms the session's timer,
+// then reads. It runs on the session's goroutine rather than the accept
+// loop, which would otherwise serialise every connection's setup.
+func (s *session) greet() {
 	challenge, err := identity.NewChallenge(s.srv.nodeID, s.srv.cfg.Now(), challengeTTL)
 	if err != nil {
 		s.shutdown(errorf(codeInternal, "cannot issue a login challenge"))
-		s.finish()
+		s.stopReading()
 		return
 	}
 	s.challenge = challenge
@@ -91,26 +108,24 @@ func (s *session) start() {
 	s.mu.Lock()
 	s.timer = time.AfterFunc(min(s.srv.cfg.LoginTimeout, s.srv.cfg.IdlePing), s.tick)
 	s.mu.Unlock()
-
-	if p := s.srv.poller; p != nil {
-		if rc, ok := rawConn(s.conn.netConn()); ok && p.add(s, rc) == nil {
-			return
-		}
-	}
-	s.mu.Lock()
-	s.reading = true
-	s.mu.Unlock()
-	go s.readBlocking()
+	s.read()
 }
 
+// readLinger is how long a reader goroutine waits for more bytes before it
+// hands a quiet socket to the poller and exits. Active sessions (a burst of
+// requests, a client sending steadily) keep a goroutine and read through the
+// runtime's netpoller with no extra hop; sessions quiet for this long, which
+// is most of them most of the time, cost no goroutine.
+const readLinger = 2 * time.Second
+
 // readChunk is the size of the pooled buffers socket reads go into. A
-// buffer is held only while a session's bytes are being read and executed.
-const readChunk = 16 << 10
+// buffer is held only while a session has a reader goroutine.
+const readChunk = 4 << 10
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 
-// onReadable runs on the poller's goroutine when the socket has bytes (or
-// an end of stream): it starts a handler unless the session is ending.
+// onReadable runs on the poller's goroutine when a watched socket has bytes
+// (or an end of stream): it starts a reader unless the session is ending.
 func (s *session) onReadable() {
 	s.mu.Lock()
 	if s.closing || s.reading {
@@ -119,60 +134,69 @@ func (s *session) onReadable() {
 	}
 	s.reading = true
 	s.mu.Unlock()
-	go s.serveReadable()
+	s.srv.readers.Add(1)
+	go s.read()
 }
 
-// serveReadable reads and executes everything the socket holds, then hands
-// the socket back to the poller and exits.
-func (s *session) serveReadable() {
+// read is the session's reader goroutine: it reads, decodes and executes
+// requests in order. If the socket can be watched by the poller, it exits
+// after readLinger without a byte and hands the socket over; otherwise
+// (TLS, no epoll) it reads until the connection ends.
+func (s *session) read() {
+	c := s.conn.netConn()
 	buf := readBufs.Get().(*[]byte)
-	more := true
-	for more {
-		n, err := readNow(s.pollConn, *buf)
-		if n > 0 {
-			more = s.consume((*buf)[:n])
+	handOff := false
+	var deadlineSet time.Time
+	for {
+		if s.pollConn != nil {
+			// Pushing the deadline forward on every read would reset a
+			// timer per request; a quarter of the linger is enough.
+			if now := time.Now(); now.Sub(deadlineSet) > readLinger/4 {
+				c.SetReadDeadline(now.Add(readLinger))
+				deadlineSet = now
+			}
 		}
-		if errors.Is(err, errWouldBlock) {
+		n, err := c.Read(*buf)
+		if n > 0 && !s.consume((*buf)[:n]) {
 			break
 		}
 		if err != nil {
-			s.readFailed(err)
-			more = false
+			if s.pollConn != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				handOff = true
+			} else {
+				s.readFailed(err)
+			}
+			break
 		}
 	}
 	readBufs.Put(buf)
+	if !handOff {
+		s.stopReading()
+		return
+	}
 	s.mu.Lock()
 	s.reading = false
 	closing := s.closing
 	s.mu.Unlock()
-	if closing || !more {
+	s.srv.readers.Add(-1)
+	if closing {
 		s.finish()
 		return
 	}
-	if err := s.srv.poller.rearm(s); err != nil {
-		// The socket was closed under us: the session is ending.
-		s.shutdown(nil)
+	// Bytes that arrived since the deadline are still in the socket; the
+	// poller is level-triggered, so it reports them at once.
+	if err := s.srv.poller.watch(s); err != nil {
+		s.shutdown(nil) // the socket was closed under us
 		s.finish()
 	}
 }
 
-// readBlocking is the reader for sockets the poller cannot watch (TLS, or
-// platforms without epoll): one goroutine blocked in Read per session.
-func (s *session) readBlocking() {
-	buf := make([]byte, 4096)
-	for {
-		n, err := s.conn.netConn().Read(buf)
-		if n > 0 && !s.consume(buf[:n]) {
-			break
-		}
-		if err != nil {
-			s.readFailed(err)
-			break
-		}
-	}
+// stopReading ends the reader of a session that is closing.
+func (s *session) stopReading() {
 	s.mu.Lock()
 	s.reading = false
 	s.mu.Unlock()
+	s.srv.readers.Add(-1)
 	s.finish()
 }
 

@@ -78,7 +78,8 @@ func runSessionMemory(ctx context.Context, e *Env) ([]Result, error) {
 		if mode == "ws" {
 			addr = node.wsURL
 		}
-		per, err := measureSessions(ctx, e, mode, addr, n, func() int { return node.gw.Sessions() - base })
+		per, err := measureSessions(ctx, e, mode, addr, n, func() int { return node.gw.Sessions() - base },
+			func() bool { return node.gw.ActiveReaders() == 0 })
 		if err != nil {
 			return nil, fmt.Errorf("%s sessions: %w", mode, err)
 		}
@@ -91,7 +92,7 @@ func runSessionMemory(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, err
 	}
 	defer echo.close()
-	baseline, err := measureSessions(ctx, e, "echo", echo.url, n, func() int { return int(echo.open.Load()) })
+	baseline, err := measureSessions(ctx, e, "echo", echo.url, n, func() int { return int(echo.open.Load()) }, nil)
 	if err != nil {
 		return nil, fmt.Errorf("gorilla echo sessions: %w", err)
 	}
@@ -153,8 +154,10 @@ type sessionMem struct{ total, heap, stack float64 }
 
 // measureSessions starts a child process holding n idle sessions to addr
 // and returns the growth of this process's heap and stack per session.
-// open reports how many of them the server holds.
-func measureSessions(ctx context.Context, e *Env, mode, addr string, n int, open func() int) (sessionMem, error) {
+// open reports how many of them the server holds; idle, if not nil, reports
+// when the server considers them idle (darkchat's readers hand quiet
+// sockets to the poller after a linger).
+func measureSessions(ctx context.Context, e *Env, mode, addr string, n int, open func() int, idle func() bool) (sessionMem, error) {
 	before := liveBytes()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -199,6 +202,11 @@ func measureSessions(ctx context.Context, e *Env, mode, addr string, n int, open
 	}
 	if err := waitFor(ctx, 30*time.Second, fmt.Sprintf("%d %s sessions on the server", n, mode), func() bool { return open() >= n }); err != nil {
 		return sessionMem{}, err
+	}
+	if idle != nil {
+		if err := waitFor(ctx, 30*time.Second, mode+" sessions to go idle", idle); err != nil {
+			return sessionMem{}, err
+		}
 	}
 	after := liveBytes()
 	if got := open(); got != n {
