@@ -8,7 +8,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -342,14 +341,12 @@ func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, da
 	if len(data) > n.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
 	}
-	// GossipSub silently skips a local publication it has already
-	// delivered; tell the publisher instead.
-	topicName := topic.String()
-	if n.dedup.Seen(messageID(&pb.Message{Topic: &topicName, Data: data})) {
-		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
-	}
-	if err := n.routers.waitForRoom(ctx, topic.ListPeers()); err != nil {
-		return fmt.Errorf("publish to %q: peers are not keeping up: %w", name, err)
+	// Listing the topic's peers goes through GossipSub's event loop; skip
+	// it while no peer's queue is nearly full.
+	if n.routers.anyFull() {
+		if err := n.routers.waitForRoom(ctx, topic.ListPeers()); err != nil {
+			return fmt.Errorf("publish to %q: peers are not keeping up: %w", name, err)
+		}
 	}
 	slot := &publishSlot{}
 	if err := topic.Publish(ctx, data, append(opts, pubsub.WithValidatorData(slot))...); err != nil {
@@ -357,6 +354,14 @@ func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, da
 			return slot.err
 		}
 		return fmt.Errorf("publish to %q: %w", name, err)
+	}
+	// GossipSub silently skips, without validating it, a local publication
+	// it has already delivered; tell the publisher instead. (Every
+	// delivered message went through the validator, which remembers its ID
+	// for longer than GossipSub does, so the validator itself reports the
+	// others.)
+	if !slot.validated {
+		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
 	}
 	return nil
 }

@@ -1,9 +1,38 @@
 package p2p
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
+
+// dedupKey is what the set stores: a message ID (SHA-256, see messageID)
+// as is, anything else hashed. Fixed-size keys hold no pointers, so the
+// garbage collector never scans the (large) maps, and a lookup hashes 32
+// bytes without allocating.
+type dedupKey [sha256.Size]byte
+
+// idKey turns a message ID into a key. darkchat's IDs are SHA-256 sums, so
+// they are used directly; an ID of another length is hashed.
+func idKey(id string) dedupKey {
+	var k dedupKey
+	if len(id) == len(k) {
+		copy(k[:], id)
+		return k
+	}
+	return sha256.Sum256([]byte(id))
+}
+
+// payloadKey turns a Keyed payload's key into a set key: the SHA-256 of
+// "k" and the key. Message IDs hash the topic first, which never starts
+// with "k" followed by a payload key's bytes, so the two cannot collide
+// short of a SHA-256 collision.
+func payloadKey(key string) dedupKey {
+	var buf [64]byte
+	b := append(buf[:0], 'k')
+	b = append(b, key...)
+	return sha256.Sum256(b)
+}
 
 // dedupSet remembers message IDs for at least ttl so that a message replayed
 // after GossipSub's seen-cache forgot it (two minutes) is still dropped. It
@@ -15,8 +44,8 @@ type dedupSet struct {
 	mu      sync.Mutex
 	ttl     time.Duration
 	maxGen  int
-	cur     map[string]struct{}
-	prev    map[string]struct{}
+	cur     map[dedupKey]struct{}
+	prev    map[dedupKey]struct{}
 	rotated time.Time
 	now     func() time.Time
 }
@@ -25,8 +54,8 @@ func newDedupSet(ttl time.Duration, limit int) *dedupSet {
 	return &dedupSet{
 		ttl:     ttl,
 		maxGen:  max(limit/2, 1),
-		cur:     make(map[string]struct{}),
-		prev:    make(map[string]struct{}),
+		cur:     make(map[dedupKey]struct{}),
+		prev:    make(map[dedupKey]struct{}),
 		rotated: time.Now(),
 		now:     time.Now,
 	}
@@ -34,22 +63,46 @@ func newDedupSet(ttl time.Duration, limit int) *dedupSet {
 
 // Seen reports whether id was added within the retention period.
 func (d *dedupSet) Seen(id string) bool {
+	k := idKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.maybeRotateLocked()
-	if _, ok := d.cur[id]; ok {
-		return true
-	}
-	_, ok := d.prev[id]
-	return ok
+	return d.hasLocked(k)
 }
 
 // Add records id.
 func (d *dedupSet) Add(id string) {
+	k := idKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.maybeRotateLocked()
-	d.cur[id] = struct{}{}
+	d.cur[k] = struct{}{}
+}
+
+// AddKeyed records a message ID and its payload's key (the zero key when
+// the payload has none) in one step. It reports false, recording nothing,
+// when the payload key was already there.
+func (d *dedupSet) AddKeyed(id string, key dedupKey, keyed bool) bool {
+	ik := idKey(id)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.maybeRotateLocked()
+	if keyed {
+		if d.hasLocked(key) {
+			return false
+		}
+		d.cur[key] = struct{}{}
+	}
+	d.cur[ik] = struct{}{}
+	return true
+}
+
+func (d *dedupSet) hasLocked(k dedupKey) bool {
+	if _, ok := d.cur[k]; ok {
+		return true
+	}
+	_, ok := d.prev[k]
+	return ok
 }
 
 // Len returns the number of IDs remembered.
@@ -68,8 +121,8 @@ func (d *dedupSet) maybeRotateLocked() {
 		return
 	}
 	if now.Sub(d.rotated) >= 2*d.ttl {
-		d.cur = make(map[string]struct{}) // everything is older than ttl
+		d.cur = make(map[dedupKey]struct{}) // everything is older than ttl
 	}
-	d.prev, d.cur = d.cur, make(map[string]struct{}, len(d.cur))
+	d.prev, d.cur = d.cur, make(map[dedupKey]struct{}, len(d.cur))
 	d.rotated = now
 }

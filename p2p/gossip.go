@@ -109,15 +109,18 @@ func (n *Node) topicValidator(channel string, validate Validator) pubsub.Validat
 			n.logReject(channel, from, "size", len(m.Data))
 			return pubsub.ValidationReject
 		}
+		// A local publication carries a slot for the verdict, so the
+		// publisher learns why its message was refused.
+		slot, _ := m.ValidatorData.(*publishSlot)
+		if slot != nil {
+			slot.validated = true
+		}
 		if n.dedup.Seen(m.ID) {
-			if slot, ok := m.ValidatorData.(*publishSlot); ok {
+			if slot != nil {
 				slot.err = fmt.Errorf("%w: message already seen", ErrDuplicate)
 			}
 			return pubsub.ValidationIgnore
 		}
-		// A local publication carries a slot for the verdict, so the
-		// publisher learns why its message was refused.
-		slot, _ := m.ValidatorData.(*publishSlot)
 		verdict := func(err error) pubsub.ValidationResult {
 			if slot != nil {
 				slot.err = err
@@ -135,15 +138,14 @@ func (n *Node) topicValidator(channel string, validate Validator) pubsub.Validat
 				return verdict(err)
 			}
 		}
-		key := ""
-		if k, ok := payload.(Keyed); ok {
-			key = "k" + k.DedupKey()
-			if n.dedup.Seen(key) {
-				return verdict(fmt.Errorf("%w: message id already seen", ErrDuplicate))
-			}
-			n.dedup.Add(key)
+		var key dedupKey
+		k, keyed := payload.(Keyed)
+		if keyed {
+			key = payloadKey(k.DedupKey())
 		}
-		n.dedup.Add(m.ID)
+		if !n.dedup.AddKeyed(m.ID, key, keyed) {
+			return verdict(fmt.Errorf("%w: message id already seen", ErrDuplicate))
+		}
 		m.ValidatorData = payload
 		return pubsub.ValidationAccept
 	}
@@ -159,8 +161,13 @@ type Keyed interface {
 }
 
 // publishSlot travels as ValidatorData with a local publication and
-// receives the validator's error.
-type publishSlot struct{ err error }
+// receives the validator's error. validated tells the publisher that the
+// validator ran at all: GossipSub skips it for a message it has already
+// delivered.
+type publishSlot struct {
+	err       error
+	validated bool
+}
 
 func (n *Node) logReject(channel string, from peer.ID, reason string, size int) {
 	n.log.Debug("rejected channel message", "channel", channel, "from", from, "reason", reason, "bytes", size)
@@ -245,8 +252,13 @@ func inboxScoreParams() *pubsub.TopicScoreParams {
 // stuckAfter is not waited for, so one peer that stops reading cannot stall
 // a channel (it loses messages, which are counted and logged).
 type routerPeers struct {
-	mu      sync.Mutex
-	peers   map[peer.ID]*peerQueue
+	mu    sync.Mutex
+	peers map[peer.ID]*peerQueue
+	// full counts the peers whose queue is at or above queueHighWater, so
+	// that publishers need not list a topic's peers (a round trip through
+	// GossipSub's event loop) while no queue is nearly full. Written under
+	// mu.
+	full    atomic.Int32
 	changed chan struct{} // closed and replaced when a peer gets a queue
 	drained chan struct{} // closed and replaced when a full queue drains
 }
@@ -288,6 +300,7 @@ func (r *routerPeers) add(id peer.ID) {
 func (r *routerPeers) remove(id peer.ID) {
 	r.mu.Lock()
 	if q := r.peers[id]; q != nil && q.depth >= queueHighWater {
+		r.full.Add(-1)
 		r.signalDrainedLocked()
 	}
 	delete(r.peers, id)
@@ -297,7 +310,11 @@ func (r *routerPeers) remove(id peer.ID) {
 // queued and written follow one RPC through a peer's queue.
 func (r *routerPeers) queued(id peer.ID) {
 	r.mu.Lock()
-	r.queueLocked(id).depth++
+	q := r.queueLocked(id)
+	q.depth++
+	if q.depth == queueHighWater {
+		r.full.Add(1)
+	}
 	r.mu.Unlock()
 }
 
@@ -305,6 +322,9 @@ func (r *routerPeers) written(id peer.ID) {
 	r.mu.Lock()
 	if q := r.peers[id]; q != nil {
 		if q.depth > 0 {
+			if q.depth == queueHighWater {
+				r.full.Add(-1)
+			}
 			q.depth--
 		}
 		q.progress = time.Now()
@@ -332,6 +352,10 @@ func (r *routerPeers) anyOf(ps []peer.ID) (bool, <-chan struct{}) {
 	}
 	return false, r.changed
 }
+
+// anyFull reports whether some peer's queue is at or above the high-water
+// mark; only then can waitForRoom block.
+func (r *routerPeers) anyFull() bool { return r.full.Load() > 0 }
 
 // waitForRoom blocks while one of ps has a nearly full queue that is still
 // moving, within ctx.
