@@ -427,13 +427,12 @@ func (s *session) send(req request) *clientError {
 	if len(req.Body) > identity.MaxBodyLen {
 		return ferr(codeBodyTooLarge, "body is "+itoa(len(req.Body))+" bytes, limit "+itoa(identity.MaxBodyLen))
 	}
-	id, cerr := decodeHex("id", req.ID, identity.MessageIDSize)
-	if cerr != nil {
+	var msg identity.ChannelMessage
+	if cerr := decodeHexInto(msg.ID[:], "id", req.ID); cerr != nil {
 		cerr.id, cerr.channel = req.ID, req.Channel
 		return cerr
 	}
-	sig, cerr := decodeHex("sig", req.Sig, identity.SignatureSize)
-	if cerr != nil {
+	if cerr := decodeHexInto(msg.Sig[:], "sig", req.Sig); cerr != nil {
 		cerr.id, cerr.channel = req.ID, req.Channel
 		return cerr
 	}
@@ -444,9 +443,7 @@ func (s *session) send(req request) *clientError {
 	if !s.bucket.take(now) {
 		return ferr(codeRateLimited, "rate limit: "+ftoa(s.srv.cfg.Rate)+" messages/s, burst "+itoa(s.srv.cfg.Burst)+"; message not sent")
 	}
-	msg := identity.ChannelMessage{Author: s.key, Channel: req.Channel, Username: req.Username, Body: req.Body, Timestamp: req.TS}
-	copy(msg.ID[:], id)
-	copy(msg.Sig[:], sig)
+	msg.Author, msg.Channel, msg.Username, msg.Body, msg.Timestamp = s.key, req.Channel, req.Username, req.Body, req.TS
 	wire, err := msg.MarshalBinary()
 	if err != nil {
 		return ferr(codeBadJSON, err.Error())

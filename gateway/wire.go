@@ -203,14 +203,40 @@ func mustJSON(v any) []byte {
 }
 
 func decodeHex(field, s string, size int) ([]byte, *clientError) {
-	if len(s) != 2*size {
-		return nil, &clientError{code: codeBadJSON, msg: fmt.Sprintf("field %q must be %d hex characters, got %d", field, 2*size, len(s)), protocol: true}
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, &clientError{code: codeBadJSON, msg: fmt.Sprintf("field %q is not hex", field), protocol: true}
+	b := make([]byte, size)
+	if cerr := decodeHexInto(b, field, s); cerr != nil {
+		return nil, cerr
 	}
 	return b, nil
+}
+
+// decodeHexInto decodes s, which must be exactly 2*len(dst) hex characters,
+// into dst without allocating.
+func decodeHexInto(dst []byte, field, s string) *clientError {
+	if len(s) != 2*len(dst) {
+		return &clientError{code: codeBadJSON, msg: fmt.Sprintf("field %q must be %d hex characters, got %d", field, 2*len(dst), len(s)), protocol: true}
+	}
+	for i := range dst {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return &clientError{code: codeBadJSON, msg: fmt.Sprintf("field %q is not hex", field), protocol: true}
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // meshMessage is the validator's payload for a channel message: the decoded

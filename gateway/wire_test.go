@@ -103,3 +103,29 @@ func BenchmarkMessageFrame(b *testing.B) {
 		appendMessageFrame(nil, &m)
 	}
 }
+
+// Hex fields decode in place, upper or lower case, and anything else is a
+// named bad_json error.
+func TestDecodeHexInto(t *testing.T) {
+	var dst [3]byte
+	for _, tc := range []struct {
+		in   string
+		want []byte
+		ok   bool
+	}{
+		{"00ff7A", []byte{0x00, 0xff, 0x7a}, true},
+		{"ABCDEF", []byte{0xab, 0xcd, 0xef}, true},
+		{"00ff7", nil, false},
+		{"00ff7a00", nil, false},
+		{"00fg7a", nil, false},
+		{"  ff7a", nil, false},
+	} {
+		cerr := decodeHexInto(dst[:], "id", tc.in)
+		switch {
+		case tc.ok && (cerr != nil || string(dst[:]) != string(tc.want)):
+			t.Errorf("%q: got %x, %v", tc.in, dst, cerr)
+		case !tc.ok && (cerr == nil || cerr.code != codeBadJSON):
+			t.Errorf("%q: accepted or wrong error %v", tc.in, cerr)
+		}
+	}
+}
