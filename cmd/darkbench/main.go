@@ -7,6 +7,7 @@
 //	go run ./cmd/darkbench -json        # one JSON object per result line
 //	go run ./cmd/darkbench -only fanout # one scenario (repeatable, or a,b)
 //	go run ./cmd/darkbench -cpuprofile prof/  # prof/<scenario>.pprof
+//	go run ./cmd/darkbench -send 10.0.0.1:9000 -recv 10.0.0.3:9000  # running nodes
 //
 // Progress goes to stderr. The exit status is 1 when a scenario broke an
 // invariant (messages lost, a node verifying a message twice) or failed to
@@ -56,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	roundsN := fs.Int("rounds", 0, "alternating darkchat/baseline rounds for the throughput scenarios (default 1 with -quick, 3 otherwise)")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	var ext bench.External
+	fs.StringVar(&ext.SendAddr, "send", "", "measure running nodes instead: senders use the TCP gateway at `HOST:PORT` (with -recv; runs channel-throughput and latency only)")
+	fs.StringVar(&ext.RecvAddr, "recv", "", "receivers use the TCP gateway at `HOST:PORT` (with -send)")
+	fs.IntVar(&ext.Nodes, "nodes", 3, "with -send/-recv: how many nodes verify each message on the way, for the crypto bound (`N`)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -95,12 +100,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var results []bench.Result
 	enc := json.NewEncoder(stdout)
-	runErr := bench.Run(ctx, env, only, func(r bench.Result) {
+	emit := func(r bench.Result) {
 		if *asJSON {
 			enc.Encode(r)
 		}
 		results = append(results, r)
-	})
+	}
+	var runErr error
+	if ext.SendAddr != "" || ext.RecvAddr != "" {
+		if ext.SendAddr == "" || ext.RecvAddr == "" {
+			fmt.Fprintln(stderr, "darkbench: -send and -recv go together")
+			return 2
+		}
+		runErr = bench.RunExternal(ctx, env, ext, only, emit)
+	} else {
+		runErr = bench.Run(ctx, env, only, emit)
+	}
 	if !*asJSON && len(results) > 0 {
 		bench.WriteTable(stdout, results)
 	}

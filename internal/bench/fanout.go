@@ -36,7 +36,7 @@ func runFanout(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, err
 	}
 	defer closeAll(recv)
-	send, err := loggedInClients(ctx, node, 1, "s", benchChannel)
+	send, err := loggedInClients(ctx, node.tcpAddr, 1, "s", benchChannel)
 	if err != nil {
 		return nil, err
 	}

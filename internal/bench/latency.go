@@ -22,12 +22,12 @@ func runLatency(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, err
 	}
 	defer l.close()
-	send, err := loggedInClients(ctx, l.a, 1, "s", benchChannel)
+	send, err := loggedInClients(ctx, l.a.tcpAddr, 1, "s", benchChannel)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(send)
-	recv, err := loggedInClients(ctx, l.c, 1, "r", benchChannel)
+	recv, err := loggedInClients(ctx, l.c.tcpAddr, 1, "r", benchChannel)
 	if err != nil {
 		return nil, err
 	}
