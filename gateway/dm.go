@@ -235,7 +235,7 @@ func (s *session) dm(req request) *clientError {
 // deliverDM hands an envelope to the session if it is addressed to it.
 func (s *session) deliverDM(e *dmEnvelope) {
 	if e.tag == s.tag {
-		s.enqueue(e.clientFrame())
+		s.enqueueDelivery(e.clientFrame())
 	}
 }
 
