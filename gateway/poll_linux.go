@@ -20,7 +20,8 @@ import (
 // requests are still handled in order.
 //
 // The runtime's own netpoller keeps the socket too (it is edge-triggered
-// and used for writes); a socket may sit in several epoll sets.
+// and serves the writer and active readers); a socket may sit in several
+// epoll sets.
 type poller struct {
 	epfd, wakefd int
 
