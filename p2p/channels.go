@@ -208,7 +208,10 @@ func (n *Node) Channels() map[string]int {
 	return out
 }
 
-// ChannelPeers returns the mesh peers known to be subscribed to channel.
+// ChannelPeers returns the peers subscribed to channel that messages can
+// be sent to now. GossipSub learns a new peer's subscriptions before its
+// outbound stream is open, and a message published to such a peer in
+// between is dropped; those peers are left out until the stream is open.
 func (n *Node) ChannelPeers(name string) []peer.ID {
 	n.chMu.Lock()
 	c := n.channels[channelTopicPrefix+name]
@@ -216,7 +219,7 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 	if c == nil {
 		return nil
 	}
-	return c.topic.ListPeers()
+	return n.routers.routable(c.topic.ListPeers())
 }
 
 // Publish validates data with the node's Validator and sends it to the

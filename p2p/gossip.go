@@ -353,6 +353,19 @@ func (r *routerPeers) anyOf(ps []peer.ID) (bool, <-chan struct{}) {
 	return false, r.changed
 }
 
+// routable returns the peers of ps whose outbound stream is open.
+func (r *routerPeers) routable(ps []peer.ID) []peer.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := ps[:0]
+	for _, p := range ps {
+		if q := r.peers[p]; q != nil && q.open {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // anyFull reports whether some peer's queue is at or above the high-water
 // mark; only then can waitForRoom block.
 func (r *routerPeers) anyFull() bool { return r.full.Load() > 0 }
