@@ -92,15 +92,8 @@ func RunExternal(ctx context.Context, e *Env, x External, names []string, emit f
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	for _, p := range []struct {
-		name string
-		q    float64
-		t    *target
-	}{{"p50", 50, nil}, {"p99", 99, ptr(valueAtMost(5, "ms"))}, {"p999", 99.9, nil}} {
-		r := newResult("latency", p.name+"_ms", ms(percentile(lat, p.q)), "ms",
-			"raw loopback TCP ping-pong round trip, same pace", ms(percentile(base, p.q)), p.t)
-		r.DeliveredPct = pct(delivered)
-		r.Note = fmt.Sprintf("external nodes: %d messages at %d/s from %s to %s", ln, latencyRate, x.SendAddr, x.RecvAddr)
+	for _, r := range latencyResults(lat, base, delivered,
+		fmt.Sprintf("external nodes: %d messages at %d/s from %s to %s", ln, latencyRate, x.SendAddr, x.RecvAddr)) {
 		emit(r)
 	}
 	return errors.Join(errs...)

@@ -56,6 +56,17 @@ func runLatency(ctx context.Context, e *Env) ([]Result, error) {
 	e.progress("darkchat p50 %.3f ms p99 %.3f ms p999 %.3f ms; TCP ping-pong p50 %.3f ms p99 %.3f ms",
 		ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(percentile(lat, 99.9)), ms(percentile(base, 50)), ms(percentile(base, 99)))
 
+	results := latencyResults(lat, base, delivered,
+		fmt.Sprintf("%d messages at %d/s, one sender on A, one receiver on C; one-way client-to-client delay", n, latencyRate))
+	if delivered < 100 {
+		return results, fmt.Errorf("%w: %.2f%% delivered", ErrAssertion, delivered)
+	}
+	return results, nil
+}
+
+// latencyResults reports the p50, p99 and p999 of the one-way delays lat
+// beside the same quantiles of the ping-pong round trips base.
+func latencyResults(lat, base []time.Duration, delivered float64, note string) []Result {
 	var results []Result
 	for _, p := range []struct {
 		name string
@@ -65,13 +76,10 @@ func runLatency(ctx context.Context, e *Env) ([]Result, error) {
 		r := newResult("latency", p.name+"_ms", ms(percentile(lat, p.q)), "ms",
 			"raw loopback TCP ping-pong round trip, same pace", ms(percentile(base, p.q)), p.t)
 		r.DeliveredPct = pct(delivered)
-		r.Note = fmt.Sprintf("%d messages at %d/s, one sender on A, one receiver on C; one-way client-to-client delay", n, latencyRate)
+		r.Note = note
 		results = append(results, r)
 	}
-	if delivered < 100 {
-		return results, fmt.Errorf("%w: %.2f%% delivered", ErrAssertion, delivered)
-	}
-	return results, nil
+	return results
 }
 
 // pace calls send(i) for i in [0, n) at rate per second, on schedule from
