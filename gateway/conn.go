@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -330,6 +329,3 @@ func (w *wsConn) close() error {
 	})
 	return w.raw.Close()
 }
-
-// isEOF reports a clean end of the client's stream.
-func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, errPeerClosed) }

@@ -93,6 +93,7 @@ func (s *session) greet() {
 	if err != nil {
 		s.shutdown(errorf(codeInternal, "cannot issue a login challenge"))
 		s.stopReading()
+		s.finish()
 		return
 	}
 	s.challenge = challenge
@@ -171,16 +172,7 @@ func (s *session) read() {
 		}
 	}
 	readBufs.Put(buf)
-	if !handOff {
-		s.stopReading()
-		return
-	}
-	s.mu.Lock()
-	s.reading = false
-	closing := s.closing
-	s.mu.Unlock()
-	s.srv.readers.Add(-1)
-	if closing {
+	if closing := s.stopReading(); closing || !handOff {
 		s.finish()
 		return
 	}
@@ -192,13 +184,15 @@ func (s *session) read() {
 	}
 }
 
-// stopReading ends the reader of a session that is closing.
-func (s *session) stopReading() {
+// stopReading records that the reader goroutine is done and reports
+// whether the session is closing.
+func (s *session) stopReading() (closing bool) {
 	s.mu.Lock()
 	s.reading = false
+	closing = s.closing
 	s.mu.Unlock()
 	s.srv.readers.Add(-1)
-	s.finish()
+	return closing
 }
 
 // consume hands bytes read from the client to the framing and executes the
@@ -547,10 +541,7 @@ func (s *session) enqueueFrame(frame []byte, yield bool) bool {
 		return false
 	}
 	s.queue = append(s.queue, frame)
-	if !s.writing {
-		s.writing = true
-		go s.write(yield)
-	}
+	s.startWriterLocked(yield)
 	s.mu.Unlock()
 	return true
 }
@@ -568,13 +559,15 @@ func (s *session) shutdown(final *clientError) {
 	if final != nil {
 		s.queue = append(s.queue, final.frame())
 	}
-	s.startWriterLocked()
+	s.startWriterLocked(false)
 }
 
-func (s *session) startWriterLocked() {
+// startWriterLocked starts the writer unless it is running; see write for
+// yield.
+func (s *session) startWriterLocked(yield bool) {
 	if !s.writing {
 		s.writing = true
-		go s.write(false)
+		go s.write(yield)
 	}
 }
 
