@@ -44,9 +44,13 @@ type Config struct {
 	BundleValidator record.Validator
 	// MaxMessageSize bounds a channel message on the wire.
 	MaxMessageSize int
-	// RelayService makes the node offer circuit relay v2 to others once
-	// AutoNAT finds it publicly reachable.
+	// RelayService makes the node offer circuit relay v2 to others while
+	// it is publicly reachable (see Reachability).
 	RelayService bool
+	// Reachability is how the node decides whether others can dial it:
+	// from evidence (ReachabilityAuto, the default) or as the operator
+	// says. Public nodes relay; private ones reserve relay slots.
+	Reachability ReachabilityMode
 	// ConnLow and ConnHigh are the connection manager's watermarks.
 	ConnLow, ConnHigh int
 	// DedupTTL is how long a delivered message's ID is remembered so that a

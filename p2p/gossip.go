@@ -297,6 +297,15 @@ func (r *routerPeers) add(id peer.ID) {
 	r.mu.Unlock()
 }
 
+// isOpen reports whether GossipSub has an outbound stream to id: id is a
+// darkchat mesh peer this node exchanges traffic with.
+func (r *routerPeers) isOpen(id peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.peers[id]
+	return q != nil && q.open
+}
+
 func (r *routerPeers) remove(id peer.ID) {
 	r.mu.Lock()
 	if q := r.peers[id]; q != nil && q.depth >= queueHighWater {

@@ -1,11 +1,9 @@
 package p2p
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -17,9 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
-	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -52,23 +48,19 @@ func listenAddrs(ip netip.Addr, port int) []ma.Multiaddr {
 	}
 }
 
-// relayResources configures the circuit relay v2 service. libp2p's default
-// limit cuts every relayed connection after 2 minutes or 128 KiB, which would
-// break chat between nodes that cannot hole-punch (symmetric NATs). A chat
-// node relays the mesh's own low-volume traffic, so relayed connections are
-// not cut; the number of reservations and circuits stays bounded.
-func relayResources() relay.Resources {
-	r := relay.DefaultResources()
-	r.Limit = nil
-	r.MaxReservations = 256
-	r.MaxCircuits = 32
-	r.MaxReservationsPerIP = 16
-	return r
-}
-
-// newHost builds the libp2p host. peerSource feeds AutoRelay with relay
-// candidates; it is called only after the host exists.
-func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (introspectableHost, error) {
+// newHost builds the libp2p host.
+//
+// Reachability is the node's own decision (startReachability), not AutoNAT
+// v1's: v1 is pinned to "unknown", which it announces once at start, so
+// AutoRelay looks for relays from the first moment (it runs while
+// reachability is unknown or private) and the node's verdict, emitted on the
+// same event bus, drives AutoRelay, the relay service and the DHT's mode from
+// then on. AutoNAT v2 runs as client and server: its per-address checks are
+// the strongest evidence, and NATed nodes can serve them to a public node.
+//
+// Hole punching is started by the node (newHolePunchService) so that it can
+// retry.
+func newHost(cfg *Config, nat *natTracker) (introspectableHost, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -80,7 +72,7 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
 
-	var built atomic.Pointer[host.Host] // for relaysFirst, once libp2p.New returns
+	relays := newRelaySource()
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(listenAddrs(cfg.ListenIP, cfg.PeerPort)...),
@@ -89,19 +81,19 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("darkchatd"),
-		libp2p.EnableNATService(),
+		pinAutoNATv1(network.ReachabilityUnknown),
 		libp2p.EnableAutoNATv2(),
-		libp2p.EnableHolePunching(holepunch.WithTracer(nat)),
-		libp2p.EnableAutoRelayWithPeerSource(relaysFirst(&built, peerSource),
-			// Start as soon as AutoNAT says private, with whatever relay
-			// is connected: a chat mesh may have only a few public nodes.
+		libp2p.EnableAutoRelayWithPeerSource(relays.candidates,
+			// Reserve with whatever relay is connected, at once: a chat
+			// mesh may have a single public node.
 			autorelay.WithBootDelay(0),
 			autorelay.WithMinCandidates(1),
 			// Two reservations, so that losing one relay leaves the node
 			// reachable while AutoRelay finds a replacement.
 			autorelay.WithNumRelays(2),
-			// How often AutoRelay may ask for candidates when it has fewer
-			// reservations than it wants.
+			// How often AutoRelay may ask for candidates again when the
+			// stream relays.candidates returns has ended (it ends only when
+			// AutoRelay stops looking).
 			autorelay.WithMinInterval(15*time.Second),
 			// libp2p waits an hour before retrying a relay that refused a
 			// reservation, sized for the public IPFS network and its
@@ -120,7 +112,7 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
-	built.Store(&h)
+	relays.setHost(h)
 	ih, ok := h.(introspectableHost)
 	if !ok {
 		h.Close()
@@ -131,6 +123,15 @@ func newHost(cfg *Config, nat *natTracker, peerSource autorelay.PeerSource) (int
 		return nil, err
 	}
 	return ih, nil
+}
+
+// pinAutoNATv1 makes libp2p's AutoNAT v1 report r and probe nothing; the
+// node decides reachability itself (reach.go).
+func pinAutoNATv1(r network.Reachability) libp2p.Option {
+	return func(cfg *libp2p.Config) error {
+		cfg.AutoNATConfig.ForceReachability = &r
+		return nil
+	}
 }
 
 // BundleNamespace is the DHT record namespace of user key bundles: a
@@ -170,36 +171,4 @@ func connectedPeers(h host.Host, limit int) []peer.AddrInfo {
 		}
 	}
 	return out
-}
-
-// relaysFirst wraps AutoRelay's peer source (the node's connected peers) so
-// that the candidates it hands out are, first, the connected peers that
-// announce the circuit relay v2 hop protocol (public nodes whose relay
-// service runs), then the others, at most num in all. Without the ordering,
-// a private node connected to many other private nodes (directly, after hole
-// punching) could be offered only those and never find its relay.
-func relaysFirst(built *atomic.Pointer[host.Host], source autorelay.PeerSource) autorelay.PeerSource {
-	return func(ctx context.Context, num int) <-chan peer.AddrInfo {
-		var relays, others []peer.AddrInfo
-		hp := built.Load()
-		for pi := range source(ctx, 0) {
-			if hp != nil {
-				if ps, err := (*hp).Peerstore().SupportsProtocols(pi.ID, proto.ProtoIDv2Hop); err == nil && len(ps) > 0 {
-					relays = append(relays, pi)
-					continue
-				}
-			}
-			others = append(others, pi)
-		}
-		all := append(relays, others...)
-		if num > 0 && len(all) > num {
-			all = all[:num]
-		}
-		out := make(chan peer.AddrInfo, len(all))
-		for _, pi := range all {
-			out <- pi
-		}
-		close(out)
-		return out
-	}
 }

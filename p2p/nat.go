@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -31,20 +33,37 @@ const (
 // the addresses peers observe us at, the NAT type libp2p infers from them,
 // the relay addresses AutoRelay holds, and AutoNAT's verdicts.
 type natTracker struct {
+	net network.Network // set by watch; for which observers are still connected
+
 	mu    sync.Mutex
 	peers map[peer.ID]*holePunchRecord
 
-	observed     map[peer.ID]observation // what each peer last saw us as
-	natTypes     map[network.NATTransportProtocol]network.NATDeviceType
-	relayAddrs   []ma.Multiaddr // from AutoRelay: our reservations
-	reachChanged time.Time      // when AutoNAT last changed its verdict
+	observed   map[observer]observation // what each peer last saw us as, per transport
+	natTypes   map[network.NATTransportProtocol]network.NATDeviceType
+	relayAddrs []ma.Multiaddr // from AutoRelay: our reservations
+	// lostRelay says which reservation ended last, when and how, for a
+	// node that finds itself without one.
+	lostRelay string
 }
 
 type holePunchRecord struct {
-	attempts  int
-	successes int
-	last      time.Time
-	outcome   string // human-readable outcome of the latest attempt
+	attempts   int // synchronised dials (libp2p makes up to three a round)
+	successes  int
+	last       time.Time
+	outcome    string // human-readable outcome of the latest attempt
+	inProgress bool   // between the start and the end of a synchronised dial
+
+	// The node's retry schedule (holePunchLoop): rounds started so far,
+	// the limit, and when the next round may start.
+	rounds, maxRounds int
+	nextRound         time.Time
+}
+
+// observer is one peer's view of us over one kind of transport: a NAT maps
+// TCP and UDP separately, and hole punching needs both.
+type observer struct {
+	peer peer.ID
+	udp  bool
 }
 
 type observation struct {
@@ -55,7 +74,7 @@ type observation struct {
 func newNATTracker() *natTracker {
 	return &natTracker{
 		peers:    make(map[peer.ID]*holePunchRecord),
-		observed: make(map[peer.ID]observation),
+		observed: make(map[observer]observation),
 		natTypes: make(map[network.NATTransportProtocol]network.NATDeviceType),
 	}
 }
@@ -66,14 +85,7 @@ func newNATTracker() *natTracker {
 func (t *natTracker) Trace(evt *holepunch.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rec := t.peers[evt.Remote]
-	if rec == nil {
-		if len(t.peers) >= maxHolePunchPeers {
-			evictOldest(t.peers, func(r *holePunchRecord) time.Time { return r.last })
-		}
-		rec = &holePunchRecord{}
-		t.peers[evt.Remote] = rec
-	}
+	rec := t.recordLocked(evt.Remote)
 	rec.last = time.Unix(0, evt.Timestamp)
 	switch e := evt.Evt.(type) {
 	case *holepunch.DirectDialEvt:
@@ -84,9 +96,11 @@ func (t *natTracker) Trace(evt *holepunch.Event) {
 		}
 	case *holepunch.StartHolePunchEvt:
 		rec.attempts++
+		rec.inProgress = true
 		rec.outcome = fmt.Sprintf("hole punch in progress (relay rtt %v, punching %s)",
 			e.RTT.Round(time.Millisecond), strings.Join(e.RemoteAddrs, " "))
 	case *holepunch.EndHolePunchEvt:
+		rec.inProgress = false
 		if e.Success {
 			rec.successes++
 			rec.outcome = fmt.Sprintf("hole punch succeeded in %v", e.EllapsedTime.Round(time.Millisecond))
@@ -94,7 +108,60 @@ func (t *natTracker) Trace(evt *holepunch.Event) {
 			rec.outcome = "hole punch failed: " + oneLine(e.Error)
 		}
 	case *holepunch.ProtocolErrorEvt:
+		rec.inProgress = false
 		rec.outcome = "hole punch protocol error: " + oneLine(e.Error)
+	}
+}
+
+func (t *natTracker) recordLocked(p peer.ID) *holePunchRecord {
+	rec := t.peers[p]
+	if rec == nil {
+		if len(t.peers) >= maxHolePunchPeers {
+			evictOldest(t.peers, func(r *holePunchRecord) time.Time { return r.last })
+		}
+		rec = &holePunchRecord{last: time.Now()}
+		t.peers[p] = rec
+	}
+	return rec
+}
+
+// scheduled records that libp2p's own round with p counts as round rounds
+// and the node will retry at next if p is still relayed then.
+func (t *natTracker) scheduled(p peer.ID, rounds int, next time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec := t.recordLocked(p)
+	rec.rounds, rec.maxRounds, rec.nextRound = rounds, maxHolePunchRounds, next
+}
+
+// retrying records that the node started round round of limit with p; the
+// one after it may start at next.
+func (t *natTracker) retrying(p peer.ID, round, limit int, next time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec := t.recordLocked(p)
+	rec.rounds, rec.maxRounds, rec.nextRound = round, limit, next
+	rec.last = time.Now()
+	rec.outcome = fmt.Sprintf("retry round %d of %d started", round, limit)
+}
+
+// punching reports whether a synchronised dial with p is under way.
+func (t *natTracker) punching(p peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec := t.peers[p]
+	return rec != nil && rec.inProgress
+}
+
+// roundsLine describes a peer's retry schedule for the report.
+func (r *holePunchRecord) roundsLine() string {
+	switch {
+	case r.maxRounds == 0:
+		return ""
+	case r.rounds >= r.maxRounds:
+		return fmt.Sprintf("; round %d of %d, no more retries", r.rounds, r.maxRounds)
+	default:
+		return fmt.Sprintf("; round %d of %d, next round at %s if still relayed", r.rounds, r.maxRounds, r.nextRound.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -104,12 +171,13 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func evictOldest[V any](m map[peer.ID]V, when func(V) time.Time) {
-	var oldest peer.ID
+func evictOldest[K comparable, V any](m map[K]V, when func(V) time.Time) {
+	var oldest K
+	found := false
 	var oldestT time.Time
-	for p, v := range m {
-		if oldest == "" || when(v).Before(oldestT) {
-			oldest, oldestT = p, when(v)
+	for k, v := range m {
+		if !found || when(v).Before(oldestT) {
+			oldest, oldestT, found = k, when(v), true
 		}
 	}
 	delete(m, oldest)
@@ -119,6 +187,7 @@ func evictOldest[V any](m map[peer.ID]V, when func(V) time.Time) {
 // subscription is made before watch returns, so no event is missed; its
 // goroutine ends when the host's network closes.
 func (t *natTracker) watch(h host.Host) error {
+	t.net = h.Network()
 	done := networkDone(h.Network())
 	if done == nil {
 		return fmt.Errorf("network %T cannot tell when it closes", h.Network())
@@ -127,7 +196,6 @@ func (t *natTracker) watch(h host.Host) error {
 		new(event.EvtPeerIdentificationCompleted),
 		new(event.EvtNATDeviceTypeChanged),
 		new(event.EvtAutoRelayAddrsUpdated),
-		new(event.EvtLocalReachabilityChanged),
 	}, eventbus.Name("darkchat nat report"))
 	if err != nil {
 		return fmt.Errorf("subscribe to NAT events: %w", err)
@@ -165,33 +233,51 @@ func (t *natTracker) record(e any) {
 		if e.ObservedAddr == nil || e.Conn == nil || isRelayed(e.Conn.RemoteMultiaddr()) {
 			return // a relay's view of us is not our address
 		}
-		if _, ok := t.observed[e.Peer]; !ok && len(t.observed) >= maxObservers {
+		key := observer{peer: e.Peer, udp: isUDP(e.ObservedAddr)}
+		if _, ok := t.observed[key]; !ok && len(t.observed) >= maxObservers {
 			evictOldest(t.observed, func(o observation) time.Time { return o.at })
 		}
-		t.observed[e.Peer] = observation{addr: e.ObservedAddr, at: time.Now()}
+		t.observed[key] = observation{addr: e.ObservedAddr, at: time.Now()}
 	case event.EvtNATDeviceTypeChanged:
 		t.natTypes[e.TransportProtocol] = e.NatDeviceType
 	case event.EvtAutoRelayAddrsUpdated:
+		for _, old := range t.relayAddrs {
+			id := relayOf(old)
+			if slices.ContainsFunc(e.RelayAddrs, func(a ma.Multiaddr) bool { return relayOf(a) == id }) {
+				continue
+			}
+			how := "the relay went away (disconnected)"
+			if pid, err := peer.Decode(id); err == nil && t.net != nil && t.net.Connectedness(pid) == network.Connected {
+				how = "not renewed: the relay refused or expired it"
+			}
+			t.lostRelay = "reservation via " + id + " ended at " + time.Now().UTC().Format(time.RFC3339) + ": " + how
+		}
 		t.relayAddrs = slices.Clone(e.RelayAddrs)
-	case event.EvtLocalReachabilityChanged:
-		t.reachChanged = time.Now()
 	}
 }
 
-// NATReport explains the node's reachability, one fact a line: AutoNAT's
-// verdict, the addresses peers observe us at and the NAT type libp2p infers
-// from them, the relay reservations held and whether this node relays for
-// others, the hole-punch history per peer, and why each connected peer is
-// direct or relayed.
+// NATReport explains the node's reachability, one fact a line: the
+// verdict and its evidence, the addresses peers observe us at and the NAT
+// type libp2p infers from them, the relay reservations held (or why there
+// is none, and what the operator can do) and whether this node relays for
+// others (or why not), the hole-punch history per peer, and why each
+// connected peer is direct or relayed.
+//
+// A private node without a reservation asks each connected relay for one,
+// to report the relay's answer; that can take up to reservationProbeTimeout.
 func (n *Node) NATReport() []string {
 	t := n.nat
-	reach := n.Reachability()
+	reach, why, since := n.reach.get()
+	var diagnosis []string
+	if reach != network.ReachabilityPublic && len(circuitAddrs(n.host.Addrs())) == 0 {
+		diagnosis = n.noReservationDiagnosis()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
-	line := "reachability: " + reachabilityWord(reach) + " (" + reachabilityWhy(reach) + ")"
-	if !t.reachChanged.IsZero() {
-		line += " since " + t.reachChanged.UTC().Format(time.RFC3339)
+	line := "reachability: " + reachabilityWord(reach) + " (" + why + ")"
+	if !since.IsZero() {
+		line += " since " + since.UTC().Format(time.RFC3339)
 	}
 	lines := []string{line}
 
@@ -206,7 +292,7 @@ func (n *Node) NATReport() []string {
 	}
 
 	lines = append(lines, t.observedLines(n.host.Network())...)
-	lines = append(lines, t.relayLines(n)...)
+	lines = append(lines, t.relayLines(n, reach, diagnosis)...)
 
 	ids := make([]peer.ID, 0, len(t.peers))
 	for p := range t.peers {
@@ -219,8 +305,8 @@ func (n *Node) NATReport() []string {
 		lines = append(lines, "hole punching:")
 		for _, p := range ids {
 			r := t.peers[p]
-			lines = append(lines, fmt.Sprintf("  %s: %d attempts, %d succeeded; last: %s at %s",
-				p, r.attempts, r.successes, r.outcome, r.last.UTC().Format(time.RFC3339)))
+			lines = append(lines, fmt.Sprintf("  %s: %d attempts, %d succeeded; last: %s at %s%s",
+				p, r.attempts, r.successes, r.outcome, r.last.UTC().Format(time.RFC3339), r.roundsLine()))
 		}
 	}
 
@@ -235,8 +321,8 @@ func (n *Node) NATReport() []string {
 // address only once four peers agree) and the NAT type.
 func (t *natTracker) observedLines(net network.Network) []string {
 	count := make(map[string]int)
-	for p, o := range t.observed {
-		if net.Connectedness(p) == network.Connected {
+	for k, o := range t.observed {
+		if net.Connectedness(k.peer) == network.Connected {
 			count[o.addr.String()]++
 		}
 	}
@@ -274,7 +360,7 @@ func (t *natTracker) observedLines(net network.Network) []string {
 
 // relayLines lists the reservations held, grouped by relay, and whether
 // this node relays for others.
-func (t *natTracker) relayLines(n *Node) []string {
+func (t *natTracker) relayLines(n *Node, reach network.Reachability, diagnosis []string) []string {
 	relayAddrs := t.relayAddrs
 	if len(relayAddrs) == 0 { // AutoRelay has not reported yet; trust the host
 		for _, a := range n.host.Addrs() {
@@ -290,7 +376,15 @@ func (t *natTracker) relayLines(n *Node) []string {
 	}
 	var lines []string
 	if len(byRelay) == 0 {
-		lines = append(lines, "relay reservations: none")
+		if reach == network.ReachabilityPublic {
+			lines = append(lines, "relay reservations: none (not needed: this node is publicly reachable)")
+		} else {
+			lines = append(lines, "relay reservations: none")
+			if t.lostRelay != "" {
+				lines = append(lines, "  last "+t.lostRelay)
+			}
+			lines = append(lines, diagnosis...)
+		}
 	} else {
 		lines = append(lines, fmt.Sprintf("relay reservations: %d", len(byRelay)))
 		relays := make([]string, 0, len(byRelay))
@@ -311,12 +405,71 @@ func (t *natTracker) relayLines(n *Node) []string {
 	}
 	switch {
 	case !n.cfg.RelayService:
-		lines = append(lines, "relay service: disabled (this node does not relay for others)")
+		lines = append(lines, "relay service: disabled by --relay-service=false (this node does not relay for others)")
 	case slices.Contains(n.host.Mux().Protocols(), proto.ProtoIDv2Hop):
 		lines = append(lines, "relay service: offering circuit relay v2 to private nodes (no time or data limit per relayed connection)")
+	case n.cfg.Reachability == ReachabilityPrivate:
+		lines = append(lines, "relay service: idle: --reachability private says others cannot dial this node")
 	default:
-		lines = append(lines, "relay service: idle until AutoNAT finds this node publicly reachable")
+		lines = append(lines, "relay service: idle: this node is not known to be publicly reachable (see reachability above); "+
+			"if it is (a VPS, a forwarded port), start it with --reachability public to relay at once")
 	}
+	return lines
+}
+
+// reservationProbeTimeout bounds how long the `nat` report waits for
+// relays to answer a reservation request.
+const reservationProbeTimeout = 5 * time.Second
+
+// maxReservationProbes bounds the relays one report asks.
+const maxReservationProbes = 4
+
+// noReservationDiagnosis says why a node that is not public holds no relay
+// reservation, and what the operator can do: no relay connected, or each
+// connected relay's answer to a reservation request (a refusal and its
+// reason, or an acceptance: AutoRelay will take one shortly).
+func (n *Node) noReservationDiagnosis() []string {
+	var relays []peer.ID
+	for _, pi := range n.Peers() {
+		if pi.Relayed {
+			continue
+		}
+		if ps, err := n.host.Peerstore().SupportsProtocols(pi.ID, proto.ProtoIDv2Hop); err == nil && len(ps) > 0 {
+			relays = append(relays, pi.ID)
+		}
+	}
+	if len(relays) == 0 {
+		direct := 0
+		for _, pi := range n.Peers() {
+			if !pi.Relayed {
+				direct++
+			}
+		}
+		if direct == 0 {
+			return []string{"  why: no peer is connected directly; peer with a public node: --peer <its-ip>:<its-peer-port>"}
+		}
+		return []string{fmt.Sprintf("  why: none of the %d directly connected peers offers a relay; "+
+			"peer with a public node (--peer <its-ip>:<its-peer-port>) and check its own `nat`: "+
+			"its relay service must say \"offering\" (--reachability public forces it on a public node)", direct)}
+	}
+	if len(relays) > maxReservationProbes {
+		relays = relays[:maxReservationProbes]
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, reservationProbeTimeout)
+	defer cancel()
+	lines := make([]string, len(relays))
+	var wg sync.WaitGroup
+	for i, p := range relays {
+		wg.Go(func() {
+			_, err := relayclient.Reserve(ctx, n.host, n.host.Peerstore().PeerInfo(p))
+			if err != nil {
+				lines[i] = "  relay " + p.String() + " refused a reservation: " + oneLine(err.Error())
+			} else {
+				lines[i] = "  relay " + p.String() + " accepts reservations: AutoRelay is taking one"
+			}
+		})
+	}
+	wg.Wait()
 	return lines
 }
 
@@ -332,7 +485,7 @@ func (t *natTracker) peerLine(pi PeerInfo) string {
 	}
 	why := "no hole punch yet: the node that accepts a relayed connection starts one once both sides know a public address"
 	if rec != nil {
-		why = "last hole punch: " + rec.outcome
+		why = "last hole punch: " + rec.outcome + rec.roundsLine()
 	}
 	return fmt.Sprintf("peer %s: relayed via %s over %s (%s)", pi.ID, relayOf(pi.Addr), pi.Addr, why)
 }
@@ -366,15 +519,32 @@ func reachabilityWord(r network.Reachability) string {
 	}
 }
 
-func reachabilityWhy(r network.Reachability) string {
-	switch r {
-	case network.ReachabilityPublic:
-		return "AutoNAT: peers dialled us back"
-	case network.ReachabilityPrivate:
-		return "AutoNAT: peers could not dial us back; using relays and hole punching"
-	default:
-		return "AutoNAT has not decided: it needs connected peers with public addresses to dial us back"
+// observedAddrs returns the distinct addresses that connected peers
+// observe us at over direct connections, the most recent first. A single
+// observer is enough: libp2p's own hole punching trusts one, and a lone
+// public node is often the only observer a NATed node has.
+func (t *natTracker) observedAddrs() []ma.Multiaddr {
+	t.mu.Lock()
+	obs := make([]observation, 0, len(t.observed))
+	for k, o := range t.observed {
+		if t.net == nil || t.net.Connectedness(k.peer) == network.Connected {
+			obs = append(obs, o)
+		}
 	}
+	t.mu.Unlock()
+	slices.SortFunc(obs, func(a, b observation) int { return b.at.Compare(a.at) })
+	out := make([]ma.Multiaddr, 0, len(obs))
+	for _, o := range obs {
+		if !slices.ContainsFunc(out, o.addr.Equal) {
+			out = append(out, o.addr)
+		}
+	}
+	return out
+}
+
+func isUDP(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_UDP)
+	return err == nil
 }
 
 func isRelayed(a ma.Multiaddr) bool {

@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -109,32 +110,112 @@ func TestRelayOf(t *testing.T) {
 	}
 }
 
-func TestRelaysFirstOffersRelaysBeforeOthers(t *testing.T) {
-	n := newTestNode(t, nil)
-	plain1, relay, plain2 := randomPeer(t), randomPeer(t), randomPeer(t)
-	if err := n.Host().Peerstore().AddProtocols(relay, proto.ProtoIDv2Hop); err != nil {
+// TestOnePublicNodeRelaysForAPrivateOne: a node the operator declares
+// public offers the relay service at once, with no other public node to
+// confirm it, and a private node connected to it holds a reservation within
+// seconds: a third node reaches the private one through the public node's
+// relay. (On loopback AutoRelay advertises no relay address, since it keeps
+// only a relay's public addresses; the NAT tests in internal/nattest check
+// those.)
+func TestOnePublicNodeRelaysForAPrivateOne(t *testing.T) {
+	pub := newTestNode(t, func(c *Config) { c.RelayService = true; c.Reachability = ReachabilityPublic })
+	priv := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	other := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	waitFor(t, 5*time.Second, "the public node to offer a relay", func() bool {
+		return slices.Contains(pub.Host().Mux().Protocols(), proto.ProtoIDv2Hop)
+	})
+	start := time.Now()
+	link(t, priv, pub)
+	circuit := ma.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(int(tcpAddr(t, pub).Port())) +
+		"/p2p/" + pub.ID().String() + "/p2p-circuit")
+	var lastErr error
+	waitFor(t, 10*time.Second, "the private node to be reachable through the public node's relay", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		lastErr = other.Host().Connect(ctx, peer.AddrInfo{ID: priv.ID(), Addrs: []ma.Multiaddr{circuit}})
+		return lastErr == nil
+	})
+	t.Logf("reachable through the relay %v after connecting to it", time.Since(start).Round(time.Millisecond))
+	if pi := peerInfo(other, priv.ID()); !pi.Relayed {
+		t.Fatalf("other reaches priv over %s, want the relay", pi.Addr)
+	}
+	if pub.Reachability() != network.ReachabilityPublic || priv.Reachability() != network.ReachabilityPrivate {
+		t.Fatalf("reachability pub %v priv %v", pub.Reachability(), priv.Reachability())
+	}
+	if slices.Contains(priv.Host().Mux().Protocols(), proto.ProtoIDv2Hop) {
+		t.Fatal("the private node offers a relay")
+	}
+	report := strings.Join(pub.NATReport(), "\n")
+	if !strings.Contains(report, "reachability: public (set by the operator (--reachability public))") {
+		t.Fatalf("public node's report:\n%s", report)
+	}
+}
+
+func peerInfo(n *Node, p peer.ID) PeerInfo {
+	for _, pi := range n.Peers() {
+		if pi.ID == p {
+			return pi
+		}
+	}
+	return PeerInfo{}
+}
+
+// TestRelaySourceOffersRelaysAsTheyAppear: AutoRelay's candidate stream
+// offers a connected peer the moment it starts relaying, and never one that
+// does not relay.
+func TestRelaySourceOffersRelaysAsTheyAppear(t *testing.T) {
+	plain := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	relayNode := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	me := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	link(t, me, plain)
+	link(t, me, relayNode)
+	src := newRelaySource()
+	src.setHost(me.basic)
+	ctx, cancel := context.WithCancel(t.Context())
+	stream := src.candidates(ctx, 10)
+	// relayNode starts relaying (as relaysvc does when its node turns
+	// public): identify push tells me, and the stream offers it.
+	r, err := relay.New(relayNode.basic, relay.WithResources(relayResources()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	source := func(ctx context.Context, num int) <-chan peer.AddrInfo {
-		if num != 0 {
-			t.Errorf("the node's source was asked for %d peers, want all (0)", num)
+	defer r.Close()
+	select {
+	case pi := <-stream:
+		if pi.ID != relayNode.ID() {
+			t.Fatalf("offered %s, which does not relay (relay is %s, plain %s)", pi.ID, relayNode.ID(), plain.ID())
 		}
-		out := make(chan peer.AddrInfo, 3)
-		for _, p := range []peer.ID{plain1, relay, plain2} {
-			out <- peer.AddrInfo{ID: p}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay was not offered within 10 s of starting its service")
+	}
+	cancel()
+	for range stream { // the stream ends with its search
+	}
+}
+
+func TestDecideReachability(t *testing.T) {
+	pubTCP := ma.StringCast("/ip4/198.18.0.10/tcp/4001")
+	nat := ma.StringCast("/ip4/198.18.0.11/tcp/4001")
+	for _, tc := range []struct {
+		name string
+		mode ReachabilityMode
+		ev   reachEvidence
+		want network.Reachability
+		why  string
+	}{
+		{"operator public", ReachabilityPublic, reachEvidence{v2Unreachable: []ma.Multiaddr{pubTCP}}, network.ReachabilityPublic, "--reachability public"},
+		{"operator private", ReachabilityPrivate, reachEvidence{v2Reachable: []ma.Multiaddr{pubTCP}}, network.ReachabilityPrivate, "--reachability private"},
+		{"v2 confirmed", ReachabilityAuto, reachEvidence{v2Reachable: []ma.Multiaddr{pubTCP}, natSeen: nat}, network.ReachabilityPublic, "AutoNAT v2: peers dialled us back at /ip4/198.18.0.10/tcp/4001"},
+		{"v2 refuted beats inbound", ReachabilityAuto, reachEvidence{v2Unreachable: []ma.Multiaddr{pubTCP}, publicListen: []ma.Multiaddr{pubTCP}, inbound: "x"}, network.ReachabilityPrivate, "could not dial us back"},
+		{"inbound on a public interface", ReachabilityAuto, reachEvidence{publicListen: []ma.Multiaddr{pubTCP}, inbound: "peer-x"}, network.ReachabilityPublic, "peer peer-x connected to us directly"},
+		{"behind a NAT", ReachabilityAuto, reachEvidence{natSeen: nat}, network.ReachabilityPrivate, "behind a NAT"},
+		{"public interface, no peer yet", ReachabilityAuto, reachEvidence{publicListen: []ma.Multiaddr{pubTCP}}, network.ReachabilityUnknown, "no peer has dialled us there yet"},
+		{"nothing known", ReachabilityAuto, reachEvidence{}, network.ReachabilityUnknown, "no connected peer"},
+	} {
+		got, why := decideReachability(tc.mode, tc.ev)
+		if got != tc.want || !strings.Contains(why, tc.why) {
+			t.Errorf("%s: %v (%s), want %v (…%s…)", tc.name, got, why, tc.want, tc.why)
 		}
-		close(out)
-		return out
-	}
-	var built atomic.Pointer[host.Host]
-	h := n.Host()
-	built.Store(&h)
-	var got []peer.ID
-	for pi := range relaysFirst(&built, source)(t.Context(), 2) {
-		got = append(got, pi.ID)
-	}
-	if want := []peer.ID{relay, plain1}; !slices.Equal(got, want) {
-		t.Fatalf("candidates %v, want %v", got, want)
 	}
 }
 

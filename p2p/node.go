@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -29,6 +30,8 @@ type Node struct {
 	disc    discovery.Discovery // DHT rendezvous with a query backoff cache
 	ps      *pubsub.PubSub
 	nat     *natTracker
+	reach   reachState         // the reachability verdict (reach.go)
+	hps     *holepunch.Service // DCUtR, with the node's retries (holepunch.go)
 	drops   *dropTracer
 	routers *routerPeers
 	dedup   *dedupSet
@@ -46,7 +49,6 @@ type Node struct {
 	// being subscribed (at most one per shard).
 	outbox map[string]*channel
 
-	ready    atomic.Value                        // introspectableHost // set once the host exists; for AutoRelay's callback
 	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
 	kickDisc chan struct{}                       // wakes the discovery loop early
 }
@@ -75,13 +77,12 @@ func New(cfg Config) (*Node, error) {
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
-	bh, err := newHost(&n.cfg, n.nat, n.relayCandidates)
+	bh, err := newHost(&n.cfg, n.nat)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	n.basic = bh
-	n.ready.Store(bh)
 	if err := checkListening(bh, cfg.PeerPort); err != nil {
 		bh.Close()
 		cancel()
@@ -93,6 +94,14 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	n.host = routedhost.Wrap(bh, n.dht)
+	if err := n.startReachability(); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	if n.hps, err = newHolePunchService(bh, n.nat); err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("start hole punching: %w", err)
+	}
 	if n.disc, err = newDiscovery(n.dht); err != nil {
 		n.closeParts()
 		return nil, err
@@ -105,8 +114,9 @@ func New(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.discoveryLoop()
+	go n.holePunchLoop()
 	return n, nil
 }
 
@@ -151,6 +161,9 @@ func (n *Node) Close() error {
 
 func (n *Node) closeParts() error {
 	n.cancel() // stops PubSub, discovery and event goroutines
+	if n.hps != nil {
+		n.hps.Close() // ends hole-punch rounds in flight, which holePunchLoop waits for
+	}
 	n.wg.Wait()
 	var err error
 	if n.dht != nil {
@@ -179,8 +192,12 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return out
 }
 
-// Reachability is AutoNAT's verdict on whether others can dial this node.
-func (n *Node) Reachability() network.Reachability { return n.basic.Reachability() }
+// Reachability is the node's verdict on whether others can dial it (see
+// decideReachability).
+func (n *Node) Reachability() network.Reachability {
+	r, _, _ := n.reach.get()
+	return r
+}
 
 // PeerInfo describes one connected peer.
 type PeerInfo struct {
@@ -236,19 +253,4 @@ type Stats struct {
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	return Stats{Dropped: n.drops.dropped.Load(), NotSent: n.drops.notSent.Load()}
-}
-
-// relayCandidates feeds AutoRelay with connected peers; AutoRelay itself
-// checks which of them actually offer a relay service.
-func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
-	var peers []peer.AddrInfo
-	if h, ok := n.ready.Load().(introspectableHost); ok {
-		peers = connectedPeers(h, num)
-	}
-	out := make(chan peer.AddrInfo, len(peers))
-	for _, p := range peers {
-		out <- p
-	}
-	close(out)
-	return out
 }

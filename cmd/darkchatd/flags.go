@@ -100,6 +100,7 @@ type options struct {
 	tlsCert        string
 	tlsKey         string
 	relayService   bool
+	reachability   p2p.ReachabilityMode
 	publicCIDRs    prefixList
 	connLow        int
 	connHigh       int
@@ -129,7 +130,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "log `LEVEL`: debug, info, warn or error (default info)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `FILE` (PEM) for the WebSocket gateway; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `FILE` (PEM) for the WebSocket gateway; needs --tls-cert")
-	fs.BoolVar(&o.relayService, "relay-service", true, "offer circuit relay v2 to NATed nodes once this node is publicly reachable")
+	fs.BoolVar(&o.relayService, "relay-service", true, "offer circuit relay v2 to NATed nodes while this node is publicly reachable")
+	fs.Var(reachabilityFlag{&o.reachability}, "reachability", "`MODE`: auto decides from evidence (AutoNAT v2, inbound connections, the address peers see);\n"+
+		"public (a VPS, a forwarded port) relays for NATed nodes at once; private never relays and always reserves relay slots (default auto)")
 	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
 	fs.IntVar(&o.connLow, "conn-low", p2p.DefaultConnLow, "connection manager low watermark (`N` peers)")
 	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")
@@ -412,6 +415,25 @@ func (c consoleFlag) Set(v string) error {
 	} else {
 		*c.mode = consoleOff
 	}
+	return nil
+}
+
+// reachabilityFlag is --reachability.
+type reachabilityFlag struct{ m *p2p.ReachabilityMode }
+
+func (f reachabilityFlag) String() string {
+	if f.m == nil {
+		return "auto"
+	}
+	return f.m.String()
+}
+
+func (f reachabilityFlag) Set(v string) error {
+	m, err := p2p.ParseReachabilityMode(strings.ToLower(v))
+	if err != nil {
+		return errors.New("want auto, public or private")
+	}
+	*f.m = m
 	return nil
 }
 

@@ -86,6 +86,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		InboxValidator:  gateway.InboxValidator(messageLog(o, log)),
 		BundleValidator: gateway.BundleValidator{},
 		RelayService:    o.relayService,
+		Reachability:    o.reachability,
 		ConnLow:         o.connLow,
 		ConnHigh:        o.connHigh,
 		Logger:          log,

@@ -158,20 +158,8 @@ type node struct {
 }
 
 // startNode runs `darkchatd <typ>` in h's namespace, peering with peers,
-// and waits for its start-up printout.
-// behindNATs builds routers nat1 and nat2 of kind, each with one LAN host
-// (a and b); prepare, if not nil, runs on each router before its host is
-// added. It returns the hosts and b's router.
-func (tn *testnet) behindNATs(kind netns.Kind, prepare func(*netns.Router)) (ha, hb *netns.Host, r2 *netns.Router) {
-	r1 := tn.router("nat1", 1, kind)
-	r2 = tn.router("nat2", 2, kind)
-	if prepare != nil {
-		prepare(r1)
-		prepare(r2)
-	}
-	return tn.lanHost(r1, "a", 1, 2), tn.lanHost(r2, "b", 2, 2), r2
-}
-
+// and waits for its start-up printout. A node started again under the same
+// name keeps its data directory (its key, so its peer ID) and admin socket.
 func (tn *testnet) startNode(name, typ string, h *netns.Host, peers ...*node) *node {
 	tn.t.Helper()
 	args := []string{typ, "0.0.0.0"}
@@ -352,21 +340,6 @@ func reachability(natLines []string) string {
 		}
 	}
 	return ""
-}
-
-// waitReachability polls `nat` until n's AutoNAT verdict is want.
-func (tn *testnet) waitReachability(n *node, want string, timeout time.Duration) {
-	tn.t.Helper()
-	var last []string
-	err := chatproc.Poll(timeout, time.Second, func() (bool, error) {
-		lines, err := tn.ctl(n, "nat")
-		last = lines
-		return err == nil && reachability(lines) == want, err
-	})
-	if err != nil {
-		tn.t.Fatalf("%s: reachability never became %s: %v\n%s", n.name, want, err, strings.Join(last, "\n"))
-	}
-	tn.t.Logf("%s: reachability %s after %v", n.name, want, tn.since())
 }
 
 // reservations returns the peer IDs of the relays n holds reservations
