@@ -62,8 +62,7 @@ type holePunchRetry struct {
 }
 
 // holePunchLoop retries hole punching with peers that are still relayed.
-// Only the node that accepted the relayed connection retries, as libp2p's
-// first round does, so that the two sides never punch against each other.
+// Only one side of a pair retries (initiatesHolePunch).
 // It owns the retry map; rounds run on their own goroutines (at most
 // maxConcurrentHolePunches), which report back on done.
 func (n *Node) holePunchLoop() {
@@ -144,17 +143,20 @@ func (n *Node) holePunchLoop() {
 }
 
 // initiatesHolePunch reports whether p is reached only through relays and
-// this node accepted one of those relayed connections.
+// this node is the one to punch: it accepted a relayed connection from p,
+// and if each side also dialled the other through a relay, it has the
+// lower peer ID (both would otherwise punch against each other).
 func (n *Node) initiatesHolePunch(p peer.ID) bool {
-	conns := n.basic.Network().ConnsToPeer(p)
-	inbound := false
-	for _, c := range conns {
+	var inbound, outbound bool
+	for _, c := range n.basic.Network().ConnsToPeer(p) {
 		if !isRelayed(c.RemoteMultiaddr()) {
 			return false
 		}
 		if c.Stat().Direction == network.DirInbound {
 			inbound = true
+		} else {
+			outbound = true
 		}
 	}
-	return inbound
+	return inbound && (!outbound || n.ID() < p)
 }
