@@ -145,6 +145,15 @@ func (t *natTracker) retrying(p peer.ID, round, limit int, next time.Time) {
 	rec.outcome = fmt.Sprintf("retry round %d of %d started", round, limit)
 }
 
+// everPunched reports whether a hole punch with p was ever started, from
+// either side.
+func (t *natTracker) everPunched(p peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec := t.peers[p]
+	return rec != nil && (rec.attempts > 0 || rec.rounds > 0)
+}
+
 // punching reports whether a synchronised dial with p is under way.
 func (t *natTracker) punching(p peer.ID) bool {
 	t.mu.Lock()

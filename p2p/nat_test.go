@@ -207,7 +207,7 @@ func TestDecideReachability(t *testing.T) {
 		{"operator private", ReachabilityPrivate, reachEvidence{v2Reachable: []ma.Multiaddr{pubTCP}}, network.ReachabilityPrivate, "--reachability private"},
 		{"v2 confirmed", ReachabilityAuto, reachEvidence{v2Reachable: []ma.Multiaddr{pubTCP}, natSeen: nat}, network.ReachabilityPublic, "AutoNAT v2: peers dialled us back at /ip4/198.18.0.10/tcp/4001"},
 		{"v2 refuted beats inbound", ReachabilityAuto, reachEvidence{v2Unreachable: []ma.Multiaddr{pubTCP}, publicListen: []ma.Multiaddr{pubTCP}, inbound: "x"}, network.ReachabilityPrivate, "could not dial us back"},
-		{"inbound on a public interface", ReachabilityAuto, reachEvidence{publicListen: []ma.Multiaddr{pubTCP}, inbound: "peer-x"}, network.ReachabilityPublic, "peer peer-x connected to us directly"},
+		{"inbound on a public interface", ReachabilityAuto, reachEvidence{publicListen: []ma.Multiaddr{pubTCP}, inbound: "peer-x"}, network.ReachabilityPublic, "peer peer-x dialled us directly"},
 		{"behind a NAT", ReachabilityAuto, reachEvidence{natSeen: nat}, network.ReachabilityPrivate, "behind a NAT"},
 		{"public interface, no peer yet", ReachabilityAuto, reachEvidence{publicListen: []ma.Multiaddr{pubTCP}}, network.ReachabilityUnknown, "no peer has dialled us there yet"},
 		{"nothing known", ReachabilityAuto, reachEvidence{}, network.ReachabilityUnknown, "no connected peer"},
@@ -228,5 +228,61 @@ func TestAddrSetHashIgnoresOrder(t *testing.T) {
 	}
 	if addrSetHash([]ma.Multiaddr{x, y}) == addrSetHash([]ma.Multiaddr{x, y, z}) {
 		t.Fatal("a new (relay) address does not change the hash")
+	}
+}
+
+// TestNATReportSaysWhyNoReservation: a node that is not public and holds
+// no reservation says why and what to do, in each of the three cases: no
+// peer, no peer that relays, a relay that refuses (with its reason).
+func TestNATReportSaysWhyNoReservation(t *testing.T) {
+	priv := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	has := func(want string) {
+		t.Helper()
+		report := strings.Join(priv.NATReport(), "\n")
+		if !strings.Contains(report, want) {
+			t.Fatalf("nat report lacks %q:\n%s", want, report)
+		}
+	}
+	has("relay reservations: none")
+	has("why: no peer is connected directly; peer with a public node: --peer <its-ip>:<its-peer-port>")
+
+	plain := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	link(t, priv, plain)
+	has("why: none of the 1 directly connected peers offers a relay")
+
+	// A relay whose access control refuses everyone.
+	refusing := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
+	r, err := relay.New(refusing.basic, relay.WithACL(denyAll{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	link(t, priv, refusing)
+	waitFor(t, 5*time.Second, "identify to announce the refusing relay", func() bool {
+		ps, _ := priv.Host().Peerstore().SupportsProtocols(refusing.ID(), proto.ProtoIDv2Hop)
+		return len(ps) > 0
+	})
+	has("relay " + refusing.ID().String() + " refused a reservation:")
+	has("PERMISSION_DENIED")
+}
+
+type denyAll struct{}
+
+func (denyAll) AllowReserve(peer.ID, ma.Multiaddr) bool         { return false }
+func (denyAll) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return false }
+
+// TestNATReportSaysWhyRelayIsIdle: a node that relays only when public
+// says why its relay is idle and names the flag that forces it.
+func TestNATReportSaysWhyRelayIsIdle(t *testing.T) {
+	n := newTestNode(t, func(c *Config) { c.RelayService = true })
+	report := strings.Join(n.NATReport(), "\n")
+	for _, want := range []string{
+		"reachability: unknown (no connected peer has told us how it sees us yet)",
+		"relay service: idle: this node is not known to be publicly reachable",
+		"start it with --reachability public to relay at once",
+	} {
+		if !strings.Contains(report, want) {
+			t.Fatalf("nat report lacks %q:\n%s", want, report)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -64,8 +65,10 @@ type reachEvidence struct {
 	// publicListen are the public addresses of our own interfaces we
 	// listen on: a node that has one is not behind a NAT for it.
 	publicListen []ma.Multiaddr
-	// inbound is a peer at a public address that connected directly to
-	// one of publicListen: proof that at least that peer could dial us.
+	// inbound is a peer at a public address that connected to us
+	// directly, not by hole punching: proof that at least that peer could
+	// dial us (on a public interface address, or through a forwarded port
+	// or a cloud provider's 1:1 NAT).
 	inbound string
 	// natSeen is a public address a peer observed us at that is none of
 	// our own: our packets were rewritten on the way, we are behind a NAT.
@@ -95,8 +98,7 @@ func decideReachability(mode ReachabilityMode, ev reachEvidence) (network.Reacha
 		return network.ReachabilityPrivate, "AutoNAT v2: peers could not dial us back at " + joinAddrs(ev.v2Unreachable) +
 			"; using relays and hole punching"
 	case ev.inbound != "":
-		return network.ReachabilityPublic, "peer " + ev.inbound + " connected to us directly at our public address " +
-			joinAddrs(ev.publicListen) + "; AutoNAT v2 has not confirmed it yet"
+		return network.ReachabilityPublic, "peer " + ev.inbound + " dialled us directly; AutoNAT v2 has not confirmed it yet"
 	case len(ev.publicListen) == 0 && ev.natSeen != nil:
 		return network.ReachabilityPrivate, "behind a NAT: this node listens on no public address and peers see it at " +
 			ev.natSeen.String() + "; using relays and hole punching"
@@ -215,11 +217,22 @@ func (n *Node) reachEvidence(inbound *string) reachEvidence {
 	if *inbound == "" {
 		for _, c := range n.basic.Network().Conns() {
 			if c.Stat().Direction != network.DirInbound || isRelayed(c.RemoteMultiaddr()) ||
-				!manet.IsPublicAddr(c.RemoteMultiaddr()) || !isOwnAddr(c.LocalMultiaddr(), ev.publicListen) {
+				!manet.IsPublicAddr(c.RemoteMultiaddr()) {
 				continue
 			}
-			*inbound = c.RemotePeer().String() + " (from " + c.RemoteMultiaddr().String() + ")"
-			break
+			if isOwnAddr(c.LocalMultiaddr(), ev.publicListen) {
+				*inbound = c.RemotePeer().String() + " (from " + c.RemoteMultiaddr().String() +
+					") to our public address " + c.LocalMultiaddr().String()
+				break
+			}
+			// To a private address: through a NAT that forwards our
+			// port, unless it is a hole-punched connection (those come
+			// from peers we reach through a relay or punched before).
+			if !n.nat.everPunched(c.RemotePeer()) && !n.relayedTo(c.RemotePeer()) {
+				*inbound = c.RemotePeer().String() + " (from " + c.RemoteMultiaddr().String() +
+					") through a forwarded port or 1:1 NAT to " + c.LocalMultiaddr().String()
+				break
+			}
 		}
 	}
 	ev.inbound = *inbound
@@ -230,6 +243,13 @@ func (n *Node) reachEvidence(inbound *string) reachEvidence {
 		}
 	}
 	return ev
+}
+
+// relayedTo reports whether some connection to p goes through a relay.
+func (n *Node) relayedTo(p peer.ID) bool {
+	return slices.ContainsFunc(n.basic.Network().ConnsToPeer(p), func(c network.Conn) bool {
+		return isRelayed(c.RemoteMultiaddr())
+	})
 }
 
 // publicListenAddrs lists the public addresses of this machine's own
