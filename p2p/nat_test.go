@@ -268,7 +268,7 @@ func TestNATReportSaysWhyNoReservation(t *testing.T) {
 
 type denyAll struct{}
 
-func (denyAll) AllowReserve(peer.ID, ma.Multiaddr) bool         { return false }
+func (denyAll) AllowReserve(peer.ID, ma.Multiaddr) bool          { return false }
 func (denyAll) AllowConnect(peer.ID, ma.Multiaddr, peer.ID) bool { return false }
 
 // TestNATReportSaysWhyRelayIsIdle: a node that relays only when public
