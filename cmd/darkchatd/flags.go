@@ -131,8 +131,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `FILE` (PEM) for the WebSocket gateway; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `FILE` (PEM) for the WebSocket gateway; needs --tls-cert")
 	fs.BoolVar(&o.relayService, "relay-service", true, "offer circuit relay v2 to NATed nodes while this node is publicly reachable")
-	fs.Var(reachabilityFlag{&o.reachability}, "reachability", "`MODE`: auto decides from evidence (AutoNAT v2, inbound connections, the address peers see);\n"+
-		"public (a VPS, a forwarded port) relays for NATed nodes at once; private never relays and always reserves relay slots (default auto)")
+	fs.Var(reachabilityFlag{&o.reachability}, "reachability", "whether others can dial this node, `MODE`: auto decides from evidence (AutoNAT v2,\n"+
+		"inbound connections, the address peers see us at); public (a VPS, a forwarded port) relays for NATed nodes\n"+
+		"at once; private never relays and always reserves relay slots (default auto)")
 	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
 	fs.IntVar(&o.connLow, "conn-low", p2p.DefaultConnLow, "connection manager low watermark (`N` peers)")
 	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")

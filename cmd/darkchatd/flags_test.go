@@ -1,6 +1,7 @@
 package main
 
 import (
+	"darkchat/p2p"
 	"errors"
 	"io"
 	"log/slog"
@@ -30,14 +31,14 @@ func TestParseServerArgs(t *testing.T) {
 				if o.ip != netip.IPv4Unspecified() || o.cliPort != 8545 || o.wsPort != 8546 || o.peerPort != 30303 {
 					t.Errorf("got ip %v ports %d %d %d", o.ip, o.cliPort, o.wsPort, o.peerPort)
 				}
-				if !o.relayService || o.console != consoleAuto || o.logLevel != slog.LevelInfo || o.logMessages {
+				if !o.relayService || o.console != consoleAuto || o.logLevel != slog.LevelInfo || o.logMessages || o.reachability != p2p.ReachabilityAuto {
 					t.Errorf("defaults: %+v", o)
 				}
 			},
 		},
 		{
 			name: "interspersed flags",
-			typ:  "cli", args: []string{"--peer", "1.2.3.4:5", "::1", "--data-dir", "/d", "0", "--peer=" + ma1, "7", "--no-console", "--relay-service=false"},
+			typ:  "cli", args: []string{"--peer", "1.2.3.4:5", "::1", "--data-dir", "/d", "0", "--peer=" + ma1, "7", "--no-console", "--relay-service=false", "--reachability", "private"},
 			check: func(t *testing.T, o *options) {
 				if o.ip != netip.IPv6Loopback() || o.cliPort != 0 || o.peerPort != 7 || o.dataDir != "/d" {
 					t.Errorf("got %+v", o)
@@ -45,8 +46,8 @@ func TestParseServerArgs(t *testing.T) {
 				if !slices.Equal(o.peers.vals, []string{"1.2.3.4:5", ma1}) {
 					t.Errorf("peers %q", o.peers.vals)
 				}
-				if o.console != consoleOff || o.relayService {
-					t.Errorf("console %v relay %v", o.console, o.relayService)
+				if o.console != consoleOff || o.relayService || o.reachability != p2p.ReachabilityPrivate {
+					t.Errorf("console %v relay %v reachability %v", o.console, o.relayService, o.reachability)
 				}
 			},
 		},
@@ -66,6 +67,7 @@ func TestParseServerArgs(t *testing.T) {
 				"DARKCHAT_DATA_DIR": "/env", "DARKCHAT_PEER": "1.1.1.1:1, 2.2.2.2:2", "DARKCHAT_PUBLIC_CIDR": "198.18.0.0/15,10.9.0.0/16",
 				"DARKCHAT_CONSOLE": "true", "DARKCHAT_LOG_MESSAGES": "1", "DARKCHAT_CONN_LOW": "10", "DARKCHAT_CONN_HIGH": "20",
 				"DARKCHAT_MAX_MESSAGE_SIZE": "2048", "DARKCHAT_TLS_CERT": "c", "DARKCHAT_TLS_KEY": "k", "DARKCHAT_ADMIN": "/a.sock",
+				"DARKCHAT_REACHABILITY": "public",
 			},
 			check: func(t *testing.T, o *options) {
 				if o.dataDir != "/env" || o.admin != "/a.sock" || o.console != consoleOn || !o.logMessages ||
@@ -77,6 +79,9 @@ func TestParseServerArgs(t *testing.T) {
 				}
 				if o.publicCIDRs.String() != "198.18.0.0/15,10.9.0.0/16" {
 					t.Errorf("cidrs %s", o.publicCIDRs.String())
+				}
+				if o.reachability != p2p.ReachabilityPublic {
+					t.Errorf("reachability %v, want public from DARKCHAT_REACHABILITY", o.reachability)
 				}
 			},
 		},
