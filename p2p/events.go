@@ -3,6 +3,7 @@ package p2p
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -10,11 +11,11 @@ import (
 )
 
 // startEvents subscribes to the host's event bus and starts the goroutine
-// that reacts to address, reachability and connectivity changes.
+// that reacts to address and connectivity changes, and logs the guard's
+// summaries.
 func (n *Node) startEvents() error {
 	sub, err := n.host.EventBus().Subscribe([]any{
 		new(event.EvtLocalAddressesUpdated),
-		new(event.EvtLocalReachabilityChanged),
 		new(event.EvtPeerConnectednessChanged),
 	})
 	if err != nil {
@@ -25,10 +26,14 @@ func (n *Node) startEvents() error {
 		defer n.wg.Done()
 		defer sub.Close()
 		var last []ma.Multiaddr
+		summary := time.NewTicker(guardSummaryInterval)
+		defer summary.Stop()
 		for {
 			select {
 			case <-n.ctx.Done():
 				return
+			case <-summary.C:
+				n.guard.summarize()
 			case e, ok := <-sub.Out():
 				if !ok {
 					return
@@ -42,11 +47,11 @@ func (n *Node) startEvents() error {
 							n.cfg.OnAddrsChanged(addrs)
 						}
 					}
-				case event.EvtLocalReachabilityChanged:
-					n.log.Info("reachability changed", "reachability", reachabilityWord(e.Reachability))
 				case event.EvtPeerConnectednessChanged:
 					if e.Connectedness == network.Connected {
 						n.kick()
+					} else {
+						n.guard.forget(e.Peer)
 					}
 				}
 			}

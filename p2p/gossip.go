@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,13 +25,7 @@ import (
 const (
 	peerOutboundQueueSize = 4096
 	validateQueueSize     = 8192
-	// maxTopicsPerPeer bounds the subscriptions a remote peer can announce
-	// to us (each costs memory in the router).
-	maxTopicsPerPeer = 1024
 )
-
-// topicFilter admits only darkchat topics into the router's state.
-var topicFilter = regexp.MustCompile(`^darkchat/v1/[a-z-]+/[^/]{1,128}$`)
 
 func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 	opts := append(MeshOptions(n.cfg.MaxMessageSize),
@@ -41,6 +34,7 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 			n.scores.Store(&s)
 		}), time.Second),
 		pubsub.WithRawTracer(n.drops),
+		pubsub.WithAppSpecificRpcInspector(n.guard.inspect),
 		pubsub.WithLogger(n.log.With("component", "gossipsub")),
 	)
 	return pubsub.NewGossipSub(ctx, n.host, opts...)

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,7 +61,7 @@ func listenAddrs(ip netip.Addr, port int) []ma.Multiaddr {
 //
 // Hole punching is started by the node (newHolePunchService) so that it can
 // retry.
-func newHost(cfg *Config, nat *natTracker) (introspectableHost, error) {
+func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -80,6 +81,7 @@ func newHost(cfg *Config, nat *natTracker) (introspectableHost, error) {
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(bannedPeerGater{guard}),
 		libp2p.UserAgent("darkchatd"),
 		pinAutoNATv1(network.ReachabilityUnknown),
 		libp2p.EnableAutoNATv2(),
@@ -123,6 +125,19 @@ func newHost(cfg *Config, nat *natTracker) (introspectableHost, error) {
 		return nil, err
 	}
 	return ih, nil
+}
+
+// bannedPeerGater refuses connections to and from peers the guard banned.
+type bannedPeerGater struct{ g *peerGuard }
+
+func (b bannedPeerGater) InterceptPeerDial(p peer.ID) bool           { return !b.g.isBanned(p) }
+func (bannedPeerGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (bannedPeerGater) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
+func (bannedPeerGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+func (b bannedPeerGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !b.g.isBanned(p)
 }
 
 // pinAutoNATv1 makes libp2p's AutoNAT v1 report r and probe nothing; the

@@ -33,6 +33,7 @@ type Node struct {
 	reach   reachState         // the reachability verdict (reach.go)
 	hps     *holepunch.Service // DCUtR, with the node's retries (holepunch.go)
 	drops   *dropTracer
+	guard   *peerGuard // per-peer budgets and bans (guard.go)
 	routers *routerPeers
 	dedup   *dedupSet
 
@@ -73,11 +74,12 @@ func New(cfg Config) (*Node, error) {
 		kickDisc: make(chan struct{}, 1),
 	}
 	n.routers = newRouterPeers()
+	n.guard = newPeerGuard(n.log, n.disconnect)
 	n.drops = &dropTracer{log: n.log, routers: n.routers}
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
-	bh, err := newHost(&n.cfg, n.nat)
+	bh, err := newHost(&n.cfg, n.nat, n.guard)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -173,6 +175,14 @@ func (n *Node) closeParts() error {
 		err = herr
 	}
 	return err
+}
+
+// disconnect closes every connection to p. It may be called from
+// GossipSub's event loop, so it does not wait for the connections to close.
+func (n *Node) disconnect(p peer.ID) {
+	if h := n.basic; h != nil {
+		go h.Network().ClosePeer(p)
+	}
 }
 
 // ID returns the node's peer ID.

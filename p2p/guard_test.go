@@ -1,0 +1,92 @@
+package p2p
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestTopicFilterAdmitsOnlyDarkchatNamespaces(t *testing.T) {
+	for topic, want := range map[string]bool{
+		"darkchat/v1/channel/lobby":                       true,
+		"darkchat/v1/channel/a.b_c-9":                     true,
+		"darkchat/v1/dm/0":                                true,
+		"darkchat/v1/dm/1023":                             true,
+		"darkchat/v1/dm/01":                               false,
+		"darkchat/v1/dm/10000":                            false,
+		"darkchat/v1/channel/Lobby":                       false,
+		"darkchat/v1/channel/":                            false,
+		"darkchat/v1/channel/a/b":                         false,
+		"darkchat/v1/other/lobby":                         false,
+		"darkchat/v1/channel/" + string(make([]byte, 65)): false,
+	} {
+		if got := topicFilter.MatchString(topic); got != want {
+			t.Errorf("topicFilter(%q) = %v, want %v", topic, got, want)
+		}
+	}
+	for shard := range MaxInboxShards + 1 {
+		if got, want := topicFilter.MatchString(inboxTopicPrefix+strconv.Itoa(shard)), shard < MaxInboxShards; got != want {
+			t.Errorf("inbox shard %d admitted %v, want %v (MaxInboxShards %d)", shard, got, want, MaxInboxShards)
+		}
+	}
+}
+
+// A peer that announces more topics than a peer may hold is disconnected
+// and refused, while an honest peer stays.
+func TestSubscriptionFloodBansPeer(t *testing.T) {
+	victim := newTestNode(t, nil)
+	honest := newTestNode(t, nil)
+	link(t, honest, victim)
+	if _, err := honest.Subscribe("lobby", 8); err != nil {
+		t.Fatal(err)
+	}
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(messageID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victimInfo := peer.AddrInfo{ID: victim.ID(), Addrs: victim.Host().Addrs()}
+	if err := h.Connect(t.Context(), victimInfo); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range maxTopicsPerPeer + 200 {
+		topic, err := ps.Join(channelTopicPrefix + "t" + strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := topic.Subscribe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the victim to disconnect the flooding peer", func() bool {
+		return victim.Host().Network().Connectedness(h.ID()) != network.Connected
+	})
+	t.Logf("flooding peer disconnected %v after it started", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, victimInfo); err == nil {
+		// The gater refuses it during the security handshake; the dialer
+		// may see that as a closed connection a moment later.
+		waitFor(t, 5*time.Second, "the banned peer's new connection to close", func() bool {
+			return victim.Host().Network().Connectedness(h.ID()) != network.Connected
+		})
+	}
+	if victim.Host().Network().Connectedness(honest.ID()) != network.Connected {
+		t.Fatal("the honest peer was disconnected too")
+	}
+	if !victim.guard.isBanned(h.ID()) {
+		t.Fatal("the flooding peer is not banned")
+	}
+}
