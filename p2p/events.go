@@ -34,6 +34,7 @@ func (n *Node) startEvents() error {
 				return
 			case <-summary.C:
 				n.guard.summarize()
+				n.drops.summarize()
 			case e, ok := <-sub.Out():
 				if !ok {
 					return

@@ -138,7 +138,10 @@ func (n *Node) topicValidator(channel string, validate Validator) pubsub.Validat
 			key = payloadKey(k.DedupKey())
 		}
 		if !n.dedup.AddKeyed(m.ID, key, keyed) {
-			return verdict(fmt.Errorf("%w: message id already seen", ErrDuplicate))
+			// A re-signed copy of a message already delivered: the author
+			// misbehaved, not the peer that forwarded it (it may have seen
+			// this copy first), so it is ignored, not held against the peer.
+			return verdict(fmt.Errorf("%w: message id already seen (%w)", ErrDuplicate, ErrIgnore))
 		}
 		m.ValidatorData = payload
 		return pubsub.ValidationAccept
@@ -403,14 +406,35 @@ func (r *routerPeers) waitForRoom(ctx context.Context, ps []peer.ID) error {
 	}
 }
 
-// dropTracer counts and logs messages lost inside GossipSub's queues, so no
-// loss is silent. Its methods run synchronously in GossipSub's event loop
-// and must stay cheap.
+// dropTracer counts messages lost inside GossipSub's queues, so no loss is
+// silent, and logs them as one summary line per interval (an attacker can
+// cause them by the million). It also tells the guard when a peer's
+// message leaves validation. Its methods run synchronously in GossipSub's
+// event loop and validation worker and must stay cheap.
 type dropTracer struct {
 	routers *routerPeers // told when GossipSub opens or loses a peer's stream
+	guard   *peerGuard
 	log     *slog.Logger
 	dropped atomic.Uint64
 	notSent atomic.Uint64
+
+	queueFull, undeliverable atomic.Uint64 // parts of dropped, by where
+	reported                 struct{ queueFull, undeliverable, notSent uint64 }
+}
+
+// summarize logs the losses since its last call, if any. It is called
+// from one goroutine (the node's event loop).
+func (t *dropTracer) summarize() {
+	q, u, ns := t.queueFull.Load(), t.undeliverable.Load(), t.notSent.Load()
+	r := &t.reported
+	if q == r.queueFull && u == r.undeliverable && ns == r.notSent {
+		return
+	}
+	t.log.Warn("messages lost in GossipSub queues since the last summary",
+		"validation_queue_full", q-r.queueFull,
+		"subscription_queue_full", u-r.undeliverable,
+		"not_queued_to_peers", ns-r.notSent)
+	r.queueFull, r.undeliverable, r.notSent = q, u, ns
 }
 
 // DropRPC is called when an RPC cannot be queued for a peer: its queue is
@@ -421,30 +445,40 @@ type dropTracer struct {
 func (t *dropTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
 	if k := len(rpc.GetPublish()); k > 0 {
 		t.notSent.Add(uint64(k))
-		t.log.Warn("messages to peer not queued: its queue is full or its stream is restarting", "peer", p, "messages", k)
 	}
 }
 
 func (t *dropTracer) UndeliverableMessage(m *pubsub.Message) {
 	t.dropped.Add(1)
-	t.log.Warn("subscription queue full: message not delivered", "topic", m.GetTopic())
+	t.undeliverable.Add(1)
 }
 
 func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 	switch reason {
 	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
 		t.dropped.Add(1)
-		t.log.Warn("validation overloaded: message dropped", "topic", m.GetTopic(), "reason", reason)
+		t.queueFull.Add(1)
+		t.guard.left(m.ReceivedFrom)
+	case pubsub.RejectValidationFailed, pubsub.RejectInvalidSignature:
+		t.guard.validated(m.ReceivedFrom, false)
+	default: // ignored (stale), blacklisted, self-origin, signature policy
+		t.guard.left(m.ReceivedFrom)
 	}
 }
+
+func (t *dropTracer) DeliverMessage(m *pubsub.Message) {
+	if !m.Local {
+		t.guard.validated(m.ReceivedFrom, true)
+	}
+}
+
+func (t *dropTracer) DuplicateMessage(m *pubsub.Message) { t.guard.left(m.ReceivedFrom) }
 
 func (t *dropTracer) Join(string)                      {}
 func (t *dropTracer) Leave(string)                     {}
 func (t *dropTracer) Graft(peer.ID, string)            {}
 func (t *dropTracer) Prune(peer.ID, string)            {}
 func (t *dropTracer) ValidateMessage(*pubsub.Message)  {}
-func (t *dropTracer) DeliverMessage(*pubsub.Message)   {}
-func (t *dropTracer) DuplicateMessage(*pubsub.Message) {}
 func (t *dropTracer) ThrottlePeer(peer.ID)             {}
 func (t *dropTracer) RecvRPC(*pubsub.RPC)              {}
 func (t *dropTracer) SendRPC(_ *pubsub.RPC, p peer.ID) { t.routers.queued(p) }

@@ -41,6 +41,32 @@ const (
 	guardSummaryInterval = 30 * time.Second
 )
 
+// Per-peer validation budgets. Every message a peer forwards waits in
+// GossipSub's one validation queue, shared by all peers; a peer that fills
+// it delays and then drops everyone's messages, and drops for a full queue
+// never reach the validator, so they would never cost the sender its
+// score. The guard caps how many of one peer's messages may wait: a peer
+// starts untrusted (a small share), earns trust with its first valid
+// message, and loses it with an invalid one. Invalid messages are strikes;
+// maxStrikes within strikeWindow ban the peer (disconnected and refused for
+// peerBanDuration). New peers from an address that already had
+// suspectIPBans peers banned start with the smallest share.
+const (
+	maxPendingUntrusted = 256
+	maxPendingSuspect   = 8
+	maxPendingTrusted   = validateQueueSize
+	maxStrikes          = 8
+	strikeWindow        = time.Minute
+	suspectIPBans       = 4
+	// maxSuspectIPs bounds the per-address ban counts.
+	maxSuspectIPs = 4096
+	// pendingStall is how long a peer's pending count may go without a
+	// message of it leaving validation before the count is presumed
+	// stale and reset: GossipSub drops a few messages without a trace
+	// (one already delivered by another path, a topic just left).
+	pendingStall = 5 * time.Second
+)
+
 var errPeerBanned = errors.New("peer banned for abusing the mesh")
 
 // peerGuard holds the per-peer budgets of what remote peers send the
@@ -51,9 +77,14 @@ type peerGuard struct {
 	log *slog.Logger
 	ban func(peer.ID) // disconnects a peer; called without mu held
 
+	ipOf func(peer.ID) string // the remote IP of a connected peer, "" if unknown
+
 	mu     sync.Mutex
 	peers  map[peer.ID]*peerBudget
 	banned map[peer.ID]time.Time // until when
+	// ipBans counts bans per remote IP within peerBanDuration, for the
+	// budget of new peers from that address.
+	ipBans map[string]*ipBanCount
 	// counts since the last summary, by reason
 	refused map[string]int
 	bans    int
@@ -63,15 +94,55 @@ type peerBudget struct {
 	topics    map[string]struct{}
 	subTokens float64
 	lastFill  time.Time
+
+	ip           string
+	pending      int       // messages waiting for validation
+	lastProgress time.Time // when one of them last left validation
+	trusted      bool      // its last validated message was valid
+	suspect      bool      // from an address with suspectIPBans bans
+	strikes      int       // invalid messages in the current window
+	strikeStart  time.Time
 }
 
-func newPeerGuard(log *slog.Logger, ban func(peer.ID)) *peerGuard {
+type ipBanCount struct {
+	n    int
+	last time.Time
+}
+
+func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string) *peerGuard {
 	return &peerGuard{
 		log:     log,
 		ban:     ban,
+		ipOf:    ipOf,
 		peers:   make(map[peer.ID]*peerBudget),
 		banned:  make(map[peer.ID]time.Time),
+		ipBans:  make(map[string]*ipBanCount),
 		refused: make(map[string]int),
+	}
+}
+
+// budgetLocked returns from's budget, creating it on first sight.
+func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
+	b := g.peers[from]
+	if b == nil {
+		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, lastFill: now, lastProgress: now}
+		b.ip = g.ipOf(from)
+		if c := g.ipBans[b.ip]; b.ip != "" && c != nil && c.n >= suspectIPBans && now.Sub(c.last) < peerBanDuration {
+			b.suspect = true
+		}
+		g.peers[from] = b
+	}
+	return b
+}
+
+func (b *peerBudget) maxPending() int {
+	switch {
+	case b.trusted:
+		return maxPendingTrusted
+	case b.suspect:
+		return maxPendingSuspect
+	default:
+		return maxPendingUntrusted
 	}
 }
 
@@ -88,14 +159,33 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		}
 		delete(g.banned, from)
 	}
-	if len(subs) == 0 {
+	msgs := len(rpc.GetPublish())
+	if len(subs) == 0 && msgs == 0 {
 		g.mu.Unlock()
 		return nil
 	}
-	b := g.peers[from]
-	if b == nil {
-		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, lastFill: now}
-		g.peers[from] = b
+	b := g.budgetLocked(from, now)
+	if msgs > 0 {
+		if b.pending > 0 && now.Sub(b.lastProgress) > pendingStall {
+			b.pending = 0
+		}
+		if b.pending+msgs > b.maxPending() {
+			// Dropped before it costs a verification. An honest peer
+			// that outruns its share loses these messages to us, but
+			// not to the channel: GossipSub's gossip offers them again
+			// and our other mesh peers forward them.
+			g.refused["validation budget"] += msgs
+			g.mu.Unlock()
+			return errors.New("p2p: peer exceeded its validation budget")
+		}
+		if b.pending == 0 {
+			b.lastProgress = now
+		}
+		b.pending += msgs
+	}
+	if len(subs) == 0 {
+		g.mu.Unlock()
+		return nil
 	}
 	b.subTokens = min(subscribeBurst, b.subTokens+now.Sub(b.lastFill).Seconds()*subscribeRate)
 	b.lastFill = now
@@ -142,12 +232,78 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 	return errors.New("p2p: peer exceeded its " + violation + " budget")
 }
 
-// banLocked refuses from's RPCs and connections for peerBanDuration.
+// validated records that one of from's messages left validation, valid
+// or not. It is called from GossipSub's tracer (its event loop and its
+// validation worker).
+func (g *peerGuard) validated(from peer.ID, valid bool) {
+	now := time.Now()
+	g.mu.Lock()
+	b := g.peers[from]
+	if b == nil {
+		g.mu.Unlock()
+		return
+	}
+	if b.pending > 0 {
+		b.pending--
+	}
+	b.lastProgress = now
+	if valid {
+		b.trusted = true
+		g.mu.Unlock()
+		return
+	}
+	b.trusted = false
+	if now.Sub(b.strikeStart) > strikeWindow {
+		b.strikes, b.strikeStart = 0, now
+	}
+	b.strikes++
+	if b.strikes < maxStrikes {
+		g.mu.Unlock()
+		return
+	}
+	g.refused["invalid messages"] += b.strikes
+	g.banLocked(from, now)
+	g.mu.Unlock()
+	g.ban(from)
+}
+
+// left records that one of from's messages was dropped before validation
+// (a duplicate, or a full queue), so it no longer waits.
+func (g *peerGuard) left(from peer.ID) {
+	g.mu.Lock()
+	if b := g.peers[from]; b != nil && b.pending > 0 {
+		b.pending--
+		b.lastProgress = time.Now()
+	}
+	g.mu.Unlock()
+}
+
+// banLocked refuses from's RPCs and connections for peerBanDuration, and
+// counts the ban against its address.
 func (g *peerGuard) banLocked(from peer.ID, now time.Time) {
 	if _, ok := g.banned[from]; !ok && len(g.banned) >= maxBannedPeers {
 		evictOldest(g.banned, func(t time.Time) time.Time { return t })
 	}
 	g.banned[from] = now.Add(peerBanDuration)
+	ip := ""
+	if b := g.peers[from]; b != nil {
+		ip = b.ip
+	}
+	if ip != "" {
+		c := g.ipBans[ip]
+		if c == nil {
+			if len(g.ipBans) >= maxSuspectIPs {
+				evictOldest(g.ipBans, func(c *ipBanCount) time.Time { return c.last })
+			}
+			c = &ipBanCount{}
+			g.ipBans[ip] = c
+		}
+		if now.Sub(c.last) > peerBanDuration {
+			c.n = 0
+		}
+		c.n++
+		c.last = now
+	}
 	delete(g.peers, from)
 	g.bans++
 }

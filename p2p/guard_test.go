@@ -90,3 +90,94 @@ func TestSubscriptionFloodBansPeer(t *testing.T) {
 		t.Fatal("the flooding peer is not banned")
 	}
 }
+
+// Many peer IDs flooding a channel with invalid messages are each banned
+// after a handful of strikes, the flood costs honest peers nothing, and
+// the node logs a summary rather than a line per message.
+func TestInvalidFloodBansEveryAttacker(t *testing.T) {
+	const attackers, perAttacker, honestMsgs = 24, 2000, 300
+	withValidator := func(c *Config) { c.Validator = okValidator }
+	victim := newTestNode(t, withValidator)
+	honest := newTestNode(t, withValidator)
+	link(t, honest, victim)
+	subV, err := victim.Subscribe("lobby", honestMsgs+16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := honest.Subscribe("lobby", honestMsgs+16); err != nil { // its own messages come back to it
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the honest node to see the victim in the channel", func() bool {
+		return contains(honest.ChannelPeers("lobby"), victim.ID())
+	})
+
+	victimInfo := peer.AddrInfo{ID: victim.ID(), Addrs: victim.Host().Addrs()}
+	var ids []peer.ID
+	var topics []*pubsub.Topic
+	for range attackers {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		topic, err := ps.Join(channelTopicPrefix + "lobby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := topic.Subscribe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Connect(t.Context(), victimInfo); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, h.ID())
+		topics = append(topics, topic)
+	}
+	for _, topic := range topics {
+		waitFor(t, 10*time.Second, "the attacker to see the victim in the channel", func() bool {
+			return contains(topic.ListPeers(), victim.ID())
+		})
+	}
+
+	start := time.Now()
+	done := make(chan struct{})
+	for i, topic := range topics {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := range perAttacker {
+				if topic.Publish(t.Context(), []byte("bad "+strconv.Itoa(i)+"/"+strconv.Itoa(j))) != nil {
+					return
+				}
+			}
+		}()
+	}
+	for i := range honestMsgs {
+		if err := honest.Publish(t.Context(), "lobby", []byte("ok:"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(map[string]bool)
+	for len(got) < honestMsgs {
+		m := recv(t, subV, 20*time.Second)
+		got[m.Payload.(string)] = true
+	}
+	for range topics {
+		<-done
+	}
+	waitFor(t, 10*time.Second, "every attacker to be banned and disconnected", func() bool {
+		for _, id := range ids {
+			if !victim.guard.isBanned(id) || victim.Host().Network().Connectedness(id) == network.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d attackers banned, %d honest messages delivered, %v after the flood began", attackers, honestMsgs, time.Since(start).Round(time.Millisecond))
+	if victim.Host().Network().Connectedness(honest.ID()) != network.Connected || victim.guard.isBanned(honest.ID()) {
+		t.Fatal("the honest peer was disconnected or banned")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	routedhost "github.com/libp2p/go-libp2p/p2p/host/routed"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Node is one darkchat mesh node. It is safe for concurrent use.
@@ -74,8 +75,8 @@ func New(cfg Config) (*Node, error) {
 		kickDisc: make(chan struct{}, 1),
 	}
 	n.routers = newRouterPeers()
-	n.guard = newPeerGuard(n.log, n.disconnect)
-	n.drops = &dropTracer{log: n.log, routers: n.routers}
+	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
+	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
@@ -183,6 +184,19 @@ func (n *Node) disconnect(p peer.ID) {
 	if h := n.basic; h != nil {
 		go h.Network().ClosePeer(p)
 	}
+}
+
+// remoteIP returns the IP address of a connection to p, or "" if none.
+func (n *Node) remoteIP(p peer.ID) string {
+	if n.basic == nil {
+		return ""
+	}
+	for _, c := range n.basic.Network().ConnsToPeer(p) {
+		if ip, err := manet.ToIP(c.RemoteMultiaddr()); err == nil {
+			return ip.String()
+		}
+	}
+	return ""
 }
 
 // ID returns the node's peer ID.

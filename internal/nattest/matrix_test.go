@@ -269,6 +269,10 @@ func runCell(t *testing.T, c cell) runResult {
 		c.name, res.firstChat.Round(100*time.Millisecond), res.direct, res.toDirect.Round(100*time.Millisecond),
 		res.delivered, len(sentAB), 100*res.relayedShare)
 
+	if testing.Verbose() && os.Getenv("DARKCHAT_NAT_RUNS") == "" {
+		t.Logf("%s: `nat` on b:\n%s", c.name, strings.Join(tn.nat(b), "\n"))
+	}
+
 	// What every run must show.
 	switch {
 	case res.delivered == 0:
