@@ -432,8 +432,8 @@ func (s *session) send(req request) *clientError {
 		return cerr
 	}
 	now := s.srv.cfg.Now()
-	if skew := now.Sub(time.UnixMilli(req.TS)); skew > s.srv.cfg.TimestampWindow || skew < -s.srv.cfg.TimestampWindow {
-		return ferr(codeBadTimestamp, "timestamp is "+(-skew).Round(time.Second).String()+" from the node's clock (window ±"+s.srv.cfg.TimestampWindow.String()+"); check your clock")
+	if ok, gap := checkTimestamp(req.TS, now, s.srv.cfg.TimestampWindow); !ok {
+		return ferr(codeBadTimestamp, "timestamp is "+gap+" the node's clock (window ±"+s.srv.cfg.TimestampWindow.String()+"); check your clock")
 	}
 	if !s.bucket.take(now) {
 		return ferr(codeRateLimited, "rate limit: "+ftoa(s.srv.cfg.Rate)+" messages/s, burst "+itoa(s.srv.cfg.Burst)+"; message not sent")

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"darkchat/p2p"
@@ -31,8 +32,8 @@ func ChannelValidator(now func() time.Time, window time.Duration, traffic *slog.
 		if m.msg.Channel != channel {
 			return nil, fmt.Errorf("message for channel %q published on %q", m.msg.Channel, channel)
 		}
-		if skew := now().Sub(m.msg.Time()); skew > window || skew < -window {
-			return nil, fmt.Errorf("timestamp %v from now, outside ±%v: %w", -skew.Round(time.Second), window, p2p.ErrIgnore)
+		if ok, gap := checkTimestamp(m.msg.Timestamp, now(), window); !ok {
+			return nil, fmt.Errorf("timestamp %s the node's clock, outside ±%v: %w", gap, window, p2p.ErrIgnore)
 		}
 		if err := m.msg.Verify(); err != nil {
 			return nil, err
@@ -43,6 +44,31 @@ func ChannelValidator(now func() time.Time, window time.Duration, traffic *slog.
 		}
 		return m, nil
 	}
+}
+
+// checkTimestamp reports whether ts (Unix milliseconds) is within window of
+// now and, if not, how far off it is, for an error message: "10m0s behind"
+// or "1h0m0s ahead of". The gap is computed as ts − now, which time.Sub
+// saturates in the right direction; negating now − ts instead turns the
+// most negative Duration (a timestamp of max int64) into itself, reporting
+// a future timestamp as a past one.
+func checkTimestamp(ts int64, now time.Time, window time.Duration) (ok bool, gap string) {
+	ahead := time.UnixMilli(ts).Sub(now)
+	if -window <= ahead && ahead <= window {
+		return true, ""
+	}
+	dir, mag := "ahead of", ahead
+	if ahead < 0 {
+		dir, mag = "behind", -ahead
+		if mag < 0 { // -minDuration overflows
+			mag = math.MaxInt64
+		}
+	}
+	if mag == math.MaxInt64 {
+		// time.Sub saturated: the real gap is larger than a Duration.
+		return false, "over 292 years " + dir
+	}
+	return false, mag.Round(time.Second).String() + " " + dir
 }
 
 // ensure the payload de-duplicates by author and message ID.
