@@ -107,7 +107,23 @@ type peerBudget struct {
 type ipBanCount struct {
 	n    int
 	last time.Time
+	// accept tokens: new inbound connections from this address while it
+	// is suspect (see allowAccept).
+	tokens   float64
+	lastFill time.Time
 }
+
+// Inbound connections from an address whose peers were banned: each costs
+// the node a security handshake before the gater can see the new peer ID,
+// so a banned attacker reconnecting under fresh IDs in a loop would make
+// the node pay for every try. Such an address gets suspectAcceptBurst
+// connections at once and suspectAcceptRate a second after that, until
+// peerBanDuration after its last ban. Connections already open (an honest
+// node behind the same address) are not touched.
+const (
+	suspectAcceptBurst = 4
+	suspectAcceptRate  = 2
+)
 
 func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string) *peerGuard {
 	return &peerGuard{
@@ -306,6 +322,29 @@ func (g *peerGuard) banLocked(from peer.ID, now time.Time) {
 	}
 	delete(g.peers, from)
 	g.bans++
+}
+
+// allowAccept reports whether a new inbound connection from ip may
+// proceed to its handshake (for the connection gater).
+func (g *peerGuard) allowAccept(ip string) bool {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.ipBans[ip]
+	if c == nil || now.Sub(c.last) > peerBanDuration {
+		return true
+	}
+	if c.lastFill.IsZero() {
+		c.tokens, c.lastFill = suspectAcceptBurst, now
+	}
+	c.tokens = min(suspectAcceptBurst, c.tokens+now.Sub(c.lastFill).Seconds()*suspectAcceptRate)
+	c.lastFill = now
+	if c.tokens < 1 {
+		g.refused["connections from a suspect address"]++
+		return false
+	}
+	c.tokens--
+	return true
 }
 
 // isBanned reports whether p is banned now (for the connection gater).

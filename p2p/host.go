@@ -20,6 +20,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // introspectableHost is the part of libp2p's basic host the node needs
@@ -127,12 +128,16 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	return ih, nil
 }
 
-// bannedPeerGater refuses connections to and from peers the guard banned.
+// bannedPeerGater refuses connections to and from peers the guard banned,
+// and throttles new connections from addresses whose peers were banned.
 type bannedPeerGater struct{ g *peerGuard }
 
 func (b bannedPeerGater) InterceptPeerDial(p peer.ID) bool           { return !b.g.isBanned(p) }
 func (bannedPeerGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
-func (bannedPeerGater) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
+func (b bannedPeerGater) InterceptAccept(c network.ConnMultiaddrs) bool {
+	ip, err := manet.ToIP(c.RemoteMultiaddr())
+	return err != nil || b.g.allowAccept(ip.String())
+}
 func (bannedPeerGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }

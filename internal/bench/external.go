@@ -103,6 +103,11 @@ func RunExternal(ctx context.Context, e *Env, x External, names []string, emit f
 // the measurement starts on a channel the nodes have found a route for,
 // then keeps probing for 1.5 s while GossipSub's mesh settles.
 func probeRoute(ctx context.Context, sender *protoClient, receivers []*protoClient) error {
+	return probeRouteOn(ctx, benchChannel, sender, receivers)
+}
+
+// probeRouteOn is probeRoute on channel.
+func probeRouteOn(ctx context.Context, channel string, sender *protoClient, receivers []*protoClient) error {
 	got := make([]chan struct{}, len(receivers))
 	for i, c := range receivers {
 		got[i] = make(chan struct{})
@@ -139,7 +144,7 @@ func probeRoute(ctx context.Context, sender *protoClient, receivers []*protoClie
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		m, err := signedMessage(sender.key, benchChannel, "s0", makeBody('w', i))
+		m, err := signedMessage(sender.key, channel, "s0", makeBody('w', i))
 		if err != nil {
 			return err
 		}

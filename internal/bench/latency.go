@@ -105,6 +105,11 @@ func pace(n, rate int, stop <-chan struct{}, send func(i int) error) error {
 // measureLatency sends n messages at latencyRate from sender and returns
 // the sorted one-way delays at receiver and the share delivered.
 func measureLatency(ctx context.Context, sender, receiver *protoClient, n int) ([]time.Duration, float64, error) {
+	return measureLatencyAt(ctx, sender, receiver, benchChannel, n, latencyRate)
+}
+
+// measureLatencyAt is measureLatency on channel at rate messages a second.
+func measureLatencyAt(ctx context.Context, sender, receiver *protoClient, channel string, n, rate int) ([]time.Duration, float64, error) {
 	sentAt := make([]atomic.Int64, n)
 	lat := make([]time.Duration, 0, n)
 	var delivered atomic.Int64
@@ -152,8 +157,8 @@ func measureLatency(ctx context.Context, sender, receiver *protoClient, n int) (
 		}
 	}()
 	buf := make([]byte, 0, 512)
-	sendErr := pace(n, latencyRate, stalled, func(i int) error {
-		m, err := signedMessage(sender.key, benchChannel, "s0", makeBody('m', i))
+	sendErr := pace(n, rate, stalled, func(i int) error {
+		m, err := signedMessage(sender.key, channel, "s0", makeBody('m', i))
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,160 @@
+// Package attack is darkchat's own attacker: libp2p peers that speak
+// GossipSub's wire protocol directly (length-prefixed protobuf RPCs on a
+// /meshsub stream), so they can send what no honest router would: millions
+// of subscriptions, floods of messages with random signatures, under as
+// many peer IDs as the caller wants. The attack tests (internal/attacktest)
+// point it at real darkchatd processes.
+//
+// Every attack is bounded by its context and by counts the caller gives;
+// it targets only the addresses it is handed, which tests keep on
+// loopback or in their own network namespaces.
+package attack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"darkchat/identity"
+
+	"github.com/libp2p/go-libp2p"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+)
+
+// meshsub is the GossipSub protocol the attacker speaks.
+const meshsub = protocol.ID("/meshsub/1.1.0")
+
+// Peer is one attacking libp2p host with one peer ID.
+type Peer struct {
+	h host.Host
+}
+
+// NewPeer starts an attacking host listening on TCP at listen (for example
+// "/ip4/127.0.0.1/tcp/0"). It answers the target's own GossipSub stream by
+// reading and discarding it, so the target treats it as a GossipSub peer.
+func NewPeer(listen string) (*Peer, error) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings(listen), libp2p.DisableRelay())
+	if err != nil {
+		return nil, err
+	}
+	h.SetStreamHandler(meshsub, func(s network.Stream) {
+		io.Copy(io.Discard, io.LimitReader(s, 64<<20))
+		s.Reset()
+	})
+	return &Peer{h: h}, nil
+}
+
+// ID is the peer's ID.
+func (p *Peer) ID() peer.ID { return p.h.ID() }
+
+// Close stops the host.
+func (p *Peer) Close() error { return p.h.Close() }
+
+// Connected reports whether the peer is still connected to target.
+func (p *Peer) Connected(target peer.ID) bool {
+	return p.h.Network().Connectedness(target) == network.Connected
+}
+
+// stream connects to target and opens a GossipSub stream.
+func (p *Peer) stream(ctx context.Context, target peer.AddrInfo) (network.Stream, error) {
+	if err := p.h.Connect(ctx, target); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	s, err := p.h.NewStream(ctx, target.ID, meshsub)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", meshsub, err)
+	}
+	return s, nil
+}
+
+// writeRPC writes one length-prefixed RPC.
+func writeRPC(s network.Stream, rpc *pb.RPC, buf []byte) ([]byte, error) {
+	buf = binary.AppendUvarint(buf[:0], uint64(proto.Size(rpc)))
+	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, rpc)
+	if err != nil {
+		return buf, err
+	}
+	s.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err = s.Write(buf)
+	return buf, err
+}
+
+// SubscriptionFlood announces subscriptions to fresh topics in channel
+// namespace ("darkchat/v1/channel/<prefix><n>"), perRPC at a time, until
+// ctx ends, the target closes the stream, or max topics were announced. It
+// returns how many it announced and the error that ended it (nil when ctx
+// or max did).
+func (p *Peer) SubscriptionFlood(ctx context.Context, target peer.AddrInfo, prefix string, perRPC, max int) (int, error) {
+	s, err := p.stream(ctx, target)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Reset()
+	var buf []byte
+	sub := true
+	announced := 0
+	for announced < max && ctx.Err() == nil {
+		rpc := &pb.RPC{}
+		for range min(perRPC, max-announced) {
+			topic := "darkchat/v1/channel/" + prefix + strconv.Itoa(announced)
+			rpc.Subscriptions = append(rpc.Subscriptions, &pb.RPC_SubOpts{Subscribe: &sub, Topicid: &topic})
+			announced++
+		}
+		if buf, err = writeRPC(s, rpc, buf); err != nil {
+			return announced, err
+		}
+	}
+	return announced, nil
+}
+
+// InvalidFlood publishes channel messages on channel whose signatures are
+// random (everything else well formed and fresh, so the target must verify
+// each one), perRPC per RPC, until ctx ends, the target closes the stream or
+// max messages were sent. It returns how many it sent.
+func (p *Peer) InvalidFlood(ctx context.Context, target peer.AddrInfo, channel string, perRPC, max int, sent *atomic.Int64) error {
+	s, err := p.stream(ctx, target)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return err
+	}
+	tmpl, err := identity.NewChannelMessage(key, channel, "mallory", "flood", time.Now())
+	if err != nil {
+		return err
+	}
+	topic := "darkchat/v1/channel/" + channel
+	var buf []byte
+	for n := 0; n < max && ctx.Err() == nil; {
+		rpc := &pb.RPC{}
+		for range min(perRPC, max-n) {
+			m := tmpl
+			m.Timestamp = time.Now().UnixMilli()
+			m.ID = identity.NewMessageID()
+			rand.Read(m.Sig[:]) // random: valid with negligible probability
+			data, err := m.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			rpc.Publish = append(rpc.Publish, &pb.Message{Data: data, Topic: &topic})
+			n++
+		}
+		if buf, err = writeRPC(s, rpc, buf); err != nil {
+			return err
+		}
+		sent.Add(int64(len(rpc.Publish)))
+	}
+	return nil
+}
