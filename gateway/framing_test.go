@@ -78,41 +78,73 @@ func TestWSFramingAcrossReads(t *testing.T) {
 	}
 }
 
+// Every violation gets its own verdict, and with it the close code the
+// session ends with (RFC 6455 §7.4.1).
 func TestWSFramingRefusesViolations(t *testing.T) {
 	unmasked := clientFrame(true, opText, []byte("x"))
 	unmasked[1] &^= 0x80
 	rsv := clientFrame(true, opText, []byte("x"))
 	rsv[0] |= 0x40
+	// A 64-bit length with its top bit set: refused before the mask key.
+	huge := append([]byte{0x81, 0x80 | 127}, 0x80, 0, 0, 0, 0, 0, 0, 0)
+	euro := []byte("€") // three bytes, split between fragments below
 	for _, tc := range []struct {
 		name  string
 		input []byte
 		want  error
+		code  uint16
 	}{
-		{"unmasked", unmasked, badFrameError("")},
-		{"reserved bits", rsv, badFrameError("")},
-		{"binary", clientFrame(true, opBinary, []byte{1, 2}), badFrameError("")},
-		{"continuation first", clientFrame(true, opContinuation, []byte("x")), badFrameError("")},
-		{"text inside fragments", append(clientFrame(false, opText, []byte("a")), clientFrame(true, opText, []byte("b"))...), badFrameError("")},
-		{"long ping", clientFrame(true, opPing, bytes.Repeat([]byte("p"), 126)), badFrameError("")},
-		{"fragmented ping", clientFrame(false, opPing, []byte("p")), badFrameError("")},
-		{"unknown opcode", clientFrame(true, 0x3, nil), badFrameError("")},
+		{"unmasked", unmasked, errUnmasked, closeProtocolError},
+		{"reserved bits", rsv, errReservedBits, closeProtocolError},
+		{"binary", clientFrame(true, opBinary, []byte{1, 2}), errBinary, closeUnsupportedData},
+		{"binary header only", clientFrame(true, opBinary, []byte{1, 2})[:6], errBinary, closeUnsupportedData},
+		{"continuation first", clientFrame(true, opContinuation, []byte("x")), errContinuation, closeProtocolError},
+		{"text inside fragments", append(clientFrame(false, opText, []byte("a")), clientFrame(true, opText, []byte("b"))...), errNewMessage, closeProtocolError},
+		{"binary inside fragments", append(clientFrame(false, opText, []byte("a")), clientFrame(true, opBinary, []byte("b"))...), errNewMessage, closeProtocolError},
+		{"long ping", clientFrame(true, opPing, bytes.Repeat([]byte("p"), 126)), errBadControl, closeProtocolError},
+		{"fragmented ping", clientFrame(false, opPing, []byte("p")), errBadControl, closeProtocolError},
+		{"unknown opcode", clientFrame(true, 0x3, nil), errBadOpcode, closeProtocolError},
+		{"unknown control opcode", clientFrame(true, 0xB, nil), errBadOpcode, closeProtocolError},
+		{"invalid UTF-8", clientFrame(true, opText, []byte("caf\xe9")), errTextUTF8, closeInvalidData},
+		{"invalid UTF-8 across fragments", append(clientFrame(false, opText, []byte("ok \xe2\x82")), clientFrame(true, opContinuation, []byte("x"))...), errTextUTF8, closeInvalidData},
+		{"surrogate half", clientFrame(true, opText, []byte("\xed\xa0\x80")), errTextUTF8, closeInvalidData},
 		// Only the header of an oversized frame: refused before its
 		// payload is buffered.
-		{"too large", clientFrame(true, opText, bytes.Repeat([]byte("x"), 2000))[:8], errFrameTooLarge},
-		{"fragments too large", append(clientFrame(false, opText, bytes.Repeat([]byte("x"), 1000)), clientFrame(true, opContinuation, bytes.Repeat([]byte("x"), 100))...), errFrameTooLarge},
-		{"close", clientFrame(true, opClose, []byte{0x03, 0xe8}), errPeerClosed},
+		{"too large", clientFrame(true, opText, bytes.Repeat([]byte("x"), 2000))[:8], errFrameTooLarge, closeTooBig},
+		{"fragments too large", append(clientFrame(false, opText, bytes.Repeat([]byte("x"), 1000)), clientFrame(true, opContinuation, bytes.Repeat([]byte("x"), 100))...), errFrameTooLarge, closeTooBig},
+		{"64-bit length, top bit set", huge, errFrameTooLarge, closeTooBig},
+		{"close", clientFrame(true, opClose, []byte{0x03, 0xe8}), peerClosed{1000}, 0},
+		{"close without code", clientFrame(true, opClose, nil), peerClosed{closeNoStatus}, 0},
+		{"close 4000 with reason", clientFrame(true, opClose, []byte("\x0f\xa0bye")), peerClosed{4000}, 0},
+		{"close with 1-byte payload", clientFrame(true, opClose, []byte{0x03}), errShortClose, closeProtocolError},
+		{"close 1005", clientFrame(true, opClose, []byte{0x03, 0xed}), errCloseCode, closeProtocolError},
+		{"close 999", clientFrame(true, opClose, []byte{0x03, 0xe7}), errCloseCode, closeProtocolError},
+		{"close 5000", clientFrame(true, opClose, []byte{0x13, 0x88}), errCloseCode, closeProtocolError},
+		{"close reason not UTF-8", clientFrame(true, opClose, []byte("\x03\xe8\xff")), errReasonUTF8, closeInvalidData},
 	} {
 		w := newWSConn(nil, 1024)
-		err := w.deframe(tc.input, &frameCollector{})
-		var bad badFrameError
-		switch {
-		case errors.As(tc.want, &bad):
-			if !errors.As(err, &bad) {
-				t.Errorf("%s: got %v, want a bad_frame error", tc.name, err)
-			}
-		case !errors.Is(err, tc.want):
+		var got frameCollector
+		err := w.deframe(tc.input, &got)
+		if err != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+			continue
 		}
+		if len(got.frames) != 0 {
+			t.Errorf("%s: delivered %q", tc.name, got.frames)
+		}
+		if tc.code != 0 {
+			if code := wsCloseCode(readFailure(err, 1024)); code != tc.code {
+				t.Errorf("%s: close code %d, want %d", tc.name, code, tc.code)
+			}
+		}
+	}
+	// A character split between fragments is fine once reassembled.
+	w := newWSConn(nil, 1024)
+	var got frameCollector
+	in := append(clientFrame(false, opText, euro[:1]), clientFrame(false, opContinuation, euro[1:2])...)
+	in = append(in, clientFrame(true, opContinuation, euro[2:])...)
+	if err := w.deframe(in, &got); err != nil || len(got.frames) != 1 || !bytes.Equal(got.frames[0], euro) {
+		t.Fatalf("split character: %v, %q", err, got.frames)
 	}
 }
 

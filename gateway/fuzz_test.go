@@ -31,14 +31,25 @@ func FuzzDecodeRequest(f *testing.F) {
 type frameCollector struct {
 	frames [][]byte
 	pongs  [][]byte
+	events []wsEvent // frames and pongs in the order they came
+}
+
+// wsEvent is a message, or a ping to answer.
+type wsEvent struct {
+	ping bool
+	data []byte
 }
 
 func (c *frameCollector) handleFrame(f []byte) bool {
 	c.frames = append(c.frames, bytes.Clone(f))
+	c.events = append(c.events, wsEvent{data: bytes.Clone(f)})
 	return true
 }
 
-func (c *frameCollector) queuePong(p []byte) { c.pongs = append(c.pongs, p) }
+func (c *frameCollector) queuePong(p []byte) {
+	c.pongs = append(c.pongs, p)
+	c.events = append(c.events, wsEvent{ping: true, data: p})
+}
 
 // FuzzTCPFraming feeds input split in two reads and checks that the line
 // framing yields exactly the complete lines within the limit.

@@ -52,7 +52,7 @@ type session struct {
 	timer    *time.Timer  // login timeout, idle ping and idle timeout
 
 	mu      sync.Mutex // guards the fields below
-	queue   [][]byte
+	queue   []outFrame
 	writing bool // a writer goroutine is running
 	reading bool // a goroutine is reading and executing the client's frames
 	closing bool // no more frames accepted; close after flushing
@@ -221,7 +221,7 @@ func (s *session) handleFrame(frame []byte) bool {
 
 // queuePong implements frameHandler.
 func (s *session) queuePong(payload []byte) {
-	s.enqueue(append([]byte(wsPongPrefix), payload...))
+	s.enqueueFrame(outFrame{kind: outPong, data: payload}, false)
 }
 
 // tick runs on the session's timer. It enforces the login deadline, pings
@@ -277,15 +277,31 @@ func (s *session) report(cerr *clientError) bool {
 }
 
 func (s *session) readFailed(err error) {
-	var bad badFrameError
+	var closed peerClosed
+	if errors.As(err, &closed) {
+		// Answer the client's close frame with its own code (RFC 6455
+		// §5.5.1); a close frame without a code gets one without.
+		var payload []byte
+		if closed.code != closeNoStatus {
+			payload = closePayload(closed.code, "")
+		}
+		s.end(nil, payload)
+		return
+	}
+	s.shutdown(readFailure(err, s.srv.cfg.MaxLine))
+}
+
+// readFailure is the final error of a session whose reading failed with
+// err, or nil if the client went away.
+func readFailure(err error, maxLine int) *clientError {
+	var bad wsError
 	switch {
 	case errors.Is(err, errFrameTooLarge):
-		s.shutdown(&clientError{code: codeTooLarge, msg: "line or frame over " + itoa(s.srv.cfg.MaxLine) + " bytes"})
+		return &clientError{code: codeTooLarge, msg: "line or frame over " + itoa(maxLine) + " bytes"}
 	case errors.As(err, &bad):
-		s.shutdown(&clientError{code: codeBadFrame, msg: "WebSocket: " + string(bad)})
-	default:
-		s.shutdown(nil) // the client went away
+		return &clientError{code: codeBadFrame, msg: "WebSocket: " + bad.msg, wsClose: bad.code}
 	}
+	return nil
 }
 
 // handle executes one request.
@@ -513,16 +529,18 @@ func (s *session) isOwnEcho(id [identity.MessageIDSize]byte) bool {
 
 // enqueue queues frame for the client. It never blocks: a full queue ends
 // the session as a slow consumer. It reports whether the frame was queued.
-func (s *session) enqueue(frame []byte) bool { return s.enqueueFrame(frame, false) }
+func (s *session) enqueue(frame []byte) bool { return s.enqueueFrame(outFrame{data: frame}, false) }
 
 // enqueueDelivery queues a frame from the mesh. It is called on a
 // channel's reader, which hands each message to every member session in
 // turn: the writer it starts first lets that reader go on (see write), so
 // that a busy channel's messages leave in batches rather than one syscall
 // each. Replies to the client's own requests (enqueue) are written at once.
-func (s *session) enqueueDelivery(frame []byte) bool { return s.enqueueFrame(frame, true) }
+func (s *session) enqueueDelivery(frame []byte) bool {
+	return s.enqueueFrame(outFrame{data: frame}, true)
+}
 
-func (s *session) enqueueFrame(frame []byte, yield bool) bool {
+func (s *session) enqueueFrame(frame outFrame, yield bool) bool {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -546,9 +564,19 @@ func (s *session) enqueueFrame(frame []byte, yield bool) bool {
 	return true
 }
 
-// shutdown stops accepting frames, queues a final error if any, and lets
-// the writer flush and close the connection.
+// shutdown stops accepting frames, queues a final error if any and, on
+// WebSocket, a close frame whose code fits it, and lets the writer flush
+// and close the connection.
 func (s *session) shutdown(final *clientError) {
+	reason := ""
+	if final != nil {
+		reason = final.code
+	}
+	s.end(final, closePayload(wsCloseCode(final), reason))
+}
+
+// end is shutdown with the close frame's payload given.
+func (s *session) end(final *clientError, closeFrame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -557,9 +585,35 @@ func (s *session) shutdown(final *clientError) {
 	s.closing = true
 	s.stopping.Store(true)
 	if final != nil {
-		s.queue = append(s.queue, final.frame())
+		s.queue = append(s.queue, outFrame{data: final.frame()})
 	}
+	s.queue = append(s.queue, outFrame{kind: outClose, data: closeFrame})
 	s.startWriterLocked(false)
+}
+
+// wsCloseCode is the WebSocket close code for a session ending with final
+// (nil: the client went away).
+func wsCloseCode(final *clientError) uint16 {
+	switch {
+	case final == nil:
+		return closeNormal
+	case final.wsClose != 0:
+		return final.wsClose
+	}
+	switch final.code {
+	case codeShutdown:
+		return closeGoingAway
+	case codeTooLarge:
+		return closeTooBig
+	case codeBadFrame:
+		return closeProtocolError
+	case codeInternal:
+		return closeInternal
+	}
+	// Every other closing error is the node's policy: a failed or late
+	// login, too many errors, sessions or connections, a slow or silent
+	// client.
+	return closePolicy
 }
 
 // startWriterLocked starts the writer unless it is running; see write for
@@ -583,7 +637,7 @@ func (s *session) write(yield bool) {
 	if yield {
 		runtime.Gosched()
 	}
-	var batch [][]byte
+	var batch []outFrame
 	for {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]

@@ -134,6 +134,9 @@ type clientError struct {
 	ref     string // the client's reference of a DM
 	key     string // the key a whois asked for
 	closes  bool   // the session ends after reporting it
+	// wsClose, when set, is the WebSocket close code for the session's
+	// end, if the error code alone does not say (wsCloseCode).
+	wsClose uint16
 	// protocol marks malformed input, which counts towards maxErrors.
 	protocol bool
 }
