@@ -13,8 +13,21 @@ type Config struct {
 	MaxLine int
 	// MaxChannels bounds the channels one session may join.
 	MaxChannels int
-	// MaxSessionsPerIP bounds concurrent sessions from one IP address.
+	// MaxSessionsPerIP bounds the open connections from one source, on
+	// both ports together: sessions, and HTTP connections on the
+	// WebSocket port that have not upgraded (yet). A source is an IPv4
+	// address or an IPv6 /64. It is applied when a connection is
+	// accepted (limits.go).
 	MaxSessionsPerIP int
+	// MaxConns bounds the open connections on both ports together. The
+	// default is derived from the process's open-file limit: see
+	// defaultMaxConns.
+	MaxConns int
+	// HandshakeTimeout bounds an HTTP connection on the WebSocket port
+	// until it upgrades: its request headers (and TLS handshake) must
+	// arrive within it, and a keep-alive connection idle for that long
+	// is closed. It also bounds writing the upgrade response.
+	HandshakeTimeout time.Duration
 	// LoginTimeout is how long a connection may take to log in.
 	LoginTimeout time.Duration
 	// Rate and Burst form each session's token bucket for sends.
@@ -55,6 +68,13 @@ const (
 	DefaultMaxLine          = 32 << 10
 	DefaultMaxChannels      = 32
 	DefaultMaxSessionsPerIP = 64
+	// DefaultMaxConns is MaxConns where the open-file limit cannot be
+	// read.
+	DefaultMaxConns = 4096
+	// DefaultHandshakeTimeout is a few round trips on a slow mobile
+	// link; a connection that is not an upgrading WebSocket or a page
+	// load costs a descriptor for no longer than this.
+	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultLoginTimeout     = 20 * time.Second
 	DefaultRate             = 5
 	DefaultBurst            = 20
@@ -74,6 +94,8 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.MaxLine, DefaultMaxLine)
 	setDefault(&c.MaxChannels, DefaultMaxChannels)
 	setDefault(&c.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
+	setDefault(&c.MaxConns, defaultMaxConns(openFileLimit()))
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.LoginTimeout, DefaultLoginTimeout)
 	setDefault(&c.Rate, DefaultRate)
 	setDefault(&c.Burst, DefaultBurst)
@@ -95,6 +117,30 @@ func (c *Config) setDefaults() error {
 		c.Now = time.Now
 	}
 	return nil
+}
+
+// Descriptor budget. A node's descriptors serve mesh peers, client
+// connections, and its own listeners and files. libp2p's resource manager
+// (p2p/host.go, rcmgr AutoScale) lets the mesh use up to half of the
+// process's open-file limit; the gateways get the other half less
+// fdReserve, so that neither side can exhaust the other's share. Go raises
+// the soft limit to the hard one at start, so that is the limit in force.
+const (
+	// fdReserve covers listeners, the poller, the DHT, logs, the admin
+	// socket and the TLS key files, with room to spare.
+	fdReserve = 256
+	// minMaxConns keeps a node with a tiny open-file limit usable.
+	minMaxConns = 64
+)
+
+// defaultMaxConns is MaxConns for an open-file limit of fdLimit (0:
+// unknown). With the common limits: 1024 → 256, 20000 → 9744, 1048576 →
+// 524032.
+func defaultMaxConns(fdLimit int) int {
+	if fdLimit <= 0 {
+		return DefaultMaxConns
+	}
+	return max(fdLimit/2-fdReserve, minMaxConns)
 }
 
 func setDefault[T int | float64 | time.Duration](v *T, def T) {

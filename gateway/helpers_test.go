@@ -93,7 +93,15 @@ type client struct {
 
 func dialTCP(t testing.TB, addr string) *client {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return dialTCPFrom(t, addr, "")
+}
+
+// dialTCPFrom connects from the loopback address local ("" for any): the
+// whole of 127.0.0.0/8 is local on Linux, so tests can be several source
+// IPs.
+func dialTCPFrom(t testing.TB, addr, local string) *client {
+	t.Helper()
+	c, err := localDialer(local).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,13 @@ func dialTCP(t testing.TB, addr string) *client {
 
 func dialWS(t testing.TB, url string) *client {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	return dialWSFrom(t, url, "")
+}
+
+func dialWSFrom(t testing.TB, url, local string) *client {
+	t.Helper()
+	d := websocket.Dialer{NetDialContext: localDialer(local).DialContext, HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +308,15 @@ func (c *client) say(channel, user, body string) {
 	if f := c.expect("ok"); f.ID != id {
 		c.t.Fatalf("ok for %s, want %s", f.ID, id)
 	}
+}
+
+// localDialer dials from local ("" for any address).
+func localDialer(local string) *net.Dialer {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	return d
 }
 
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -59,8 +59,8 @@ func newPoller() (*poller, error) {
 // TCP socket. TLS connections buffer decrypted bytes the socket's readiness
 // does not show, so they keep a blocking reader.
 func rawConn(c net.Conn) (syscall.RawConn, bool) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	tc := tcpOf(c)
+	if tc == nil {
 		return nil, false
 	}
 	rc, err := tc.SyscallConn()

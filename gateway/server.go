@@ -49,8 +49,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	httpSrvs  map[*http.Server]struct{}
 	sessions  map[*session]struct{}
-	perIP     map[netip.Addr]int
 	wg        sync.WaitGroup // open sessions
+	// limiter counts connections on both ports from accept to close.
+	limiter *connLimiter
+	// tcpRefusal and httpRefusal are written to a connection refused by
+	// limiter, by reason: an error object on the TCP port, an HTTP
+	// response on the WebSocket port.
+	tcpRefusal, httpRefusal [3][]byte
 	// poller watches idle sessions' sockets; nil where epoll is missing,
 	// and then every session has a blocking reader.
 	poller *poller
@@ -89,15 +94,21 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		listeners: make(map[net.Listener]struct{}),
 		httpSrvs:  make(map[*http.Server]struct{}),
 		sessions:  make(map[*session]struct{}),
-		perIP:     make(map[netip.Addr]int),
+		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns),
 	}
+	perIP := fmt.Sprintf("at most %d connections per IP address (sessions and WebSocket handshakes)", cfg.MaxSessionsPerIP)
+	full := fmt.Sprintf("the node has as many client connections as it allows (%d); try again later or another node", cfg.MaxConns)
+	s.tcpRefusal[refusedPerSource] = append((&clientError{code: codeTooManySessions, msg: perIP}).frame(), '\n')
+	s.tcpRefusal[refusedFull] = append((&clientError{code: codeNodeFull, msg: full}).frame(), '\n')
+	s.httpRefusal[refusedPerSource] = httpRefusal("429 Too Many Requests", perIP)
+	s.httpRefusal[refusedFull] = httpRefusal("503 Service Unavailable", full)
 	s.upgrader = websocket.Upgrader{
 		// Only the handshake uses gorilla; sessions read and write
 		// frames on the socket themselves (conn.go), so its buffers
 		// are small and pooled.
 		ReadBufferSize:   256,
 		WriteBufferPool:  &wsWriteBuffers,
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: cfg.HandshakeTimeout,
 		CheckOrigin:      s.checkOrigin,
 	}
 	if s.page == nil {
@@ -110,21 +121,34 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	}
 	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	s.bgWG.Add(1)
+	s.log.Info("client connection limits", "max_conns", cfg.MaxConns, "max_sessions_per_ip", cfg.MaxSessionsPerIP,
+		"open_file_limit", openFileLimit(), "handshake_timeout", cfg.HandshakeTimeout)
+	s.bgWG.Add(2)
 	go s.republishLoop()
+	go s.logRefusals()
 	return s, nil
 }
 
+// httpRefusal is the response written to a refused connection on the
+// WebSocket port, before the request is read.
+func httpRefusal(status, msg string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s\n",
+		status, len(msg)+1, msg)
+}
+
 // ServeTCP accepts line-framed sessions on ln until ln fails or the server
-// closes; it then returns ErrServerClosed. Close closes ln.
+// closes; it then returns ErrServerClosed. Close closes ln. Connections
+// over the limits (limits.go) get a too_many_sessions or node_full error
+// instead of hello.
 func (s *Server) ServeTCP(ln net.Listener) error {
 	if !s.track(ln) {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
+	lln := &limitedListener{Listener: ln, lim: s.limiter, refusals: &s.tcpRefusal}
 	var backoff time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := lln.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
@@ -141,30 +165,33 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc := tcpOf(c); tc != nil {
 			tc.SetKeepAlive(true)
 			if s.cfg.SocketSendBuffer > 0 {
 				tc.SetWriteBuffer(s.cfg.SocketSendBuffer)
 			}
 		}
-		ip := addrIP(c.RemoteAddr())
-		if err := s.admit(ip); err != nil {
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write(append(err.frame(), '\n'))
-			c.Close()
-			continue
-		}
-		s.start(newTCPConn(c, s.cfg.MaxLine), ip)
+		s.start(newTCPConn(c, s.cfg.MaxLine), addrIP(c.RemoteAddr()))
 	}
 }
 
 // ServeWS serves the WebSocket gateway (path /ws) and the browser page on
-// ln, with TLS when configured, until the server closes.
+// ln, with TLS when configured, until the server closes. Connections over
+// the limits (limits.go) are answered 429 or 503 before their request is
+// read (on plain HTTP; with TLS, closed), and an HTTP connection that does
+// not finish its request headers, or stays idle between requests, for
+// HandshakeTimeout is closed. With Config.TLS the limits apply before the
+// TLS handshake; a TLS listener given as ln is counted too, but each
+// connection's handshake happens first.
 func (s *Server) ServeWS(ln net.Listener) error {
+	lln := &limitedListener{Listener: ln, lim: s.limiter}
+	if s.cfg.TLS == nil {
+		lln.refusals = &s.httpRefusal
+	}
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		IdleTimeout:       s.cfg.HandshakeTimeout,
 		MaxHeaderBytes:    16 << 10,
 		TLSConfig:         s.cfg.TLS,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -178,9 +205,9 @@ func (s *Server) ServeWS(ln net.Listener) error {
 	s.mu.Unlock()
 	var err error
 	if s.cfg.TLS != nil {
-		err = hs.ServeTLS(ln, "", "")
+		err = hs.ServeTLS(lln, "", "")
 	} else {
-		err = hs.Serve(ln)
+		err = hs.Serve(lln)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return ErrServerClosed
@@ -189,7 +216,9 @@ func (s *Server) ServeWS(ln net.Listener) error {
 }
 
 // Handler returns the HTTP handler: /ws upgrades to a session, anything
-// else goes to the page handler.
+// else goes to the page handler. The connection limits and timeouts are
+// ServeWS's: a caller serving Handler on its own http.Server must bound
+// connections itself.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
@@ -198,14 +227,13 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	ip := addrIP(addrFromString(r.RemoteAddr))
-	if cerr := s.admit(ip); cerr != nil {
-		http.Error(w, cerr.msg, http.StatusTooManyRequests)
+	if s.isClosed() {
+		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	ip := addrIP(addrFromString(r.RemoteAddr))
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.release(ip)
 		return // the upgrader has answered with the HTTP error
 	}
 	// gorilla did the handshake; the session reads and writes frames on
@@ -234,43 +262,28 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-// admit counts a new session from ip against the per-IP limit.
-func (s *Server) admit(ip netip.Addr) *clientError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return &clientError{code: codeShutdown, msg: "node is shutting down", closes: true}
-	}
-	if s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
-		return &clientError{code: codeTooManySessions, msg: fmt.Sprintf("at most %d sessions per IP address", s.cfg.MaxSessionsPerIP), closes: true}
-	}
-	s.perIP[ip]++
-	return nil
-}
-
-func (s *Server) release(ip netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
-}
-
-func (s *Server) start(conn frameConn, ip netip.Addr) *session {
+// start runs a session on conn, unless the server has closed: then the
+// client gets the shutdown notice and conn is closed.
+func (s *Server) start(conn frameConn, ip netip.Addr) {
 	sess := newSession(s, conn, ip)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		f := outFrame{data: (&clientError{code: codeShutdown, msg: "node is shutting down"}).frame()}
+		conn.writeFrames([]outFrame{f, {kind: outClose, data: closePayload(closeGoingAway, codeShutdown)}}, time.Now().Add(time.Second))
+		conn.close()
+		return
+	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	sess.start()
-	return sess
 }
 
 func (s *Server) unregister(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
-	s.release(sess.ip)
 	s.wg.Done()
 }
 

@@ -119,6 +119,7 @@ const (
 	codeRateLimited      = "rate_limited"
 	codeTooManyErrors    = "too_many_errors"
 	codeTooManySessions  = "too_many_sessions"
+	codeNodeFull         = "node_full"
 	codeSlowConsumer     = "slow_consumer"
 	codeIdleTimeout      = "idle_timeout"
 	codeShutdown         = "shutdown"

@@ -143,7 +143,10 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	g := &o.gateway
 	fs.IntVar(&g.MaxLine, "max-line", gateway.DefaultMaxLine, "largest client line or WebSocket frame, in `BYTES`")
 	fs.IntVar(&g.MaxChannels, "max-channels", gateway.DefaultMaxChannels, "channels one client session may join (`N`)")
-	fs.IntVar(&g.MaxSessionsPerIP, "max-sessions-per-ip", gateway.DefaultMaxSessionsPerIP, "concurrent client sessions from one IP address (`N`)")
+	fs.IntVar(&g.MaxSessionsPerIP, "max-sessions-per-ip", gateway.DefaultMaxSessionsPerIP, "client connections from one IP address or IPv6 /64, both gateways together,\n"+
+		"counted from accept (sessions and unfinished WebSocket handshakes) (`N`)")
+	fs.IntVar(&g.MaxConns, "max-conns", 0, "client connections on both gateways together (`N`; default: half the open-file limit\n"+
+		"less 256, the other half being the mesh's)")
 	fs.DurationVar(&g.LoginTimeout, "login-timeout", gateway.DefaultLoginTimeout, "time a client has to log in (`DURATION`)")
 	fs.Float64Var(&g.Rate, "rate", gateway.DefaultRate, "messages a client may send per second, sustained (`N`)")
 	fs.IntVar(&g.Burst, "burst", gateway.DefaultBurst, "messages a client may send at once (`N`)")
@@ -171,6 +174,8 @@ func (o *options) validate() error {
 		return usageErrorf("--max-channels must be at least 1, got %d", g.MaxChannels)
 	case g.MaxSessionsPerIP < 1:
 		return usageErrorf("--max-sessions-per-ip must be at least 1, got %d", g.MaxSessionsPerIP)
+	case g.MaxConns < 0:
+		return usageErrorf("--max-conns must be at least 1 (or 0 for the default), got %d", g.MaxConns)
 	case g.LoginTimeout <= 0:
 		return usageErrorf("--login-timeout must be positive, got %v", g.LoginTimeout)
 	case g.Rate <= 0:

@@ -110,6 +110,9 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	defer stop(nil)
 	gwCfg := o.gateway
 	gwCfg.AllowedOrigins = o.wsOrigins.vals
+	// The gateway does TLS itself, so that its connection limits apply
+	// before a handshake is spent on a connection it refuses.
+	gwCfg.TLS = tlsConfig
 	gwCfg.Logger = log.With("component", "gateway")
 	gw, err := gateway.New(gwCfg, node, node.ID().String(), web.Handler())
 	if err != nil {
@@ -152,7 +155,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		}
 		scheme := "ws"
 		if tlsConfig != nil {
-			ln, scheme = tls.NewListener(ln, tlsConfig), "wss"
+			scheme = "wss"
 		} else if !o.ip.IsLoopback() {
 			log.Warn("WebSocket gateway is not configured with TLS: browsers on other machines talk to it in clear text; pass --tls-cert and --tls-key")
 		}

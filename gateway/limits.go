@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection limits are applied when a connection is accepted, on both
+// gateway ports, before a byte is read: a connection over a limit is
+// closed at once, after a one-line refusal written to the fresh socket (on
+// plain TCP only: a TLS connection would need a handshake first, which is
+// the cost being refused). A limit checked later, after a WebSocket upgrade
+// or a login, lets an attacker hold descriptors with connections that
+// never get that far.
+//
+// Every accepted connection counts, from accept to close, towards two
+// limits shared by both ports, because they share the process's
+// descriptors:
+//
+//   - MaxSessionsPerIP per source: sessions and HTTP connections on the
+//     WebSocket port that have not upgraded (yet) alike. A WebSocket session
+//     keeps the slot its HTTP connection took. Browsers fetch the page over
+//     a few keep-alive connections, which close after HandshakeTimeout idle.
+//   - MaxConns in total. Its last eighth is kept for newcomers: while the
+//     node is that full, only sources holding fewer than newcomerConns
+//     connections get in, so that a few addresses each at the per-source
+//     limit cannot fill the node and shut out users from elsewhere.
+
+// newcomerConns: while the node is within its newcomer reserve of MaxConns,
+// only sources holding fewer connections than this are accepted. It leaves
+// room for a browser's page connections and its WebSocket.
+const newcomerConns = 8
+
+// refusalLogInterval is how often refused connections are logged, as one
+// summary line: an attacker can cause a refusal per connection attempt.
+const refusalLogInterval = time.Minute
+
+// refuseWriteTimeout bounds the refusal written to a fresh socket, whose
+// send buffer is empty: the write does not wait in practice.
+const refuseWriteTimeout = 100 * time.Millisecond
+
+// sourceOf is what the per-IP limits count by: an IPv4 address, or the /64
+// an IPv6 address is in. A household or a host gets a whole /64, so
+// counting single IPv6 addresses would give one attacker 2^64 shares.
+func sourceOf(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// refusal is why a connection was not accepted.
+type refusal uint8
+
+const (
+	admitted refusal = iota
+	refusedPerSource
+	refusedFull
+)
+
+// connLimiter counts the gateway's open connections, in total and per
+// source.
+type connLimiter struct {
+	perSource int
+	max       int
+	reserve   int // the last slots of max, kept for newcomers
+
+	mu       sync.Mutex
+	open     int
+	bySource map[netip.Addr]int
+
+	// Refusals since the last summary log line, by reason.
+	refused [3]atomic.Int64
+}
+
+func newConnLimiter(perSource, max int) *connLimiter {
+	return &connLimiter{perSource: perSource, max: max, reserve: max / 8, bySource: make(map[netip.Addr]int)}
+}
+
+// acquire counts a new connection from src, or says why it is refused.
+func (l *connLimiter) acquire(src netip.Addr) refusal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.bySource[src]
+	why := admitted
+	switch {
+	case n >= l.perSource:
+		why = refusedPerSource
+	case l.open >= l.max:
+		why = refusedFull
+	case l.open >= l.max-l.reserve && n >= newcomerConns:
+		why = refusedFull
+	}
+	if why != admitted {
+		l.refused[why].Add(1)
+		return why
+	}
+	l.bySource[src] = n + 1
+	l.open++
+	return admitted
+}
+
+func (l *connLimiter) release(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.bySource[src]--; l.bySource[src] <= 0 {
+		delete(l.bySource, src)
+	}
+}
+
+// counts returns the open connections, in total and from src.
+func (l *connLimiter) counts(src netip.Addr) (total, fromSrc int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open, l.bySource[src]
+}
+
+// limitedListener applies the connection limits to what ln accepts. The
+// connections it returns release their slot when closed.
+type limitedListener struct {
+	net.Listener
+	lim *connLimiter
+	// refusals holds the bytes written to a refused plain TCP connection,
+	// by reason; nil writes nothing.
+	refusals *[3][]byte
+}
+
+// Accept returns the next connection within the limits. Connections over
+// a limit are refused and closed here, and Accept goes on waiting; it
+// returns when ln does.
+func (ln *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src := sourceOf(addrIP(c.RemoteAddr()))
+		why := ln.lim.acquire(src)
+		if why == admitted {
+			return &countedConn{Conn: c, lim: ln.lim, src: src}, nil
+		}
+		if _, plain := c.(*net.TCPConn); plain && ln.refusals != nil {
+			c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+			c.Write(ln.refusals[why])
+		}
+		c.Close()
+	}
+}
+
+// countedConn is an accepted connection holding a slot of the limits until
+// it is closed.
+type countedConn struct {
+	net.Conn
+	lim  *connLimiter
+	src  netip.Addr
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.lim.release(c.src) })
+	return err
+}
+
+// NetConn returns the accepted connection (the name tls.Conn and gorilla
+// use for the same).
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
+// tcpOf returns the TCP socket behind an accepted connection, or nil for
+// TLS and anything else.
+func tcpOf(c net.Conn) *net.TCPConn {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
+	tc, _ := c.(*net.TCPConn)
+	return tc
+}
+
+// logRefusals writes a summary of refused connections every interval in
+// which there were some, until the server closes.
+func (s *Server) logRefusals() {
+	defer s.bgWG.Done()
+	t := time.NewTicker(refusalLogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		perSource := s.limiter.refused[refusedPerSource].Swap(0)
+		full := s.limiter.refused[refusedFull].Swap(0)
+		if perSource+full == 0 {
+			continue
+		}
+		open, _ := s.limiter.counts(netip.Addr{})
+		s.log.Warn("refused client connections", "per_ip_limit", perSource, "node_full", full,
+			"open", open, "max_conns", s.cfg.MaxConns, "interval", refusalLogInterval)
+	}
+}

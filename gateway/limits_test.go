@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConnLimiter(t *testing.T) {
+	a, b, c, d := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.4")
+	// max 16: the last 2 slots are for sources holding fewer than
+	// newcomerConns (8) connections.
+	l := newConnLimiter(12, 16)
+	steps := []struct {
+		src     netip.Addr
+		release bool
+		want    refusal
+	}{
+		{src: a}, {src: a}, {src: a}, {src: a}, {src: a}, {src: a},
+		{src: a}, {src: a}, {src: a}, {src: a}, {src: a}, {src: a}, // a holds 12
+		{src: a, want: refusedPerSource},
+		{src: b}, {src: b}, // 14: the reserve begins
+		{src: b},                         // b holds 2: a newcomer
+		{src: a, want: refusedPerSource}, // the per-source limit comes first
+		{src: c},                         // 16: full
+		{src: d, want: refusedFull},
+		{src: a, release: true},
+		{src: d}, // a newcomer gets the freed slot
+		{src: a, release: true},
+		{src: a, want: refusedFull}, // a holds 10: not a newcomer
+		{src: c},                    // c holds 1: one
+	}
+	for i, st := range steps {
+		if st.release {
+			l.release(st.src)
+			continue
+		}
+		if got := l.acquire(st.src); got != st.want {
+			t.Fatalf("step %d (%v): got %d, want %d", i, st.src, got, st.want)
+		}
+	}
+	if total, fromA := l.counts(a); total != 16 || fromA != 10 {
+		t.Fatalf("open %d, from a %d; want 16 and 10", total, fromA)
+	}
+	if l.refused[refusedPerSource].Load() != 2 || l.refused[refusedFull].Load() != 2 {
+		t.Fatalf("refusals counted %d per source, %d full", l.refused[refusedPerSource].Load(), l.refused[refusedFull].Load())
+	}
+}
+
+// An IPv6 /64 is one source: a host or household gets a whole /64.
+func TestSourceOf(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::"},
+		{"::1", "::"},
+	} {
+		if got := sourceOf(netip.MustParseAddr(tc.ip)); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("%s: got %v, want %s", tc.ip, got, tc.want)
+		}
+	}
+}
+
+func TestDefaultMaxConns(t *testing.T) {
+	for _, tc := range []struct{ fds, want int }{
+		{0, DefaultMaxConns}, {256, minMaxConns}, {1024, 256}, {20000, 9744}, {1 << 20, 1<<19 - 256},
+	} {
+		if got := defaultMaxConns(tc.fds); got != tc.want {
+			t.Errorf("open-file limit %d: %d, want %d", tc.fds, got, tc.want)
+		}
+	}
+}
+
+// floodPerPort is how many connections each attacking address opens to
+// each gateway port in TestConnectionFloodLeavesRoomForOthers.
+const floodPerPort = 500
+
+// Two addresses open many idle connections to both gateway ports and hold
+// them, the way issue 14's attack used up the node's descriptors. Each
+// keeps at most MaxSessionsPerIP (both ports together); the rest are
+// refused at accept, with a too_many_sessions error on the TCP port and a
+// 429 on the WebSocket port, and closed. A user from a third address logs
+// in within a second on both gateways.
+func TestConnectionFloodLeavesRoomForOthers(t *testing.T) {
+	a := startNode(t, nil)
+	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
+	attackers := []string{"127.0.0.1", "127.0.0.3"}
+
+	start := time.Now()
+	var flood []*floodConn
+	for _, ip := range attackers {
+		for range floodPerPort {
+			flood = append(flood, dialIdle(t, a.tcpAddr, ip, "tcp"), dialIdle(t, wsAddr, ip, "ws"))
+		}
+	}
+	t.Logf("%d connections opened from %v in %v", len(flood), attackers, time.Since(start).Round(time.Millisecond))
+	// Each attacker is refused all but MaxSessionsPerIP connections.
+	wantRefused := int64(len(flood) - len(attackers)*DefaultMaxSessionsPerIP)
+	waitUntil(t, 20*time.Second, "the node to accept or refuse every connection", func() bool {
+		return a.gw.limiter.refused[refusedPerSource].Load() >= wantRefused
+	})
+	for _, ip := range attackers {
+		if _, n := a.gw.limiter.counts(netip.MustParseAddr(ip)); n != DefaultMaxSessionsPerIP {
+			t.Errorf("%s holds %d connections, want %d", ip, n, DefaultMaxSessionsPerIP)
+		}
+	}
+
+	// The attack goes on (every connection still held on the attackers'
+	// side) while an honest user logs in from another address.
+	for _, gw := range []struct {
+		name string
+		dial func() *client
+	}{
+		{"TCP", func() *client { return dialTCPFrom(t, a.tcpAddr, "127.0.0.2") }},
+		{"WebSocket", func() *client { return dialWSFrom(t, a.wsURL, "127.0.0.2") }},
+	} {
+		start := time.Now()
+		c := gw.dial()
+		c.login()
+		d := time.Since(start)
+		t.Logf("honest login on the %s gateway during the flood: %v", gw.name, d.Round(time.Microsecond))
+		if d > time.Second {
+			t.Errorf("honest login on the %s gateway took %v, want at most 1s", gw.name, d)
+		}
+	}
+
+	// From the attackers' side: the refused connections were closed
+	// with a reason, and each address kept at most the limit.
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Second)
+	for _, fc := range flood {
+		wg.Add(1)
+		go func() { defer wg.Done(); fc.readUntil(deadline) }()
+	}
+	wg.Wait()
+	open := map[string]int{}
+	for _, fc := range flood {
+		if !fc.closed {
+			open[fc.from]++
+			continue
+		}
+		want := "too_many_sessions"
+		if fc.port == "ws" {
+			want = "HTTP/1.1 429 Too Many Requests"
+		}
+		if !strings.Contains(fc.got, want) {
+			t.Fatalf("a refused %s connection got %q, want %q", fc.port, fc.got, want)
+		}
+	}
+	for _, ip := range attackers {
+		if open[ip] > DefaultMaxSessionsPerIP {
+			t.Errorf("%s still has %d connections open, want at most %d", ip, open[ip], DefaultMaxSessionsPerIP)
+		}
+	}
+}
+
+// Connections on the WebSocket port that do not upgrade are closed after
+// HandshakeTimeout: one that sends nothing, one that never finishes its
+// headers, and a keep-alive connection idle after a page request. Their
+// slots are free again.
+func TestPreUpgradeConnectionsTimeOut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	a := startNode(t, func(c *Config) { c.HandshakeTimeout = timeout })
+	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
+	for _, tc := range []struct{ name, send string }{
+		{"silent", ""},
+		{"slow headers", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"},
+		{"idle keep-alive", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"},
+	} {
+		fc := dialIdle(t, wsAddr, "127.0.0.1", "ws")
+		start := time.Now()
+		if tc.send != "" {
+			fc.c.Write([]byte(tc.send))
+		}
+		fc.readUntil(start.Add(10 * time.Second))
+		d := time.Since(start)
+		t.Logf("%s: closed after %v", tc.name, d.Round(time.Millisecond))
+		if !fc.closed || d < timeout/2 || d > 5*timeout+time.Second {
+			t.Errorf("%s: closed %v after %v, want closed after about %v", tc.name, fc.closed, d, timeout)
+		}
+		if tc.name == "idle keep-alive" && !strings.HasPrefix(fc.got, "HTTP/1.1 404") {
+			t.Errorf("page request answered %q", fc.got)
+		}
+	}
+	waitUntil(t, 5*time.Second, "the slots to be released", func() bool {
+		total, _ := a.gw.limiter.counts(netip.Addr{})
+		return total == 0
+	})
+}
+
+// MaxConns bounds the connections of both ports together, keeping its last
+// eighth for addresses that hold few: an address at the per-IP limit
+// cannot take those, a newcomer can, and once the node is full everyone
+// is refused with node_full (a 503 on the WebSocket port) until a
+// connection closes.
+func TestGlobalConnectionCap(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.MaxConns, c.MaxSessionsPerIP = 16, 12 })
+	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
+	firstLine := func(addr, from string) string {
+		t.Helper()
+		fc := dialIdle(t, addr, from, "")
+		fc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(fc.c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("from %s: %v", from, err)
+		}
+		return line
+	}
+	for i := range 13 { // 12 sessions, then too many from one address
+		line := firstLine(a.tcpAddr, "127.0.0.1")
+		if want := `"hello"`; i == 12 {
+			if !strings.Contains(line, codeTooManySessions) {
+				t.Fatalf("13th connection from 127.0.0.1 got %q", line)
+			}
+		} else if !strings.Contains(line, want) {
+			t.Fatalf("connection %d got %q", i, line)
+		}
+	}
+	// 127.0.0.3 takes the last two slots outside the reserve and one in it.
+	for range 3 {
+		if line := firstLine(a.tcpAddr, "127.0.0.3"); !strings.Contains(line, `"hello"`) {
+			t.Fatalf("127.0.0.3 got %q", line)
+		}
+	}
+	honest := dialWSFrom(t, a.wsURL, "127.0.0.2") // the 16th
+	honest.login()
+	if line := firstLine(a.tcpAddr, "127.0.0.4"); !strings.Contains(line, codeNodeFull) {
+		t.Fatalf("connection to a full node got %q", line)
+	}
+	if line := firstLine(wsAddr, "127.0.0.4"); !strings.HasPrefix(line, "HTTP/1.1 503") {
+		t.Fatalf("WebSocket connection to a full node got %q", line)
+	}
+	honest.ws.Close()
+	waitUntil(t, 5*time.Second, "the honest session's slot to be released", func() bool {
+		total, _ := a.gw.limiter.counts(netip.Addr{})
+		return total < 16
+	})
+	late := dialWSFrom(t, a.wsURL, "127.0.0.4")
+	late.login()
+}
+
+// floodConn is a connection that sends nothing unless told to.
+type floodConn struct {
+	c          net.Conn
+	from, port string
+	got        string // what the node sent
+	closed     bool   // the node closed it
+}
+
+func dialIdle(t *testing.T, addr, from, port string) *floodConn {
+	t.Helper()
+	c, err := localDialer(from).Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &floodConn{c: c, from: from, port: port}
+}
+
+// readUntil reads what the node sends until it closes the connection or
+// the deadline passes.
+func (fc *floodConn) readUntil(deadline time.Time) {
+	fc.c.SetReadDeadline(deadline)
+	var b strings.Builder
+	_, err := io.Copy(&b, io.LimitReader(fc.c, 64<<10))
+	fc.got = b.String()
+	fc.closed = err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
+}
