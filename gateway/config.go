@@ -3,8 +3,11 @@ package gateway
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"darkchat/identity"
 )
 
 // Config holds the gateway's limits. Zero values take the defaults below.
@@ -13,6 +16,10 @@ type Config struct {
 	MaxLine int
 	// MaxChannels bounds the channels one session may join.
 	MaxChannels int
+	// MaxChannelsPerIP bounds the distinct channels the sessions from one
+	// source are in together; MaxNodeChannels the distinct channels with
+	// local members on the node (limits.go).
+	MaxChannelsPerIP, MaxNodeChannels int
 	// MaxSessionsPerIP bounds the open connections from one source, on
 	// both ports together: sessions, and HTTP connections on the
 	// WebSocket port that have not upgraded (yet). A source is an IPv4
@@ -65,8 +72,17 @@ type Config struct {
 // Defaults, chosen for people typing: a burst of 20 lets someone paste a few
 // lines at once, 5 a second sustained is far above typing speed.
 const (
-	DefaultMaxLine          = 32 << 10
-	DefaultMaxChannels      = 32
+	DefaultMaxLine     = 32 << 10
+	DefaultMaxChannels = 32
+	// DefaultMaxChannelsPerIP leaves an office behind one address (64
+	// sessions) room for its shared channels, where the per-session
+	// limit alone allowed 64 × 32 = 2048.
+	DefaultMaxChannelsPerIP = 128
+	// DefaultMaxNodeChannels bounds channel state to about 45–100 MB
+	// (limits.go) and takes 7 addresses at the per-IP limit to reach;
+	// with the 64 DM inbox shards it stays within the 1024 topics a mesh
+	// peer accepts from the node (meshTopicBudget).
+	DefaultMaxNodeChannels  = 896
 	DefaultMaxSessionsPerIP = 64
 	// DefaultMaxConns is MaxConns where the open-file limit cannot be
 	// read.
@@ -93,6 +109,8 @@ const (
 func (c *Config) setDefaults() error {
 	setDefault(&c.MaxLine, DefaultMaxLine)
 	setDefault(&c.MaxChannels, DefaultMaxChannels)
+	setDefault(&c.MaxChannelsPerIP, DefaultMaxChannelsPerIP)
+	setDefault(&c.MaxNodeChannels, DefaultMaxNodeChannels)
 	setDefault(&c.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
 	setDefault(&c.MaxConns, defaultMaxConns(openFileLimit()))
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -106,6 +124,10 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.TimestampWindow, DefaultTimestampWindow)
 	if c.MaxLine < 1024 {
 		return errors.New("gateway: max line must be at least 1024 bytes")
+	}
+	if c.MaxNodeChannels > MaxNodeChannelsLimit {
+		return fmt.Errorf("gateway: max node channels must be at most %d: with the %d DM inbox shards, the node's topics must stay within the %d its mesh peers accept",
+			MaxNodeChannelsLimit, identity.DMShards, meshTopicBudget)
 	}
 	if c.IdleTimeout <= c.IdlePing {
 		return errors.New("gateway: idle timeout must exceed the idle ping interval")
@@ -142,6 +164,11 @@ func defaultMaxConns(fdLimit int) int {
 	}
 	return max(fdLimit/2-fdReserve, minMaxConns)
 }
+
+// MaxNodeChannelsLimit is the largest MaxNodeChannels: with the DM inbox
+// shards, the node's topics must stay within what each mesh peer accepts
+// (meshTopicBudget, limits.go).
+const MaxNodeChannelsLimit = meshTopicBudget - identity.DMShards
 
 func setDefault[T int | float64 | time.Duration](v *T, def T) {
 	if *v <= 0 {

@@ -203,3 +203,150 @@ func (s *Server) logRefusals() {
 			"open", open, "max_conns", s.cfg.MaxConns, "interval", refusalLogInterval)
 	}
 }
+
+// Channel limits bound the node's channel state: each channel with a local
+// member is a GossipSub topic the node subscribes to, with its own mesh,
+// queues and goroutines (about 50 KB alone, 66–114 KB in a busy mesh), so
+// the per-session limit alone lets one address hold
+// MaxSessionsPerIP × MaxChannels of them. They count distinct channels: a
+// channel that several sessions are in counts once for their address and
+// once for the node. Like MaxConns, the last eighth of MaxNodeChannels is
+// kept for addresses in fewer than newcomerChannels channels.
+//
+// The node's subscriptions are also bounded by what its mesh peers accept
+// from it: p2p's peer guard (p2p/guard.go) disconnects and bans for ten
+// minutes a peer that is subscribed to more than 1024 topics at once or
+// announces new subscriptions faster than a burst of 1024 then 8 a second.
+// A node announces its whole subscription list to a peer that connects,
+// then each new subscription. So MaxNodeChannels plus the DM inbox shards
+// must stay within meshTopicBudget, and a join that gives a channel its
+// first local member (a new subscription) spends a token of a node-wide
+// bucket and of its source's, paced well under the guard's rate: without
+// them, one client joining and leaving new channels in a loop had the node
+// banned by every peer within a second.
+
+// meshTopicBudget is p2p's maxTopicsPerPeer: the topics a peer lets the
+// node subscribe to at once.
+const meshTopicBudget = 1024
+
+// New-subscription pacing. After a peer connects and takes the node's
+// subscription list (at most meshTopicBudget − 64 topics, leaving 64 of the
+// guard's 1024-token burst), the node-wide bucket spends at most
+// subscribeBurst + subscribeRate·t tokens against the guard's 64 + 8·t, with
+// room for inbox shards (which linger two minutes after their last member,
+// so they churn slowly). One source gets a smaller share, so a single
+// address cannot spend the node's budget.
+const (
+	subscribeBurst       = 32
+	subscribeRate        = 4
+	sourceSubscribeBurst = 16
+	sourceSubscribeRate  = 1
+)
+
+// newcomerChannels: while the node is within its reserve of
+// MaxNodeChannels, only addresses in fewer channels than this may add one.
+const newcomerChannels = 8
+
+// channelLimiter counts the distinct channels with local members, in total
+// and per source, and paces new subscriptions.
+type channelLimiter struct {
+	perSource, max, reserve int
+
+	mu       sync.Mutex
+	members  map[string]int                // channel → member sessions
+	bySource map[netip.Addr]map[string]int // source → channel → its sessions in it
+	node     tokenBucket                   // new subscriptions, node-wide
+	// sources holds the per-source subscription buckets. A full bucket
+	// is the same as none, so full ones are pruned when the map has
+	// doubled since the last pruning.
+	sources   map[netip.Addr]*tokenBucket
+	pruneSize int
+}
+
+func newChannelLimiter(perSource, max int, now time.Time) *channelLimiter {
+	return &channelLimiter{perSource: perSource, max: max, reserve: max / 8,
+		members: make(map[string]int), bySource: make(map[netip.Addr]map[string]int),
+		node:    newTokenBucket(subscribeRate, subscribeBurst, now),
+		sources: make(map[netip.Addr]*tokenBucket), pruneSize: 64}
+}
+
+// join counts a session from src joining channel, or returns the error
+// that refuses it.
+func (l *channelLimiter) join(src netip.Addr, channel string, now time.Time) *clientError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mine := l.bySource[src]
+	if mine[channel] == 0 && len(mine) >= l.perSource {
+		return &clientError{code: codeTooManyChannels, channel: channel,
+			msg: "the sessions from your IP address are in " + itoa(len(mine)) + " channels together, the most allowed; leave one first"}
+	}
+	if l.members[channel] == 0 {
+		if n := len(l.members); n >= l.max || n >= l.max-l.reserve && len(mine) >= newcomerChannels {
+			return &clientError{code: codeNodeFull, channel: channel,
+				msg: "this node carries as many channels as it allows (" + itoa(l.max) + "); join one it carries, or use another node"}
+		}
+		if !l.takeSubscription(src, now) {
+			return &clientError{code: codeRateLimited, channel: channel,
+				msg: "this node starts at most " + itoa(subscribeRate) + " new channels a second (" + itoa(sourceSubscribeRate) +
+					" for your IP address), as its mesh peers require; channel not joined, try again shortly"}
+		}
+	}
+	if mine == nil {
+		mine = make(map[string]int, 1)
+		l.bySource[src] = mine
+	}
+	mine[channel]++
+	l.members[channel]++
+	return nil
+}
+
+// takeSubscription spends a token of src's bucket and of the node's.
+func (l *channelLimiter) takeSubscription(src netip.Addr, now time.Time) bool {
+	b := l.sources[src]
+	if b == nil {
+		if len(l.sources) >= l.pruneSize {
+			for a, sb := range l.sources {
+				if sb.full(now) {
+					delete(l.sources, a)
+				}
+			}
+			l.pruneSize = max(64, 2*len(l.sources))
+		}
+		nb := newTokenBucket(sourceSubscribeRate, sourceSubscribeBurst, now)
+		b = &nb
+		l.sources[src] = b
+	}
+	if !b.take(now) {
+		return false
+	}
+	if !l.node.take(now) {
+		b.refund()
+		return false
+	}
+	return true
+}
+
+// leave undoes one join.
+func (l *channelLimiter) leave(src netip.Addr, channel string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if mine := l.bySource[src]; mine != nil {
+		if mine[channel]--; mine[channel] <= 0 {
+			delete(mine, channel)
+			if len(mine) == 0 {
+				delete(l.bySource, src)
+			}
+		}
+	}
+	if l.members[channel]--; l.members[channel] <= 0 {
+		delete(l.members, channel)
+	}
+}
+
+// counts returns the distinct channels with local members, and those of
+// src's sessions.
+func (l *channelLimiter) counts(src netip.Addr) (total, fromSrc int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.members), len(l.bySource[src])
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -273,4 +274,156 @@ func (fc *floodConn) readUntil(deadline time.Time) {
 	_, err := io.Copy(&b, io.LimitReader(fc.c, 64<<10))
 	fc.got = b.String()
 	fc.closed = err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// Sessions are limited in the distinct channels they are in: per session,
+// per address (a channel several of its sessions share counts once), and
+// per node, whose last eighth is kept for addresses in few channels.
+// Leaving, or closing the session, gives the channels back.
+func TestChannelLimits(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.MaxChannels, c.MaxChannelsPerIP, c.MaxNodeChannels = 8, 12, 24 })
+	session := func(from string) *client {
+		c := dialTCPFrom(t, a.tcpAddr, from)
+		c.login()
+		return c
+	}
+	joinN := func(c *client, prefix string, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			c.join(fmt.Sprintf("%s%d", prefix, i), "u")
+		}
+	}
+	refused := func(c *client, channel, code, says string) {
+		t.Helper()
+		c.send(map[string]any{"type": "join", "channel": channel, "username": "u"})
+		f := c.expectError(code)
+		if f.Channel != channel || !strings.Contains(f.Message, says) {
+			t.Fatalf("join %s refused with %q (channel %q), want a message with %q", channel, f.Message, f.Channel, says)
+		}
+	}
+	nodeChannels := func() int { n, _ := a.gw.channels.counts(netip.Addr{}); return n }
+
+	a1, a2 := session("127.0.0.1"), session("127.0.0.1")
+	joinN(a1, "a", 0, 8)
+	refused(a1, "a8", codeTooManyChannels, "per session")
+	joinN(a2, "a", 0, 1) // shared with a1: not a new channel for the address
+	joinN(a2, "a", 8, 12)
+	refused(a2, "a12", codeTooManyChannels, "IP address")
+	b1, b2 := session("127.0.0.2"), session("127.0.0.2")
+	joinN(b1, "b", 0, 8)
+	joinN(b2, "b", 8, 9) // 21 channels: the newcomers' reserve begins
+	refused(b2, "b9", codeNodeFull, "as many channels as it allows")
+	c1 := session("127.0.0.3")
+	joinN(c1, "c", 0, 3) // a newcomer takes the reserve: 24, full
+	refused(c1, "c3", codeNodeFull, "as many channels as it allows")
+	c1.join("a0", "u") // a channel the node carries is always open
+	if n := nodeChannels(); n != 24 {
+		t.Fatalf("node counts %d channels, want 24", n)
+	}
+	a1.send(map[string]any{"type": "leave", "channel": "a1"})
+	a1.expect("left")
+	c1.join("c3", "u")
+
+	a2.tcp.Close() // a8..a11 go; a0 stays, a1 and c1 are in it
+	waitUntil(t, 5*time.Second, "the closed session's channels to be given back", func() bool { return nodeChannels() == 20 })
+	if _, fromA := a.gw.channels.counts(netip.MustParseAddr("127.0.0.1")); fromA != 7 {
+		t.Fatalf("127.0.0.1 counts %d channels, want 7", fromA)
+	}
+	b2.join("b9", "u")
+}
+
+// A client joining and leaving new channels in a loop cannot get its node
+// banned by its mesh peers (p2p's guard bans a peer that announces new
+// subscriptions faster than 1024 at once then 8 a second): new channels
+// are paced, the rest refused with rate_limited, and the link stays up.
+func TestChannelChurnKeepsMeshPeers(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	linkNodes(t, a, b)
+	churner := dialTCP(t, a.tcpAddr)
+	churner.login()
+	const attempts = 1100 // more than the guard's burst
+	joined, limited := 0, 0
+	for i := range attempts {
+		ch := fmt.Sprintf("churn-%d", i)
+		churner.send(map[string]any{"type": "join", "channel": ch, "username": "u"})
+		churner.send(map[string]any{"type": "leave", "channel": ch})
+		f, err := churner.next(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case f.Type == "joined":
+			joined++
+			churner.expect("left")
+		case f.Code == codeRateLimited:
+			limited++
+			churner.expectError(codeNotJoined) // the leave
+		default:
+			t.Fatalf("join %d: %s", i, f.raw)
+		}
+	}
+	t.Logf("%d joins of new channels, %d refused with rate_limited", joined, limited)
+	if joined < sourceSubscribeBurst || limited == 0 {
+		t.Fatalf("%d joined, %d rate limited", joined, limited)
+	}
+	// A message from a user of A (another address, so its own budget)
+	// reaches B: B processed every announcement above and kept A.
+	alice := dialTCPFrom(t, a.tcpAddr, "127.0.0.2")
+	alice.login()
+	alice.join("after-churn", "alice")
+	bob := dialTCP(t, b.tcpAddr)
+	bob.login()
+	bob.join("after-churn", "bob")
+	waitUntil(t, 30*time.Second, "A and B to mesh in after-churn", func() bool {
+		return len(a.node.ChannelPeers("after-churn")) > 0 && len(b.node.ChannelPeers("after-churn")) > 0
+	})
+	alice.say("after-churn", "alice", "still linked")
+	if f := bob.expect("message"); f.Body != "still linked" {
+		t.Fatalf("bob got %s", f.raw)
+	}
+}
+
+func TestChannelLimiterPacesSubscriptions(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newChannelLimiter(1<<20, 1<<20, now)
+	srcs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")}
+	n := 0
+	join := func(src netip.Addr) *clientError {
+		n++
+		return l.join(src, fmt.Sprintf("ch%d", n), now)
+	}
+	for i := range sourceSubscribeBurst {
+		if cerr := join(srcs[0]); cerr != nil {
+			t.Fatalf("join %d: %v", i, cerr)
+		}
+	}
+	if cerr := join(srcs[0]); cerr == nil || cerr.code != codeRateLimited {
+		t.Fatalf("over the source's burst: %v", cerr)
+	}
+	// Another source gets the rest of the node's burst, no more.
+	for range subscribeBurst - sourceSubscribeBurst {
+		if cerr := join(srcs[1]); cerr != nil {
+			t.Fatal(cerr)
+		}
+	}
+	if cerr := join(srcs[2]); cerr == nil || cerr.code != codeRateLimited {
+		t.Fatalf("over the node's burst: %v", cerr)
+	}
+	// An existing channel needs no token.
+	if cerr := l.join(srcs[0], "ch1", now); cerr != nil {
+		t.Fatal(cerr)
+	}
+	// A second later the node has refilled subscribeRate tokens.
+	now = now.Add(time.Second)
+	granted := 0
+	for _, src := range srcs {
+		for range 4 {
+			if join(src) == nil {
+				granted++
+			}
+		}
+	}
+	if granted != subscribeRate {
+		t.Fatalf("%d new channels after a second, want %d", granted, subscribeRate)
+	}
 }

@@ -2,8 +2,9 @@ package gateway
 
 import "time"
 
-// tokenBucket is a session's send allowance: burst tokens, refilled at rate
-// per second. It is used by the session's reader goroutine only.
+// tokenBucket is an allowance: burst tokens, refilled at rate per second.
+// A session's send allowance is used by its reader goroutine only; other
+// buckets are guarded by their owner's lock.
 type tokenBucket struct {
 	rate   float64
 	burst  float64
@@ -26,4 +27,13 @@ func (b *tokenBucket) take(now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// refund gives back a token taken for something that did not happen.
+func (b *tokenBucket) refund() { b.tokens = min(b.burst, b.tokens+1) }
+
+// full reports whether the bucket will have refilled by now, so that a
+// fresh bucket would do the same.
+func (b *tokenBucket) full(now time.Time) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.burst
 }

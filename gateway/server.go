@@ -52,6 +52,8 @@ type Server struct {
 	wg        sync.WaitGroup // open sessions
 	// limiter counts connections on both ports from accept to close.
 	limiter *connLimiter
+	// channels counts the channels sessions are in.
+	channels *channelLimiter
 	// tcpRefusal and httpRefusal are written to a connection refused by
 	// limiter, by reason: an error object on the TCP port, an HTTP
 	// response on the WebSocket port.
@@ -95,6 +97,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		httpSrvs:  make(map[*http.Server]struct{}),
 		sessions:  make(map[*session]struct{}),
 		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns),
+		channels:  newChannelLimiter(cfg.MaxChannelsPerIP, cfg.MaxNodeChannels, cfg.Now()),
 	}
 	perIP := fmt.Sprintf("at most %d connections per IP address (sessions and WebSocket handshakes)", cfg.MaxSessionsPerIP)
 	full := fmt.Sprintf("the node has as many client connections as it allows (%d); try again later or another node", cfg.MaxConns)

@@ -33,6 +33,7 @@ type session struct {
 	srv  *Server
 	conn frameConn
 	ip   netip.Addr
+	src  netip.Addr // sourceOf(ip), what the per-IP limits count by
 
 	challenge string
 	key       identity.PublicKey
@@ -65,6 +66,7 @@ func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
 		srv:    srv,
 		conn:   conn,
 		ip:     ip,
+		src:    sourceOf(ip),
 		bucket: newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
 	}
 }
@@ -401,7 +403,11 @@ func (s *session) join(req request) *clientError {
 		if len(s.channels) >= s.srv.cfg.MaxChannels {
 			return &clientError{code: codeTooManyChannels, msg: "at most " + itoa(s.srv.cfg.MaxChannels) + " channels per session", channel: req.Channel}
 		}
+		if cerr := s.srv.channels.join(s.src, req.Channel, s.srv.cfg.Now()); cerr != nil {
+			return cerr
+		}
 		if err := s.srv.mesh.Join(req.Channel, s); err != nil {
+			s.srv.channels.leave(s.src, req.Channel)
 			s.srv.log.Warn("join channel", "channel", req.Channel, "err", err)
 			return &clientError{code: codeInternal, msg: "cannot join channel: " + err.Error(), channel: req.Channel}
 		}
@@ -420,6 +426,7 @@ func (s *session) leave(req request) *clientError {
 	}
 	delete(s.channels, req.Channel)
 	s.srv.mesh.Leave(req.Channel, s)
+	s.srv.channels.leave(s.src, req.Channel)
 	s.enqueue(mustJSON(channelFrame{Type: "left", Channel: req.Channel}))
 	return nil
 }
@@ -694,6 +701,7 @@ func (s *session) cleanup() {
 	}
 	for ch := range s.channels {
 		s.srv.mesh.Leave(ch, s)
+		s.srv.channels.leave(s.src, ch)
 	}
 	s.channels = nil
 	if s.loggedIn {

@@ -143,6 +143,10 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	g := &o.gateway
 	fs.IntVar(&g.MaxLine, "max-line", gateway.DefaultMaxLine, "largest client line or WebSocket frame, in `BYTES`")
 	fs.IntVar(&g.MaxChannels, "max-channels", gateway.DefaultMaxChannels, "channels one client session may join (`N`)")
+	fs.IntVar(&g.MaxChannelsPerIP, "max-channels-per-ip", gateway.DefaultMaxChannelsPerIP, "distinct channels the client sessions from one IP address or IPv6 /64 may be in together (`N`)")
+	fs.IntVar(&g.MaxNodeChannels, "max-node-channels", gateway.DefaultMaxNodeChannels,
+		fmt.Sprintf("distinct channels with members on this node (`N`, at most %d: the node's topics must stay within\n"+
+			"what each mesh peer accepts)", gateway.MaxNodeChannelsLimit))
 	fs.IntVar(&g.MaxSessionsPerIP, "max-sessions-per-ip", gateway.DefaultMaxSessionsPerIP, "client connections from one IP address or IPv6 /64, both gateways together,\n"+
 		"counted from accept (sessions and unfinished WebSocket handshakes) (`N`)")
 	fs.IntVar(&g.MaxConns, "max-conns", 0, "client connections on both gateways together (`N`; default: half the open-file limit\n"+
@@ -172,6 +176,10 @@ func (o *options) validate() error {
 		return usageErrorf("--max-line must be between 1024 and %d bytes, got %d", 1<<20, g.MaxLine)
 	case g.MaxChannels < 1:
 		return usageErrorf("--max-channels must be at least 1, got %d", g.MaxChannels)
+	case g.MaxChannelsPerIP < 1:
+		return usageErrorf("--max-channels-per-ip must be at least 1, got %d", g.MaxChannelsPerIP)
+	case g.MaxNodeChannels < 1 || g.MaxNodeChannels > gateway.MaxNodeChannelsLimit:
+		return usageErrorf("--max-node-channels must be between 1 and %d, got %d", gateway.MaxNodeChannelsLimit, g.MaxNodeChannels)
 	case g.MaxSessionsPerIP < 1:
 		return usageErrorf("--max-sessions-per-ip must be at least 1, got %d", g.MaxSessionsPerIP)
 	case g.MaxConns < 0:

@@ -68,6 +68,7 @@ func TestParseServerArgs(t *testing.T) {
 				"DARKCHAT_CONSOLE": "true", "DARKCHAT_LOG_MESSAGES": "1", "DARKCHAT_CONN_LOW": "10", "DARKCHAT_CONN_HIGH": "20",
 				"DARKCHAT_MAX_MESSAGE_SIZE": "2048", "DARKCHAT_TLS_CERT": "c", "DARKCHAT_TLS_KEY": "k", "DARKCHAT_ADMIN": "/a.sock",
 				"DARKCHAT_REACHABILITY": "public", "DARKCHAT_MAX_CONNS": "500",
+				"DARKCHAT_MAX_CHANNELS_PER_IP": "40", "DARKCHAT_MAX_NODE_CHANNELS": "300",
 			},
 			check: func(t *testing.T, o *options) {
 				if o.dataDir != "/env" || o.admin != "/a.sock" || o.console != consoleOn || !o.logMessages ||
@@ -83,8 +84,9 @@ func TestParseServerArgs(t *testing.T) {
 				if o.reachability != p2p.ReachabilityPublic {
 					t.Errorf("reachability %v, want public from DARKCHAT_REACHABILITY", o.reachability)
 				}
-				if o.gateway.MaxConns != 500 {
-					t.Errorf("max conns %d, want 500 from DARKCHAT_MAX_CONNS", o.gateway.MaxConns)
+				if g := o.gateway; g.MaxConns != 500 || g.MaxChannelsPerIP != 40 || g.MaxNodeChannels != 300 {
+					t.Errorf("max conns %d, channels per IP %d, node channels %d; want 500, 40, 300 from the environment",
+						g.MaxConns, g.MaxChannelsPerIP, g.MaxNodeChannels)
 				}
 			},
 		},
@@ -149,6 +151,8 @@ func TestParseServerArgsErrors(t *testing.T) {
 		{"cli", []string{"127.0.0.1", "1", "2", "--max-message-size", "100000000"}, nil, "--max-message-size"},
 		{"cli", []string{"127.0.0.1", "1", "2", "--conn-low", "0"}, nil, "--conn-low"},
 		{"cli", []string{"127.0.0.1", "1", "2", "--max-conns", "-1"}, nil, "--max-conns"},
+		{"cli", []string{"127.0.0.1", "1", "2", "--max-channels-per-ip", "0"}, nil, "--max-channels-per-ip"},
+		{"cli", []string{"127.0.0.1", "1", "2", "--max-node-channels", "961"}, nil, "--max-node-channels must be between 1 and 960"},
 		{"cli", []string{"127.0.0.1", "1", "2", "--peer", "1.2.3.4"}, nil, "neither ip:port"},
 		{"cli", []string{"127.0.0.1", "1", "2", "--console=maybe"}, nil, "console"},
 		{"cli", []string{"127.0.0.1", "1", "2"}, map[string]string{"DARKCHAT_RELAY_SERVICE": "perhaps"}, "DARKCHAT_RELAY_SERVICE"},
