@@ -24,6 +24,23 @@
 // a conversation would be silent loss, and blocking would slow every other
 // member of the channel.
 //
+// # Limits
+//
+// Every piece of state a client can make the node hold is bounded by a
+// named Config limit (limits.go): connections per source address and per
+// node, counted from accept on both ports before a byte is read;
+// unfinished HTTP connections by HandshakeTimeout; channels per session,
+// per source and per node, with new channels paced to what the node's mesh
+// peers accept. Refusals an attacker can cause are counted and logged as a
+// summary line a minute.
+//
+// # WebSocket
+//
+// gorilla/websocket does the handshake; the session then reads and writes
+// frames on the socket itself (ws.go), failing the connection as RFC 6455
+// says (1002 for framing, 1003 for binary, 1007 for text that is not
+// UTF-8, 1009 for size) and closing it with a code that fits why it ends.
+//
 // # Validation
 //
 // The gateway checks what it can cheaply (joined channel, username, body

@@ -91,7 +91,10 @@ const floodPerPort = 500
 // 429 on the WebSocket port, and closed. A user from a third address logs
 // in within a second on both gateways.
 func TestConnectionFloodLeavesRoomForOthers(t *testing.T) {
-	a := startNode(t, nil)
+	// The node keeps what it admitted for the whole test, however slowly
+	// the machine opens the flood (TestPreUpgradeConnectionsTimeOut
+	// covers the timeouts).
+	a := startNode(t, func(c *Config) { c.HandshakeTimeout, c.LoginTimeout = time.Minute, time.Minute })
 	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
 	attackers := []string{"127.0.0.1", "127.0.0.3"}
 

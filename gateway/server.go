@@ -183,9 +183,10 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 // the limits (limits.go) are answered 429 or 503 before their request is
 // read (on plain HTTP; with TLS, closed), and an HTTP connection that does
 // not finish its request headers, or stays idle between requests, for
-// HandshakeTimeout is closed. With Config.TLS the limits apply before the
-// TLS handshake; a TLS listener given as ln is counted too, but each
-// connection's handshake happens first.
+// HandshakeTimeout is closed. Give TLS as Config.TLS and a plain
+// listener: a TLS listener as ln is limited too (its handshakes happen on
+// first read, after the limits), but its refusals can only be silent
+// closes, and requests do not see the TLS state.
 func (s *Server) ServeWS(ln net.Listener) error {
 	lln := &limitedListener{Listener: ln, lim: s.limiter}
 	if s.cfg.TLS == nil {
