@@ -52,10 +52,14 @@ const (
 // peerBanDuration). New peers from an address that already had
 // suspectIPBans peers banned start with the smallest share.
 const (
+	// pressurePending: budgets apply only while this many messages of all
+	// peers wait for validation, so an honest peer's burst on a quiet
+	// node is never cut.
+	pressurePending     = validateQueueSize / 4
 	maxPendingUntrusted = 256
 	maxPendingSuspect   = 8
 	maxPendingTrusted   = validateQueueSize
-	maxStrikes          = 8
+	maxStrikes          = 4 // GossipSub graylists a peer at its 5th invalid message (peer score), after which its RPCs never reach us
 	strikeWindow        = time.Minute
 	suspectIPBans       = 4
 	// maxSuspectIPs bounds the per-address ban counts.
@@ -79,9 +83,10 @@ type peerGuard struct {
 
 	ipOf func(peer.ID) string // the remote IP of a connected peer, "" if unknown
 
-	mu     sync.Mutex
-	peers  map[peer.ID]*peerBudget
-	banned map[peer.ID]time.Time // until when
+	mu           sync.Mutex
+	totalPending int // of all peers
+	peers        map[peer.ID]*peerBudget
+	banned       map[peer.ID]time.Time // until when
 	// ipBans counts bans per remote IP within peerBanDuration, for the
 	// budget of new peers from that address.
 	ipBans map[string]*ipBanCount
@@ -183,14 +188,22 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 	b := g.budgetLocked(from, now)
 	if msgs > 0 {
 		if b.pending > 0 && now.Sub(b.lastProgress) > pendingStall {
+			g.totalPending -= b.pending
 			b.pending = 0
 		}
-		if b.pending+msgs > b.maxPending() {
+		if g.totalPending+msgs > pressurePending && b.pending+msgs > b.maxPending() {
 			// Dropped before it costs a verification. An honest peer
-			// that outruns its share loses these messages to us, but
-			// not to the channel: GossipSub's gossip offers them again
-			// and our other mesh peers forward them.
+			// that outruns its share under pressure loses these
+			// messages to us, but not to the channel: GossipSub's
+			// gossip offers them again and our other mesh peers
+			// forward them. A peer that already sent an invalid
+			// message gets a strike for it.
 			g.refused["validation budget"] += msgs
+			if b.strikes > 0 && g.strikeLocked(from, b, now) {
+				g.mu.Unlock()
+				g.ban(from)
+				return errPeerBanned
+			}
 			g.mu.Unlock()
 			return errors.New("p2p: peer exceeded its validation budget")
 		}
@@ -198,6 +211,7 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 			b.lastProgress = now
 		}
 		b.pending += msgs
+		g.totalPending += msgs
 	}
 	if len(subs) == 0 {
 		g.mu.Unlock()
@@ -261,6 +275,7 @@ func (g *peerGuard) validated(from peer.ID, valid bool) {
 	}
 	if b.pending > 0 {
 		b.pending--
+		g.totalPending--
 	}
 	b.lastProgress = now
 	if valid {
@@ -269,18 +284,26 @@ func (g *peerGuard) validated(from peer.ID, valid bool) {
 		return
 	}
 	b.trusted = false
+	banned := g.strikeLocked(from, b, now)
+	g.mu.Unlock()
+	if banned {
+		g.ban(from)
+	}
+}
+
+// strikeLocked counts one strike against from and bans it at maxStrikes
+// within strikeWindow; it reports whether it banned.
+func (g *peerGuard) strikeLocked(from peer.ID, b *peerBudget, now time.Time) bool {
 	if now.Sub(b.strikeStart) > strikeWindow {
 		b.strikes, b.strikeStart = 0, now
 	}
 	b.strikes++
 	if b.strikes < maxStrikes {
-		g.mu.Unlock()
-		return
+		return false
 	}
 	g.refused["invalid messages"] += b.strikes
 	g.banLocked(from, now)
-	g.mu.Unlock()
-	g.ban(from)
+	return true
 }
 
 // left records that one of from's messages was dropped before validation
@@ -289,6 +312,7 @@ func (g *peerGuard) left(from peer.ID) {
 	g.mu.Lock()
 	if b := g.peers[from]; b != nil && b.pending > 0 {
 		b.pending--
+		g.totalPending--
 		b.lastProgress = time.Now()
 	}
 	g.mu.Unlock()
@@ -319,6 +343,9 @@ func (g *peerGuard) banLocked(from peer.ID, now time.Time) {
 		}
 		c.n++
 		c.last = now
+	}
+	if b := g.peers[from]; b != nil {
+		g.totalPending -= b.pending
 	}
 	delete(g.peers, from)
 	g.bans++
@@ -359,6 +386,9 @@ func (g *peerGuard) isBanned(p peer.ID) bool {
 // its connection.
 func (g *peerGuard) forget(p peer.ID) {
 	g.mu.Lock()
+	if b := g.peers[p]; b != nil {
+		g.totalPending -= b.pending
+	}
 	delete(g.peers, p)
 	g.mu.Unlock()
 }

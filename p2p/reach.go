@@ -220,7 +220,9 @@ func (n *Node) reachEvidence(inbound *string) reachEvidence {
 				!manet.IsPublicAddr(c.RemoteMultiaddr()) {
 				continue
 			}
-			if isOwnAddr(c.LocalMultiaddr(), ev.publicListen) {
+			// A QUIC connection's local address is the unspecified
+			// address it listens on.
+			if isOwnAddr(c.LocalMultiaddr(), ev.publicListen) || (isUnspecified(c.LocalMultiaddr()) && len(ev.publicListen) > 0) {
 				*inbound = c.RemotePeer().String() + " (from " + c.RemoteMultiaddr().String() +
 					") to our public address " + c.LocalMultiaddr().String()
 				break
@@ -247,6 +249,9 @@ func (n *Node) reachEvidence(inbound *string) reachEvidence {
 
 // relayedTo reports whether some connection to p goes through a relay.
 func (n *Node) relayedTo(p peer.ID) bool {
+	if n.basic == nil {
+		return false
+	}
 	return slices.ContainsFunc(n.basic.Network().ConnsToPeer(p), func(c network.Conn) bool {
 		return isRelayed(c.RemoteMultiaddr())
 	})
@@ -260,6 +265,11 @@ func (n *Node) publicListenAddrs() []ma.Multiaddr {
 		return nil
 	}
 	return slices.DeleteFunc(addrs, func(a ma.Multiaddr) bool { return isRelayed(a) || !manet.IsPublicAddr(a) })
+}
+
+func isUnspecified(a ma.Multiaddr) bool {
+	ip, err := manet.ToIP(a)
+	return err == nil && ip.IsUnspecified()
 }
 
 // isOwnAddr reports whether a has the IP address of one of own.
