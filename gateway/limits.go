@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"darkchat/p2p"
 	"net"
 	"net/netip"
 	"sync"
@@ -225,9 +226,8 @@ func (s *Server) logRefusals() {
 // them, one client joining and leaving new channels in a loop had the node
 // banned by every peer within a second.
 
-// meshTopicBudget is p2p's maxTopicsPerPeer: the topics a peer lets the
-// node subscribe to at once.
-const meshTopicBudget = 1024
+// meshTopicBudget is the topics a peer lets the node subscribe to at once.
+const meshTopicBudget = p2p.MaxTopicsPerPeer
 
 // New-subscription pacing. After a peer connects and takes the node's
 // subscription list (at most meshTopicBudget − 64 topics, leaving 64 of the

@@ -71,6 +71,14 @@ const (
 	pendingStall = 5 * time.Second
 )
 
+// The subscription limits every darkchat node holds its peers to, for
+// whoever paces this node's own subscriptions (the gateway).
+const (
+	MaxTopicsPerPeer      = maxTopicsPerPeer
+	SubscribeRatePerPeer  = subscribeRate
+	SubscribeBurstPerPeer = subscribeBurst
+)
+
 var errPeerBanned = errors.New("peer banned for abusing the mesh")
 
 // peerGuard holds the per-peer budgets of what remote peers send the

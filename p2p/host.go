@@ -83,7 +83,6 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(bannedPeerGater{guard}),
-		libp2p.AddrsFactory(nat.withDialledAt),
 		libp2p.UserAgent("darkchatd"),
 		pinAutoNATv1(network.ReachabilityUnknown),
 		libp2p.EnableAutoNATv2(),

@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // maxHolePunchPeers bounds the hole-punch history: one entry per remote
@@ -45,18 +44,7 @@ type natTracker struct {
 	// lostRelay says which reservation ended last, when and how, for a
 	// node that finds itself without one.
 	lostRelay string
-	// dialledAt holds the addresses peers reached us at over inbound
-	// direct connections that were not hole punched: where a forwarded
-	// port or a cloud provider's 1:1 NAT makes us reachable although no
-	// interface of ours has the address. Bounded by maxDialledAt. It has
-	// its own lock: the host's address factory reads it, and the report
-	// asks the host for its addresses while holding mu.
-	dialMu    sync.Mutex
-	dialledAt []observation
 }
-
-// maxDialledAt bounds the remembered dialled-at addresses.
-const maxDialledAt = 8
 
 type holePunchRecord struct {
 	attempts   int // synchronised dials (libp2p makes up to three a round)
@@ -170,34 +158,6 @@ func (t *natTracker) everPunchedLocked(p peer.ID) bool {
 	return rec != nil && (rec.attempts > 0 || rec.rounds > 0)
 }
 
-// dialledAtLocked remembers a, most recent last.
-func (t *natTracker) dialledAtLocked(a ma.Multiaddr) {
-	t.dialMu.Lock()
-	defer t.dialMu.Unlock()
-	t.dialledAt = slices.DeleteFunc(t.dialledAt, func(o observation) bool { return o.addr.Equal(a) })
-	if len(t.dialledAt) >= maxDialledAt {
-		t.dialledAt = t.dialledAt[1:]
-	}
-	t.dialledAt = append(t.dialledAt, observation{addr: a, at: time.Now()})
-}
-
-// withDialledAt is the host's address factory: it adds to the addresses
-// libp2p found the ones peers reached us at over inbound direct
-// connections (dialledAt), so that a node behind a forwarded port or a
-// cloud provider's 1:1 NAT advertises its public address from its first
-// inbound connection instead of waiting for four peers to agree on what
-// they observe. AutoNAT v2 then checks those addresses like any other.
-func (t *natTracker) withDialledAt(addrs []ma.Multiaddr) []ma.Multiaddr {
-	t.dialMu.Lock()
-	defer t.dialMu.Unlock()
-	for _, o := range t.dialledAt {
-		if !slices.ContainsFunc(addrs, o.addr.Equal) {
-			addrs = append(addrs, o.addr)
-		}
-	}
-	return addrs
-}
-
 // punching reports whether a synchronised dial with p is under way.
 func (t *natTracker) punching(p peer.ID) bool {
 	t.mu.Lock()
@@ -291,13 +251,6 @@ func (t *natTracker) record(e any) {
 			evictOldest(t.observed, func(o observation) time.Time { return o.at })
 		}
 		t.observed[key] = observation{addr: e.ObservedAddr, at: time.Now()}
-		if e.Conn.Stat().Direction == network.DirInbound && manet.IsPublicAddr(e.Conn.RemoteMultiaddr()) &&
-			manet.IsPublicAddr(e.ObservedAddr) && !t.everPunchedLocked(e.Peer) {
-			// Not a hole-punched connection: both sides of DCUtR trace
-			// the punch before they dial. (This runs on the event bus's
-			// delivery path: it must not call into the swarm.)
-			t.dialledAtLocked(e.ObservedAddr)
-		}
 	case event.EvtNATDeviceTypeChanged:
 		t.natTypes[e.TransportProtocol] = e.NatDeviceType
 	case event.EvtAutoRelayAddrsUpdated:
@@ -470,6 +423,8 @@ func (t *natTracker) relayLines(n *Node, reach network.Reachability, diagnosis [
 		lines = append(lines, "relay service: offering circuit relay v2 to private nodes (no time or data limit per relayed connection)")
 	case n.cfg.Reachability == ReachabilityPrivate:
 		lines = append(lines, "relay service: idle: --reachability private says others cannot dial this node")
+	case reach == network.ReachabilityPrivate:
+		lines = append(lines, "relay service: idle: others cannot dial this node (see reachability above)")
 	default:
 		lines = append(lines, "relay service: idle: this node is not known to be publicly reachable (see reachability above); "+
 			"if it is (a VPS, a forwarded port), start it with --reachability public to relay at once")

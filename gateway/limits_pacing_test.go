@@ -1,0 +1,22 @@
+package gateway
+
+import (
+	"testing"
+
+	"darkchat/identity"
+	"darkchat/p2p"
+)
+
+// The node's own subscriptions must stay within what every mesh peer's
+// guard accepts from it, or churn would get the node banned.
+func TestSubscriptionPacingWithinMeshGuard(t *testing.T) {
+	if subscribeRate >= p2p.SubscribeRatePerPeer {
+		t.Errorf("node-wide new-subscription rate %d/s, want below the guard's %d/s", subscribeRate, p2p.SubscribeRatePerPeer)
+	}
+	if MaxNodeChannelsLimit+identity.DMShards > p2p.MaxTopicsPerPeer {
+		t.Errorf("%d channels + %d inbox shards exceed the %d topics a peer accepts", MaxNodeChannelsLimit, identity.DMShards, p2p.MaxTopicsPerPeer)
+	}
+	if DefaultMaxNodeChannels+identity.DMShards+subscribeBurst > p2p.SubscribeBurstPerPeer {
+		t.Errorf("a default full subscription list plus the burst exceeds the guard's burst of %d", p2p.SubscribeBurstPerPeer)
+	}
+}
