@@ -51,6 +51,12 @@ type Config struct {
 	// from evidence (ReachabilityAuto, the default) or as the operator
 	// says. Public nodes relay; private ones reserve relay slots.
 	Reachability ReachabilityMode
+	// Announce lists addresses to advertise besides those libp2p finds:
+	// a public address that no interface of this machine has (a cloud
+	// provider's 1:1 NAT, a forwarded port). libp2p advertises an address
+	// peers observe only once four of them agree, which a lone public node
+	// may never see.
+	Announce []ma.Multiaddr
 	// ConnLow and ConnHigh are the connection manager's watermarks.
 	ConnLow, ConnHigh int
 	// DedupTTL is how long a delivered message's ID is remembered so that a

@@ -3,7 +3,9 @@ package p2p
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -110,6 +112,17 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	if cfg.RelayService {
 		opts = append(opts, libp2p.EnableRelayService(relay.WithResources(relayResources())))
 	}
+	if len(cfg.Announce) > 0 {
+		announce := slices.Clone(cfg.Announce)
+		opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
+			for _, a := range announce {
+				if !slices.ContainsFunc(addrs, a.Equal) {
+					addrs = append(addrs, a)
+				}
+			}
+			return addrs
+		}))
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
@@ -143,6 +156,26 @@ func (bannedPeerGater) InterceptUpgraded(network.Conn) (bool, control.Disconnect
 }
 func (b bannedPeerGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
 	return !b.g.isBanned(p)
+}
+
+// ParseAnnounceAddr parses an --announce address: ip:port, meaning that
+// port over TCP and QUIC, or a multiaddr without /p2p.
+func ParseAnnounceAddr(s string) ([]ma.Multiaddr, error) {
+	if strings.HasPrefix(s, "/") {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bad multiaddr %q: %v", s, err)
+		}
+		if _, err := a.ValueForProtocol(ma.P_P2P); err == nil {
+			return nil, fmt.Errorf("announce address %q must not name a peer (/p2p/...)", s)
+		}
+		return []ma.Multiaddr{a}, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return nil, fmt.Errorf("announce address %q is neither ip:port nor a multiaddr", s)
+	}
+	return listenAddrs(ap.Addr(), int(ap.Port())), nil
 }
 
 // pinAutoNATv1 makes libp2p's AutoNAT v1 report r and probe nothing; the

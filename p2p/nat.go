@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // maxHolePunchPeers bounds the hole-punch history: one entry per remote
@@ -285,6 +286,7 @@ func (n *Node) NATReport() []string {
 	if reach != network.ReachabilityPublic && len(circuitAddrs(n.host.Addrs())) == 0 {
 		diagnosis = n.noReservationDiagnosis()
 	}
+	announceHint := n.announceHint(reach)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
@@ -293,6 +295,7 @@ func (n *Node) NATReport() []string {
 		line += " since " + since.UTC().Format(time.RFC3339)
 	}
 	lines := []string{line}
+	lines = append(lines, announceHint...)
 
 	if reachable, unreachable, _ := n.basic.ConfirmedAddrs(); len(reachable)+len(unreachable) > 0 {
 		lines = append(lines, "AutoNAT v2 address checks:")
@@ -430,6 +433,28 @@ func (t *natTracker) relayLines(n *Node, reach network.Reachability, diagnosis [
 			"if it is (a VPS, a forwarded port), start it with --reachability public to relay at once")
 	}
 	return lines
+}
+
+// announceHint warns a node that others can dial but that advertises no
+// public address (behind a cloud provider's 1:1 NAT, or a forwarded port):
+// peers could not reach it through the DHT, and NATed nodes could not use
+// its relay, so it names the flag that fixes it.
+func (n *Node) announceHint(reach network.Reachability) []string {
+	if reach != network.ReachabilityPublic {
+		return nil
+	}
+	for _, a := range n.host.Addrs() {
+		if !isRelayed(a) && manet.IsPublicAddr(a) {
+			return nil
+		}
+	}
+	seen := n.nat.observedAddrs()
+	at := "the address peers dialled"
+	if len(seen) > 0 {
+		at = seen[0].String()
+	}
+	return []string{"addresses: this node advertises no public address, so NATed nodes cannot use its relay; peers reach it at " +
+		at + ": start it with --announce <public-ip>:<peer-port>"}
 }
 
 // reservationProbeTimeout bounds how long the `nat` report waits for

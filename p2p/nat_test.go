@@ -286,3 +286,23 @@ func TestNATReportSaysWhyRelayIsIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnounceAddsAddresses: --announce addresses are advertised, and
+// ip:port means TCP and QUIC.
+func TestAnnounceAddsAddresses(t *testing.T) {
+	announce, err := ParseAnnounceAddr("203.0.113.7:4001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t, func(c *Config) { c.Announce = announce })
+	for _, want := range []string{"/ip4/203.0.113.7/tcp/4001", "/ip4/203.0.113.7/udp/4001/quic-v1"} {
+		if !slices.ContainsFunc(n.Host().Addrs(), func(a ma.Multiaddr) bool { return a.String() == want }) {
+			t.Errorf("addrs %v lack %s", n.Host().Addrs(), want)
+		}
+	}
+	for _, bad := range []string{"nowhere", "203.0.113.7:0", "/ip4/203.0.113.7/tcp/4001/p2p/" + n.ID().String()} {
+		if _, err := ParseAnnounceAddr(bad); err == nil {
+			t.Errorf("ParseAnnounceAddr(%q) accepted it", bad)
+		}
+	}
+}

@@ -324,6 +324,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad peer", nil, []string{"cli", "127.0.0.1", "0", "0", "--peer", "nowhere"}, "neither ip:port nor a multiaddr"},
 		{"peer without id", nil, []string{"cli", "127.0.0.1", "0", "0", "--peer", "/ip4/127.0.0.1/tcp/1"}, "/p2p/<peer-id>"},
 		{"bad reachability", nil, []string{"cli", "127.0.0.1", "0", "0", "--reachability", "sometimes"}, "want auto, public or private"},
+		{"bad announce", nil, []string{"cli", "127.0.0.1", "0", "0", "--announce", "somewhere"}, "neither ip:port nor a multiaddr"},
 		{"bad cidr", nil, []string{"cli", "127.0.0.1", "0", "0", "--public-cidr", "10.0.0.0/33"}, "bad CIDR"},
 		{"conn watermarks", nil, []string{"cli", "127.0.0.1", "0", "0", "--conn-low", "50", "--conn-high", "40"}, "--conn-high"},
 		{"bad env", []string{"DARKCHAT_CONN_LOW=many"}, []string{"cli", "127.0.0.1", "0", "0"}, "DARKCHAT_CONN_LOW"},
@@ -349,7 +350,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, want := range []string{"full", "cli", "websock", "ctl", "DARKCHAT_<FLAG_NAME>", "DARKCHAT_DATA_DIR",
 		"--peer", "--data-dir", "--admin", "--console", "--no-console", "--log-messages", "--log-level",
-		"--tls-cert", "--tls-key", "--relay-service", "--reachability", "--public-cidr", "--conn-low", "--conn-high", "--max-message-size",
+		"--tls-cert", "--tls-key", "--relay-service", "--reachability", "--announce", "--public-cidr", "--conn-low", "--conn-high", "--max-message-size",
 		"connect <peer-ip> <peer-port>", "peers", "channels", "nat", "exit"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("--help does not mention %q", want)

@@ -102,6 +102,7 @@ type options struct {
 	relayService   bool
 	reachability   p2p.ReachabilityMode
 	publicCIDRs    prefixList
+	announce       announceList
 	connLow        int
 	connHigh       int
 	maxMessageSize int
@@ -134,6 +135,8 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(reachabilityFlag{&o.reachability}, "reachability", "whether others can dial this node, `MODE`: auto decides from evidence (AutoNAT v2,\n"+
 		"inbound connections, the address peers see us at); public (a VPS, a forwarded port) relays for NATed nodes\n"+
 		"at once; private never relays and always reserves relay slots (default auto)")
+	fs.Var(&o.announce, "announce", "also advertise `ADDR` (ip:port, meaning TCP and QUIC, or a multiaddr) as this node's address: a VPS\n"+
+		"whose provider NATs a private interface address 1:1, or a forwarded port at home (repeatable)")
 	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
 	fs.IntVar(&o.connLow, "conn-low", p2p.DefaultConnLow, "connection manager low watermark (`N` peers)")
 	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")
@@ -387,6 +390,48 @@ func (l *prefixList) Set(v string) error {
 }
 
 func (l *prefixList) setFromEnv(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if err := l.Set(s); err != nil {
+			return err
+		}
+	}
+	l.fromEnv = true
+	return nil
+}
+
+// announceList is the repeatable --announce flag.
+type announceList struct {
+	vals    []ma.Multiaddr
+	fromEnv bool
+}
+
+func (l *announceList) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(l.vals))
+	for i, a := range l.vals {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *announceList) Set(v string) error {
+	addrs, err := p2p.ParseAnnounceAddr(strings.TrimSpace(v))
+	if err != nil {
+		return err
+	}
+	if l.fromEnv {
+		l.vals, l.fromEnv = nil, false
+	}
+	l.vals = append(l.vals, addrs...)
+	return nil
+}
+
+func (l *announceList) setFromEnv(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if strings.TrimSpace(s) == "" {
 			continue

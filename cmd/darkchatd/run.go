@@ -87,6 +87,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		BundleValidator: gateway.BundleValidator{},
 		RelayService:    o.relayService,
 		Reachability:    o.reachability,
+		Announce:        o.announce.vals,
 		ConnLow:         o.connLow,
 		ConnHigh:        o.connHigh,
 		Logger:          log,

@@ -155,12 +155,30 @@ type node struct {
 	id   string
 
 	killed bool // by the test, on purpose; guarded by testnet.mu
+
+	// forwardedAt, if valid, is the public address of a router that
+	// forwards the peer port to this node (a cloud provider's 1:1 NAT).
+	forwardedAt netip.Addr
+}
+
+// dialAddr is where other nodes dial n.
+func (n *node) dialAddr() netip.Addr {
+	if n.forwardedAt.IsValid() {
+		return n.forwardedAt
+	}
+	return n.host.Addr
 }
 
 // startNode runs `darkchatd <typ>` in h's namespace, peering with peers,
 // and waits for its start-up printout. A node started again under the same
 // name keeps its data directory (its key, so its peer ID) and admin socket.
 func (tn *testnet) startNode(name, typ string, h *netns.Host, peers ...*node) *node {
+	tn.t.Helper()
+	return tn.startNodeWith(name, typ, h, nil, peers...)
+}
+
+// startNodeWith is startNode with extra flags.
+func (tn *testnet) startNodeWith(name, typ string, h *netns.Host, extra []string, peers ...*node) *node {
 	tn.t.Helper()
 	args := []string{typ, "0.0.0.0"}
 	switch typ {
@@ -183,8 +201,9 @@ func (tn *testnet) startNode(name, typ string, h *netns.Host, peers ...*node) *n
 		"--rate", "50", "--burst", "100",
 	)
 	for _, p := range peers {
-		args = append(args, "--peer", p.host.Addr.String()+":"+strconv.Itoa(peerPort))
+		args = append(args, "--peer", p.dialAddr().String()+":"+strconv.Itoa(peerPort))
 	}
+	args = append(args, extra...)
 	cmd := h.Command(context.Background(), bins.Darkchatd, args...)
 	cmd.Env = chatproc.CleanEnv("XDG_RUNTIME_DIR="+tn.dir, "XDG_DATA_HOME="+tn.dir)
 	p, err := chatproc.Start(name, cmd, false)

@@ -13,6 +13,9 @@
 //	TestMatrix/cone-symmetric   one cone router, one symmetric                     chat at once (relayed unless a punch lands)
 //	TestMatrix/sym-sym          two symmetric routers                              chat at once over P's relay, never direct
 //	TestMatrix/same-router      two nodes on one LAN behind one cone router        direct over the LAN, not through the relay
+//	TestMatrix/forwarded-P      P on a private address behind a router that        P relays for two nodes behind symmetric
+//	                            forwards its port (a cloud VPS's 1:1 NAT),         routers; they chat at once through it
+//	                            started with --announce <router>:<port>
 //	TestSymmetricRelayed        two symmetric routers                              > 128 KiB through the relay, chat again after 3 minutes
 //	TestRelayRestart            two symmetric routers, P restarts                  both re-reserve; users chat again within 60 s
 //	TestRelayFailover           three public nodes, two symmetric routers          the relay carrying the chat is killed; chat resumes
@@ -91,6 +94,25 @@ var cells = []cell{
 		pub := tn.startNode("P", "full", tn.publicHost("P", 1))
 		r := tn.router("nat1", 1, netns.Cone)
 		ha, hb := tn.lanHost(r, "a", 1, 2), tn.lanHost(r, "b", 1, 3)
+		started := time.Now()
+		a, b := tn.startPair(ha, hb, pub)
+		return pub, a, b, started
+	}},
+	{name: "forwarded-P", want: linkRelayed, build: func(tn *testnet) (*node, *node, *node, time.Time) {
+		// P's "cloud" router forwards the peer port (TCP and UDP) to P's
+		// private address, as a VPS provider's 1:1 NAT does.
+		cloud := tn.router("cloud", 3, netns.Cone)
+		hp := tn.lanHost(cloud, "P", 3, 2)
+		for _, proto := range []string{"tcp", "udp"} {
+			if err := cloud.Iptables("-t", "nat", "-A", "PREROUTING", "-i", "wan", "-p", proto, "--dport", strconv.Itoa(peerPort),
+				"-j", "DNAT", "--to-destination", hp.Addr.String()+":"+strconv.Itoa(peerPort)); err != nil {
+				tn.t.Fatal(err)
+			}
+		}
+		pub := tn.startNodeWith("P", "full", hp, []string{"--announce", cloud.Addr.String() + ":" + strconv.Itoa(peerPort)})
+		pub.forwardedAt = cloud.Addr
+		r1, r2 := tn.router("nat1", 1, netns.Symmetric), tn.router("nat2", 2, netns.Symmetric)
+		ha, hb := tn.lanHost(r1, "a", 1, 2), tn.lanHost(r2, "b", 2, 2)
 		started := time.Now()
 		a, b := tn.startPair(ha, hb, pub)
 		return pub, a, b, started
