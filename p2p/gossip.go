@@ -258,6 +258,10 @@ type routerPeers struct {
 	full    atomic.Int32
 	changed chan struct{} // closed and replaced when a peer gets a queue
 	drained chan struct{} // closed and replaced when a full queue drains
+	// lost records when GossipSub closed its stream to a peer, until it
+	// opens a new one or the node forgets the peer (see
+	// Node.reviveStreamless).
+	lost map[peer.ID]time.Time
 }
 
 type peerQueue struct {
@@ -274,7 +278,8 @@ const (
 )
 
 func newRouterPeers() *routerPeers {
-	return &routerPeers{peers: make(map[peer.ID]*peerQueue), changed: make(chan struct{}), drained: make(chan struct{})}
+	return &routerPeers{peers: make(map[peer.ID]*peerQueue), changed: make(chan struct{}), drained: make(chan struct{}),
+		lost: make(map[peer.ID]time.Time)}
 }
 
 func (r *routerPeers) queueLocked(id peer.ID) *peerQueue {
@@ -288,6 +293,7 @@ func (r *routerPeers) queueLocked(id peer.ID) *peerQueue {
 
 func (r *routerPeers) add(id peer.ID) {
 	r.mu.Lock()
+	delete(r.lost, id)
 	r.queueLocked(id).open = true
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -310,7 +316,28 @@ func (r *routerPeers) remove(id peer.ID) {
 		r.signalDrainedLocked()
 	}
 	delete(r.peers, id)
+	r.lost[id] = time.Now()
 	r.mu.Unlock()
+}
+
+// streamless returns the peers whose GossipSub stream closed more than
+// grace ago and was not replaced, and forgets those for which connected
+// is false (they left; nothing to revive).
+func (r *routerPeers) streamless(grace time.Duration, connected func(peer.ID) bool) []peer.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []peer.ID
+	now := time.Now()
+	for p, at := range r.lost {
+		switch {
+		case !connected(p):
+			delete(r.lost, p)
+		case now.Sub(at) > grace:
+			out = append(out, p)
+			delete(r.lost, p)
+		}
+	}
+	return out
 }
 
 // queued and written follow one RPC through a peer's queue.

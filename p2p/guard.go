@@ -401,6 +401,13 @@ func (g *peerGuard) forget(p peer.ID) {
 	g.mu.Unlock()
 }
 
+// count adds k events of reason to the next summary.
+func (g *peerGuard) count(reason string, k int) {
+	g.mu.Lock()
+	g.refused[reason] += k
+	g.mu.Unlock()
+}
+
 // summarize logs what was refused since the last call, if anything.
 func (g *peerGuard) summarize() {
 	g.mu.Lock()
@@ -415,5 +422,5 @@ func (g *peerGuard) summarize() {
 	for reason, n := range refused {
 		attrs = append(attrs, reason, n)
 	}
-	g.log.Warn("refused abusive peers' RPCs (summary)", attrs...)
+	g.log.Warn("peer guard summary: refused and repaired since the last summary", attrs...)
 }
