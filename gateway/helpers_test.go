@@ -36,9 +36,11 @@ func startNode(t testing.TB, edit func(*Config)) *testNode {
 		t.Fatal(err)
 	}
 	node, err := p2p.New(p2p.Config{
-		Key:             key,
-		ListenIP:        netip.MustParseAddr("127.0.0.1"),
-		Validator:       ChannelValidator(nil, DefaultTimestampWindow, nil),
+		Key:      key,
+		ListenIP: netip.MustParseAddr("127.0.0.1"),
+		// Some tests send fast under one key; TestChannelValidatorLimitsEachAuthor
+		// covers the author limit.
+		Validator:       ChannelValidator(nil, DefaultTimestampWindow, AuthorLimit{}, nil),
 		InboxValidator:  InboxValidator(nil),
 		BundleValidator: BundleValidator{},
 	})

@@ -477,6 +477,8 @@ func (s *session) send(req request) *clientError {
 			return ferr(codeDuplicate, "message "+req.ID+" was already sent")
 		case errors.Is(err, identity.ErrBadSignature):
 			return ferr(codeBadSignature, "message signature does not verify with your key "+s.key.String()+" over these fields")
+		case errors.Is(err, errAuthorLimited):
+			return ferr(codeRateLimited, err.Error()+"; message not sent")
 		case errors.Is(err, p2p.ErrIgnore):
 			return ferr(codeBadTimestamp, err.Error())
 		case errors.Is(err, identity.ErrMalformed):

@@ -20,10 +20,11 @@ import (
 // penalised for it.
 //
 // If traffic is not nil, every accepted message is logged there.
-func ChannelValidator(now func() time.Time, window time.Duration, traffic *slog.Logger) p2p.Validator {
+func ChannelValidator(now func() time.Time, window time.Duration, authors AuthorLimit, traffic *slog.Logger) p2p.Validator {
 	if now == nil {
 		now = time.Now
 	}
+	limiter := newAuthorLimiter(authors)
 	return func(channel string, data []byte) (any, error) {
 		m := &meshMessage{}
 		if err := m.msg.UnmarshalBinary(data); err != nil {
@@ -36,6 +37,10 @@ func ChannelValidator(now func() time.Time, window time.Duration, traffic *slog.
 			return nil, fmt.Errorf("timestamp %s the node's clock, outside ±%v: %w", gap, window, p2p.ErrIgnore)
 		}
 		if err := m.msg.Verify(); err != nil {
+			return nil, err
+		}
+		// After the signature: only the author can spend its own tokens.
+		if err := limiter.allow(m.msg.Author, now()); err != nil {
 			return nil, err
 		}
 		if traffic != nil {

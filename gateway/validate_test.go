@@ -51,7 +51,7 @@ func TestExtremeTimestampErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validate := ChannelValidator(nil, DefaultTimestampWindow, nil)
+	validate := ChannelValidator(nil, DefaultTimestampWindow, DefaultAuthorLimit, nil)
 	for _, tc := range []struct {
 		ts   int64
 		want string

@@ -103,6 +103,7 @@ type options struct {
 	reachability   p2p.ReachabilityMode
 	publicCIDRs    prefixList
 	announce       announceList
+	authors        gateway.AuthorLimit
 	connLow        int
 	connHigh       int
 	maxMessageSize int
@@ -138,6 +139,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.announce, "announce", "also advertise `ADDR` (ip:port, meaning TCP and QUIC, or a multiaddr) as this node's address: a VPS\n"+
 		"whose provider NATs a private interface address 1:1, or a forwarded port at home (repeatable)")
 	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
+	fs.Float64Var(&o.authors.Rate, "author-rate", gateway.DefaultAuthorRate, "channel messages one author (key) may publish per second, sustained, checked by this node\n"+
+		"for every message it verifies, from any gateway or peer (`N`; 0: no limit)")
+	fs.IntVar(&o.authors.Burst, "author-burst", gateway.DefaultAuthorBurst, "channel messages one author may publish at once (`N`)")
 	fs.IntVar(&o.connLow, "conn-low", p2p.DefaultConnLow, "connection manager low watermark (`N` peers)")
 	fs.IntVar(&o.connHigh, "conn-high", p2p.DefaultConnHigh, "connection manager high watermark (`N` peers)")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", p2p.DefaultMaxMessageSize,
@@ -166,6 +170,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 func (o *options) validate() error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageErrorf("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if o.authors.Rate < 0 || o.authors.Burst < 1 {
+		return usageErrorf("--author-rate must be 0 (no limit) or positive and --author-burst at least 1, got %v and %d", o.authors.Rate, o.authors.Burst)
 	}
 	if o.connLow < 1 {
 		return usageErrorf("--conn-low must be at least 1, got %d", o.connLow)

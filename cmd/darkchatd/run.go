@@ -82,7 +82,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		PeerPort:        o.peerPort,
 		Bootstrap:       o.peers.vals,
 		MaxMessageSize:  o.maxMessageSize,
-		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, messageLog(o, log)),
+		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, o.authors, messageLog(o, log)),
 		InboxValidator:  gateway.InboxValidator(messageLog(o, log)),
 		BundleValidator: gateway.BundleValidator{},
 		RelayService:    o.relayService,

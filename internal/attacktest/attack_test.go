@@ -70,7 +70,7 @@ type mesh struct {
 
 func newMesh(t *testing.T) *mesh {
 	t.Helper()
-	limits := []string{"--rate", "100000", "--burst", "100000"}
+	limits := []string{"--rate", "100000", "--burst", "100000", "--author-rate", "0"}
 	a := bins.StartNode(t, "A", "cli", limits...)
 	victim := bins.StartNode(t, "victim", "cli", append(limits, "--peer", "127.0.0.1:"+strconv.Itoa(a.PeerPort))...)
 	victim.WaitPeer(a.ID)

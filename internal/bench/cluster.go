@@ -45,7 +45,7 @@ func startNode(cfg gateway.Config) (*benchNode, error) {
 		return nil, err
 	}
 	bn := &benchNode{}
-	validate := gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, nil)
+	validate := gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
 	node, err := p2p.New(p2p.Config{
 		Key:      key,
 		ListenIP: netip.MustParseAddr("127.0.0.1"),

@@ -33,7 +33,7 @@ func dcChannelScoreParams() *pubsub.TopicScoreParams { return p2p.ChannelScorePa
 // strict decoding, channel, timestamp window, the one signature check,
 // then de-duplication by author and message ID and by content.
 func dcTopicValidator(channel string, dedup *dcDedup) pubsub.ValidatorEx {
-	validate := gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, nil)
+	validate := gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
 	return func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		payload, err := validate(channel, m.Data)
 		if err != nil {
