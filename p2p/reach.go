@@ -139,6 +139,10 @@ func (s *reachState) get() (network.Reachability, string, time.Time) {
 // inbound connection can come and go between events we watch.
 const reachRecheckInterval = 30 * time.Second
 
+// reachCoalesce is how long a burst of evidence events is gathered before
+// the verdict is re-derived.
+const reachCoalesce = 200 * time.Millisecond
+
 // startReachability runs the node's reachability decision. It is the one
 // source of EvtLocalReachabilityChanged on the host's bus (libp2p's AutoNAT
 // v1 is pinned to "unknown", see newHost), so AutoRelay, the relay service
@@ -186,14 +190,29 @@ func (n *Node) startReachability() error {
 		defer sub.Close()
 		tick := time.NewTicker(reachRecheckInterval)
 		defer tick.Stop()
+		// Events come in bursts (every connection and identify brings
+		// one, and a connection flood brings thousands): they are
+		// coalesced, so the evidence (an interface listing, a scan of
+		// the connections) is gathered at most once per reachCoalesce.
+		settle := time.NewTimer(0)
+		<-settle.C
+		pending := false
 		for {
 			select {
 			case <-n.ctx.Done():
+				settle.Stop()
 				return
 			case _, ok := <-sub.Out():
 				if !ok {
 					return
 				}
+				if !pending {
+					pending = true
+					settle.Reset(reachCoalesce)
+				}
+				continue
+			case <-settle.C:
+				pending = false
 			case <-tick.C:
 			}
 			update()
