@@ -125,6 +125,14 @@ func (n *Node) holePunchLoop() {
 				r.next = now.Add(holePunchCheckInterval)
 				continue
 			}
+			if n.closeOutboundRelayed(p) {
+				// DCUtR's stream must travel on a connection the other side
+				// sees as outbound, or it resets it; with relayed
+				// connections both ways the stream may take ours. The
+				// duplicate is closed and the round starts next check.
+				r.next = now.Add(holePunchCheckInterval)
+				continue
+			}
 			r.rounds++
 			r.running = true
 			r.next = now.Add(min(holePunchRetryFirst<<(r.rounds-1), holePunchRetryMax))
@@ -140,6 +148,20 @@ func (n *Node) holePunchLoop() {
 			}()
 		}
 	}
+}
+
+// closeOutboundRelayed closes this node's outbound relayed connections to
+// p, and reports whether there were any. It is called only on the side that
+// punches, which keeps the relayed connection p dialled.
+func (n *Node) closeOutboundRelayed(p peer.ID) bool {
+	closed := false
+	for _, c := range n.basic.Network().ConnsToPeer(p) {
+		if isRelayed(c.RemoteMultiaddr()) && c.Stat().Direction == network.DirOutbound {
+			c.Close()
+			closed = true
+		}
+	}
+	return closed
 }
 
 // initiatesHolePunch reports whether p is reached only through relays and
