@@ -111,29 +111,10 @@ func TestInvalidFloodBansEveryAttacker(t *testing.T) {
 		return contains(honest.ChannelPeers("lobby"), victim.ID())
 	})
 
-	victimInfo := peer.AddrInfo{ID: victim.ID(), Addrs: victim.Host().Addrs()}
 	var ids []peer.ID
 	var topics []*pubsub.Topic
 	for range attackers {
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
-		if err != nil {
-			t.Fatal(err)
-		}
-		topic, err := ps.Join(channelTopicPrefix + "lobby")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := topic.Subscribe(); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Connect(t.Context(), victimInfo); err != nil {
-			t.Fatal(err)
-		}
+		h, topic := stockAttacker(t, victim, "lobby")
 		ids = append(ids, h.ID())
 		topics = append(topics, topic)
 	}

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -85,4 +88,31 @@ func recv(t testing.TB, s *Subscription, timeout time.Duration) *Message {
 		t.Fatalf("no message within %v", timeout)
 		return nil
 	}
+}
+
+// stockAttacker starts a libp2p host running stock GossipSub without any
+// validation, joined to channel and connected to victim: a peer that
+// forwards whatever it is told to.
+func stockAttacker(t testing.TB, victim *Node, channel string) (host.Host, *pubsub.Topic) {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(channelTopicPrefix + channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topic.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Connect(t.Context(), peer.AddrInfo{ID: victim.ID(), Addrs: victim.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return h, topic
 }

@@ -151,10 +151,6 @@ func (t *natTracker) retrying(p peer.ID, round, limit int, next time.Time) {
 func (t *natTracker) everPunched(p peer.ID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.everPunchedLocked(p)
-}
-
-func (t *natTracker) everPunchedLocked(p peer.ID) bool {
 	rec := t.peers[p]
 	return rec != nil && (rec.attempts > 0 || rec.rounds > 0)
 }

@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 )
 
@@ -46,25 +44,7 @@ func TestMalformedGossipRejectedAndPenalised(t *testing.T) {
 	}
 
 	// The attacker runs stock GossipSub without any validation.
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	ps, err := pubsub.NewGossipSub(t.Context(), h, pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(messageID), pubsub.WithFloodPublish(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic, err := ps.Join(channelTopicPrefix + "lobby")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topic.Subscribe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Connect(t.Context(), peer.AddrInfo{ID: victim.ID(), Addrs: victim.Host().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	h, topic := stockAttacker(t, victim, "lobby")
 	waitFor(t, 10*time.Second, "victim to see the attacker in the channel", func() bool {
 		return contains(victim.ChannelPeers("lobby"), h.ID())
 	})

@@ -335,13 +335,8 @@ func (l *stringList) Set(v string) error {
 }
 
 func (l *stringList) setFromEnv(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if err := l.Set(s); err != nil {
-			return err
-		}
+	if err := setEach(v, l.Set); err != nil {
+		return err
 	}
 	l.fromEnv = true
 	return nil
@@ -397,15 +392,24 @@ func (l *prefixList) Set(v string) error {
 }
 
 func (l *prefixList) setFromEnv(v string) error {
-	for _, s := range strings.Split(v, ",") {
+	if err := setEach(v, l.Set); err != nil {
+		return err
+	}
+	l.fromEnv = true
+	return nil
+}
+
+// setEach calls set for each non-empty element of a comma-separated list
+// (a repeatable flag given in the environment).
+func setEach(commaSeparated string, set func(string) error) error {
+	for _, s := range strings.Split(commaSeparated, ",") {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		if err := l.Set(s); err != nil {
+		if err := set(s); err != nil {
 			return err
 		}
 	}
-	l.fromEnv = true
 	return nil
 }
 
@@ -439,13 +443,8 @@ func (l *announceList) Set(v string) error {
 }
 
 func (l *announceList) setFromEnv(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if err := l.Set(s); err != nil {
-			return err
-		}
+	if err := setEach(v, l.Set); err != nil {
+		return err
 	}
 	l.fromEnv = true
 	return nil
