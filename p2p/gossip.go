@@ -99,6 +99,13 @@ func messageID(m *pb.Message) string {
 // and a clean verdict for the peer score.
 func (n *Node) topicValidator(channel string, validate Validator) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		// A peer banned while its messages waited in the queue: drop the
+		// rest unverified, so an attacker costs the node maxStrikes
+		// verifications whatever it queued before the ban, and honest
+		// messages behind them do not wait for the rest.
+		if n.guard.isBanned(from) {
+			return pubsub.ValidationIgnore
+		}
 		if len(m.Data) == 0 || len(m.Data) > n.cfg.MaxMessageSize {
 			n.logReject(channel, from, "size", len(m.Data))
 			return pubsub.ValidationReject

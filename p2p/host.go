@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -71,10 +72,11 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
+	rm := guardedResourceManager{base, guard}
 
 	relays := newRelaySource()
 	opts := []libp2p.Option{
@@ -141,16 +143,35 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	return ih, nil
 }
 
-// bannedPeerGater refuses connections to and from peers the guard banned,
-// and throttles new connections from addresses whose peers were banned.
+// guardedResourceManager throttles new inbound connections from addresses
+// whose peers the guard banned. It sits in the resource manager because
+// that is the one hook both transports call before the handshake: TCP at
+// accept, QUIC when the client's first packet arrives (quic-go's
+// ConnContext). The connection gater's InterceptAccept runs after QUIC's
+// handshake, when a rotating attacker has already made the node do a TLS
+// handshake with ML-KEM and two signature checks.
+type guardedResourceManager struct {
+	network.ResourceManager
+	g *peerGuard
+}
+
+func (r guardedResourceManager) OpenConnection(dir network.Direction, usefd bool, endpoint ma.Multiaddr) (network.ConnManagementScope, error) {
+	if dir == network.DirInbound && endpoint != nil {
+		if ip, err := manet.ToIP(endpoint); err == nil && !r.g.allowAccept(ip.String()) {
+			return nil, errSuspectAddress
+		}
+	}
+	return r.ResourceManager.OpenConnection(dir, usefd, endpoint)
+}
+
+var errSuspectAddress = errors.New("connections from this address are throttled: its peers were banned")
+
+// bannedPeerGater refuses connections to and from peers the guard banned.
 type bannedPeerGater struct{ g *peerGuard }
 
 func (b bannedPeerGater) InterceptPeerDial(p peer.ID) bool           { return !b.g.isBanned(p) }
 func (bannedPeerGater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
-func (b bannedPeerGater) InterceptAccept(c network.ConnMultiaddrs) bool {
-	ip, err := manet.ToIP(c.RemoteMultiaddr())
-	return err != nil || b.g.allowAccept(ip.String())
-}
+func (bannedPeerGater) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
 func (bannedPeerGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }

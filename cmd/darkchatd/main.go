@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -54,6 +55,23 @@ func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv fu
 	// After the first signal, restore the default handling: a second
 	// Ctrl-C ends a shutdown that takes too long.
 	context.AfterFunc(ctx, stop)
+
+	// DARKCHAT_CPUPROFILE=FILE writes a CPU profile of the whole run to
+	// FILE (for `go tool pprof`), for operators and attack tests that need
+	// to see where a node's time goes.
+	if path := getenv("DARKCHAT_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "darkchatd: DARKCHAT_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "darkchatd: DARKCHAT_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	if err := runServer(ctx, o, stdin, stdout, stderr, getenv); err != nil {
 		fmt.Fprintf(stderr, "darkchatd: %v\n", err)

@@ -17,26 +17,32 @@ package attacktest
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"darkchat/internal/attack"
 	"darkchat/internal/bench"
 	"darkchat/internal/chatproc"
-
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 var bins chatproc.Binaries
 
-func TestMain(m *testing.M) { os.Exit(chatproc.RunWithBinaries(m, "attacktest", &bins)) }
+// attackerEnv, when set, makes the test binary an attacker process: it
+// runs the attack.Spec the variable holds (JSON) and exits.
+const attackerEnv = "DARKCHAT_ATTACKER"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(attackerEnv); spec != "" {
+		os.Exit(attack.Main(spec, os.Stdout))
+	}
+	os.Exit(chatproc.RunWithBinaries(m, "attacktest", &bins))
+}
 
 // Limits every attack test asserts.
 const (
@@ -65,21 +71,21 @@ func attackDuration() time.Duration {
 // raised client rate limits so the honest traffic is not what limits.
 type mesh struct {
 	a, victim *chatproc.TestNode
-	target    peer.AddrInfo
+	target    string // the victim's multiaddr with /p2p
 }
 
 func newMesh(t *testing.T) *mesh {
 	t.Helper()
 	limits := []string{"--rate", "100000", "--burst", "100000", "--author-rate", "0"}
 	a := bins.StartNode(t, "A", "cli", limits...)
+	// DARKCHAT_ATTACK_PROFILE=DIR: a CPU profile of each victim in
+	// DIR/<test>.pprof, to see what an attack costs it.
+	if dir := os.Getenv("DARKCHAT_ATTACK_PROFILE"); dir != "" {
+		t.Setenv("DARKCHAT_CPUPROFILE", filepath.Join(dir, t.Name()+".pprof"))
+	}
 	victim := bins.StartNode(t, "victim", "cli", append(limits, "--peer", "127.0.0.1:"+strconv.Itoa(a.PeerPort))...)
 	victim.WaitPeer(a.ID)
-	id, err := peer.Decode(victim.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ma.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.PeerPort))
-	return &mesh{a: a, victim: victim, target: peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}}}
+	return &mesh{a: a, victim: victim, target: "/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.PeerPort) + "/p2p/" + victim.ID}
 }
 
 // honest measures honest traffic A -> victim for about d.
@@ -105,11 +111,61 @@ func peakRSS(t *testing.T, n *chatproc.TestNode) int64 {
 	return 0
 }
 
-// underAttack measures a quiet baseline, then runs attack for
-// attackDuration, and once begun reports that the attack is under way,
-// measures honest traffic again, and checks the bounds every attack test
-// shares.
-func underAttack(t *testing.T, m *mesh, attackFn func(ctx context.Context), begun func() bool) {
+// cpuTime is the user and system CPU time process pid has used so far.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Skipf("cannot read CPU use: %v", err)
+	}
+	// Fields after the command name (which may hold spaces) start at ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// startAttacker runs spec in an attacker process of its own and waits
+// until the attack is under way.
+func startAttacker(t *testing.T, spec attack.Spec) *chatproc.Proc {
+	t.Helper()
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), attackerEnv+"="+string(b))
+	p, err := chatproc.Start("attacker", cmd, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	if _, _, err := p.WaitLine(0, 10*time.Second, func(l string) bool { return l == attack.Begun }); err != nil {
+		t.Fatalf("the attack did not begin: %v\n%s", err, p.Stderr())
+	}
+	return p
+}
+
+// attackResult waits for the attacker process to end and returns what it
+// reported.
+func attackResult(t *testing.T, p *chatproc.Proc, timeout time.Duration) attack.Result {
+	t.Helper()
+	line, _, err := p.WaitLine(0, timeout, func(l string) bool { return strings.HasPrefix(l, "{") })
+	if err != nil {
+		t.Fatalf("no result from the attacker: %v\n%s\n%s", err, strings.Join(p.Lines(), "\n"), p.Stderr())
+	}
+	var r attack.Result
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("attacker result %q: %v", line, err)
+	}
+	return r
+}
+
+// underAttack measures a quiet baseline, then runs the attack spec
+// describes (its Target and Duration set here) in a process of its own,
+// measures honest traffic while it lasts, checks the bounds every attack
+// test shares, and returns what the attack reported.
+func underAttack(t *testing.T, m *mesh, spec attack.Spec) attack.Result {
 	t.Helper()
 	ctx := t.Context()
 	quiet, err := m.honest(ctx, 3*time.Second)
@@ -120,20 +176,21 @@ func underAttack(t *testing.T, m *mesh, attackFn func(ctx context.Context), begu
 	logBefore := len(m.victim.Stderr())
 
 	d := attackDuration()
-	actx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { attackFn(actx) })
-	if err := chatproc.Poll(5*time.Second, 10*time.Millisecond, func() (bool, error) { return begun(), nil }); err != nil {
-		t.Fatalf("the attack did not begin: %v", err)
-	}
+	spec.Target, spec.Duration = m.target, d
+	victimCPU0, aCPU0, wall0 := cpuTime(t, m.victim.PID()), cpuTime(t, m.a.PID()), time.Now()
+	attacker := startAttacker(t, spec)
 	loud, herr := m.honest(ctx, d-time.Second)
-	cancel()
-	wg.Wait()
+	wall := time.Since(wall0)
+	r := attackResult(t, attacker, d+30*time.Second)
+	t.Logf("CPU during the attack: victim %.0f%%, node A %.0f%%, attacker %.0f%% (of one core)",
+		100*(cpuTime(t, m.victim.PID())-victimCPU0).Seconds()/wall.Seconds(),
+		100*(cpuTime(t, m.a.PID())-aCPU0).Seconds()/wall.Seconds(),
+		100*r.CPU.Seconds()/d.Seconds())
 	if herr != nil {
 		t.Errorf("honest traffic under attack: %v", herr)
 	}
 	t.Logf("under attack: %.2f%% delivered, p50 %v, p99 %v", loud.DeliveredPct, loud.P50, loud.P99)
+	t.Logf("attack: %+v", r)
 
 	if loud.DeliveredPct < minHonestDelivered {
 		t.Errorf("honest delivery %.2f%% under attack, want ≥ %.0f%%", loud.DeliveredPct, minHonestDelivered)
@@ -152,60 +209,29 @@ func underAttack(t *testing.T, m *mesh, attackFn func(ctx context.Context), begu
 	if perMin > maxLogPerMin {
 		t.Errorf("victim logged %.0f bytes a minute under attack, want ≤ %d", perMin, maxLogPerMin)
 	}
+	if r.StillConnected > 0 {
+		t.Errorf("%d attacking peer IDs still connected when the attack ended", r.StillConnected)
+	}
+	return r
 }
 
-// TestSubscriptionFlood: 4 peer IDs announce as many topics as they can.
-// Each is disconnected and refused at its first excess announcement.
+// TestSubscriptionFlood: 4 peer IDs announce as many topics as they can,
+// reconnecting whenever cut off. Each is cut off at its first excess
+// announcement and refused from then on.
 func TestSubscriptionFlood(t *testing.T) {
 	m := newMesh(t)
-	var peers []*attack.Peer
-	for range 4 {
-		p, err := attack.NewPeer("/ip4/127.0.0.1/tcp/0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		peers = append(peers, p)
+	r := underAttack(t, m, attack.Spec{Kind: attack.KindSubscriptions, Peers: 4})
+	if r.CutOff != 4 {
+		t.Errorf("%d of 4 attacking peer IDs were cut off", r.CutOff)
 	}
-	var announced atomic.Int64
-	var firstRefusal sync.Map // peer -> time the victim cut it off
-	start := time.Now()
-	underAttack(t, m, func(ctx context.Context) {
-		var wg sync.WaitGroup
-		for i, p := range peers {
-			wg.Go(func() {
-				// Keep trying until the attack ends: a banned peer's
-				// reconnections must keep failing.
-				for ctx.Err() == nil {
-					n, err := p.SubscriptionFlood(ctx, m.target, fmt.Sprintf("p%d-", i), 1000, 10_000_000)
-					announced.Add(int64(n))
-					if err != nil {
-						firstRefusal.LoadOrStore(p.ID(), time.Now())
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}, func() bool { return announced.Load() > 0 })
-	t.Logf("%d topics announced by 4 peers", announced.Load())
-	for _, p := range peers {
-		at, ok := firstRefusal.Load(p.ID())
-		if !ok {
-			t.Errorf("peer %s was never cut off", p.ID())
-			continue
-		}
-		if took := at.(time.Time).Sub(start); took > bannedWithin+5*time.Second { // the quiet baseline runs first
-			t.Errorf("peer %s cut off %v after the test began", p.ID(), took)
-		}
-		if p.Connected(m.target.ID) {
-			t.Errorf("peer %s is still connected", p.ID())
-		}
+	if r.SlowestCutOff > bannedWithin {
+		t.Errorf("an attacking peer ID was cut off %v after the attack began, want ≤ %v", r.SlowestCutOff, bannedWithin)
 	}
 }
 
-// TestInvalidSignatureFlood: hundreds of fresh peer IDs flood the channel
-// with messages whose signatures are random; each is banned, new ones from
-// the same address get the smallest budget.
+// TestInvalidSignatureFlood: fresh peer IDs, 8 at a time, flood the
+// channel with messages whose signatures are random; each is banned, and
+// new ones from the same address get the smallest budget.
 func TestInvalidSignatureFlood(t *testing.T) {
 	m := newMesh(t)
 	// The victim's channel must have a member for the flood to be
@@ -215,39 +241,11 @@ func TestInvalidSignatureFlood(t *testing.T) {
 	keeper.Send("join " + honestChannel + " keeper")
 	keeper.WaitPrefix("Joined " + honestChannel)
 
-	var sent, ids, cutOff atomic.Int64
-	var slowest atomic.Int64 // longest a peer stayed connected after its first message, ns
-	underAttack(t, m, func(ctx context.Context) {
-		const concurrent = 8
-		var wg sync.WaitGroup
-		for range concurrent {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					p, err := attack.NewPeer("/ip4/127.0.0.1/tcp/0")
-					if err != nil {
-						return
-					}
-					ids.Add(1)
-					began := time.Now()
-					err = p.InvalidFlood(ctx, m.target, honestChannel, 50, 1_000_000, &sent)
-					if err != nil && ctx.Err() == nil {
-						cutOff.Add(1)
-						if d := time.Since(began); int64(d) > slowest.Load() {
-							slowest.Store(int64(d))
-						}
-					}
-					p.Close()
-				}
-			})
-		}
-		wg.Wait()
-	}, func() bool { return sent.Load() > 0 })
-	t.Logf("%d messages with random signatures from %d peer IDs; %d cut off, the slowest after %v",
-		sent.Load(), ids.Load(), cutOff.Load(), time.Duration(slowest.Load()).Round(time.Millisecond))
-	if cutOff.Load() == 0 {
+	r := underAttack(t, m, attack.Spec{Kind: attack.KindInvalidSignatures, Channel: honestChannel, Peers: 8})
+	if r.CutOff == 0 {
 		t.Fatal("no attacking peer was cut off")
 	}
-	if d := time.Duration(slowest.Load()); d > bannedWithin {
-		t.Errorf("an attacking peer stayed connected %v, want ≤ %v", d, bannedWithin)
+	if r.SlowestCutOff > bannedWithin {
+		t.Errorf("an attacking peer stayed connected %v, want ≤ %v", r.SlowestCutOff, bannedWithin)
 	}
 }

@@ -1,0 +1,230 @@
+package attack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Spec is one attack, run by one attacker process (Main), so that the
+// attacker's CPU use competes with the victim and the honest users the way
+// a real attacker's does: as another process, not as goroutines sharing
+// the honest clients' scheduler.
+type Spec struct {
+	// Kind is the attack: one of the Kind* constants.
+	Kind string
+	// Target is the victim's multiaddr, ending in /p2p/<peer ID>.
+	Target string
+	// Listen is the attacker's own listen multiaddr; its IP is the
+	// attack's source address. Empty means /ip4/127.0.0.1/tcp/0.
+	Listen string
+	// Duration bounds the attack.
+	Duration time.Duration
+	// Channel is the channel attacked, for the attacks on one.
+	Channel string
+	// Peers is how many peer IDs attack at once.
+	Peers int
+}
+
+// Attack kinds.
+const (
+	// KindSubscriptions: Peers peer IDs announce fresh channel topics,
+	// 1,000 per RPC, reconnecting whenever they are cut off.
+	KindSubscriptions = "subscriptions"
+	// KindInvalidSignatures: Peers attackers at once, each a fresh peer
+	// ID publishing messages with random signatures on Channel, 50 per
+	// RPC; a cut-off attacker is replaced by a new peer ID.
+	KindInvalidSignatures = "invalid-signatures"
+)
+
+// Result is what an attack achieved.
+type Result struct {
+	// Sent counts what the attack sent: topics announced or messages
+	// published.
+	Sent int64
+	// PeerIDs is how many peer IDs attacked.
+	PeerIDs int64
+	// CutOff is how many of them the target disconnected or refused.
+	CutOff int64
+	// SlowestCutOff is the longest an attacking peer ID kept sending
+	// before the target cut it off.
+	SlowestCutOff time.Duration
+	// StillConnected is how many attacking peer IDs were connected to the
+	// target when the attack ended.
+	StillConnected int
+	// CPU is the user and system CPU time the attacker process used.
+	CPU time.Duration
+}
+
+// Begun is the line Main prints once the attack has sent something.
+const Begun = "attack begun"
+
+// Main runs the attack spec (JSON) describes, prints Begun once it is
+// under way and then the Result as one JSON line, and returns the process
+// exit status.
+func Main(spec string, out io.Writer) int {
+	var s Spec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		fmt.Fprintf(out, "bad attack spec: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.Duration)
+	defer cancel()
+	var once sync.Once
+	r, err := Run(ctx, s, func() { once.Do(func() { fmt.Fprintln(out, Begun) }) })
+	if err != nil {
+		fmt.Fprintf(out, "attack failed: %v\n", err)
+		return 1
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, _ := json.Marshal(r)
+	fmt.Fprintf(out, "%s\n", b)
+	return 0
+}
+
+// Run runs the attack s describes until ctx ends, calling begun (perhaps
+// more than once) when something was sent.
+func Run(ctx context.Context, s Spec, begun func()) (Result, error) {
+	target, err := peer.AddrInfoFromP2pAddr(ma.StringCast(s.Target))
+	if err != nil {
+		return Result{}, fmt.Errorf("target %q: %w", s.Target, err)
+	}
+	if s.Listen == "" {
+		s.Listen = "/ip4/127.0.0.1/tcp/0"
+	}
+	if s.Peers <= 0 {
+		s.Peers = 1
+	}
+	var t tally
+	switch s.Kind {
+	case KindSubscriptions:
+		err = t.subscriptions(ctx, s, *target, begun)
+	case KindInvalidSignatures:
+		err = t.rotating(ctx, s, *target, begun, func(ctx context.Context, p *Peer) error {
+			return p.InvalidFlood(ctx, *target, s.Channel, 50, 1<<30, &t.sent)
+		})
+	default:
+		return Result{}, fmt.Errorf("unknown attack kind %q", s.Kind)
+	}
+	return t.result(), err
+}
+
+// tally counts what an attack did, from its concurrent attackers.
+type tally struct {
+	sent, ids, cutOff, slowest atomic.Int64
+	stillConnected             atomic.Int64
+}
+
+func (t *tally) result() Result {
+	return Result{
+		Sent:           t.sent.Load(),
+		PeerIDs:        t.ids.Load(),
+		CutOff:         t.cutOff.Load(),
+		SlowestCutOff:  time.Duration(t.slowest.Load()),
+		StillConnected: int(t.stillConnected.Load()),
+	}
+}
+
+// cut records that an attacker was cut off after sending for d.
+func (t *tally) cut(d time.Duration) {
+	t.cutOff.Add(1)
+	for {
+		old := t.slowest.Load()
+		if int64(d) <= old || t.slowest.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+// subscriptions: s.Peers fixed peer IDs, each announcing topics and
+// reconnecting whenever it is cut off, so that a ban must hold.
+func (t *tally) subscriptions(ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+	var peers []*Peer
+	defer func() {
+		for _, p := range peers {
+			p.Close()
+		}
+	}()
+	for range s.Peers {
+		p, err := NewPeer(s.Listen)
+		if err != nil {
+			return err
+		}
+		peers = append(peers, p)
+	}
+	t.ids.Store(int64(len(peers)))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			var cut bool
+			for ctx.Err() == nil {
+				n, err := p.SubscriptionFlood(ctx, target, fmt.Sprintf("p%d-", i), 1000, 1<<30)
+				if n > 0 {
+					t.sent.Add(int64(n))
+					begun()
+				}
+				if err != nil && ctx.Err() == nil && !cut {
+					cut = true
+					t.cut(time.Since(start))
+				}
+				if err != nil {
+					// A refused dial fails at once; do not spin.
+					select {
+					case <-ctx.Done():
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range peers {
+		if p.Connected(target.ID) {
+			t.stillConnected.Add(1)
+		}
+	}
+	return nil
+}
+
+// rotating runs s.Peers attackers at once, each a fresh peer ID running
+// attack until it is cut off, then replaced by another.
+func (t *tally) rotating(ctx context.Context, s Spec, target peer.AddrInfo, begun func(), attack func(context.Context, *Peer) error) error {
+	var wg sync.WaitGroup
+	for range s.Peers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				p, err := NewPeer(s.Listen)
+				if err != nil {
+					return
+				}
+				t.ids.Add(1)
+				began := time.Now()
+				before := t.sent.Load()
+				err = attack(ctx, p)
+				if t.sent.Load() > before {
+					begun()
+				}
+				if err != nil && ctx.Err() == nil {
+					t.cut(time.Since(began))
+				} else if p.Connected(target.ID) {
+					t.stillConnected.Add(1)
+				}
+				p.Close()
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
