@@ -106,18 +106,24 @@ func Run(ctx context.Context, s Spec, begun func()) (Result, error) {
 	if s.Peers <= 0 {
 		s.Peers = 1
 	}
-	var t tally
-	switch s.Kind {
-	case KindSubscriptions:
-		err = t.subscriptions(ctx, s, *target, begun)
-	case KindInvalidSignatures:
-		err = t.rotating(ctx, s, *target, begun, func(ctx context.Context, p *Peer) error {
-			return p.InvalidFlood(ctx, *target, s.Channel, 50, 1<<30, &t.sent)
-		})
-	default:
+	run, ok := kinds[s.Kind]
+	if !ok {
 		return Result{}, fmt.Errorf("unknown attack kind %q", s.Kind)
 	}
+	var t tally
+	err = run(&t, ctx, s, *target, begun)
 	return t.result(), err
+}
+
+// kinds maps each attack kind to the function that runs it; each records
+// what it did in the tally and calls begun once it has sent something.
+var kinds = map[string]func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error{
+	KindSubscriptions: (*tally).subscriptions,
+	KindInvalidSignatures: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
+			return p.InvalidFlood(ctx, target, s.Channel, 50, 1<<30, &t.sent)
+		})
+	},
 }
 
 // tally counts what an attack did, from its concurrent attackers.
