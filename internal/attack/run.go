@@ -21,8 +21,12 @@ import (
 type Spec struct {
 	// Kind is the attack: one of the Kind* constants.
 	Kind string
-	// Target is the victim's multiaddr, ending in /p2p/<peer ID>.
+	// Target is the victim's multiaddr, ending in /p2p/<peer ID>, for
+	// the attacks on the mesh.
 	Target string
+	// Gateway is the victim's gateway address (host:port), for the
+	// attacks on its gateways.
+	Gateway string
 	// Listen is the attacker's own listen multiaddr; its IP is the
 	// attack's source address. Empty means /ip4/127.0.0.1/tcp/0.
 	Listen string
@@ -96,9 +100,17 @@ func Main(spec string, out io.Writer) int {
 // Run runs the attack s describes until ctx ends, calling begun (perhaps
 // more than once) when something was sent.
 func Run(ctx context.Context, s Spec, begun func()) (Result, error) {
-	target, err := peer.AddrInfoFromP2pAddr(ma.StringCast(s.Target))
-	if err != nil {
-		return Result{}, fmt.Errorf("target %q: %w", s.Target, err)
+	var target peer.AddrInfo
+	if s.Target != "" {
+		a, err := ma.NewMultiaddr(s.Target)
+		if err != nil {
+			return Result{}, fmt.Errorf("target %q: %w", s.Target, err)
+		}
+		t, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return Result{}, fmt.Errorf("target %q: %w", s.Target, err)
+		}
+		target = *t
 	}
 	if s.Listen == "" {
 		s.Listen = "/ip4/127.0.0.1/tcp/0"
@@ -111,7 +123,7 @@ func Run(ctx context.Context, s Spec, begun func()) (Result, error) {
 		return Result{}, fmt.Errorf("unknown attack kind %q", s.Kind)
 	}
 	var t tally
-	err = run(&t, ctx, s, *target, begun)
+	err := run(&t, ctx, s, target, begun)
 	return t.result(), err
 }
 
