@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"sync"
 	"time"
 
@@ -39,6 +40,36 @@ const (
 	authorSweepEvery = time.Second
 )
 
+// New authors. Keys cost nothing to make, so the per-author limit alone
+// cannot stop a flood under many fresh keys from a custom peer. A key this
+// node has not seen yet (no bucket) is admitted only within two budgets,
+// checked before its signature is verified:
+//
+//   - the forwarding peer's: newAuthorBurst at once, newAuthorRate a second
+//     after that. A peer that keeps introducing keys past its budget runs
+//     into debt; its messages are ignored until the debt passes
+//     newAuthorDebt, and from then on rejected, which costs it its score
+//     and gets it banned by the peer guard after a few.
+//   - the node's: nodeNewAuthorBurst at once, nodeNewAuthorRate a second,
+//     so rotating peer IDs do not multiply the peer budget. Over it new
+//     keys are ignored (no one peer is at fault).
+//
+// Honest peers forward new keys at the pace people join a channel; a node
+// that has just joined a busy channel learns its active authors within the
+// burst. Local publications (from a session on this node) are exempt: the
+// gateway limits sessions per address and logins.
+const (
+	newAuthorBurst     = 256
+	newAuthorRate      = 16
+	newAuthorDebt      = 256
+	nodeNewAuthorBurst = 1024
+	nodeNewAuthorRate  = 64
+	// maxTrackedPeers bounds the per-peer new-author budgets kept; when
+	// it is full, budgets back at their burst are dropped, and if none
+	// is, a new peer's new keys are ignored until one is.
+	maxTrackedPeers = 4096
+)
+
 // errAuthorLimited marks a message refused by the author limit; the
 // gateway reports it to the sender as rate_limited.
 var errAuthorLimited = errors.New("author limit")
@@ -58,13 +89,82 @@ type authorLimiter struct {
 	mu        sync.Mutex
 	buckets   map[identity.PublicKey]*authorBucket
 	lastSweep time.Time
+
+	// new-author budgets: per forwarding peer, and the node's
+	peers         map[peer.ID]*authorBucket
+	lastPeerSweep time.Time
+	node          authorBucket
 }
 
 func newAuthorLimiter(lim AuthorLimit) *authorLimiter {
 	if lim.Rate <= 0 {
 		return nil
 	}
-	return &authorLimiter{lim: lim, buckets: make(map[identity.PublicKey]*authorBucket)}
+	return &authorLimiter{
+		lim:     lim,
+		buckets: make(map[identity.PublicKey]*authorBucket),
+		peers:   make(map[peer.ID]*authorBucket),
+		node:    authorBucket{tokens: nodeNewAuthorBurst},
+	}
+}
+
+// admit checks, before a message's signature is verified, that its author
+// is already known or may be introduced by from (empty: a local
+// publication). It spends a new-author token of from and of the node for a
+// new one; the author's own bucket is created by allow, once the signature
+// holds.
+func (l *authorLimiter) admit(from peer.ID, author identity.PublicKey, now time.Time) error {
+	if l == nil || from == "" {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.buckets[author]; ok {
+		return nil
+	}
+	if l.node.last.IsZero() {
+		l.node.last = now
+	}
+	l.node.tokens = min(nodeNewAuthorBurst, l.node.tokens+now.Sub(l.node.last).Seconds()*nodeNewAuthorRate)
+	l.node.last = now
+	b := l.peers[from]
+	if b == nil {
+		if len(l.peers) >= maxTrackedPeers && !l.sweepPeersLocked(now) {
+			return fmt.Errorf("%w: new keys from %d peers at once, the most this node tracks: %w", errAuthorLimited, len(l.peers), p2p.ErrIgnore)
+		}
+		b = &authorBucket{tokens: newAuthorBurst, last: now}
+		l.peers[from] = b
+	}
+	b.tokens = min(newAuthorBurst, b.tokens+now.Sub(b.last).Seconds()*newAuthorRate)
+	b.last = now
+	if b.tokens < 1 {
+		b.tokens = max(b.tokens-1, -newAuthorDebt-1)
+		if b.tokens < -newAuthorDebt {
+			return fmt.Errorf("peer introduces new keys far faster than %d a second (burst %d)", newAuthorRate, newAuthorBurst)
+		}
+		return fmt.Errorf("%w: peer introduces new keys faster than %d a second (burst %d): %w", errAuthorLimited, newAuthorRate, newAuthorBurst, p2p.ErrIgnore)
+	}
+	if l.node.tokens < 1 {
+		return fmt.Errorf("%w: new keys arrive faster than %d a second (burst %d) at this node: %w", errAuthorLimited, nodeNewAuthorRate, nodeNewAuthorBurst, p2p.ErrIgnore)
+	}
+	b.tokens--
+	l.node.tokens--
+	return nil
+}
+
+// sweepPeersLocked drops the per-peer budgets back at their burst and
+// reports whether that made room; at most once per authorSweepEvery.
+func (l *authorLimiter) sweepPeersLocked(now time.Time) bool {
+	if now.Sub(l.lastPeerSweep) < authorSweepEvery {
+		return false
+	}
+	l.lastPeerSweep = now
+	for p, b := range l.peers {
+		if b.tokens+now.Sub(b.last).Seconds()*newAuthorRate >= newAuthorBurst {
+			delete(l.peers, p)
+		}
+	}
+	return len(l.peers) < maxTrackedPeers
 }
 
 // allow takes a token from author's bucket, or says why it cannot.

@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ func TestChannelValidatorLimitsEachAuthor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = validate("lobby", data)
+		_, err = validate("", "lobby", data)
 		return err
 	}
 	for i := range 3 {
@@ -79,4 +81,71 @@ func mustKey(t *testing.T) identity.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// A peer introduces new keys only within its budget, checked before the
+// signature; past its debt its messages are rejected (which bans it),
+// keys already known pass, and the node's own budget caps what many peers
+// introduce together.
+func TestNewAuthorsNeedTheForwardingPeersBudget(t *testing.T) {
+	l := newAuthorLimiter(DefaultAuthorLimit)
+	now := time.Now()
+	key := func(i int) identity.PublicKey {
+		var k identity.PublicKey
+		binary.BigEndian.PutUint64(k[:], uint64(i))
+		return k
+	}
+	// introduce admits key i through from and records it as the validator
+	// does once the signature holds.
+	introduce := func(from peer.ID, i int) error {
+		if err := l.admit(from, key(i), now); err != nil {
+			return err
+		}
+		return l.allow(key(i), now)
+	}
+	const mallory, bob = peer.ID("mallory"), peer.ID("bob")
+	for i := range newAuthorBurst {
+		if err := introduce(mallory, i); err != nil {
+			t.Fatalf("new key %d within the peer's burst: %v", i, err)
+		}
+	}
+	if err := introduce(mallory, newAuthorBurst); !errors.Is(err, p2p.ErrIgnore) {
+		t.Fatalf("a new key past the peer's burst: %v, want ignored", err)
+	}
+	if err := introduce(mallory, 0); err != nil {
+		t.Fatalf("a known key from a peer out of budget: %v", err)
+	}
+	if err := introduce("", 1<<20); err != nil {
+		t.Fatalf("a local publication by a new key: %v", err)
+	}
+	var rejected error
+	for i := range newAuthorDebt + 1 {
+		if err := introduce(mallory, 1000+i); !errors.Is(err, p2p.ErrIgnore) {
+			rejected = err
+			break
+		}
+	}
+	if rejected == nil || errors.Is(rejected, p2p.ErrIgnore) {
+		t.Fatalf("a peer past its new-key debt: %v, want a rejection", rejected)
+	}
+	if err := introduce(bob, 5000); err != nil {
+		t.Fatalf("another peer's new key: %v", err)
+	}
+	// The node's budget: 1024 at once across peers (mallory and bob spent
+	// 257 of it), however many peer IDs.
+	admitted := 0
+	for p := 0; p < 8; p++ {
+		for i := range newAuthorBurst {
+			if introduce(peer.ID(fmt.Sprint("sybil", p)), 10_000+p*1000+i) == nil {
+				admitted++
+			}
+		}
+	}
+	if want := nodeNewAuthorBurst - newAuthorBurst - 1; admitted != want {
+		t.Fatalf("%d new keys admitted from 8 more peers, want %d (the node's burst)", admitted, want)
+	}
+	now = now.Add(time.Second)
+	if err := introduce(bob, 6000); err != nil {
+		t.Fatalf("a new key a second later: %v", err)
+	}
 }

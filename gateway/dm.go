@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
 	"slices"
 	"strings"
@@ -71,7 +72,7 @@ type bundleFrame struct {
 // If traffic is not nil, each envelope's size and shard (nothing else) is
 // logged there.
 func InboxValidator(traffic *slog.Logger) p2p.Validator {
-	return func(shard string, data []byte) (any, error) {
+	return func(_ peer.ID, shard string, data []byte) (any, error) {
 		tag, err := envelopeTag(data)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
 	"math"
 	"time"
@@ -25,7 +26,7 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 		now = time.Now
 	}
 	limiter := newAuthorLimiter(authors)
-	return func(channel string, data []byte) (any, error) {
+	return func(from peer.ID, channel string, data []byte) (any, error) {
 		m := &meshMessage{}
 		if err := m.msg.UnmarshalBinary(data); err != nil {
 			return nil, err
@@ -35,6 +36,12 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 		}
 		if ok, gap := checkTimestamp(m.msg.Timestamp, now(), window); !ok {
 			return nil, fmt.Errorf("timestamp %s the node's clock, outside ±%v: %w", gap, window, p2p.ErrIgnore)
+		}
+		// Before the signature: a key the node has not seen yet must be
+		// introduced within the forwarding peer's budget, so a flood under
+		// fresh keys costs a decode per message, not a verification.
+		if err := limiter.admit(from, m.msg.Author, now()); err != nil {
+			return nil, err
 		}
 		if err := m.msg.Verify(); err != nil {
 			return nil, err

@@ -69,7 +69,7 @@ func TestExtremeTimestampErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = validate("lobby", wire)
+		_, err = validate("", "lobby", wire)
 		if !errors.Is(err, p2p.ErrIgnore) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("validator, ts %d: %v; want an ignore error saying %q", tc.ts, err, tc.want)
 		}

@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -17,8 +18,9 @@ import (
 // is forwarded or delivered. It returns the decoded message, which is handed
 // to members as Message.Payload, or an error: an error wrapping ErrIgnore
 // drops the message quietly, any other error rejects it and penalises the
-// forwarding peer. It is called concurrently and must not block.
-type Validator func(channel string, data []byte) (payload any, err error)
+// forwarding peer. It is called concurrently and must not block. from is
+// the peer that forwarded the message, or empty for a local publication.
+type Validator func(from peer.ID, channel string, data []byte) (payload any, err error)
 
 // Config configures a Node. Key is required; everything else has a default.
 type Config struct {

@@ -135,7 +135,11 @@ func (n *Node) topicValidator(channel string, validate Validator) pubsub.Validat
 		var payload any
 		if validate != nil {
 			var err error
-			if payload, err = validate(channel, m.Data); err != nil {
+			src := from
+			if src == n.ID() {
+				src = "" // a local publication
+			}
+			if payload, err = validate(src, channel, m.Data); err != nil {
 				return verdict(err)
 			}
 		}

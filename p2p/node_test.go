@@ -317,7 +317,7 @@ func TestFlowControlLosesNothing(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	sig := ed25519.Sign(priv, []byte("cost"))
 	// B pays for one signature verification per message, as real nodes do.
-	verifying := func(string, []byte) (any, error) {
+	verifying := func(peer.ID, string, []byte) (any, error) {
 		if !ed25519.Verify(pub, []byte("cost"), sig) {
 			return nil, errors.New("bad")
 		}

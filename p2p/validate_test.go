@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // okValidator accepts messages that start with "ok:", ignores those that
 // start with "skip:", and rejects everything else.
-func okValidator(channel string, data []byte) (any, error) {
+func okValidator(_ peer.ID, channel string, data []byte) (any, error) {
 	switch {
 	case bytes.HasPrefix(data, []byte("ok:")):
 		return string(data[3:]), nil

@@ -49,8 +49,8 @@ func startNode(cfg gateway.Config) (*benchNode, error) {
 	node, err := p2p.New(p2p.Config{
 		Key:      key,
 		ListenIP: netip.MustParseAddr("127.0.0.1"),
-		Validator: func(channel string, data []byte) (any, error) {
-			payload, err := validate(channel, data)
+		Validator: func(from peer.ID, channel string, data []byte) (any, error) {
+			payload, err := validate(from, channel, data)
 			if err == nil {
 				bn.verified.Add(1)
 			}

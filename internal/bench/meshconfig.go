@@ -34,8 +34,8 @@ func dcChannelScoreParams() *pubsub.TopicScoreParams { return p2p.ChannelScorePa
 // then de-duplication by author and message ID and by content.
 func dcTopicValidator(channel string, dedup *dcDedup) pubsub.ValidatorEx {
 	validate := gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
-	return func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		payload, err := validate(channel, m.Data)
+	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		payload, err := validate(from, channel, m.Data)
 		if err != nil {
 			if errors.Is(err, p2p.ErrIgnore) {
 				return pubsub.ValidationIgnore
