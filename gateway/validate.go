@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
 	"math"
 	"time"
 
 	"darkchat/p2p"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // ChannelValidator returns the mesh validator for channel messages: strict
@@ -16,9 +17,12 @@ import (
 // message on each node, before the message is forwarded or delivered, and
 // its payload (*meshMessage) carries the decoded message to the sessions.
 //
-// A timestamp outside the window is ignored rather than rejected: an honest
-// peer may forward a message shortly before it goes stale, and must not be
-// penalised for it.
+// A timestamp just outside the window is ignored rather than rejected: an
+// honest peer may forward a message shortly before it goes stale, and must
+// not be penalised for it. One more than twice the window off is rejected
+// (a strike against the forwarding peer): no honest peer whose clock is
+// within a window of ours can have accepted it, so it is a replay of an old
+// message or a forgery dated far ahead, sent on purpose.
 //
 // If traffic is not nil, every accepted message is logged there.
 func ChannelValidator(now func() time.Time, window time.Duration, authors AuthorLimit, traffic *slog.Logger) p2p.Validator {
@@ -35,6 +39,9 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 			return nil, fmt.Errorf("message for channel %q published on %q", m.msg.Channel, channel)
 		}
 		if ok, gap := checkTimestamp(m.msg.Timestamp, now(), window); !ok {
+			if far, _ := checkTimestamp(m.msg.Timestamp, now(), 2*window); !far && from != "" {
+				return nil, fmt.Errorf("timestamp %s the node's clock, outside ±%v: a replayed or forged message", gap, 2*window)
+			}
 			return nil, fmt.Errorf("timestamp %s the node's clock, outside ±%v: %w", gap, window, p2p.ErrIgnore)
 		}
 		// Before the signature: a key the node has not seen yet must be

@@ -10,6 +10,8 @@ import (
 
 	"darkchat/identity"
 	"darkchat/p2p"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Timestamps outside the window are reported with the right direction,
@@ -92,5 +94,35 @@ func TestExtremeTimestampErrors(t *testing.T) {
 		if f := c.expectError(codeBadTimestamp); !strings.Contains(f.Message, tc.want) {
 			t.Errorf("session, ts %d: %q, want %q", tc.ts, f.Message, tc.want)
 		}
+	}
+}
+
+// A message a little outside the window is ignored (an honest peer may have
+// forwarded it just in time); one more than twice the window off, from a
+// peer, is rejected as a replay; from a local session it is only refused.
+func TestStaleMessagesFromPeers(t *testing.T) {
+	now := time.Now()
+	validate := ChannelValidator(func() time.Time { return now }, DefaultTimestampWindow, DefaultAuthorLimit, nil)
+	key := mustKey(t)
+	send := func(from peer.ID, age time.Duration) error {
+		m, err := identity.NewChannelMessage(key, "lobby", "u", "hi", now.Add(-age))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = validate(from, "lobby", data)
+		return err
+	}
+	if err := send("peer", DefaultTimestampWindow+time.Minute); !errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("just stale, from a peer: %v, want ignored", err)
+	}
+	if err := send("peer", 2*DefaultTimestampWindow+time.Minute); err == nil || errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("a replay from long ago, from a peer: %v, want rejected", err)
+	}
+	if err := send("", 2*DefaultTimestampWindow+time.Minute); !errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("long stale, from a local session: %v, want ignored", err)
 	}
 }
