@@ -41,6 +41,20 @@ const (
 	guardSummaryInterval = 30 * time.Second
 )
 
+// Per-peer control budgets. GossipSub's control messages (IHAVE, IWANT,
+// IDONTWANT message IDs; GRAFT and PRUNE) cost the router a decode and a
+// lookup each, and go-libp2p-pubsub caps only how many IHAVEs it acts on
+// per heartbeat, not how many it is sent. An honest router sends a few
+// thousand IDs per topic per heartbeat (its gossip window) and a GRAFT or
+// PRUNE per topic at most per heartbeat; the budgets leave ample room for
+// that and cut off a peer that streams them.
+const (
+	controlIDBurst  = 100_000
+	controlIDRate   = 20_000
+	meshChangeBurst = 2 * maxTopicsPerPeer
+	meshChangeRate  = 32
+)
+
 // Per-peer validation budgets. Every message a peer forwards waits in
 // GossipSub's one validation queue, shared by all peers; a peer that fills
 // it delays and then drops everyone's messages, and drops for a full queue
@@ -107,6 +121,8 @@ type peerBudget struct {
 	topics    map[string]struct{}
 	subTokens float64
 	lastFill  time.Time
+	// control budgets, refilled at lastFill too
+	idTokens, meshTokens float64
 
 	ip           string
 	pending      int       // messages waiting for validation
@@ -154,7 +170,7 @@ func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string
 func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
 	b := g.peers[from]
 	if b == nil {
-		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, lastFill: now, lastProgress: now}
+		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, idTokens: controlIDBurst, meshTokens: meshChangeBurst, lastFill: now, lastProgress: now}
 		b.ip = g.ipOf(from)
 		if c := g.ipBans[b.ip]; b.ip != "" && c != nil && c.n >= suspectIPBans && now.Sub(c.last) < peerBanDuration {
 			b.suspect = true
@@ -189,11 +205,45 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		delete(g.banned, from)
 	}
 	msgs := len(rpc.GetPublish())
-	if len(subs) == 0 && msgs == 0 {
+	ctl := rpc.GetControl()
+	if len(subs) == 0 && msgs == 0 && ctl == nil {
 		g.mu.Unlock()
 		return nil
 	}
 	b := g.budgetLocked(from, now)
+	elapsed := now.Sub(b.lastFill).Seconds()
+	b.subTokens = min(subscribeBurst, b.subTokens+elapsed*subscribeRate)
+	b.idTokens = min(controlIDBurst, b.idTokens+elapsed*controlIDRate)
+	b.meshTokens = min(meshChangeBurst, b.meshTokens+elapsed*meshChangeRate)
+	b.lastFill = now
+	if ctl != nil {
+		ids := 0
+		for _, c := range ctl.GetIhave() {
+			ids += len(c.GetMessageIDs())
+		}
+		for _, c := range ctl.GetIwant() {
+			ids += len(c.GetMessageIDs())
+		}
+		for _, c := range ctl.GetIdontwant() {
+			ids += len(c.GetMessageIDs())
+		}
+		b.idTokens -= float64(ids)
+		b.meshTokens -= float64(len(ctl.GetGraft()) + len(ctl.GetPrune()))
+		var violation string
+		switch {
+		case b.idTokens < 0:
+			violation = "gossip message IDs"
+		case b.meshTokens < 0:
+			violation = "GRAFT and PRUNE"
+		}
+		if violation != "" {
+			g.refused[violation]++
+			g.banLocked(from, now)
+			g.mu.Unlock()
+			g.ban(from)
+			return errors.New("p2p: peer exceeded its " + violation + " budget")
+		}
+	}
 	if msgs > 0 {
 		if b.pending > 0 && now.Sub(b.lastProgress) > pendingStall {
 			g.totalPending -= b.pending
@@ -225,8 +275,6 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		g.mu.Unlock()
 		return nil
 	}
-	b.subTokens = min(subscribeBurst, b.subTokens+now.Sub(b.lastFill).Seconds()*subscribeRate)
-	b.lastFill = now
 	var violation string
 	for _, s := range subs {
 		topic := s.GetTopicid()

@@ -2,6 +2,8 @@ package p2p
 
 import (
 	"context"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -160,5 +162,52 @@ func TestInvalidFloodBansEveryAttacker(t *testing.T) {
 	t.Logf("%d attackers banned, %d honest messages delivered, %v after the flood began", attackers, honestMsgs, time.Since(start).Round(time.Millisecond))
 	if victim.Host().Network().Connectedness(honest.ID()) != network.Connected || victim.guard.isBanned(honest.ID()) {
 		t.Fatal("the honest peer was disconnected or banned")
+	}
+}
+
+// Gossip control is budgeted per peer: what an honest router sends in a
+// heartbeat passes, a stream of IDs or GRAFTs bans the peer.
+func TestControlSpamBansPeer(t *testing.T) {
+	var banned []peer.ID
+	g := newPeerGuard(slog.New(slog.DiscardHandler), func(p peer.ID) { banned = append(banned, p) }, func(peer.ID) string { return "198.18.0.9" })
+	ids := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = strconv.Itoa(i)
+		}
+		return out
+	}
+	topic := ChannelTopic("lobby")
+	ihave := func(n int) *pubsub.RPC {
+		return &pubsub.RPC{RPC: pb.RPC{Control: &pb.ControlMessage{Ihave: []*pb.ControlIHave{{TopicID: &topic, MessageIDs: ids(n)}}}}}
+	}
+	graft := &pubsub.RPC{RPC: pb.RPC{Control: &pb.ControlMessage{Graft: []*pb.ControlGraft{{TopicID: &topic}}}}}
+	// An honest heartbeat: a full IHAVE and a GRAFT.
+	for range 5 {
+		if err := g.inspect("honest", ihave(5000)); err != nil {
+			t.Fatalf("an honest IHAVE: %v", err)
+		}
+		if err := g.inspect("honest", graft); err != nil {
+			t.Fatalf("an honest GRAFT: %v", err)
+		}
+	}
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = g.inspect("spammer", ihave(5000))
+	}
+	if err == nil {
+		t.Fatal("500,000 IHAVE IDs at once were accepted")
+	}
+	for i := 0; i <= 2*meshChangeBurst && err == nil; i++ {
+		err = g.inspect("grafter", graft)
+	}
+	if err == nil {
+		t.Fatal("a stream of GRAFTs was accepted")
+	}
+	if len(banned) != 2 || banned[0] != "spammer" || banned[1] != "grafter" {
+		t.Fatalf("banned %v, want the spammer and the grafter", banned)
+	}
+	if err := g.inspect("honest", ihave(10)); err != nil {
+		t.Fatalf("the honest peer after the spam: %v", err)
 	}
 }
