@@ -198,6 +198,7 @@ func TestControlSpamBansPeer(t *testing.T) {
 	if err == nil {
 		t.Fatal("500,000 IHAVE IDs at once were accepted")
 	}
+	err = nil
 	for i := 0; i <= 2*meshChangeBurst && err == nil; i++ {
 		err = g.inspect("grafter", graft)
 	}
