@@ -8,8 +8,11 @@
 // A user is an Ed25519 key pair (RFC 8032). The public key is the user's
 // address, written as 64 lowercase hex characters; parsers accept either case.
 // Signatures are 64 bytes. Verification uses Go's crypto/ed25519 (it rejects
-// a non-canonical S); other implementations must accept every signature
-// made by a conforming signer, which testdata/vectors.json checks.
+// a non-canonical S), and a public key of small order (one of the eight
+// points of order 1, 2, 4 or 8, in any encoding) verifies no signature:
+// crypto/ed25519 alone would accept signatures for it that anyone can make.
+// Other implementations must accept every signature made by a conforming
+// signer, which testdata/vectors.json checks.
 //
 // # Key file
 //
