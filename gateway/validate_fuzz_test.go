@@ -1,0 +1,299 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"darkchat/identity"
+	"darkchat/p2p"
+)
+
+// Fuzz targets for the checks a node runs on bytes from other peers: the
+// mesh validators p2p calls with a GossipSub message's Data, and the DHT
+// record validator for key bundles. None may panic; what they accept must
+// be exactly what an honest sender can make (so random bytes are refused),
+// and what they hand on must be consistent with what they checked.
+
+// fuzzNow is the fixed clock of these targets; their seeds are made for it.
+var fuzzNow = time.UnixMilli(1764086400123)
+
+// fuzzPeer is the forwarding peer of the seeds (a peer ID's bytes; the
+// validators only use it as a map key). The empty ID is a local
+// publication.
+const fuzzPeer = "\x00$\x08\x01\x12 fuzz-peer-0123456789abcdef012"
+
+func fuzzKey(f *testing.F, seed byte) identity.PrivateKey {
+	f.Helper()
+	k, err := identity.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return k
+}
+
+func FuzzChannelValidator(f *testing.F) {
+	k := fuzzKey(f, 1)
+	for i, m := range []struct{ channel, username, body string }{
+		{"lobby", "alice", "hello, world"},
+		{"dev.go_1-x", "Bob_2.x-Y", "héllo \"quoted\" \\ <b>🌍</b>\n"},
+		{"a", "Z", ""},
+	} {
+		cm, err := identity.NewChannelMessage(k, m.channel, m.username, m.body, fuzzNow.Add(time.Duration(i-1)*time.Minute))
+		if err != nil {
+			f.Fatal(err)
+		}
+		wire, err := cm.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		v := ChannelValidator(func() time.Time { return fuzzNow }, DefaultTimestampWindow, DefaultAuthorLimit, nil)
+		if _, err := v(fuzzPeer, m.channel, wire); err != nil {
+			f.Fatalf("seed refused: %v", err)
+		}
+		f.Add(fuzzPeer, m.channel, wire)
+		f.Add("", m.channel, wire)
+		f.Add(fuzzPeer, "other", wire)
+		f.Add(fuzzPeer, m.channel, wire[:len(wire)-1])
+	}
+	f.Add(fuzzPeer, "lobby", []byte{})
+	f.Fuzz(func(t *testing.T, from, channel string, data []byte) {
+		validate := ChannelValidator(func() time.Time { return fuzzNow }, DefaultTimestampWindow, DefaultAuthorLimit, nil)
+		payload, err := validate(peer.ID(from), channel, bytes.Clone(data))
+		if err != nil {
+			if payload != nil {
+				t.Fatalf("refused with %v but returned a payload", err)
+			}
+			return
+		}
+		// Accepted: recheck every rule independently.
+		var m identity.ChannelMessage
+		if err := m.UnmarshalBinary(data); err != nil {
+			t.Fatalf("accepted bytes that do not decode: %v", err)
+		}
+		if m.Channel != channel {
+			t.Fatalf("accepted a message for %q on %q", m.Channel, channel)
+		}
+		if err := m.Verify(); err != nil {
+			t.Fatalf("accepted a message whose signature fails: %v", err)
+		}
+		if d := m.Time().Sub(fuzzNow); d > DefaultTimestampWindow || d < -DefaultTimestampWindow {
+			t.Fatalf("accepted a message %v from now", d)
+		}
+		mm, ok := payload.(*meshMessage)
+		if !ok {
+			t.Fatalf("payload is %T, want *meshMessage", payload)
+		}
+		if mm.DedupKey() != m.DedupKey() {
+			t.Fatal("payload's dedup key is not the message's")
+		}
+		// The frame every session of the channel receives is one JSON
+		// object carrying the message unchanged.
+		var fr messageFrame
+		if err := json.Unmarshal(mm.clientFrame(), &fr); err != nil {
+			t.Fatalf("client frame %q is not JSON: %v", mm.clientFrame(), err)
+		}
+		if fr.Type != "message" || fr.Channel != m.Channel || fr.Username != m.Username || fr.Body != m.Body ||
+			fr.TS != m.Timestamp || fr.Key != m.Author.String() {
+			t.Fatalf("client frame %s does not carry the message %+v", mm.clientFrame(), m)
+		}
+	})
+}
+
+func FuzzInboxValidator(f *testing.F) {
+	alice, bob := fuzzKey(f, 1), fuzzKey(f, 2)
+	bundle, err := identity.NewKeyBundle(bob, fuzzNow, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	shardOfBob := fmt.Sprint(shardOf(bob.Public()))
+	for _, body := range []string{"hi", string(bytes.Repeat([]byte("x"), 2000))} {
+		env, _, err := identity.SealDM(alice, bundle, "alice", body, fuzzNow)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, err := InboxValidator(nil)(fuzzPeer, shardOfBob, env); err != nil {
+			f.Fatalf("seed refused: %v", err)
+		}
+		f.Add(fuzzPeer, shardOfBob, env)
+		f.Add("", shardOfBob, env)
+		f.Add(fuzzPeer, "0", env)
+		f.Add(fuzzPeer, shardOfBob, env[:len(env)-1])
+	}
+	receipt, _, err := identity.SealReceipt(alice, bundle, [identity.MessageIDSize]byte{1}, fuzzNow)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(fuzzPeer, shardOfBob, receipt)
+	f.Add(fuzzPeer, "", []byte{identity.EnvelopeVersion})
+	f.Fuzz(func(t *testing.T, from, shard string, data []byte) {
+		payload, err := InboxValidator(nil)(peer.ID(from), shard, bytes.Clone(data))
+		if err != nil {
+			if payload != nil {
+				t.Fatalf("refused with %v but returned a payload", err)
+			}
+			return
+		}
+		if !slices.Contains(identity.EnvelopeSizes(), len(data)) {
+			t.Fatalf("accepted an envelope of %d bytes", len(data))
+		}
+		if data[0] != identity.EnvelopeVersion {
+			t.Fatalf("accepted envelope version %#x", data[0])
+		}
+		tag := [identity.DMTagSize]byte(data[1 : 1+identity.DMTagSize])
+		if want := fmt.Sprint(identity.DMShard(tag, identity.DMShards)); shard != want {
+			t.Fatalf("accepted an envelope for shard %s on shard %q", want, shard)
+		}
+		e, ok := payload.(*dmEnvelope)
+		if !ok {
+			t.Fatalf("payload is %T, want *dmEnvelope", payload)
+		}
+		if e.tag != tag {
+			t.Fatalf("payload tag %x, envelope tag %x", e.tag, tag)
+		}
+		var fr dmFrame
+		if err := json.Unmarshal(e.clientFrame(), &fr); err != nil || fr.Type != "dm" {
+			t.Fatalf("client frame %q: %v", e.clientFrame(), err)
+		}
+		if got, err := base64.StdEncoding.DecodeString(fr.Envelope); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("client frame does not carry the envelope: %v", err)
+		}
+	})
+}
+
+// FuzzBundleValidator gives the DHT record validator arbitrary keys and
+// values: Validate accepts only a current bundle signed by the key the
+// record key names, in its one canonical encoding, and Select, given
+// three values, picks a valid one that no other valid one is newer than.
+func FuzzBundleValidator(f *testing.F) {
+	alice, bob := fuzzKey(f, 1), fuzzKey(f, 2)
+	var wires [][]byte
+	for _, b := range []struct {
+		k      identity.PrivateKey
+		issued time.Time
+	}{
+		{alice, fuzzNow.Add(-time.Hour)},
+		{alice, fuzzNow.Add(-time.Minute)},
+		{bob, fuzzNow},
+	} {
+		kb, err := identity.NewKeyBundle(b.k, b.issued, 24*time.Hour)
+		if err != nil {
+			f.Fatal(err)
+		}
+		w, err := kb.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		wires = append(wires, w)
+	}
+	key := func(k identity.PrivateKey) string { return "/" + p2p.BundleNamespace + "/" + k.Public().String() }
+	v := BundleValidator{Now: func() time.Time { return fuzzNow }}
+	if i, err := v.Select(key(alice), wires); err != nil || i != 1 {
+		f.Fatalf("seeds: Select = %d, %v; want 1", i, err)
+	}
+	f.Add(key(alice), wires[0], wires[1], wires[2], uint8(3))
+	f.Add(key(alice), wires[1], wires[0], wires[0], uint8(2))
+	f.Add(key(bob), wires[2], wires[1], []byte{}, uint8(3))
+	f.Add(key(alice), wires[0][:len(wires[0])-1], wires[2], wires[1], uint8(3))
+	f.Add("/"+p2p.BundleNamespace+"/"+string(bytes.ToUpper([]byte(alice.Public().String()))), wires[0], wires[1], wires[2], uint8(1))
+	f.Add("/other/"+alice.Public().String(), wires[0], wires[1], wires[2], uint8(0))
+	f.Fuzz(func(t *testing.T, key string, a, b, c []byte, n uint8) {
+		v := BundleValidator{Now: func() time.Time { return fuzzNow }}
+		values := [][]byte{a, b, c}[:n%4]
+		valid := make([]*identity.KeyBundle, len(values))
+		for i, val := range values {
+			err := v.Validate(key, bytes.Clone(val))
+			if err != nil {
+				continue
+			}
+			var kb identity.KeyBundle
+			if err := kb.Unmarshal(val); err != nil {
+				t.Fatalf("Validate accepted a value that does not decode: %v", err)
+			}
+			if want := "/" + p2p.BundleNamespace + "/" + kb.Identity.String(); key != want {
+				t.Fatalf("Validate accepted %s's bundle under %q", kb.Identity, key)
+			}
+			if err := kb.Verify(kb.Identity, fuzzNow); err != nil {
+				t.Fatalf("Validate accepted a bundle that does not verify: %v", err)
+			}
+			if out, _ := kb.Marshal(); !bytes.Equal(out, val) {
+				t.Fatal("Validate accepted a non-canonical encoding")
+			}
+			valid[i] = &kb
+		}
+		i, err := v.Select(key, values)
+		if !slices.ContainsFunc(valid, func(b *identity.KeyBundle) bool { return b != nil }) {
+			if err == nil {
+				t.Fatalf("Select chose value %d of %d, none valid", i, len(values))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Select refused a set with a valid bundle: %v", err)
+		}
+		if i < 0 || i >= len(values) || valid[i] == nil {
+			t.Fatalf("Select chose %d, not a valid value", i)
+		}
+		for j, other := range valid {
+			if other != nil && identity.Newer(*other, *valid[i]) {
+				t.Fatalf("Select chose %d, but %d is newer", i, j)
+			}
+		}
+	})
+}
+
+// FuzzCheckOrigin: the WebSocket handshake's Origin check never panics,
+// accepts a missing Origin and the configured one, and accepts any other
+// only if it names the host the request was sent to.
+func FuzzCheckOrigin(f *testing.F) {
+	const configured = "https://chat.example"
+	for _, s := range [][2]string{
+		{"", "node.example:8080"},
+		{configured, "node.example"},
+		{"http://node.example:8080", "node.example:8080"},
+		{"http://NODE.example:8080", "node.example:8080"},
+		{"https://evil.example", "node.example"},
+		{"http://node.example.evil.example", "node.example"},
+		{"http://evil.example@node.example", "node.example"},
+		{"null", "null"},
+		{"http://[::1]:80", "[::1]:80"},
+		{"%zz", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	srv := &Server{cfg: Config{AllowedOrigins: []string{configured}}}
+	request := func(origin, host string) *http.Request {
+		r := &http.Request{Header: http.Header{}, Host: host}
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		return r
+	}
+	f.Fuzz(func(t *testing.T, origin, host string) {
+		ok := srv.checkOrigin(request(origin, host))
+		switch {
+		case origin == "" || origin == configured:
+			if !ok {
+				t.Fatalf("refused Origin %q", origin)
+			}
+		case ok:
+			u, err := url.Parse(origin)
+			if err != nil || !strings.EqualFold(u.Host, host) {
+				t.Fatalf("accepted Origin %q for host %q", origin, host)
+			}
+		}
+		// An origin naming another host is refused.
+		if other := "https://x" + host; srv.checkOrigin(request(other, host)) {
+			t.Fatalf("accepted Origin %q for host %q", other, host)
+		}
+	})
+}
