@@ -49,8 +49,8 @@ const (
 // PRUNE per topic at most per heartbeat; the budgets leave ample room for
 // that and cut off a peer that streams them.
 const (
-	controlIDBurst  = 100_000
-	controlIDRate   = 20_000
+	controlIDBurst  = 20_000
+	controlIDRate   = 10_000
 	meshChangeBurst = 2 * maxTopicsPerPeer
 	meshChangeRate  = 32
 )

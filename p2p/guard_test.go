@@ -192,7 +192,7 @@ func TestControlSpamBansPeer(t *testing.T) {
 		}
 	}
 	var err error
-	for i := 0; i < 100 && err == nil; i++ {
+	for i := 0; i < 100 && err == nil; i++ { // 500,000 IDs
 		err = g.inspect("spammer", ihave(5000))
 	}
 	if err == nil {
