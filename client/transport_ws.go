@@ -41,10 +41,16 @@ func DialWS(ctx context.Context, rawURL string) (Transport, error) {
 		}
 		return nil, fmt.Errorf("dial websocket gateway %s: %w", u.Redacted(), err)
 	}
+	return newWSTransport(conn), nil
+}
+
+// newWSTransport returns the transport on a connection whose handshake is
+// done.
+func newWSTransport(conn *websocket.Conn) *wsTransport {
 	// A frame over the limit fails the read and closes the connection with
 	// "message too big", as PROTOCOL.md's too_large does on the node side.
 	conn.SetReadLimit(MaxRecvSize)
-	return &wsTransport{conn: conn}, nil
+	return &wsTransport{conn: conn}
 }
 
 type wsTransport struct {
