@@ -70,9 +70,9 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	v4, v6 := connLimitsPerSubnet()
+	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(peerFDBudget(processFDLimit()))),
+		rcmgr.WithLimitPerSubnet(v4, v6))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
