@@ -1,11 +1,14 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sync"
 )
 
 const (
@@ -34,8 +37,9 @@ var dmKEM = hpke.MLKEM768X25519()
 type DMPublicKey [DMPublicKeySize]byte
 
 // ParseDMPublicKey checks that b is a DMPublicKeySize-byte MLKEM768-X25519
-// public key (the ML-KEM part must be canonical, as FIPS 203 requires) and
-// returns it. The all-zero key is refused.
+// public key (the ML-KEM part must be canonical, as FIPS 203 requires, and
+// the X25519 part not of small order) and returns it. The all-zero key is
+// refused.
 func ParseDMPublicKey(b []byte) (DMPublicKey, error) {
 	var k DMPublicKey
 	if len(b) != DMPublicKeySize {
@@ -54,7 +58,10 @@ func (k DMPublicKey) Bytes() []byte { return append([]byte(nil), k[:]...) }
 // IsZero reports whether k is the zero value (never a real key).
 func (k DMPublicKey) IsZero() bool { return k == DMPublicKey{} }
 
-// hpkeKey parses k for crypto/hpke.
+// hpkeKey parses k for crypto/hpke. crypto/hpke takes any 32 bytes as the
+// X25519 part, but one of small order makes every encapsulation fail
+// (crypto/ecdh refuses the all-zero shared secret), so such a key is
+// refused here: a key that parses is one a DM can be sealed to.
 func (k DMPublicKey) hpkeKey() (hpke.PublicKey, error) {
 	if k.IsZero() {
 		return nil, fmt.Errorf("%w DM public key: all zero", ErrMalformed)
@@ -63,8 +70,29 @@ func (k DMPublicKey) hpkeKey() (hpke.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w DM public key: %w", ErrMalformed, err)
 	}
+	x, err := ecdh.X25519().NewPublicKey(k[DMPublicKeySize-dmX25519Size:])
+	if err == nil {
+		_, err = x25519Probe().ECDH(x)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w DM public key: X25519 part: %w", ErrMalformed, err)
+	}
 	return pk, nil
 }
+
+// dmX25519Size is the size of the X25519 point at the end of a DM key.
+const dmX25519Size = 32
+
+// x25519Probe is a fixed X25519 key whose exchange with a DM key's X25519
+// part fails exactly when that part has small order (any clamped scalar
+// maps those points, and only those, to zero).
+var x25519Probe = sync.OnceValue(func() *ecdh.PrivateKey {
+	k, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x5a}, dmX25519Size))
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // DMPrivateKey is a user's key for opening direct messages: the HPKE
 // MLKEM768-X25519 private key derived from the identity seed, together with

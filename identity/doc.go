@@ -158,7 +158,8 @@
 // then a 32-byte X25519 scalar. The public key (DMPublicKey, 1216 bytes) is
 // SerializePublicKey: the ML-KEM-768 encapsulation key (1184 bytes) then
 // the X25519 public key (32 bytes). ParseDMPublicKey rejects another length,
-// the all-zero key, and a non-canonical ML-KEM key (a coefficient >= q).
+// the all-zero key, a non-canonical ML-KEM key (a coefficient >= q), and an
+// X25519 key of small order (no DM could be sealed to it).
 // The separate HKDF label keeps the DM key independent of the Ed25519 key;
 // testdata/dm_vectors.json pins ikm and the public key for fixed seeds.
 //
