@@ -64,6 +64,24 @@ const (
 	newAuthorDebt      = 256
 	nodeNewAuthorBurst = 1024
 	nodeNewAuthorRate  = 64
+	// Probation: for probationPeriod after a node first saw a key, the
+	// key's messages also spend the probation budget of whoever
+	// introduced it: the forwarding peer's (peerProbationBurst, then
+	// peerProbationRate a second, for all the keys it introduced
+	// together) and the node's for all peers (nodeProbationBurst,
+	// nodeProbationRate); over them the messages are ignored. A peer
+	// cannot introduce a thousand keys and then flood at a thousand
+	// times the author rate. Keys of this node's own sessions spend
+	// localProbation*, a little less than what every other node allows
+	// this node as their introducer, so a local sender is told
+	// (rate_limited) before other nodes would drop its messages.
+	probationPeriod     = 10 * time.Minute
+	peerProbationBurst  = 1000
+	peerProbationRate   = 200
+	nodeProbationBurst  = 5000
+	nodeProbationRate   = 1000
+	localProbationBurst = 800
+	localProbationRate  = 160
 	// maxTrackedPeers bounds the per-peer new-author budgets kept; when
 	// it is full, budgets back at their burst are dropped, and if none
 	// is, a new peer's new keys are ignored until one is.
@@ -80,6 +98,19 @@ var DefaultAuthorLimit = AuthorLimit{Rate: DefaultAuthorRate, Burst: DefaultAuth
 type authorBucket struct {
 	tokens float64
 	last   time.Time
+	// introducer is the peer that forwarded the author's first message
+	// here (empty: a local session), and since is when; until
+	// probationPeriod later, the author's messages also spend the
+	// introducer's probation budget.
+	introducer peer.ID
+	since      time.Time
+}
+
+// peerBudget is what one forwarding peer may spend: new keys it
+// introduces, and messages of the keys it introduced while they are on
+// probation.
+type peerBudget struct {
+	newKeys, probation authorBucket
 }
 
 // authorLimiter holds one token bucket per recently active author.
@@ -91,9 +122,12 @@ type authorLimiter struct {
 	lastSweep time.Time
 
 	// new-author budgets: per forwarding peer, and the node's
-	peers         map[peer.ID]*authorBucket
+	peers         map[peer.ID]*peerBudget
 	lastPeerSweep time.Time
-	node          authorBucket
+	node          authorBucket // new keys from all peers
+	// probation budgets: of the keys all peers introduced, and of those
+	// local sessions introduced
+	nodeProbation, localProbation authorBucket
 }
 
 func newAuthorLimiter(lim AuthorLimit) *authorLimiter {
@@ -101,10 +135,12 @@ func newAuthorLimiter(lim AuthorLimit) *authorLimiter {
 		return nil
 	}
 	return &authorLimiter{
-		lim:     lim,
-		buckets: make(map[identity.PublicKey]*authorBucket),
-		peers:   make(map[peer.ID]*authorBucket),
-		node:    authorBucket{tokens: nodeNewAuthorBurst},
+		lim:            lim,
+		buckets:        make(map[identity.PublicKey]*authorBucket),
+		peers:          make(map[peer.ID]*peerBudget),
+		node:           authorBucket{tokens: nodeNewAuthorBurst},
+		nodeProbation:  authorBucket{tokens: nodeProbationBurst},
+		localProbation: authorBucket{tokens: localProbationBurst},
 	}
 }
 
@@ -114,29 +150,30 @@ func newAuthorLimiter(lim AuthorLimit) *authorLimiter {
 // new one; the author's own bucket is created by allow, once the signature
 // holds.
 func (l *authorLimiter) admit(from peer.ID, author identity.PublicKey, now time.Time) error {
-	if l == nil || from == "" {
+	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.buckets[author]; ok {
-		return nil
+	if a, ok := l.buckets[author]; ok {
+		if now.Sub(a.since) >= probationPeriod {
+			return nil
+		}
+		return l.probationLocked(a.introducer, now)
+	}
+	if from == "" {
+		return nil // a local session's new key: its bucket is created by allow
 	}
 	if l.node.last.IsZero() {
 		l.node.last = now
 	}
-	l.node.tokens = min(nodeNewAuthorBurst, l.node.tokens+now.Sub(l.node.last).Seconds()*nodeNewAuthorRate)
-	l.node.last = now
-	b := l.peers[from]
-	if b == nil {
-		if len(l.peers) >= maxTrackedPeers && !l.sweepPeersLocked(now) {
-			return fmt.Errorf("%w: new keys from %d peers at once, the most this node tracks: %w", errAuthorLimited, len(l.peers), p2p.ErrIgnore)
-		}
-		b = &authorBucket{tokens: newAuthorBurst, last: now}
-		l.peers[from] = b
+	refill(&l.node, now, nodeNewAuthorBurst, nodeNewAuthorRate)
+	pb := l.peerLocked(from, now)
+	if pb == nil {
+		return fmt.Errorf("%w: new keys from %d peers at once, the most this node tracks: %w", errAuthorLimited, len(l.peers), p2p.ErrIgnore)
 	}
-	b.tokens = min(newAuthorBurst, b.tokens+now.Sub(b.last).Seconds()*newAuthorRate)
-	b.last = now
+	b := &pb.newKeys
+	refill(b, now, newAuthorBurst, newAuthorRate)
 	if b.tokens < 1 {
 		b.tokens = max(b.tokens-1, -newAuthorDebt-1)
 		if b.tokens < -newAuthorDebt {
@@ -152,6 +189,61 @@ func (l *authorLimiter) admit(from peer.ID, author identity.PublicKey, now time.
 	return nil
 }
 
+// probationLocked spends a probation token of the keys introducer (empty:
+// local sessions) introduced.
+func (l *authorLimiter) probationLocked(introducer peer.ID, now time.Time) error {
+	errOver := func(rate, burst int) error {
+		return fmt.Errorf("%w: keys new to this node send faster than %d messages a second together (burst %d) in their first %v: %w",
+			errAuthorLimited, rate, burst, probationPeriod, p2p.ErrIgnore)
+	}
+	if introducer == "" {
+		refill(&l.localProbation, now, localProbationBurst, localProbationRate)
+		if l.localProbation.tokens < 1 {
+			return errOver(localProbationRate, localProbationBurst)
+		}
+		l.localProbation.tokens--
+		return nil
+	}
+	ib := l.peerLocked(introducer, now)
+	if ib == nil {
+		return fmt.Errorf("%w: new keys from %d peers at once, the most this node tracks: %w", errAuthorLimited, len(l.peers), p2p.ErrIgnore)
+	}
+	refill(&ib.probation, now, peerProbationBurst, peerProbationRate)
+	refill(&l.nodeProbation, now, nodeProbationBurst, nodeProbationRate)
+	if ib.probation.tokens < 1 {
+		return errOver(peerProbationRate, peerProbationBurst)
+	}
+	if l.nodeProbation.tokens < 1 {
+		return errOver(nodeProbationRate, nodeProbationBurst)
+	}
+	ib.probation.tokens--
+	l.nodeProbation.tokens--
+	return nil
+}
+
+// refill adds what b earned since its last use, up to burst.
+func refill(b *authorBucket, now time.Time, burst, rate float64) {
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+}
+
+// peerLocked returns p's budget, creating it (full) on first sight; nil
+// when the table is full of peers with spent budgets.
+func (l *authorLimiter) peerLocked(p peer.ID, now time.Time) *peerBudget {
+	if b := l.peers[p]; b != nil {
+		return b
+	}
+	if len(l.peers) >= maxTrackedPeers && !l.sweepPeersLocked(now) {
+		return nil
+	}
+	b := &peerBudget{
+		newKeys:   authorBucket{tokens: newAuthorBurst, last: now},
+		probation: authorBucket{tokens: peerProbationBurst, last: now},
+	}
+	l.peers[p] = b
+	return b
+}
+
 // sweepPeersLocked drops the per-peer budgets back at their burst and
 // reports whether that made room; at most once per authorSweepEvery.
 func (l *authorLimiter) sweepPeersLocked(now time.Time) bool {
@@ -160,15 +252,17 @@ func (l *authorLimiter) sweepPeersLocked(now time.Time) bool {
 	}
 	l.lastPeerSweep = now
 	for p, b := range l.peers {
-		if b.tokens+now.Sub(b.last).Seconds()*newAuthorRate >= newAuthorBurst {
+		if b.newKeys.tokens+now.Sub(b.newKeys.last).Seconds()*newAuthorRate >= newAuthorBurst &&
+			b.probation.tokens+now.Sub(b.probation.last).Seconds()*peerProbationRate >= peerProbationBurst {
 			delete(l.peers, p)
 		}
 	}
 	return len(l.peers) < maxTrackedPeers
 }
 
-// allow takes a token from author's bucket, or says why it cannot.
-func (l *authorLimiter) allow(author identity.PublicKey, now time.Time) error {
+// allow takes a token from author's bucket, or says why it cannot. A new
+// author's bucket records from as its introducer.
+func (l *authorLimiter) allow(from peer.ID, author identity.PublicKey, now time.Time) error {
 	if l == nil {
 		return nil
 	}
@@ -180,7 +274,7 @@ func (l *authorLimiter) allow(author identity.PublicKey, now time.Time) error {
 		if len(l.buckets) >= maxTrackedAuthors && !l.sweepLocked(now, burst) {
 			return fmt.Errorf("%w: %d authors active at once, the most this node tracks: %w", errAuthorLimited, len(l.buckets), p2p.ErrIgnore)
 		}
-		b = &authorBucket{tokens: burst, last: now}
+		b = &authorBucket{tokens: burst, last: now, introducer: from, since: now}
 		l.buckets[author] = b
 	}
 	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*l.lim.Rate)

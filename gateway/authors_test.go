@@ -59,17 +59,17 @@ func TestAuthorLimiterIsBounded(t *testing.T) {
 		return k
 	}
 	for i := range maxTrackedAuthors {
-		if err := l.allow(key(i), start); err != nil {
+		if err := l.allow("", key(i), start); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.allow(key(maxTrackedAuthors), start); !errors.Is(err, p2p.ErrIgnore) {
+	if err := l.allow("", key(maxTrackedAuthors), start); !errors.Is(err, p2p.ErrIgnore) {
 		t.Fatalf("a new author with the table full of active ones: %v", err)
 	}
 	if len(l.buckets) > maxTrackedAuthors {
 		t.Fatalf("%d authors tracked, want at most %d", len(l.buckets), maxTrackedAuthors)
 	}
-	if err := l.allow(key(maxTrackedAuthors), start.Add(3*authorSweepEvery)); err != nil {
+	if err := l.allow("", key(maxTrackedAuthors), start.Add(3*authorSweepEvery)); err != nil {
 		t.Fatalf("a new author once the others are idle: %v", err)
 	}
 }
@@ -101,7 +101,7 @@ func TestNewAuthorsNeedTheForwardingPeersBudget(t *testing.T) {
 		if err := l.admit(from, key(i), now); err != nil {
 			return err
 		}
-		return l.allow(key(i), now)
+		return l.allow(from, key(i), now)
 	}
 	const mallory, bob = peer.ID("mallory"), peer.ID("bob")
 	for i := range newAuthorBurst {
@@ -147,5 +147,56 @@ func TestNewAuthorsNeedTheForwardingPeersBudget(t *testing.T) {
 	now = now.Add(time.Second)
 	if err := introduce(bob, 6000); err != nil {
 		t.Fatalf("a new key a second later: %v", err)
+	}
+}
+
+// The keys one peer introduced share its probation budget for their first
+// probationPeriod, so many fresh keys cannot flood at many times the
+// author rate; keys of local sessions share a smaller one, so their
+// senders are told before other nodes would drop their messages.
+func TestNewKeysShareTheirIntroducersProbation(t *testing.T) {
+	l := newAuthorLimiter(AuthorLimit{Rate: 1e6, Burst: 1e6})
+	now := time.Now()
+	key := func(i int) identity.PublicKey {
+		var k identity.PublicKey
+		binary.BigEndian.PutUint64(k[:], uint64(i))
+		return k
+	}
+	send := func(from peer.ID, i int) error {
+		if err := l.admit(from, key(i), now); err != nil {
+			return err
+		}
+		return l.allow(from, key(i), now)
+	}
+	const keys = 100
+	for i := range keys {
+		if err := send("mallory", i); err != nil {
+			t.Fatalf("introducing key %d: %v", i, err)
+		}
+		if err := send("", 10_000+i); err != nil {
+			t.Fatalf("a local key %d: %v", i, err)
+		}
+	}
+	count := func(from peer.ID, base int) (passed int) {
+		for round := range 30 {
+			for i := range keys {
+				if send(peer.ID(fmt.Sprint(from, round)), base+i) == nil {
+					passed++
+				}
+			}
+		}
+		return passed
+	}
+	if passed := count("relay", 0); passed != peerProbationBurst {
+		t.Fatalf("%d messages of mallory's %d new keys passed, want its probation burst %d", passed, keys, peerProbationBurst)
+	}
+	if passed := count("", 10_000); passed != localProbationBurst {
+		t.Fatalf("%d messages of %d new local keys passed, want the local probation burst %d", passed, keys, localProbationBurst)
+	}
+	now = now.Add(probationPeriod)
+	for i := range keys {
+		if err := send("relay", i); err != nil {
+			t.Fatalf("after probation, key %d: %v", i, err)
+		}
 	}
 }

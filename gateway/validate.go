@@ -54,7 +54,7 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 			return nil, err
 		}
 		// After the signature: only the author can spend its own tokens.
-		if err := limiter.allow(m.msg.Author, now()); err != nil {
+		if err := limiter.allow(from, m.msg.Author, now()); err != nil {
 			return nil, err
 		}
 		if traffic != nil {
