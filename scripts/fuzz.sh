@@ -53,6 +53,7 @@ fi
 go version
 printf '%-22s %-30s %10s %14s  %s\n' PACKAGE TARGET DURATION EXECS RESULT
 failed=0
+deadline_races=0
 ran=0
 index=0
 for t in "${targets[@]}"; do
@@ -71,18 +72,33 @@ for t in "${targets[@]}"; do
 	fi
 	start=$(date +%s)
 	result=ok
-	go "${args[@]}" "$pkg" >"$log" 2>&1 || result=FAIL
+	if ! go "${args[@]}" "$pkg" >"$log" 2>&1; then
+		result=FAIL
+		# Go's fuzzing coordinator can report its own -fuzztime deadline as
+		# "context deadline exceeded" when a worker is busy as it expires
+		# (go.dev/issue/75804, fixed in Go 1.27). Without a failing input
+		# that is the end of a clean run, not a finding.
+		if ! grep -q 'Failing input written to' "$log" &&
+			grep -q '^    context deadline exceeded$' "$log" &&
+			[[ $(grep -c -- '^--- FAIL' "$log") == 1 ]]; then
+			result='ok*'
+			deadline_races=$((deadline_races + 1))
+		fi
+	fi
 	secs=$(($(date +%s) - start))
 	# The last progress line: "fuzz: elapsed: 10m0s, execs: 123456 (205/sec), ...".
 	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2 || true)
 	printf '%-22s %-30s %9dm%02ds %14s  %s\n' "$pkg" "$name" $((secs / 60)) $((secs % 60)) "${execs:--}" "$result"
 	ran=$((ran + 1))
-	if [[ $result != ok ]]; then
+	if [[ $result == FAIL ]]; then
 		failed=$((failed + 1))
 		sed 's/^/    /' "$log" | tail -n 40
 	fi
 done
 
+if ((deadline_races > 0)); then
+	echo "ok*: no failing input; go test failed only with the fuzzing coordinator's deadline race (go.dev/issue/75804)"
+fi
 if ((ran == 0)); then
 	echo "fuzz.sh: no target matched" >&2
 	exit 2
