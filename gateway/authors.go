@@ -46,22 +46,21 @@ const (
 // checked before its signature is verified:
 //
 //   - the forwarding peer's: newAuthorBurst at once, newAuthorRate a second
-//     after that. A peer that keeps introducing keys past its budget runs
-//     into debt; its messages are ignored until the debt passes
-//     newAuthorDebt, and from then on rejected, which costs it its score
-//     and gets it banned by the peer guard after a few.
+//     after that;
 //   - the node's: nodeNewAuthorBurst at once, nodeNewAuthorRate a second,
-//     so rotating peer IDs do not multiply the peer budget. Over it new
-//     keys are ignored (no one peer is at fault).
+//     so rotating peer IDs do not multiply the peer budget.
 //
-// Honest peers forward new keys at the pace people join a channel; a node
-// that has just joined a busy channel learns its active authors within the
-// burst. Local publications (from a session on this node) are exempt: the
-// gateway limits sessions per address and logins.
+// Over either, the message is ignored, never held against the peer: an
+// honest relay forwards whatever new keys an attacker made it admit, and a
+// node that has just joined a busy channel hears many keys new to it, so
+// overuse is no proof of malice (banning on it would let an attacker get
+// honest relays banned). Honest peers forward new keys at the pace people
+// join a channel; a node that has just joined a busy channel learns its
+// active authors within the burst. A local session's new key is exempt:
+// the gateway limits sessions per address and logins.
 const (
 	newAuthorBurst     = 256
 	newAuthorRate      = 16
-	newAuthorDebt      = 256
 	nodeNewAuthorBurst = 1024
 	nodeNewAuthorRate  = 64
 	// Probation: for probationPeriod after a node first saw a key, the
@@ -69,7 +68,9 @@ const (
 	// introduced it: the forwarding peer's (peerProbationBurst, then
 	// peerProbationRate a second, for all the keys it introduced
 	// together) and the node's for all peers (nodeProbationBurst,
-	// nodeProbationRate); over them the messages are ignored. A peer
+	// nodeProbationRate; when it is spent, introducers that used more
+	// than half of their own are cut first); over them the messages are
+	// ignored. A peer
 	// cannot introduce a thousand keys and then flood at a thousand
 	// times the author rate. Keys of this node's own sessions spend
 	// localProbation*, a little less than what every other node allows
@@ -175,10 +176,6 @@ func (l *authorLimiter) admit(from peer.ID, author identity.PublicKey, now time.
 	b := &pb.newKeys
 	refill(b, now, newAuthorBurst, newAuthorRate)
 	if b.tokens < 1 {
-		b.tokens = max(b.tokens-1, -newAuthorDebt-1)
-		if b.tokens < -newAuthorDebt {
-			return fmt.Errorf("peer introduces new keys far faster than %d a second (burst %d)", newAuthorRate, newAuthorBurst)
-		}
 		return fmt.Errorf("%w: peer introduces new keys faster than %d a second (burst %d): %w", errAuthorLimited, newAuthorRate, newAuthorBurst, p2p.ErrIgnore)
 	}
 	if l.node.tokens < 1 {
@@ -213,11 +210,14 @@ func (l *authorLimiter) probationLocked(introducer peer.ID, now time.Time) error
 	if ib.probation.tokens < 1 {
 		return errOver(peerProbationRate, peerProbationBurst)
 	}
-	if l.nodeProbation.tokens < 1 {
+	// The node's budget spent, introducers that spent more than half of
+	// their own are cut first: a flood comes from the heavy ones, and an
+	// honest introducer's few new users keep talking through it.
+	if l.nodeProbation.tokens < 1 && ib.probation.tokens < peerProbationBurst/2 {
 		return errOver(nodeProbationRate, nodeProbationBurst)
 	}
 	ib.probation.tokens--
-	l.nodeProbation.tokens--
+	l.nodeProbation.tokens = max(l.nodeProbation.tokens-1, 0)
 	return nil
 }
 
