@@ -499,6 +499,8 @@ func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 		t.guard.left(m.ReceivedFrom)
 	case pubsub.RejectValidationFailed, pubsub.RejectInvalidSignature:
 		t.guard.validated(m.ReceivedFrom, false)
+	case pubsub.RejectValidationIgnored:
+		t.guard.ignored(m.ReceivedFrom)
 	default: // ignored (stale), blacklisted, self-origin, signature policy
 		t.guard.left(m.ReceivedFrom)
 	}

@@ -362,6 +362,24 @@ func (g *peerGuard) strikeLocked(from peer.ID, b *peerBudget, now time.Time) boo
 	return true
 }
 
+// ignored records that one of from's messages was ignored by the validator
+// (over an author's or a new key's budget, stale, a re-signed copy). It is
+// no strike, but the peer is no longer trusted with the whole validation
+// queue: a peer forwarding a flood of valid messages that nodes ignore
+// would otherwise fill it ahead of everyone else's.
+func (g *peerGuard) ignored(from peer.ID) {
+	g.mu.Lock()
+	if b := g.peers[from]; b != nil {
+		if b.pending > 0 {
+			b.pending--
+			g.totalPending--
+		}
+		b.lastProgress = time.Now()
+		b.trusted = false
+	}
+	g.mu.Unlock()
+}
+
 // left records that one of from's messages was dropped before validation
 // (a duplicate, or a full queue), so it no longer waits.
 func (g *peerGuard) left(from peer.ID) {
