@@ -63,7 +63,8 @@ const (
 // starts untrusted (a small share), earns trust with its first valid
 // message, and loses it with an invalid one. Invalid messages are strikes;
 // maxStrikes within strikeWindow ban the peer (disconnected and refused for
-// peerBanDuration). New peers from an address that already had
+// peerBanDuration), and the first one bans a peer that has not yet sent a
+// valid message. New peers from an address that already had
 // suspectIPBans peers banned start with the smallest share.
 const (
 	// pressurePending: budgets apply only while this many messages of all
@@ -128,6 +129,7 @@ type peerBudget struct {
 	pending      int       // messages waiting for validation
 	lastProgress time.Time // when one of them last left validation
 	trusted      bool      // its last validated message was valid
+	proven       bool      // it has sent a valid message on this connection
 	suspect      bool      // from an address with suspectIPBans bans
 	strikes      int       // invalid messages in the current window
 	strikeStart  time.Time
@@ -335,7 +337,7 @@ func (g *peerGuard) validated(from peer.ID, valid bool) {
 	}
 	b.lastProgress = now
 	if valid {
-		b.trusted = true
+		b.trusted, b.proven = true, true
 		g.mu.Unlock()
 		return
 	}
@@ -354,7 +356,11 @@ func (g *peerGuard) strikeLocked(from peer.ID, b *peerBudget, now time.Time) boo
 		b.strikes, b.strikeStart = 0, now
 	}
 	b.strikes++
-	if b.strikes < maxStrikes {
+	// A peer that has never sent a valid message gets no second chance:
+	// honest nodes forward only what they validated, so its first
+	// invalid message is enough, and an attacker rotating peer IDs costs
+	// the node one verification per ID.
+	if b.strikes < maxStrikes && b.proven {
 		return false
 	}
 	g.refused["invalid messages"] += b.strikes
