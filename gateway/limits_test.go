@@ -430,3 +430,24 @@ func TestChannelLimiterPacesSubscriptions(t *testing.T) {
 		t.Fatalf("%d new channels after a second, want %d", granted, subscribeRate)
 	}
 }
+
+// Sessions read the clock before they take the limiter's lock, so joins
+// arrive with times out of order. Each stretch of time refills the bucket
+// once: joins at t+2s, then t+1s, then t+2s again get the 2 seconds' tokens
+// and no more (before the fix, t+1s moved the bucket back and the second
+// t+2s refilled that second again).
+func TestTokenBucketOutOfOrderTimes(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := newTokenBucket(1, 2, t0)
+	b.take(t0)
+	b.take(t0) // empty
+	granted := 0
+	for _, at := range []time.Duration{2 * time.Second, time.Second, 2 * time.Second, time.Second, 2 * time.Second} {
+		if b.take(t0.Add(at)) {
+			granted++
+		}
+	}
+	if granted != 2 {
+		t.Fatalf("%d tokens for 2 seconds at 1/s, want 2", granted)
+	}
+}

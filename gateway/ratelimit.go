@@ -16,12 +16,15 @@ func newTokenBucket(rate float64, burst int, now time.Time) tokenBucket {
 	return tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
 }
 
-// take spends one token if there is one.
+// take spends one token if there is one. Callers that read the clock
+// before taking their owner's lock may come in out of order: a now before
+// the last one refills nothing and leaves last alone, so that no interval
+// is counted twice.
 func (b *tokenBucket) take(now time.Time) bool {
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
 		b.tokens = min(b.burst, b.tokens+dt*b.rate)
+		b.last = now
 	}
-	b.last = now
 	if b.tokens < 1 {
 		return false
 	}
