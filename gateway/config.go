@@ -30,6 +30,11 @@ type Config struct {
 	// default is derived from the process's open-file limit: see
 	// defaultMaxConns.
 	MaxConns int
+	// FloodRefusals is how many refused connections within a second mark
+	// a source as flooding: the kernel then drops all but one in 64 of
+	// its connection attempts, until it has not been refused for 10 s
+	// (limits.go). Negative turns the flood filter off.
+	FloodRefusals int
 	// HandshakeTimeout bounds an HTTP connection on the WebSocket port
 	// until it upgrades: its request headers (and TLS handshake) must
 	// arrive within it, and a keep-alive connection idle for that long
@@ -84,6 +89,10 @@ const (
 	// peer accepts from the node (meshTopicBudget).
 	DefaultMaxNodeChannels  = 896
 	DefaultMaxSessionsPerIP = 64
+	// DefaultFloodRefusals is far above what a client that retries after
+	// a refusal, or the users of one address, cause, and far below what
+	// keeps an accept queue full (thousands a second).
+	DefaultFloodRefusals = 32
 	// DefaultMaxConns is MaxConns where the open-file limit cannot be
 	// read.
 	DefaultMaxConns = 4096
@@ -113,6 +122,9 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.MaxNodeChannels, DefaultMaxNodeChannels)
 	setDefault(&c.MaxSessionsPerIP, DefaultMaxSessionsPerIP)
 	setDefault(&c.MaxConns, defaultMaxConns(openFileLimit()))
+	if c.FloodRefusals == 0 {
+		c.FloodRefusals = DefaultFloodRefusals
+	}
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.LoginTimeout, DefaultLoginTimeout)
 	setDefault(&c.Rate, DefaultRate)

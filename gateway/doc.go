@@ -28,8 +28,11 @@
 //
 // Every piece of state a client can make the node hold is bounded by a
 // named Config limit (limits.go): connections per source address and per
-// node, counted from accept on both ports before a byte is read;
-// unfinished HTTP connections by HandshakeTimeout; channels per session,
+// node, counted from accept on both ports before a byte is read, with the
+// connection attempts of a source that floods them thinned out in the
+// kernel (a socket filter on the listening sockets) so that it cannot keep
+// the accept queues full; unfinished HTTP connections by
+// HandshakeTimeout; channels per session,
 // per source and per node, with new channels paced to what the node's mesh
 // peers accept. Refusals an attacker can cause are counted and logged as a
 // summary line a minute.

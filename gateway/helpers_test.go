@@ -55,11 +55,11 @@ func startNode(t testing.TB, edit func(*Config)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	tl, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl, err := net.Listen("tcp", "127.0.0.1:0")
+	wl, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

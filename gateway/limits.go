@@ -4,6 +4,7 @@ import (
 	"darkchat/p2p"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,42 @@ import (
 //     node is that full, only sources holding fewer than newcomerConns
 //     connections get in, so that a few addresses each at the per-source
 //     limit cannot fill the node and shut out users from elsewhere.
+//
+// Refusing at accept is not enough against a source that keeps connecting
+// while over its limits. Its connections wait in the listening socket's
+// accept queue (somaxconn, 4096 by default) before the node can refuse
+// them, and each refusal makes it connect again: a few thousand connection
+// attempts in flight from two addresses keep the queue full, and the
+// kernel then drops every new connection's SYN, an honest user's too, whose
+// retry comes a second later. So a source refused FloodRefusals times
+// within a second is marked as flooding, for floodMemory after its last
+// refusal, and the flood filter (floodfilter_linux.go) lets only one in
+// floodPass of its SYNs through to the queue: a trickle the node refuses
+// at once, while its clients' TCP retries still get through, more slowly,
+// when it is below its limits again. A source that is not flooding gets
+// its refusal as before.
 
 // newcomerConns: while the node is within its newcomer reserve of MaxConns,
 // only sources holding fewer connections than this are accepted. It leaves
 // room for a browser's page connections and its WebSocket.
 const newcomerConns = 8
+
+// floodMemory is how long a source stays marked as flooding after its last
+// refusal. Its SYNs that the filter lets through keep the mark while it
+// floods on; when the mark ends, it takes FloodRefusals refusals to be
+// marked again.
+const floodMemory = 10 * time.Second
+
+// floodPass: the flood filter lets one in floodPass SYNs of a flooding
+// source through (a power of two). Thousands of connection attempts a
+// second become tens, which the node refuses as fast as they come.
+const floodPass = 64
+
+// maxFloodFiltered bounds the sources marked as flooding at once, and so
+// the flood filter's program: 5 instructions per IPv6 source, 2 per IPv4
+// one, within the kernel's 4096 (BPF_MAXINSNS). Sources past it are still
+// refused at accept.
+const maxFloodFiltered = 800
 
 // refusalLogInterval is how often refused connections are logged, as one
 // summary line: an attacker can cause a refusal per connection attempt.
@@ -64,29 +96,51 @@ const (
 )
 
 // connLimiter counts the gateway's open connections, in total and per
-// source.
+// source, and marks the sources that flood.
 type connLimiter struct {
 	perSource int
 	max       int
 	reserve   int // the last slots of max, kept for newcomers
+	// floodRefusals is the refusals within a second that mark a source
+	// as flooding; 0 never marks one.
+	floodRefusals int
 
 	mu       sync.Mutex
 	open     int
-	bySource map[netip.Addr]int
+	bySource map[netip.Addr]*sourceConns
+	// flooding maps the sources marked as flooding to when their mark
+	// ends.
+	flooding map[netip.Addr]time.Time
 
 	// Refusals since the last summary log line, by reason.
 	refused [3]atomic.Int64
+	// changed is signalled when a source is marked as flooding.
+	changed chan struct{}
 }
 
-func newConnLimiter(perSource, max int) *connLimiter {
-	return &connLimiter{perSource: perSource, max: max, reserve: max / 8, bySource: make(map[netip.Addr]int)}
+// sourceConns is one source's open connections, and its refusals in the
+// second sec (Unix time).
+type sourceConns struct {
+	n        int
+	sec      int64
+	refusals int
+}
+
+func newConnLimiter(perSource, maxConns, floodRefusals int) *connLimiter {
+	return &connLimiter{perSource: perSource, max: maxConns, reserve: maxConns / 8, floodRefusals: max(floodRefusals, 0),
+		bySource: make(map[netip.Addr]*sourceConns), flooding: make(map[netip.Addr]time.Time),
+		changed: make(chan struct{}, 1)}
 }
 
 // acquire counts a new connection from src, or says why it is refused.
 func (l *connLimiter) acquire(src netip.Addr) refusal {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := l.bySource[src]
+	sc := l.bySource[src]
+	n := 0
+	if sc != nil {
+		n = sc.n
+	}
 	why := admitted
 	switch {
 	case n >= l.perSource:
@@ -98,19 +152,49 @@ func (l *connLimiter) acquire(src netip.Addr) refusal {
 	}
 	if why != admitted {
 		l.refused[why].Add(1)
+		if sc != nil && l.floodRefusals > 0 {
+			l.countRefusal(src, sc, time.Now())
+		}
 		return why
 	}
-	l.bySource[src] = n + 1
+	if sc == nil {
+		sc = &sourceConns{}
+		l.bySource[src] = sc
+	}
+	sc.n++
 	l.open++
 	return admitted
+}
+
+// countRefusal records a refusal of src, which has open connections, and
+// marks it as flooding at floodRefusals within a second. Call with mu
+// held.
+func (l *connLimiter) countRefusal(src netip.Addr, sc *sourceConns, now time.Time) {
+	if sec := now.Unix(); sc.sec != sec {
+		sc.sec, sc.refusals = sec, 0
+	}
+	sc.refusals++
+	if _, marked := l.flooding[src]; marked {
+		l.flooding[src] = now.Add(floodMemory) // flooding on
+		return
+	}
+	if sc.refusals >= l.floodRefusals && len(l.flooding) < maxFloodFiltered {
+		l.flooding[src] = now.Add(floodMemory)
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (l *connLimiter) release(src netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
-	if l.bySource[src]--; l.bySource[src] <= 0 {
-		delete(l.bySource, src)
+	if sc := l.bySource[src]; sc != nil {
+		if sc.n--; sc.n <= 0 {
+			delete(l.bySource, src)
+		}
 	}
 }
 
@@ -118,7 +202,37 @@ func (l *connLimiter) release(src netip.Addr) {
 func (l *connLimiter) counts(src netip.Addr) (total, fromSrc int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.open, l.bySource[src]
+	if sc := l.bySource[src]; sc != nil {
+		fromSrc = sc.n
+	}
+	return l.open, fromSrc
+}
+
+// floodingCount returns how many sources are marked as flooding.
+func (l *connLimiter) floodingCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.flooding)
+}
+
+// floodingAt returns the sources marked as flooding at now, sorted, and
+// when the earliest mark ends (zero if none is set). Ended marks are
+// dropped.
+func (l *connLimiter) floodingAt(now time.Time) (srcs []netip.Addr, next time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for src, until := range l.flooding {
+		if !now.Before(until) {
+			delete(l.flooding, src)
+			continue
+		}
+		if next.IsZero() || until.Before(next) {
+			next = until
+		}
+		srcs = append(srcs, src)
+	}
+	slices.SortFunc(srcs, netip.Addr.Compare)
+	return srcs, next
 }
 
 // limitedListener applies the connection limits to what ln accepts. The
@@ -201,7 +315,8 @@ func (s *Server) logRefusals() {
 		}
 		open, _ := s.limiter.counts(netip.Addr{})
 		s.log.Warn("refused client connections", "per_ip_limit", perSource, "node_full", full,
-			"open", open, "max_conns", s.cfg.MaxConns, "interval", refusalLogInterval)
+			"open", open, "max_conns", s.cfg.MaxConns, "flooding_sources", s.limiter.floodingCount(),
+			"interval", refusalLogInterval)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ func TestConnLimiter(t *testing.T) {
 	a, b, c, d := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.4")
 	// max 16: the last 2 slots are for sources holding fewer than
 	// newcomerConns (8) connections.
-	l := newConnLimiter(12, 16)
+	l := newConnLimiter(12, 16, 0)
 	steps := []struct {
 		src     netip.Addr
 		release bool
@@ -52,6 +53,132 @@ func TestConnLimiter(t *testing.T) {
 	}
 	if l.refused[refusedPerSource].Load() != 2 || l.refused[refusedFull].Load() != 2 {
 		t.Fatalf("refusals counted %d per source, %d full", l.refused[refusedPerSource].Load(), l.refused[refusedFull].Load())
+	}
+}
+
+// A source refused FloodRefusals times within a second is marked as
+// flooding; each later refusal renews the mark, which ends floodMemory
+// after the last one, whether the source still has connections or not.
+func TestConnLimiterMarksFloods(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("2001:db8::")
+	l := newConnLimiter(2, 100, 3)
+	flooding := func(at time.Time) []netip.Addr {
+		srcs, _ := l.floodingAt(at)
+		return srcs
+	}
+	signalled := func() bool {
+		select {
+		case <-l.changed:
+			return true
+		default:
+			return false
+		}
+	}
+	for _, src := range []netip.Addr{a, a, b, b} {
+		if l.acquire(src) != admitted {
+			t.Fatalf("%v refused below its limit", src)
+		}
+	}
+	l.acquire(a)
+	l.acquire(a)
+	if got := flooding(time.Now()); len(got) != 0 || signalled() {
+		t.Fatalf("2 refusals: flooding %v, want none and no signal", got)
+	}
+	l.acquire(a) // the third within a second, unless the second ended
+	l.acquire(a)
+	l.acquire(a)
+	got, until := l.floodingAt(time.Now())
+	if !slices.Equal(got, []netip.Addr{a}) || !signalled() {
+		t.Fatalf("5 refusals: flooding %v, want [%v] after a signal", got, a)
+	}
+	l.release(a)
+	l.release(a)
+	if got := flooding(time.Now()); !slices.Equal(got, []netip.Addr{a}) {
+		t.Fatalf("without connections: flooding %v, want [%v] until the mark ends", got, a)
+	}
+	if got := flooding(until); len(got) != 0 || l.floodingCount() != 0 {
+		t.Fatalf("after floodMemory: flooding %v, %d marked; want none", got, l.floodingCount())
+	}
+	for range 5 {
+		l.acquire(b)
+	}
+	if got := flooding(time.Now()); !slices.Equal(got, []netip.Addr{b}) || !signalled() {
+		t.Fatalf("flooding %v, want [%v] (an IPv6 /64) after a signal", got, b)
+	}
+}
+
+// A source that keeps connecting while at its limit has most of its
+// connection attempts dropped by the kernel once it has been refused
+// FloodRefusals times in a second, on both gateway ports, while another
+// address still gets in at once.
+func TestFloodFilter(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.MaxSessionsPerIP, c.HandshakeTimeout = 4, time.Minute })
+	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
+	const flooder = "127.0.0.3"
+	for range 4 {
+		dialIdle(t, wsAddr, flooder, "ws")
+	}
+	waitUntil(t, 5*time.Second, "the flooder's connections to be accepted", func() bool {
+		_, n := a.gw.limiter.counts(netip.MustParseAddr(flooder))
+		return n == 4
+	})
+	// dial reports whether a connection from flooder was set up; a dropped
+	// SYN leaves it waiting for the kernel's retry, a second later.
+	dial := func(addr string) bool {
+		d := localDialer(flooder)
+		d.Timeout = 200 * time.Millisecond
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	refused := 0
+	for dial(wsAddr) {
+		if refused++; refused > 10*DefaultFloodRefusals {
+			t.Fatalf("%d connections from the flooder were set up (and refused), want its SYNs dropped after %d", refused, DefaultFloodRefusals)
+		}
+	}
+	t.Logf("the flooder's SYNs were dropped after %d refused connections", refused)
+	// Of 8 more attempts on each port, one in floodPass gets through.
+	through := 0
+	for _, addr := range []string{wsAddr, a.tcpAddr} {
+		for range 8 {
+			if dial(addr) {
+				through++
+			}
+		}
+	}
+	if through > 4 {
+		t.Errorf("%d of 16 connection attempts from the flooder got through, want about 1 in %d", through, floodPass)
+	}
+	for _, gw := range []struct {
+		name string
+		dial func() *client
+	}{
+		{"TCP", func() *client { return dialTCPFrom(t, a.tcpAddr, "127.0.0.2") }},
+		{"WebSocket", func() *client { return dialWSFrom(t, a.wsURL, "127.0.0.2") }},
+	} {
+		start := time.Now()
+		c := gw.dial()
+		c.login()
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("login on the %s gateway took %v beside the flooder, want at most 1s", gw.name, d)
+		}
+	}
+}
+
+// The filter program lets through everything but SYNs from the sources it
+// is given, whatever their number up to maxFloodFiltered, and fits the
+// kernel's limit. (TestFloodFilter runs one.)
+func TestFloodProgramSize(t *testing.T) {
+	var srcs []netip.Addr
+	for i := range maxFloodFiltered {
+		srcs = append(srcs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i)}))
+	}
+	if n := len(floodProgram(srcs)); n > 4096 {
+		t.Fatalf("%d instructions for %d IPv6 sources, the kernel takes 4096", n, len(srcs))
 	}
 }
 
@@ -93,8 +220,11 @@ const floodPerPort = 500
 func TestConnectionFloodLeavesRoomForOthers(t *testing.T) {
 	// The node keeps what it admitted for the whole test, however slowly
 	// the machine opens the flood (TestPreUpgradeConnectionsTimeOut
-	// covers the timeouts).
-	a := startNode(t, func(c *Config) { c.HandshakeTimeout, c.LoginTimeout = time.Minute, time.Minute })
+	// covers the timeouts). Every connection is to get its refusal: no
+	// flood filter (TestFloodFilter covers it).
+	a := startNode(t, func(c *Config) {
+		c.HandshakeTimeout, c.LoginTimeout, c.FloodRefusals = time.Minute, time.Minute, -1
+	})
 	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
 	attackers := []string{"127.0.0.1", "127.0.0.3"}
 

@@ -52,6 +52,8 @@ type Server struct {
 	wg        sync.WaitGroup // open sessions
 	// limiter counts connections on both ports from accept to close.
 	limiter *connLimiter
+	// filter thins out the SYNs of flooding sources on both ports.
+	filter floodFilter
 	// channels counts the channels sessions are in.
 	channels *channelLimiter
 	// tcpRefusal and httpRefusal are written to a connection refused by
@@ -96,7 +98,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		listeners: make(map[net.Listener]struct{}),
 		httpSrvs:  make(map[*http.Server]struct{}),
 		sessions:  make(map[*session]struct{}),
-		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns),
+		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns, cfg.FloodRefusals),
 		channels:  newChannelLimiter(cfg.MaxChannelsPerIP, cfg.MaxNodeChannels, cfg.Now()),
 	}
 	perIP := fmt.Sprintf("at most %d connections per IP address (sessions and WebSocket handshakes)", cfg.MaxSessionsPerIP)
@@ -125,11 +127,54 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.log.Info("client connection limits", "max_conns", cfg.MaxConns, "max_sessions_per_ip", cfg.MaxSessionsPerIP,
-		"open_file_limit", openFileLimit(), "handshake_timeout", cfg.HandshakeTimeout)
-	s.bgWG.Add(2)
+		"open_file_limit", openFileLimit(), "handshake_timeout", cfg.HandshakeTimeout, "flood_refusals", cfg.FloodRefusals)
+	s.bgWG.Add(3)
 	go s.republishLoop()
 	go s.logRefusals()
+	go s.updateFloodFilter()
 	return s, nil
+}
+
+// Listen opens a listener for a gateway port on addr (host:port): plain
+// TCP, so that the flood filter (limits.go) can be attached to it. Go's
+// net.Listen makes Multipath TCP sockets where the kernel has them, which
+// take no socket filter.
+func Listen(addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// watchListener puts ln under the flood filter, or logs why it cannot.
+func (s *Server) watchListener(ln net.Listener, port string) {
+	if s.cfg.FloodRefusals < 0 {
+		return
+	}
+	if err := s.filter.watch(ln); err != nil {
+		s.log.Warn("no flood filter on this gateway port: a source that floods it while at its limits can fill its accept queue (listen with gateway.Listen)",
+			"port", port, "addr", ln.Addr().String(), "err", err)
+	}
+}
+
+// updateFloodFilter keeps the flood filter's sources up to date until the
+// server closes.
+func (s *Server) updateFloodFilter() {
+	defer s.bgWG.Done()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	for {
+		select {
+		case <-s.bgCtx.Done():
+			return
+		case <-s.limiter.changed:
+		case <-expiry.C:
+		}
+		srcs, next := s.limiter.floodingAt(time.Now())
+		s.filter.set(srcs)
+		if !next.IsZero() {
+			expiry.Reset(time.Until(next))
+		}
+	}
 }
 
 // httpRefusal is the response written to a refused connection on the
@@ -148,6 +193,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
+	s.watchListener(ln, "TCP")
 	lln := &limitedListener{Listener: ln, lim: s.limiter, refusals: &s.tcpRefusal}
 	var backoff time.Duration
 	for {
@@ -188,6 +234,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 // first read, after the limits), but its refusals can only be silent
 // closes, and requests do not see the TLS state.
 func (s *Server) ServeWS(ln net.Listener) error {
+	s.watchListener(ln, "WebSocket")
 	lln := &limitedListener{Listener: ln, lim: s.limiter}
 	if s.cfg.TLS == nil {
 		lln.refusals = &s.httpRefusal

@@ -35,7 +35,7 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 		}), time.Second),
 		pubsub.WithRawTracer(n.drops),
 		pubsub.WithAppSpecificRpcInspector(n.guard.inspect),
-		pubsub.WithLogger(n.log.With("component", "gossipsub")),
+		pubsub.WithLogger(slog.New(newRateLimitedHandler(n.log.With("component", "gossipsub").Handler()))),
 	)
 	return pubsub.NewGossipSub(ctx, n.host, opts...)
 }

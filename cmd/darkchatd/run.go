@@ -141,7 +141,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	header := []string{fmt.Sprintf("darkchatd %s node started", o.typ.name), "Peer ID: " + node.ID().String()}
 	var footer []string
 	if o.typ.cli {
-		ln, err := net.Listen("tcp", net.JoinHostPort(o.ip.String(), strconv.Itoa(o.cliPort)))
+		ln, err := gateway.Listen(net.JoinHostPort(o.ip.String(), strconv.Itoa(o.cliPort)))
 		if err != nil {
 			return fmt.Errorf("CLI gateway: %w", err)
 		}
@@ -150,7 +150,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		log.Info("CLI gateway listening", "addr", hostPort(o, ln))
 	}
 	if o.typ.ws {
-		ln, err := net.Listen("tcp", net.JoinHostPort(o.ip.String(), strconv.Itoa(o.wsPort)))
+		ln, err := gateway.Listen(net.JoinHostPort(o.ip.String(), strconv.Itoa(o.wsPort)))
 		if err != nil {
 			return fmt.Errorf("WebSocket gateway: %w", err)
 		}
