@@ -55,6 +55,18 @@ const (
 	meshChangeRate  = 32
 )
 
+// Per-peer DHT writes (PUT_VALUE and ADD_PROVIDER requests). An honest node
+// stores its users' key bundles (one each, republished every 10 minutes)
+// and a rendezvous provider record per channel it is in, re-advertised
+// every few hours; peers whose records fall near this node's ID send it
+// theirs too. The budget is far above that and bans a peer that streams
+// writes; the record store's own limits (dhtstore.go) bound all peers
+// together.
+const (
+	dhtWriteBurst = 1024
+	dhtWriteRate  = 8
+)
+
 // Per-peer validation budgets. Every message a peer forwards waits in
 // GossipSub's one validation queue, shared by all peers; a peer that fills
 // it delays and then drops everyone's messages, and drops for a full queue
@@ -124,6 +136,9 @@ type peerBudget struct {
 	lastFill  time.Time
 	// control budgets, refilled at lastFill too
 	idTokens, meshTokens float64
+	// DHT writes, refilled at dhtLastFill
+	dhtTokens   float64
+	dhtLastFill time.Time
 
 	ip           string
 	pending      int       // messages waiting for validation
@@ -172,7 +187,8 @@ func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string
 func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
 	b := g.peers[from]
 	if b == nil {
-		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, idTokens: controlIDBurst, meshTokens: meshChangeBurst, lastFill: now, lastProgress: now}
+		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, idTokens: controlIDBurst, meshTokens: meshChangeBurst, lastFill: now, lastProgress: now,
+			dhtTokens: dhtWriteBurst, dhtLastFill: now}
 		b.ip = g.ipOf(from)
 		if c := g.ipBans[b.ip]; b.ip != "" && c != nil && c.n >= suspectIPBans && now.Sub(c.last) < peerBanDuration {
 			b.suspect = true
@@ -366,6 +382,31 @@ func (g *peerGuard) strikeLocked(from peer.ID, b *peerBudget, now time.Time) boo
 	g.refused["invalid messages"] += b.strikes
 	g.banLocked(from, now)
 	return true
+}
+
+// dhtWrite spends one of from's DHT-write tokens; past its budget the peer
+// is banned and dhtWrite reports false. It is called from the DHT's
+// request handlers, one goroutine per stream.
+func (g *peerGuard) dhtWrite(from peer.ID) bool {
+	now := time.Now()
+	g.mu.Lock()
+	if until, ok := g.banned[from]; ok && now.Before(until) {
+		g.mu.Unlock()
+		return false
+	}
+	b := g.budgetLocked(from, now)
+	b.dhtTokens = min(dhtWriteBurst, b.dhtTokens+now.Sub(b.dhtLastFill).Seconds()*dhtWriteRate)
+	b.dhtLastFill = now
+	if b.dhtTokens >= 1 {
+		b.dhtTokens--
+		g.mu.Unlock()
+		return true
+	}
+	g.refused["DHT writes"]++
+	g.banLocked(from, now)
+	g.mu.Unlock()
+	g.ban(from)
+	return false
 }
 
 // ignored records that one of from's messages was ignored by the validator

@@ -1,8 +1,10 @@
 package p2p
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -212,9 +214,21 @@ func pinAutoNATv1(r network.Reachability) libp2p.Option {
 // bundle lives under /darkchat-bundle/<identity key hex>.
 const BundleNamespace = "darkchat-bundle"
 
-func newDHT(h host.Host, cfg *Config) (*dht.IpfsDHT, error) {
+func newDHT(h host.Host, cfg *Config, guard *peerGuard) (*dht.IpfsDHT, error) {
 	opts := []dht.Option{
 		dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.Datastore(newBoundedStore()),
+		// Each peer's writes (PUT_VALUE, ADD_PROVIDER) go through its
+		// budget in the peer guard; a peer over it is banned, and its
+		// stream reset before the request is handled further.
+		dht.OnRequestHook(func(_ context.Context, s network.Stream, req *dhtpb.Message) {
+			switch req.GetType() {
+			case dhtpb.Message_PUT_VALUE, dhtpb.Message_ADD_PROVIDER:
+				if !guard.dhtWrite(s.Conn().RemotePeer()) {
+					s.Reset()
+				}
+			}
+		}),
 		// On loopback, a LAN or a testnet AutoNAT may never decide; plain
 		// ModeAuto would then leave every node a client and nothing could
 		// be stored. ModeAutoServer serves until the node is known to be

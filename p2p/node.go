@@ -91,7 +91,7 @@ func New(cfg Config) (*Node, error) {
 		cancel()
 		return nil, err
 	}
-	if n.dht, err = newDHT(bh, &n.cfg); err != nil {
+	if n.dht, err = newDHT(bh, &n.cfg, n.guard); err != nil {
 		bh.Close()
 		cancel()
 		return nil, fmt.Errorf("start DHT: %w", err)
