@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A source that keeps connecting while at its limit has most of its
+// connection attempts dropped by the kernel once it has been refused
+// FloodRefusals times in a second, on both gateway ports, while another
+// address still gets in at once.
+func TestFloodFilter(t *testing.T) {
+	a := startNode(t, func(c *Config) { c.MaxSessionsPerIP, c.HandshakeTimeout = 4, time.Minute })
+	wsAddr := strings.TrimSuffix(strings.TrimPrefix(a.wsURL, "ws://"), "/ws")
+	const flooder = "127.0.0.3"
+	for range 4 {
+		dialIdle(t, wsAddr, flooder, "ws")
+	}
+	waitUntil(t, 5*time.Second, "the flooder's connections to be accepted", func() bool {
+		_, n := a.gw.limiter.counts(netip.MustParseAddr(flooder))
+		return n == 4
+	})
+	// dial reports whether a connection from flooder was set up; a dropped
+	// SYN leaves it waiting for the kernel's retry, a second later.
+	dial := func(addr string) bool {
+		d := localDialer(flooder)
+		d.Timeout = 200 * time.Millisecond
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	refused := 0
+	for dial(wsAddr) {
+		if refused++; refused > 10*DefaultFloodRefusals {
+			t.Fatalf("%d connections from the flooder were set up (and refused), want its SYNs dropped after %d", refused, DefaultFloodRefusals)
+		}
+	}
+	t.Logf("the flooder's SYNs were dropped after %d refused connections", refused)
+	// Of 8 more attempts on each port, one in floodPass gets through.
+	through := 0
+	for _, addr := range []string{wsAddr, a.tcpAddr} {
+		for range 8 {
+			if dial(addr) {
+				through++
+			}
+		}
+	}
+	if through > 4 {
+		t.Errorf("%d of 16 connection attempts from the flooder got through, want about 1 in %d", through, floodPass)
+	}
+	for _, gw := range []struct {
+		name string
+		dial func() *client
+	}{
+		{"TCP", func() *client { return dialTCPFrom(t, a.tcpAddr, "127.0.0.2") }},
+		{"WebSocket", func() *client { return dialWSFrom(t, a.wsURL, "127.0.0.2") }},
+	} {
+		start := time.Now()
+		c := gw.dial()
+		c.login()
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("login on the %s gateway took %v beside the flooder, want at most 1s", gw.name, d)
+		}
+	}
+}
+
+// The filter program lets through everything but SYNs from the sources it
+// is given, whatever their number up to maxFloodFiltered, and fits the
+// kernel's limit. (TestFloodFilter runs one.)
+func TestFloodProgramSize(t *testing.T) {
+	var srcs []netip.Addr
+	for i := range maxFloodFiltered {
+		srcs = append(srcs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i)}))
+	}
+	if n := len(floodProgram(srcs)); n > 4096 {
+		t.Fatalf("%d instructions for %d IPv6 sources, the kernel takes 4096", n, len(srcs))
+	}
+}
