@@ -52,7 +52,8 @@ const (
 // Result is what an attack achieved.
 type Result struct {
 	// Sent counts what the attack sent: topics announced or messages
-	// published.
+	// published; for the gateway attacks, the most connections held at
+	// once or the channel joins accepted (gateway.go).
 	Sent int64
 	// PeerIDs is how many peer IDs attacked.
 	PeerIDs int64
@@ -64,6 +65,18 @@ type Result struct {
 	// StillConnected is how many attacking peer IDs were connected to the
 	// target when the attack ended.
 	StillConnected int
+	// Conns counts the TCP connections a gateway attack opened.
+	Conns int64
+	// Refused counts what a gateway attack had refused: connections at
+	// accept, or channel joins.
+	Refused int64
+	// Closed counts the connections the target closed after accepting
+	// them (hold-connections), or the logins that failed
+	// (create-channels).
+	Closed int64
+	// DialFailed counts connection attempts that failed (timed out, or
+	// out of local ports or descriptors).
+	DialFailed int64
 	// CPU is the user and system CPU time the attacker process used.
 	CPU time.Duration
 }
@@ -130,7 +143,9 @@ func Run(ctx context.Context, s Spec, begun func()) (Result, error) {
 // kinds maps each attack kind to the function that runs it; each records
 // what it did in the tally and calls begun once it has sent something.
 var kinds = map[string]func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error{
-	KindSubscriptions: (*tally).subscriptions,
+	KindSubscriptions:   (*tally).subscriptions,
+	KindHoldConnections: (*tally).holdConnections,
+	KindCreateChannels:  (*tally).createChannels,
 	KindInvalidSignatures: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
 		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
 			return p.InvalidFlood(ctx, target, s.Channel, 50, 1<<30, &t.sent)
@@ -142,6 +157,8 @@ var kinds = map[string]func(t *tally, ctx context.Context, s Spec, target peer.A
 type tally struct {
 	sent, ids, cutOff, slowest atomic.Int64
 	stillConnected             atomic.Int64
+	// The gateway attacks' counts (gateway.go).
+	conns, refused, closed, dialFailed atomic.Int64
 }
 
 func (t *tally) result() Result {
@@ -151,6 +168,10 @@ func (t *tally) result() Result {
 		CutOff:         t.cutOff.Load(),
 		SlowestCutOff:  time.Duration(t.slowest.Load()),
 		StillConnected: int(t.stillConnected.Load()),
+		Conns:          t.conns.Load(),
+		Refused:        t.refused.Load(),
+		Closed:         t.closed.Load(),
+		DialFailed:     t.dialFailed.Load(),
 	}
 }
 
