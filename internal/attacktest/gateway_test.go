@@ -572,14 +572,14 @@ func connectionFlood(t *testing.T, extra []string, held int, ramp time.Duration)
 		up.Sub(wall0).Round(time.Millisecond), last, maxQueued)
 	maxQueued = 0
 
-	// Honest logins, one on each gateway a round, for d while the flood
-	// lasts.
+	// Honest logins, one on each gateway a round, spread over d while the
+	// flood lasts.
 	var tcps, wss []time.Duration
 	end := up.Add(d - time.Second)
 	if stop := wall0.Add(ramp + d - time.Second); stop.Before(end) {
 		end = stop
 	}
-	rounds := time.NewTicker(200 * time.Millisecond)
+	rounds := time.NewTicker(max(200*time.Millisecond, d/40))
 	defer rounds.Stop()
 	for round := 0; round < 50 && (round < 3 || time.Now().Before(end)); round++ {
 		tcp, ws, err := login()
