@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -67,12 +66,12 @@ func startNode(cfg gateway.Config) (*benchNode, error) {
 		node.Close()
 		return nil, err
 	}
-	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	tl, err := gateway.Listen("127.0.0.1:0") // as darkchatd listens
 	if err != nil {
 		bn.close()
 		return nil, err
 	}
-	wl, err := net.Listen("tcp", "127.0.0.1:0")
+	wl, err := gateway.Listen("127.0.0.1:0")
 	if err != nil {
 		tl.Close()
 		bn.close()
