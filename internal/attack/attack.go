@@ -11,6 +11,7 @@
 package attack
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -155,6 +156,123 @@ func (p *Peer) InvalidFlood(ctx context.Context, target peer.AddrInfo, channel s
 			return err
 		}
 		sent.Add(int64(len(rpc.Publish)))
+	}
+	return nil
+}
+
+// publishFlood publishes the messages next makes (perRPC per RPC) on
+// channel until ctx ends, the target closes the stream or next returns
+// nil, counting them in sent.
+func (p *Peer) publishFlood(ctx context.Context, target peer.AddrInfo, channel string, perRPC int, sent *atomic.Int64, next func() []byte) error {
+	s, err := p.stream(ctx, target)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	topic := "darkchat/v1/channel/" + channel
+	var buf []byte
+	for ctx.Err() == nil {
+		rpc := &pb.RPC{}
+		for range perRPC {
+			data := next()
+			if data == nil {
+				break
+			}
+			rpc.Publish = append(rpc.Publish, &pb.Message{Data: data, Topic: &topic})
+		}
+		if len(rpc.Publish) == 0 {
+			return nil
+		}
+		if buf, err = writeRPC(s, rpc, buf); err != nil {
+			return err
+		}
+		sent.Add(int64(len(rpc.Publish)))
+	}
+	return nil
+}
+
+// SignedFlood publishes validly signed, fresh messages on channel, taking
+// their authors from keys in turn: a flood under many keys, each of which
+// a node must verify unless it refuses the key first.
+func (p *Peer) SignedFlood(ctx context.Context, target peer.AddrInfo, channel string, keys []identity.PrivateKey, perRPC int, sent *atomic.Int64) error {
+	i := 0
+	return p.publishFlood(ctx, target, channel, perRPC, sent, func() []byte {
+		m, err := identity.NewChannelMessage(keys[i%len(keys)], channel, "mallory"+strconv.Itoa(i%len(keys)), "flood", time.Now())
+		i++
+		if err != nil {
+			return nil
+		}
+		data, _ := m.MarshalBinary()
+		return data
+	})
+}
+
+// ReplayFlood publishes validly signed messages dated age ago, as a replay
+// of messages captured then would be, cycling through count of them.
+func (p *Peer) ReplayFlood(ctx context.Context, target peer.AddrInfo, channel string, age time.Duration, count, perRPC int, sent *atomic.Int64) error {
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return err
+	}
+	old := make([][]byte, count)
+	for i := range old {
+		m, err := identity.NewChannelMessage(key, channel, "mallory", "said long ago "+strconv.Itoa(i), time.Now().Add(-age))
+		if err != nil {
+			return err
+		}
+		if old[i], err = m.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	i := 0
+	return p.publishFlood(ctx, target, channel, perRPC, sent, func() []byte {
+		i++
+		return old[i%len(old)]
+	})
+}
+
+// OversizedFlood publishes messages of size random bytes on channel.
+func (p *Peer) OversizedFlood(ctx context.Context, target peer.AddrInfo, channel string, size, perRPC int, sent *atomic.Int64) error {
+	data := make([]byte, size)
+	return p.publishFlood(ctx, target, channel, perRPC, sent, func() []byte {
+		rand.Read(data[:64]) // distinct messages, not duplicates
+		return bytes.Clone(data)
+	})
+}
+
+// ControlFlood sends GossipSub control messages about channel: IHAVE and
+// IWANT with ids random message IDs each, a GRAFT and a PRUNE, in every
+// RPC, until ctx ends or the target closes the stream. It counts the RPCs.
+func (p *Peer) ControlFlood(ctx context.Context, target peer.AddrInfo, channel string, ids int, sent *atomic.Int64) error {
+	s, err := p.stream(ctx, target)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	topic := "darkchat/v1/channel/" + channel
+	sub := true
+	// Join the topic first, as a peer must for its GRAFTs to count.
+	buf, err := writeRPC(s, &pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: &sub, Topicid: &topic}}}, nil)
+	if err != nil {
+		return err
+	}
+	msgIDs := make([]string, ids)
+	raw := make([]byte, 32*ids)
+	for ctx.Err() == nil {
+		rand.Read(raw)
+		for i := range msgIDs {
+			msgIDs[i] = string(raw[32*i : 32*i+32])
+		}
+		rpc := &pb.RPC{Control: &pb.ControlMessage{
+			Ihave: []*pb.ControlIHave{{TopicID: &topic, MessageIDs: msgIDs}},
+			Iwant: []*pb.ControlIWant{{MessageIDs: msgIDs}},
+			Graft: []*pb.ControlGraft{{TopicID: &topic}},
+			Prune: []*pb.ControlPrune{{TopicID: &topic}},
+		}}
+		if buf, err = writeRPC(s, rpc, buf); err != nil {
+			return err
+		}
+		sent.Add(1)
 	}
 	return nil
 }

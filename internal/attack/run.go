@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"darkchat/identity"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -43,6 +45,20 @@ const (
 	// KindSubscriptions: Peers peer IDs announce fresh channel topics,
 	// 1,000 per RPC, reconnecting whenever they are cut off.
 	KindSubscriptions = "subscriptions"
+	// KindFreshKeys: Peers attackers at once, each a fresh peer ID
+	// publishing validly signed, fresh messages on Channel under 1,000
+	// keys of its own made for the attack, in turn, 50 per RPC.
+	KindFreshKeys = "fresh-keys"
+	// KindReplays: Peers attackers at once, each publishing 100 validly
+	// signed messages dated 10 minutes ago, over and over.
+	KindReplays = "replays"
+	// KindOversized: Peers attackers at once, each publishing messages
+	// one byte over the default size limit, 8 per RPC.
+	KindOversized = "oversized"
+	// KindControl: Peers attackers at once, each streaming RPCs with an
+	// IHAVE and an IWANT of 5,000 random message IDs, a GRAFT and a PRUNE
+	// for Channel.
+	KindControl = "control"
 	// KindInvalidSignatures: Peers attackers at once, each a fresh peer
 	// ID publishing messages with random signatures on Channel, 50 per
 	// RPC; a cut-off attacker is replaced by a new peer ID.
@@ -151,7 +167,40 @@ var kinds = map[string]func(t *tally, ctx context.Context, s Spec, target peer.A
 			return p.InvalidFlood(ctx, target, s.Channel, 50, 1<<30, &t.sent)
 		})
 	},
+	KindFreshKeys: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
+			keys := make([]identity.PrivateKey, freshKeys)
+			for i := range keys {
+				var err error
+				if keys[i], err = identity.GenerateKey(); err != nil {
+					return err
+				}
+			}
+			return p.SignedFlood(ctx, target, s.Channel, keys, 50, &t.sent)
+		})
+	},
+	KindReplays: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
+			return p.ReplayFlood(ctx, target, s.Channel, 10*time.Minute, 100, 50, &t.sent)
+		})
+	},
+	KindOversized: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
+			return p.OversizedFlood(ctx, target, s.Channel, oversized, 8, &t.sent)
+		})
+	},
+	KindControl: func(t *tally, ctx context.Context, s Spec, target peer.AddrInfo, begun func()) error {
+		return t.rotating(ctx, s, target, begun, func(ctx context.Context, p *Peer) error {
+			return p.ControlFlood(ctx, target, s.Channel, 5000, &t.sent)
+		})
+	},
 }
+
+// freshKeys is how many keys each fresh-keys attacker makes.
+const freshKeys = 1000
+
+// oversized is one byte over darkchatd's default message size limit.
+const oversized = 64<<10 + 1
 
 // tally counts what an attack did, from its concurrent attackers.
 type tally struct {
