@@ -393,14 +393,16 @@ func TestChannelLimits(t *testing.T) {
 // A client joining and leaving new channels in a loop cannot get its node
 // banned by its mesh peers (p2p's guard bans a peer that announces new
 // subscriptions faster than 1024 at once then 8 a second): new channels
-// are paced, the rest refused with rate_limited, and the link stays up.
+// are paced, the rest refused with rate_limited, a session refused
+// maxErrors times is closed (the churner logs in again), and the link
+// stays up.
 func TestChannelChurnKeepsMeshPeers(t *testing.T) {
 	a, b := startNode(t, nil), startNode(t, nil)
 	linkNodes(t, a, b)
 	churner := dialTCP(t, a.tcpAddr)
 	churner.login()
 	const attempts = 1100 // more than the guard's burst
-	joined, limited := 0, 0
+	joined, limited, closed := 0, 0, 0
 	for i := range attempts {
 		ch := fmt.Sprintf("churn-%d", i)
 		churner.send(map[string]any{"type": "join", "channel": ch, "username": "u"})
@@ -415,12 +417,28 @@ func TestChannelChurnKeepsMeshPeers(t *testing.T) {
 			churner.expect("left")
 		case f.Code == codeRateLimited:
 			limited++
-			churner.expectError(codeNotJoined) // the leave
+			// The leave's not_joined, or the session's end.
+			g, err := churner.next(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch g.Code {
+			case codeNotJoined:
+			case codeTooManyErrors:
+				closed++
+				churner = dialTCP(t, a.tcpAddr)
+				churner.login()
+			default:
+				t.Fatalf("after a refused join: %s", g.raw)
+			}
 		default:
 			t.Fatalf("join %d: %s", i, f.raw)
 		}
 	}
-	t.Logf("%d joins of new channels, %d refused with rate_limited", joined, limited)
+	t.Logf("%d joins of new channels, %d refused with rate_limited, %d sessions closed for it", joined, limited, closed)
+	if closed == 0 {
+		t.Fatal("no session was closed for its refused joins")
+	}
 	if joined < sourceSubscribeBurst || limited == 0 {
 		t.Fatalf("%d joined, %d rate limited", joined, limited)
 	}

@@ -266,7 +266,7 @@ func (s *session) report(cerr *clientError) bool {
 		s.errors++
 		if s.errors >= maxErrors && !cerr.closes {
 			s.enqueue(cerr.frame())
-			cerr = errorf(codeTooManyErrors, "%d malformed requests; closing", s.errors)
+			cerr = errorf(codeTooManyErrors, "%d malformed requests or refused joins; closing", s.errors)
 			cerr.closes = true
 		}
 	}
@@ -326,7 +326,16 @@ func (s *session) handle(frame []byte) *clientError {
 	}
 	switch req.Type {
 	case "join":
-		return s.join(req)
+		cerr := s.join(req)
+		if cerr != nil {
+			// A refused join counts towards the session's error limit:
+			// a client that keeps asking for channels the node will not
+			// start (pacing, node or address full) is closed after
+			// maxErrors instead of costing the node an answer each time,
+			// and has to log in again.
+			cerr.protocol = true
+		}
+		return cerr
 	case "leave":
 		return s.leave(req)
 	case "send":

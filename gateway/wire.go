@@ -138,7 +138,8 @@ type clientError struct {
 	// wsClose, when set, is the WebSocket close code for the session's
 	// end, if the error code alone does not say (wsCloseCode).
 	wsClose uint16
-	// protocol marks malformed input, which counts towards maxErrors.
+	// protocol marks malformed input or a refused join, which count
+	// towards maxErrors.
 	protocol bool
 }
 

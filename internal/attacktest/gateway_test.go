@@ -713,6 +713,9 @@ func TestChannelFlood(t *testing.T) {
 	if loud.DeliveredPct < minHonestDelivered {
 		t.Errorf("honest delivery %.2f%% under attack, want ≥ %.0f%%", loud.DeliveredPct, minHonestDelivered)
 	}
+	if bound := time.Duration(maxLatencyFactor * float64(max(quiet.P99, latencyFloor))); loud.P99 > bound {
+		t.Errorf("honest p99 %v under attack, want ≤ %v (2× quiet %v)", loud.P99, bound, quiet.P99)
+	}
 	t.Logf("victim CPU %.0f%% of one core during the attack", 100*victimCPU.Seconds()/wall.Seconds())
 	if rss := vmHWM(t, victim.PID()); rss > maxRSS {
 		t.Errorf("victim peak RSS %d MiB, want ≤ %d MiB", rss>>20, maxRSS>>20)
