@@ -55,6 +55,18 @@ const (
 	meshChangeRate  = 32
 )
 
+// Ignored messages per peer. A message the validator ignores (over an
+// author's, a new key's or probation's budget; stale; a re-signed copy) is
+// no proof of malice, but each still costs the node a decode and a place in
+// GossipSub's caches for minutes. An honest peer forwards only what passed
+// its own node's budgets, which are the same as ours, so what we ignore of
+// it stays in the hundreds a second; a peer whose ignored messages run past
+// ignoredBurst, then ignoredRate a second, is flooding and is banned.
+const (
+	ignoredBurst = 10_000
+	ignoredRate  = 2_000
+)
+
 // Per-peer DHT writes (PUT_VALUE and ADD_PROVIDER requests). An honest node
 // stores its users' key bundles (one each, republished every 10 minutes)
 // and a rendezvous provider record per channel it is in, re-advertised
@@ -139,6 +151,9 @@ type peerBudget struct {
 	// DHT writes, refilled at dhtLastFill
 	dhtTokens   float64
 	dhtLastFill time.Time
+	// ignored messages, refilled at ignoredLastFill
+	ignoredTokens   float64
+	ignoredLastFill time.Time
 
 	ip           string
 	pending      int       // messages waiting for validation
@@ -188,7 +203,7 @@ func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
 	b := g.peers[from]
 	if b == nil {
 		b = &peerBudget{topics: make(map[string]struct{}), subTokens: subscribeBurst, idTokens: controlIDBurst, meshTokens: meshChangeBurst, lastFill: now, lastProgress: now,
-			dhtTokens: dhtWriteBurst, dhtLastFill: now}
+			dhtTokens: dhtWriteBurst, dhtLastFill: now, ignoredTokens: ignoredBurst, ignoredLastFill: now}
 		b.ip = g.ipOf(from)
 		if c := g.ipBans[b.ip]; b.ip != "" && c != nil && c.n >= suspectIPBans && now.Sub(c.last) < peerBanDuration {
 			b.suspect = true
@@ -415,16 +430,30 @@ func (g *peerGuard) dhtWrite(from peer.ID) bool {
 // queue: a peer forwarding a flood of valid messages that nodes ignore
 // would otherwise fill it ahead of everyone else's.
 func (g *peerGuard) ignored(from peer.ID) {
+	now := time.Now()
 	g.mu.Lock()
-	if b := g.peers[from]; b != nil {
-		if b.pending > 0 {
-			b.pending--
-			g.totalPending--
-		}
-		b.lastProgress = time.Now()
-		b.trusted = false
+	b := g.peers[from]
+	if b == nil {
+		g.mu.Unlock()
+		return
 	}
+	if b.pending > 0 {
+		b.pending--
+		g.totalPending--
+	}
+	b.lastProgress = now
+	b.trusted = false
+	b.ignoredTokens = min(ignoredBurst, b.ignoredTokens+now.Sub(b.ignoredLastFill).Seconds()*ignoredRate)
+	b.ignoredLastFill = now
+	b.ignoredTokens--
+	if b.ignoredTokens >= 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.refused["ignored messages"] += ignoredBurst
+	g.banLocked(from, now)
 	g.mu.Unlock()
+	g.ban(from)
 }
 
 // left records that one of from's messages was dropped before validation

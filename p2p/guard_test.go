@@ -213,3 +213,23 @@ func TestControlSpamBansPeer(t *testing.T) {
 		t.Fatalf("the honest peer after the spam: %v", err)
 	}
 }
+
+// A peer whose messages the validator keeps ignoring is banned once it
+// runs past what an honest peer's own node would have let through.
+func TestIgnoredFloodBansPeer(t *testing.T) {
+	var banned []peer.ID
+	g := newPeerGuard(slog.New(slog.DiscardHandler), func(p peer.ID) { banned = append(banned, p) }, func(peer.ID) string { return "" })
+	g.mu.Lock()
+	g.budgetLocked("flooder", time.Now())
+	g.budgetLocked("relay", time.Now())
+	g.mu.Unlock()
+	for range ignoredBurst / 2 {
+		g.ignored("relay")
+	}
+	for i := 0; i < 2*ignoredBurst && len(banned) == 0; i++ {
+		g.ignored("flooder")
+	}
+	if len(banned) != 1 || banned[0] != "flooder" {
+		t.Fatalf("banned %v, want the flooder alone", banned)
+	}
+}

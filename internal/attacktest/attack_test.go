@@ -292,7 +292,7 @@ func TestFreshKeysFlood(t *testing.T) {
 	r, keeper := channelAttackKept(t, m, attack.KindFreshKeys, false)
 	spam := 0
 	for _, l := range keeper.Lines() {
-		if strings.HasSuffix(l, ": flood") {
+		if strings.HasSuffix(l, " - flood") { // <username>@<channel> - <message>
 			spam++
 		}
 	}
@@ -304,6 +304,9 @@ func TestFreshKeysFlood(t *testing.T) {
 	t.Logf("%d of %d attack messages reached the channel's members (bound %d)", spam, r.Sent, bound)
 	if spam > bound {
 		t.Errorf("%d attack messages reached the channel, want ≤ %d", spam, bound)
+	}
+	if spam == 0 {
+		t.Error("no attack message reached the channel: the keys admitted within the budgets should have")
 	}
 }
 
