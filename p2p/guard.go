@@ -84,8 +84,8 @@ const (
 // it delays and then drops everyone's messages, and drops for a full queue
 // never reach the validator, so they would never cost the sender its
 // score. The guard caps how many of one peer's messages may wait: a peer
-// starts untrusted (a small share), earns trust with its first valid
-// message, and loses it with an invalid one. Invalid messages are strikes;
+// starts untrusted (a small share), earns trust with trustStreak valid
+// messages in a row, and loses it with an invalid or ignored one. Invalid messages are strikes;
 // maxStrikes within strikeWindow ban the peer (disconnected and refused for
 // peerBanDuration), and the first one bans a peer that has not yet sent a
 // valid message. New peers from an address that already had
@@ -96,11 +96,16 @@ const (
 	// node is never cut.
 	pressurePending     = validateQueueSize / 4
 	maxPendingUntrusted = 256
-	maxPendingSuspect   = 8
-	maxPendingTrusted   = validateQueueSize
-	maxStrikes          = 4 // GossipSub graylists a peer at its 5th invalid message (peer score), after which its RPCs never reach us
-	strikeWindow        = time.Minute
-	suspectIPBans       = 4
+	// trustStreak: a peer is trusted with the whole queue after this many
+	// valid messages in a row; an ignored or invalid one starts the count
+	// again. A flood that mixes a few valid messages into many ignored
+	// ones never earns it.
+	trustStreak       = 64
+	maxPendingSuspect = 8
+	maxPendingTrusted = validateQueueSize
+	maxStrikes        = 4 // GossipSub graylists a peer at its 5th invalid message (peer score), after which its RPCs never reach us
+	strikeWindow      = time.Minute
+	suspectIPBans     = 4
 	// maxSuspectIPs bounds the per-address ban counts.
 	maxSuspectIPs = 4096
 	// pendingStall is how long a peer's pending count may go without a
@@ -158,8 +163,9 @@ type peerBudget struct {
 	ip           string
 	pending      int       // messages waiting for validation
 	lastProgress time.Time // when one of them last left validation
-	trusted      bool      // its last validated message was valid
+	trusted      bool      // its last trustStreak messages were valid
 	proven       bool      // it has sent a valid message on this connection
+	streak       int       // valid messages in a row
 	suspect      bool      // from an address with suspectIPBans bans
 	strikes      int       // invalid messages in the current window
 	strikeStart  time.Time
@@ -368,11 +374,13 @@ func (g *peerGuard) validated(from peer.ID, valid bool) {
 	}
 	b.lastProgress = now
 	if valid {
-		b.trusted, b.proven = true, true
+		b.proven = true
+		b.streak++
+		b.trusted = b.streak >= trustStreak
 		g.mu.Unlock()
 		return
 	}
-	b.trusted = false
+	b.trusted, b.streak = false, 0
 	banned := g.strikeLocked(from, b, now)
 	g.mu.Unlock()
 	if banned {
@@ -442,7 +450,7 @@ func (g *peerGuard) ignored(from peer.ID) {
 		g.totalPending--
 	}
 	b.lastProgress = now
-	b.trusted = false
+	b.trusted, b.streak = false, 0
 	b.ignoredTokens = min(ignoredBurst, b.ignoredTokens+now.Sub(b.ignoredLastFill).Seconds()*ignoredRate)
 	b.ignoredLastFill = now
 	b.ignoredTokens--
