@@ -67,7 +67,48 @@ func (b *boundedStore) Delete(ctx context.Context, key ds.Key) error {
 	return nil
 }
 
-// Batch applies its puts and deletes through the limits.
+// Batch applies its puts and deletes through the limits, the deletes
+// first, so that a batch that replaces records in a full store succeeds
+// whatever order it was given in.
 func (b *boundedStore) Batch(ctx context.Context) (ds.Batch, error) {
-	return ds.NewBasicBatch(b), nil
+	return &boundedBatch{store: b, ops: make(map[ds.Key]batchOp)}, nil
+}
+
+type batchOp struct {
+	value  []byte
+	delete bool
+}
+
+// boundedBatch holds one operation per key, the last one given.
+type boundedBatch struct {
+	store *boundedStore
+	ops   map[ds.Key]batchOp
+}
+
+func (bb *boundedBatch) Put(_ context.Context, key ds.Key, value []byte) error {
+	bb.ops[key] = batchOp{value: value}
+	return nil
+}
+
+func (bb *boundedBatch) Delete(_ context.Context, key ds.Key) error {
+	bb.ops[key] = batchOp{delete: true}
+	return nil
+}
+
+func (bb *boundedBatch) Commit(ctx context.Context) error {
+	for k, op := range bb.ops {
+		if op.delete {
+			if err := bb.store.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	for k, op := range bb.ops {
+		if !op.delete {
+			if err := bb.store.Put(ctx, k, op.value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
