@@ -62,9 +62,13 @@ const (
 // its own node's budgets, which are the same as ours, so what we ignore of
 // it stays in the hundreds a second; a peer whose ignored messages run past
 // ignoredBurst, then ignoredRate a second, is flooding and is banned.
+// A new peer from an address whose peers were banned (suspect) gets
+// suspectIgnoredBurst: an attacker rotating peer IDs learns nothing new
+// from the next one.
 const (
-	ignoredBurst = 10_000
-	ignoredRate  = 2_000
+	ignoredBurst        = 10_000
+	ignoredRate         = 2_000
+	suspectIgnoredBurst = 100
 )
 
 // Per-peer DHT writes (PUT_VALUE and ADD_PROVIDER requests). An honest node
@@ -213,6 +217,7 @@ func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
 		b.ip = g.ipOf(from)
 		if c := g.ipBans[b.ip]; b.ip != "" && c != nil && c.n >= suspectIPBans && now.Sub(c.last) < peerBanDuration {
 			b.suspect = true
+			b.ignoredTokens = suspectIgnoredBurst
 		}
 		g.peers[from] = b
 	}
@@ -451,7 +456,11 @@ func (g *peerGuard) ignored(from peer.ID) {
 	}
 	b.lastProgress = now
 	b.trusted, b.streak = false, 0
-	b.ignoredTokens = min(ignoredBurst, b.ignoredTokens+now.Sub(b.ignoredLastFill).Seconds()*ignoredRate)
+	burst := float64(ignoredBurst)
+	if b.suspect {
+		burst = suspectIgnoredBurst
+	}
+	b.ignoredTokens = min(burst, b.ignoredTokens+now.Sub(b.ignoredLastFill).Seconds()*ignoredRate)
 	b.ignoredLastFill = now
 	b.ignoredTokens--
 	if b.ignoredTokens >= 0 {
