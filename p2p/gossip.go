@@ -59,6 +59,7 @@ func MeshOptions(maxMessageSize int) []pubsub.Option {
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
 		pubsub.WithValidateQueueSize(validateQueueSize),
+		pubsub.WithSeenMessagesTTL(seenMessagesTTL),
 		// One validation worker keeps messages in the order they arrived:
 		// with several, two messages from the same author are verified in
 		// parallel and may be delivered swapped, and chat lines must
@@ -73,6 +74,16 @@ func MeshOptions(maxMessageSize int) []pubsub.Option {
 		pubsub.WithMaxMessageSize(max(1<<20, 4*maxMessageSize)),
 	}
 }
+
+// seenMessagesTTL is how long GossipSub remembers a message ID as seen (and
+// its delivery record for the peer score); go-libp2p-pubsub's default is 2
+// minutes. Every message a peer sends costs a few hundred bytes for that
+// long, valid or not, so under a flood the seen cache is what grows the
+// node. Duplicates of a message come within GossipSub's gossip window (a
+// few seconds); later copies of a delivered message are still caught by
+// the node's own de-duplication set (10 minutes, DedupTTL), so 30 s loses
+// nothing.
+const seenMessagesTTL = 30 * time.Second
 
 // ChannelTopic is the GossipSub topic of a chat channel.
 func ChannelTopic(channel string) string { return channelTopicPrefix + channel }
@@ -190,6 +201,7 @@ func (n *Node) logReject(channel string, from peer.ID, reason string, size int) 
 func peerScoreParams() (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
 	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
 	params := &pubsub.PeerScoreParams{
+		SeenMsgTTL:    seenMessagesTTL,
 		Topics:        map[string]*pubsub.TopicScoreParams{},
 		TopicScoreCap: 100,
 		AppSpecificScore: func(peer.ID) float64 {
