@@ -17,17 +17,11 @@ func FuzzParseAnnounceAddr(f *testing.F) {
 		"203.0.113.7:4001", "[2001:db8::1]:4001", "[::ffff:203.0.113.7]:4001", "203.0.113.7:0",
 		"/ip4/203.0.113.7/tcp/4001", "/ip6/2001:db8::1/udp/4001/quic-v1", "/dns4/node.example/tcp/4001",
 		"/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
-		"/ip4/1.2.3.4/tcp/99999", "node.example:4001", "", "/",
+		"/ip4/1.2.3.4/tcp/99999", "node.example:4001", "", "/", "[fe80::1%eth0]:4001",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if !strings.HasPrefix(s, "/") && strings.Contains(s, "%") {
-			// Known bug: an IPv6 address with a zone ("[fe80::1%eth0]:4001")
-			// parses as ip:port, and listenAddrs then panics in
-			// ma.StringCast. Remove this skip with the fix.
-			t.Skip("IPv6 zone: ParseAnnounceAddr panics")
-		}
 		addrs, err := ParseAnnounceAddr(s)
 		if err != nil {
 			if addrs != nil {

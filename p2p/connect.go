@@ -50,7 +50,7 @@ func (n *Node) Connect(ctx context.Context, target string) (peer.ID, error) {
 // do not know: a Noise handshake without the peer-ID check reveals the ID,
 // then the node connects over TCP and QUIC addresses at that port.
 func (n *Node) ConnectAddress(ctx context.Context, ip netip.Addr, port int) (peer.ID, error) {
-	if !ip.IsValid() || ip.IsUnspecified() || port <= 0 || port > 65535 {
+	if !ip.IsValid() || ip.IsUnspecified() || ip.Zone() != "" || port <= 0 || port > 65535 {
 		return "", fmt.Errorf("%w: %v:%d", ErrBadAddress, ip, port)
 	}
 	id, err := n.learnPeerID(ctx, netip.AddrPortFrom(ip.Unmap(), uint16(port)))

@@ -198,6 +198,11 @@ func ParseAnnounceAddr(s string) ([]ma.Multiaddr, error) {
 	if err != nil || ap.Port() == 0 {
 		return nil, fmt.Errorf("announce address %q is neither ip:port nor a multiaddr", s)
 	}
+	if ap.Addr().Zone() != "" {
+		// A link-local zone means nothing to other hosts, and multiaddrs
+		// cannot carry one in /ip6.
+		return nil, fmt.Errorf("announce address %q has an IPv6 zone; announce an address other hosts can reach", s)
+	}
 	return listenAddrs(ap.Addr(), int(ap.Port())), nil
 }
 
