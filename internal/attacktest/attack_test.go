@@ -105,29 +105,12 @@ func (m *mesh) honest(ctx context.Context, d time.Duration) (bench.HonestTraffic
 	return bench.MeasureHonest(ctx, "127.0.0.1:"+strconv.Itoa(m.a.CLIPort), "127.0.0.1:"+strconv.Itoa(m.victim.CLIPort), honestChannel, n, rate)
 }
 
-// peakRSS is the victim's peak resident set size so far.
-func peakRSS(t *testing.T, n *chatproc.TestNode) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(n.PID()) + "/status")
-	if err != nil {
-		t.Skipf("cannot read the victim's memory use: %v", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
-}
-
 // cpuTime is the user and system CPU time process pid has used so far.
 func cpuTime(t *testing.T, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		t.Skipf("cannot read CPU use: %v", err)
+		t.Fatalf("cannot read CPU use: %v", err)
 	}
 	// Fields after the command name (which may hold spaces) start at ')'.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
@@ -209,7 +192,7 @@ func underAttack(t *testing.T, m *mesh, spec attack.Spec) attack.Result {
 	if bound := time.Duration(maxLatencyFactor * float64(max(quiet.P99, latencyFloor))); loud.P99 > bound {
 		t.Errorf("honest p99 %v under attack, want ≤ %v (2× quiet %v)", loud.P99, bound, quiet.P99)
 	}
-	if rss := peakRSS(t, m.victim); rss > maxRSS {
+	if rss := vmHWM(t, m.victim.PID()); rss > maxRSS {
 		t.Errorf("victim peak RSS %d MiB, want ≤ %d MiB", rss>>20, maxRSS>>20)
 	} else {
 		t.Logf("victim peak RSS %d MiB", rss>>20)
