@@ -373,11 +373,7 @@ func (g *peerGuard) validated(from peer.ID, valid bool) {
 		g.mu.Unlock()
 		return
 	}
-	if b.pending > 0 {
-		b.pending--
-		g.totalPending--
-	}
-	b.lastProgress = now
+	g.leftValidationLocked(b, now)
 	if valid {
 		b.proven = true
 		b.streak++
@@ -437,6 +433,16 @@ func (g *peerGuard) dhtWrite(from peer.ID) bool {
 	return false
 }
 
+// leftValidationLocked records that one of b's messages left the
+// validation queue at now.
+func (g *peerGuard) leftValidationLocked(b *peerBudget, now time.Time) {
+	if b.pending > 0 {
+		b.pending--
+		g.totalPending--
+	}
+	b.lastProgress = now
+}
+
 // ignored records that one of from's messages was ignored by the validator
 // (over an author's or a new key's budget, stale, a re-signed copy). It is
 // no strike, but the peer is no longer trusted with the whole validation
@@ -450,11 +456,7 @@ func (g *peerGuard) ignored(from peer.ID) {
 		g.mu.Unlock()
 		return
 	}
-	if b.pending > 0 {
-		b.pending--
-		g.totalPending--
-	}
-	b.lastProgress = now
+	g.leftValidationLocked(b, now)
 	b.trusted, b.streak = false, 0
 	burst := float64(ignoredBurst)
 	if b.suspect {
