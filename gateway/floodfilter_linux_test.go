@@ -68,16 +68,3 @@ func TestFloodFilter(t *testing.T) {
 		}
 	}
 }
-
-// The filter program lets through everything but SYNs from the sources it
-// is given, whatever their number up to maxFloodFiltered, and fits the
-// kernel's limit. (TestFloodFilter runs one.)
-func TestFloodProgramSize(t *testing.T) {
-	var srcs []netip.Addr
-	for i := range maxFloodFiltered {
-		srcs = append(srcs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i)}))
-	}
-	if n := len(floodProgram(srcs)); n > 4096 {
-		t.Fatalf("%d instructions for %d IPv6 sources, the kernel takes 4096", n, len(srcs))
-	}
-}

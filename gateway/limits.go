@@ -1,13 +1,15 @@
 package gateway
 
 import (
-	"darkchat/p2p"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"darkchat/internal/synfilter"
+	"darkchat/p2p"
 )
 
 // Connection limits are applied when a connection is accepted, on both
@@ -39,7 +41,7 @@ import (
 // kernel then drops every new connection's SYN, an honest user's too, whose
 // retry comes a second later. So a source refused FloodRefusals times
 // within a second is marked as flooding, for floodMemory after its last
-// refusal, and the flood filter (floodfilter_linux.go) lets only one in
+// refusal, and the flood filter (internal/synfilter) lets only one in
 // floodPass of its SYNs through to the queue: a trickle the node refuses
 // at once, while its clients' TCP retries still get through, more slowly,
 // when it is below its limits again. A source that is not flooding gets
@@ -62,10 +64,8 @@ const floodMemory = 10 * time.Second
 const floodPass = 64
 
 // maxFloodFiltered bounds the sources marked as flooding at once, and so
-// the flood filter's program: 5 instructions per IPv6 source, 2 per IPv4
-// one, within the kernel's 4096 (BPF_MAXINSNS). Sources past it are still
-// refused at accept.
-const maxFloodFiltered = 800
+// the flood filter's program. Sources past it are still refused at accept.
+const maxFloodFiltered = synfilter.MaxSources
 
 // refusalLogInterval is how often refused connections are logged, as one
 // summary line: an attacker can cause a refusal per connection attempt.

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"darkchat/identity"
+	"darkchat/internal/synfilter"
 	"darkchat/p2p"
 )
 
@@ -53,7 +54,7 @@ type Server struct {
 	// limiter counts connections on both ports from accept to close.
 	limiter *connLimiter
 	// filter thins out the SYNs of flooding sources on both ports.
-	filter floodFilter
+	filter synfilter.Filter
 	// channels counts the channels sessions are in.
 	channels *channelLimiter
 	// tcpRefusal and httpRefusal are written to a connection refused by
@@ -91,6 +92,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	}
 	s := &Server{
 		cfg:       cfg,
+		filter:    synfilter.Filter{Pass: floodPass},
 		mesh:      mesh,
 		nodeID:    nodeID,
 		log:       cfg.Logger,
@@ -150,7 +152,7 @@ func (s *Server) watchListener(ln net.Listener, port string) {
 	if s.cfg.FloodRefusals < 0 {
 		return
 	}
-	if err := s.filter.watch(ln); err != nil {
+	if err := s.filter.Watch(ln); err != nil {
 		s.log.Warn("no flood filter on this gateway port: a source that floods it while at its limits can fill its accept queue (listen with gateway.Listen)",
 			"port", port, "addr", ln.Addr().String(), "err", err)
 	}
@@ -170,7 +172,7 @@ func (s *Server) updateFloodFilter() {
 		case <-expiry.C:
 		}
 		srcs, next := s.limiter.floodingAt(time.Now())
-		s.filter.set(srcs)
+		s.filter.Set(srcs)
 		if !next.IsZero() {
 			expiry.Reset(time.Until(next))
 		}

@@ -3,12 +3,16 @@ package p2p
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"darkchat/internal/synfilter"
 )
 
 // Topic namespaces darkchat uses: chat channels, named by the channel-name
@@ -146,6 +150,8 @@ type peerGuard struct {
 	// ipBans counts bans per remote IP within peerBanDuration, for the
 	// budget of new peers from that address.
 	ipBans map[string]*ipBanCount
+	// thinnedChanged is signalled when an address is newly thinned.
+	thinnedChanged chan struct{}
 	// counts since the last summary, by reason
 	refused map[string]int
 	bans    int
@@ -182,6 +188,9 @@ type ipBanCount struct {
 	// is suspect (see allowAccept).
 	tokens   float64
 	lastFill time.Time
+	// thinned: it ran out of accept tokens, and the SYN filter thins out
+	// its connection attempts until peerBanDuration after its last ban.
+	thinned bool
 }
 
 // Inbound connections from an address whose peers were banned: each costs
@@ -191,9 +200,17 @@ type ipBanCount struct {
 // connections at once and suspectAcceptRate a second after that, until
 // peerBanDuration after its last ban. Connections already open (an honest
 // node behind the same address) are not touched.
+//
+// An address that runs out of those tokens is connecting in a loop the
+// moment it is refused; refusing each try would still cost the node an
+// accept and a close, and the attacker nothing but a retry. Its SYNs are
+// thinned out in the kernel instead (internal/synfilter, on libp2p's TCP
+// listening sockets): one in thinnedSYNPass gets through, and the others
+// leave its kernel waiting a retransmission timeout, a second and more.
 const (
 	suspectAcceptBurst = 4
 	suspectAcceptRate  = 2
+	thinnedSYNPass     = 8
 )
 
 func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string) *peerGuard {
@@ -205,6 +222,8 @@ func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string
 		banned:  make(map[peer.ID]time.Time),
 		ipBans:  make(map[string]*ipBanCount),
 		refused: make(map[string]int),
+
+		thinnedChanged: make(chan struct{}, 1),
 	}
 }
 
@@ -508,7 +527,7 @@ func (g *peerGuard) banLocked(from peer.ID, now time.Time) {
 			g.ipBans[ip] = c
 		}
 		if now.Sub(c.last) > peerBanDuration {
-			c.n = 0
+			c.n, c.thinned = 0, false
 		}
 		c.n++
 		c.last = now
@@ -537,10 +556,50 @@ func (g *peerGuard) allowAccept(ip string) bool {
 	c.lastFill = now
 	if c.tokens < 1 {
 		g.refused["connections from a suspect address"]++
+		if !c.thinned {
+			c.thinned = true
+			select {
+			case g.thinnedChanged <- struct{}{}:
+			default:
+			}
+		}
 		return false
 	}
 	c.tokens--
 	return true
+}
+
+// thinnedAt returns the addresses whose SYNs are thinned out at now, the
+// most recently banned first, at most synfilter.MaxSources of them, and
+// when the next of them stops being thinned (zero if none).
+func (g *peerGuard) thinnedAt(now time.Time) ([]netip.Addr, time.Time) {
+	g.mu.Lock()
+	type entry struct {
+		addr netip.Addr
+		last time.Time
+	}
+	var es []entry
+	for ip, c := range g.ipBans {
+		if !c.thinned || now.Sub(c.last) > peerBanDuration {
+			continue
+		}
+		if a, err := netip.ParseAddr(ip); err == nil {
+			es = append(es, entry{a.Unmap(), c.last})
+		}
+	}
+	g.mu.Unlock()
+	slices.SortFunc(es, func(a, b entry) int { return b.last.Compare(a.last) })
+	es = es[:min(len(es), synfilter.MaxSources)]
+	var next time.Time
+	addrs := make([]netip.Addr, 0, len(es))
+	for _, e := range es {
+		addrs = append(addrs, e.addr)
+		if until := e.last.Add(peerBanDuration); next.IsZero() || until.Before(next) {
+			next = until
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return addrs, next
 }
 
 // isBanned reports whether p is banned now (for the connection gater).

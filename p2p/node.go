@@ -117,9 +117,10 @@ func New(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.discoveryLoop()
 	go n.holePunchLoop()
+	go n.synFilterLoop()
 	return n, nil
 }
 

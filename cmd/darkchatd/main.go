@@ -7,6 +7,13 @@
 // the options, flags and environment variables; run.go starts and stops a
 // node; console.go is the command interpreter shared by the console and the
 // admin socket; admin.go is the admin socket and the ctl client.
+
+// Listeners are plain TCP, not Multipath TCP (Go's default where the kernel
+// has it): the kernel refuses socket filters on Multipath TCP sockets, and
+// the SYN filters on the gateway and peer ports (internal/synfilter) are
+// how the node makes a source that reconnects in a loop wait.
+//
+//go:debug multipathtcp=0
 package main
 
 import (
