@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -38,6 +39,9 @@ const meshsub = protocol.ID("/meshsub/1.1.0")
 // Peer is one attacking libp2p host with one peer ID.
 type Peer struct {
 	h host.Host
+	// connectedAt is when its connection to the target was set up (zero
+	// until then).
+	connectedAt time.Time
 }
 
 // NewPeer starts an attacking host listening on TCP at listen (for example
@@ -66,11 +70,16 @@ func (p *Peer) Connected(target peer.ID) bool {
 	return p.h.Network().Connectedness(target) == network.Connected
 }
 
+// ErrNotConnected: the target refused the peer's connection (or it timed
+// out); the peer never sent anything.
+var ErrNotConnected = errors.New("connect")
+
 // stream connects to target and opens a GossipSub stream.
 func (p *Peer) stream(ctx context.Context, target peer.AddrInfo) (network.Stream, error) {
 	if err := p.h.Connect(ctx, target); err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
+	p.connectedAt = time.Now()
 	s, err := p.h.NewStream(ctx, target.ID, meshsub)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", meshsub, err)

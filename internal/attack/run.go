@@ -3,6 +3,7 @@ package attack
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -84,7 +85,9 @@ type Result struct {
 	// Conns counts the TCP connections a gateway attack opened.
 	Conns int64
 	// Refused counts what a gateway attack had refused: connections at
-	// accept, or channel joins.
+	// accept, or channel joins; for the rotating peer attacks, the peer
+	// IDs whose connection was refused (or timed out) before they sent
+	// anything.
 	Refused int64
 	// Closed counts the connections the target closed after accepting
 	// them (hold-connections), or the logins that failed
@@ -304,9 +307,19 @@ func (t *tally) rotating(ctx context.Context, s Spec, target peer.AddrInfo, begu
 				if t.sent.Load() > before {
 					begun()
 				}
-				if err != nil && ctx.Err() == nil {
-					t.cut(time.Since(began))
-				} else if p.Connected(target.ID) {
+				switch {
+				case errors.Is(err, ErrNotConnected) && ctx.Err() == nil:
+					t.cutOff.Add(1) // refused before it could send
+					t.refused.Add(1)
+				case err != nil && ctx.Err() == nil:
+					// From when it could send: a connection the target's
+					// SYN filter kept waiting is no time spent sending.
+					from := began
+					if p.connectedAt.After(from) {
+						from = p.connectedAt
+					}
+					t.cut(time.Since(from))
+				case p.Connected(target.ID):
 					t.stillConnected.Add(1)
 				}
 				p.Close()

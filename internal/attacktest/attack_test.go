@@ -200,6 +200,9 @@ func underAttack(t *testing.T, m *mesh, spec attack.Spec) attack.Result {
 	logged := len(m.victim.Stderr()) - logBefore
 	perMin := float64(logged) / d.Minutes()
 	t.Logf("victim logged %d bytes during the attack (%.0f bytes/min)", logged, perMin)
+	if os.Getenv("DARKCHAT_ATTACK_VICTIM_LOG") != "" {
+		t.Logf("victim log:\n%s", m.victim.Stderr())
+	}
 	if perMin > maxLogPerMin {
 		t.Errorf("victim logged %.0f bytes a minute under attack, want ≤ %d", perMin, maxLogPerMin)
 	}
