@@ -1,8 +1,10 @@
 package p2p
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -14,10 +16,9 @@ import (
 // looks through the process's descriptors for libp2p's listening sockets.
 const synFilterMinInterval = time.Second
 
-// synFilterLoop keeps the SYN filter on libp2p's TCP listening sockets in
-// step with the addresses the guard thins out (guard.go, allowAccept),
-// until the node closes. QUIC takes no such filter: its handshakes are
-// refused by the resource manager like a TCP one past the filter.
+// synFilterLoop keeps the SYN filter on libp2p's TCP listening sockets
+// and QUIC's UDP sockets in step with the addresses the guard thins out
+// (guard.go, allowAccept), until the node closes.
 func (n *Node) synFilterLoop() {
 	defer n.wg.Done()
 	expiry := time.NewTimer(time.Hour)
@@ -38,7 +39,11 @@ func (n *Node) synFilterLoop() {
 		if slices.Equal(srcs, applied) {
 			continue
 		}
-		set, err := synfilter.SetOnListeners(n.tcpListenPorts(), srcs, thinnedSYNPass)
+		tcpPorts, quicPorts := n.listenPorts()
+		set, err := synfilter.SetOnSockets(synfilter.TCP, tcpPorts, srcs, thinnedSYNPass)
+		qset, qerr := synfilter.SetOnSockets(synfilter.QUIC, quicPorts, srcs, thinnedSYNPass)
+		set += qset
+		err = cmp.Or(err, qerr)
 		if err != nil && !warned {
 			warned = true
 			n.log.Warn("cannot thin out suspect addresses' connection attempts on the peer port; they are refused at accept instead", "err", err)
@@ -55,16 +60,21 @@ func (n *Node) synFilterLoop() {
 	}
 }
 
-// tcpListenPorts returns the TCP ports the host listens on.
-func (n *Node) tcpListenPorts() []int {
-	var ports []int
+// listenPorts returns the TCP and the QUIC (UDP) ports the host listens
+// on.
+func (n *Node) listenPorts() (tcp, quic []int) {
 	for _, a := range n.basic.Network().ListenAddresses() {
-		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
-			continue
-		}
-		if _, port, err := ipPortOf(a); err == nil && !slices.Contains(ports, port) {
-			ports = append(ports, port)
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			if v, err := a.ValueForProtocol(ma.P_UDP); err == nil {
+				if port, err := strconv.Atoi(v); err == nil {
+					quic = append(quic, port)
+				}
+			}
+		} else if v, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			if port, err := strconv.Atoi(v); err == nil {
+				tcp = append(tcp, port)
+			}
 		}
 	}
-	return ports
+	return tcp, quic
 }

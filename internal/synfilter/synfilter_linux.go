@@ -1,19 +1,19 @@
 // Package synfilter thins out, in the kernel, the connection attempts of
 // sources a listener has marked as abusive: it lets one in Pass of their
-// SYNs through, at random. It is a classic BPF socket filter on each
-// listening socket, replaced whenever the set of sources changes. A
-// listening socket's filter sees every segment the socket receives, SYNs
-// included, before a connection enters its queues; only segments with SYN
-// set and ACK clear are dropped, so the connections it has accepted (they
-// inherit the filter) are never affected. A dropped SYN costs the source's
-// kernel a retransmission timeout (a second, then more) and the node
-// nothing: a source that reconnects in a loop the moment it is refused
-// waits instead.
+// TCP SYNs (or QUIC Initial packets) through, at random. It is a classic
+// BPF socket filter on each listening socket, replaced whenever the set of
+// sources changes. A socket's filter sees every packet the socket
+// receives before a connection enters its queues; only those that open a
+// connection are dropped, so connections already set up (on TCP they
+// inherit the filter) are never affected. A dropped SYN or Initial costs
+// the source's stack a retransmission timeout (a second and more for TCP,
+// a few hundred milliseconds and more for QUIC) and the node nothing: a
+// source that reconnects in a loop the moment it is refused waits instead.
 //
 // Who owns what: the gateway marks sources that flood its ports while at
 // their connection limits and filters its own listeners (Filter); the p2p
-// node marks addresses whose peers it banned and filters the listening
-// sockets libp2p's TCP transport opened (SetOnListeners).
+// node marks addresses whose peers it banned and filters the sockets
+// libp2p's TCP and QUIC transports opened (SetOnSockets).
 package synfilter
 
 import (
@@ -25,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -83,7 +84,7 @@ func (f *Filter) Set(srcs []netip.Addr) {
 
 func attachRaw(rc syscall.RawConn, srcs []netip.Addr, pass uint32) error {
 	var serr error
-	err := rc.Control(func(fd uintptr) { serr = attach(int(fd), srcs, pass) })
+	err := rc.Control(func(fd uintptr) { serr = attach(int(fd), TCP, srcs, pass) })
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func attachRaw(rc syscall.RawConn, srcs []netip.Addr, pass uint32) error {
 }
 
 // attach replaces fd's filter with the one for srcs, or removes it.
-func attach(fd int, srcs []netip.Addr, pass uint32) error {
+func attach(fd int, kind Kind, srcs []netip.Addr, pass uint32) error {
 	if len(srcs) == 0 {
 		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
 		if errors.Is(err, unix.ENOENT) {
@@ -99,19 +100,19 @@ func attach(fd int, srcs []netip.Addr, pass uint32) error {
 		}
 		return err
 	}
-	prog := Program(srcs, pass)
+	prog := Program(kind, srcs, pass)
 	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
 		&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
 }
 
-// SetOnListeners makes every listening TCP socket of this process bound
-// to one of ports thin out the SYNs of srcs (sorted, at most MaxSources),
-// and returns how many sockets it set. It is for listeners the caller
-// cannot reach (libp2p's transports keep theirs): it finds them among the
-// process's descriptors, and works on a duplicate of each, checked after
-// duplicating, so a descriptor closed and reused meanwhile is never
-// touched.
-func SetOnListeners(ports []int, srcs []netip.Addr, pass uint32) (int, error) {
+// SetOnSockets makes every socket of this process of kind (listening
+// TCP, or UDP) bound to one of ports thin out the connection attempts of
+// srcs (sorted, at most MaxSources), and returns how many sockets it set.
+// It is for sockets the caller cannot reach (libp2p's transports keep
+// theirs): it finds them among the process's descriptors, and works on a
+// duplicate of each, checked after duplicating, so a descriptor closed and
+// reused meanwhile is never touched.
+func SetOnSockets(kind Kind, ports []int, srcs []netip.Addr, pass uint32) (int, error) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return 0, err
@@ -123,22 +124,23 @@ func SetOnListeners(ports []int, srcs []netip.Addr, pass uint32) (int, error) {
 		if err != nil {
 			continue
 		}
-		if link, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || len(link) < 7 || link[:7] != "socket:" {
+		if link, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || !strings.HasPrefix(link, "socket:") {
 			continue
 		}
 		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			continue // closed meanwhile
 		}
-		switch listeningOn(dup, ports) {
-		case unix.IPPROTO_TCP:
-			if err := attach(dup, srcs, pass); err != nil {
+		switch err := matches(dup, kind, ports); {
+		case errors.Is(err, errNoMatch):
+		case err != nil:
+			firstErr = cmp.Or(firstErr, err)
+		default:
+			if err := attach(dup, kind, srcs, pass); err != nil {
 				firstErr = cmp.Or(firstErr, err)
 			} else {
 				set++
 			}
-		case unix.IPPROTO_MPTCP:
-			firstErr = cmp.Or(firstErr, errMultipath)
 		}
 		unix.Close(dup)
 	}
@@ -150,20 +152,32 @@ func SetOnListeners(ports []int, srcs []netip.Addr, pass uint32) (int, error) {
 // //go:debug multipathtcp=0 (darkchatd does).
 var errMultipath = errors.New("the listener is Multipath TCP, which takes no socket filter (run with GODEBUG=multipathtcp=0)")
 
-// listeningOn returns the protocol of fd (IPPROTO_TCP or IPPROTO_MPTCP) if
-// it is a listening socket of one of those bound to one of ports, and 0
+var errNoMatch = errors.New("not a socket of that kind on those ports")
+
+// matches returns nil if fd is a socket of kind bound to one of ports,
+// errMultipath if it would be but is Multipath TCP, and errNoMatch
 // otherwise.
-func listeningOn(fd int, ports []int) int {
-	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
-		return 0
-	}
+func matches(fd int, kind Kind, ports []int) error {
 	proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	if err != nil || (proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_MPTCP) {
-		return 0
+	if err != nil {
+		return errNoMatch
+	}
+	switch kind {
+	case TCP:
+		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+			return errNoMatch
+		}
+		if proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_MPTCP {
+			return errNoMatch
+		}
+	case QUIC:
+		if proto != unix.IPPROTO_UDP {
+			return errNoMatch
+		}
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return 0
+		return errNoMatch
 	}
 	var port int
 	switch sa := sa.(type) {
@@ -172,16 +186,19 @@ func listeningOn(fd int, ports []int) int {
 	case *unix.SockaddrInet6:
 		port = sa.Port
 	default:
-		return 0
+		return errNoMatch
 	}
-	if !slices.Contains(ports, port) {
-		return 0
+	switch {
+	case !slices.Contains(ports, port):
+		return errNoMatch
+	case proto == unix.IPPROTO_MPTCP:
+		return errMultipath
 	}
-	return proto
+	return nil
 }
 
 // Classic BPF, as socket filters run it on a TCP segment: absolute loads
-// are relative to the TCP header, skfNetOff (SKF_NET_OFF) plus an offset
+// are relative to the TCP header (on a UDP datagram, to the UDP header), skfNetOff (SKF_NET_OFF) plus an offset
 // reaches into the IP header, and skfAdRandom (SKF_AD_OFF +
 // SKF_AD_RANDOM) loads a random number. A filter returns how many bytes
 // to keep: 0 drops the segment.
@@ -199,6 +216,27 @@ const (
 	tcpFlagsOff = 13
 	tcpSYN      = 0x02
 	tcpACK      = 0x10
+	// A UDP socket's filter runs before the UDP header is pulled, so
+	// absolute loads are relative to it. A QUIC v1 packet that opens a
+	// connection is a long-header Initial (RFC 9000 §17.2: form bit set,
+	// type 0 in bits 4–5).
+	udpHeaderLen   = 8
+	quicLongHeader = 0x80
+	quicTypeMask   = 0x30
+	quicInitial    = 0x00
+)
+
+// Kind is the kind of socket a filter is for.
+type Kind int
+
+const (
+	// TCP: a listening TCP socket; the filter thins out SYNs.
+	TCP Kind = iota
+	// QUIC: a UDP socket QUIC listens on; the filter thins out Initial
+	// packets, those that open a connection. The socket is also the one
+	// the node dials QUIC from, so a dial to a filtered source is thinned
+	// out too: its server's Initial is.
+	QUIC
 )
 
 func negOff(base, off int32) uint32 { return uint32(base + off) }
@@ -207,22 +245,35 @@ func ins(code uint16, jt, jf uint8, k uint32) unix.SockFilter {
 	return unix.SockFilter{Code: code, Jt: jt, Jf: jf, K: k}
 }
 
-// Program is the filter that lets one in pass SYNs from srcs through:
+// Program is the filter for a socket of kind that lets one in pass
+// connection attempts (TCP SYNs, QUIC Initial packets) from srcs through:
 // IPv4 addresses, and IPv6 /64s (their first 64 bits).
-func Program(srcs []netip.Addr, pass uint32) []unix.SockFilter {
-	prog := []unix.SockFilter{
-		ins(bpfLdB, 0, 0, tcpFlagsOff),
-		ins(bpfAnd, 0, 0, tcpSYN|tcpACK),
-		ins(bpfJeq, 1, 0, tcpSYN), // a new connection: look at its source
-		ins(bpfRet, 0, 0, bpfKeep),
+func Program(kind Kind, srcs []netip.Addr, pass uint32) []unix.SockFilter {
+	var prog []unix.SockFilter
+	switch kind {
+	case TCP:
+		prog = []unix.SockFilter{
+			ins(bpfLdB, 0, 0, tcpFlagsOff),
+			ins(bpfAnd, 0, 0, tcpSYN|tcpACK),
+			ins(bpfJeq, 1, 0, tcpSYN), // a new connection: look at its source
+			ins(bpfRet, 0, 0, bpfKeep),
+		}
+	case QUIC:
+		prog = []unix.SockFilter{
+			ins(bpfLdB, 0, 0, udpHeaderLen), // the QUIC packet's first byte
+			ins(bpfAnd, 0, 0, quicLongHeader|quicTypeMask),
+			ins(bpfJeq, 1, 0, quicLongHeader|quicInitial), // a new connection: look at its source
+			ins(bpfRet, 0, 0, bpfKeep),
+		}
+	}
+	prog = append(prog,
 		ins(bpfLdB, 0, 0, negOff(skfNetOff, 0)), // IP version
 		ins(bpfAnd, 0, 0, 0xf0),
 		ins(bpfJeq, 0, 1, 0x40),
 		ins(bpfJa, 0, 0, 0), // to the IPv4 part, set below
 		ins(bpfJeq, 0, 1, 0x60),
 		ins(bpfJa, 0, 0, 0), // to the IPv6 part, set below
-		ins(bpfRet, 0, 0, bpfKeep),
-	}
+		ins(bpfRet, 0, 0, bpfKeep))
 	// Each source's entry jumps to the sampling part if it matches.
 	var sample []int // indexes of those jumps
 	prog[7].K = uint32(len(prog) - 8)

@@ -13,7 +13,9 @@ func TestProgramSize(t *testing.T) {
 	for i := range MaxSources {
 		srcs = append(srcs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i)}))
 	}
-	if n := len(Program(srcs, 64)); n > 4096 {
-		t.Fatalf("%d instructions for %d IPv6 sources, the kernel takes 4096", n, len(srcs))
+	for _, kind := range []Kind{TCP, QUIC} {
+		if n := len(Program(kind, srcs, 64)); n > 4096 {
+			t.Fatalf("%d instructions for %d IPv6 sources, the kernel takes 4096", n, len(srcs))
+		}
 	}
 }

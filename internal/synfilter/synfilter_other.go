@@ -20,4 +20,12 @@ type Filter struct{ Pass uint32 }
 func (f *Filter) Watch(net.Listener) error { return errUnsupported }
 func (f *Filter) Set([]netip.Addr)         {}
 
-func SetOnListeners([]int, []netip.Addr, uint32) (int, error) { return 0, errUnsupported }
+// Kind is the kind of socket a filter is for.
+type Kind int
+
+const (
+	TCP Kind = iota
+	QUIC
+)
+
+func SetOnSockets(Kind, []int, []netip.Addr, uint32) (int, error) { return 0, errUnsupported }
