@@ -58,6 +58,16 @@ const (
 	honestChannel = "lobby"
 )
 
+// attackPeers is how many attacking peer IDs the channel attacks run at
+// once (DARKCHAT_ATTACK_PEERS, default 32); each cut off is replaced, so
+// a run goes through hundreds of peer IDs.
+func attackPeers() int {
+	if n, err := strconv.Atoi(os.Getenv("DARKCHAT_ATTACK_PEERS")); err == nil && n > 0 {
+		return n
+	}
+	return 32
+}
+
 // attackDuration is how long each attack runs.
 func attackDuration() time.Duration {
 	if os.Getenv("DARKCHAT_ATTACK_FULL") == "1" {
@@ -241,6 +251,14 @@ func TestSubscriptionFlood(t *testing.T) {
 // new ones from the same address get the smallest budget.
 func TestInvalidSignatureFlood(t *testing.T) { channelAttack(t, attack.KindInvalidSignatures) }
 
+// TestInvalidSignatureFloodQUIC is TestInvalidSignatureFlood over QUIC,
+// the transport libp2p dials first when a node announces both.
+func TestInvalidSignatureFloodQUIC(t *testing.T) {
+	m := newMesh(t)
+	m.target = "/ip4/127.0.0.1/udp/" + strconv.Itoa(m.victim.QUICPort) + "/quic-v1/p2p/" + m.victim.ID
+	channelAttackOn(t, m, attack.KindInvalidSignatures)
+}
+
 // channelAttack runs kind against the victim's channel, which a client on
 // the victim keeps joined so that what arrives is validated, and checks
 // that the attacking peer IDs were cut off within bannedWithin.
@@ -262,7 +280,7 @@ func channelAttackKept(t *testing.T, m *mesh, kind string, wantCutOff bool) (att
 	keeper := bins.TCPClient(t, "keeper", m.victim)
 	keeper.Send("join " + honestChannel + " keeper")
 	keeper.WaitPrefix("Joined " + honestChannel)
-	r := underAttack(t, m, attack.Spec{Kind: kind, Channel: honestChannel, Peers: 8})
+	r := underAttack(t, m, attack.Spec{Kind: kind, Channel: honestChannel, Peers: attackPeers()})
 	if wantCutOff {
 		checkCutOff(t, r)
 	}

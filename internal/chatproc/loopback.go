@@ -132,9 +132,10 @@ type TestNode struct {
 	DataDir  string
 	Extra    []string // flags after the positional arguments
 	ID       string   // peer ID
-	PeerPort int
-	CLIPort  int // 0 for a websock node
-	WSPort   int // 0 for a cli node
+	PeerPort int      // TCP
+	QUICPort int      // UDP: the same as PeerPort unless that was 0
+	CLIPort  int      // 0 for a websock node
+	WSPort   int      // 0 for a cli node
 	Admin    string
 }
 
@@ -168,6 +169,8 @@ func (b Binaries) RunNode(t testing.TB, name, typ, dataDir string, ports []int, 
 	nd.ID = strings.TrimPrefix(nd.WaitPrefix("Peer ID: "), "Peer ID: ")
 	addr := strings.TrimSpace(nd.WaitPrefix("  /ip4/127.0.0.1/tcp/"))
 	nd.PeerPort, _ = strconv.Atoi(strings.Split(addr, "/")[4])
+	addr = strings.TrimSpace(nd.WaitPrefix("  /ip4/127.0.0.1/udp/"))
+	nd.QUICPort, _ = strconv.Atoi(strings.Split(addr, "/")[4])
 	if typ != "websock" {
 		nd.CLIPort = portOf(nd.WaitPrefix("CLI gateway: "))
 	}
