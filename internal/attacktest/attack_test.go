@@ -268,24 +268,28 @@ func channelAttack(t *testing.T, kind string) attack.Result {
 
 func channelAttackOn(t *testing.T, m *mesh, kind string) attack.Result {
 	t.Helper()
-	r, _ := channelAttackKept(t, m, kind, true)
+	r, _ := channelAttackKept(t, m, kind, true, attackPeers())
 	return r
 }
 
 // channelAttackKept is channelAttackOn; wantCutOff says whether the
 // attacking peer IDs must be cut off, and it also returns the keeper, whose
 // output shows what of the attack reached the channel's members.
-func channelAttackKept(t *testing.T, m *mesh, kind string, wantCutOff bool) (attack.Result, *chatproc.TestProc) {
+func channelAttackKept(t *testing.T, m *mesh, kind string, wantCutOff bool, peers int) (attack.Result, *chatproc.TestProc) {
 	t.Helper()
 	keeper := bins.TCPClient(t, "keeper", m.victim)
 	keeper.Send("join " + honestChannel + " keeper")
 	keeper.WaitPrefix("Joined " + honestChannel)
-	r := underAttack(t, m, attack.Spec{Kind: kind, Channel: honestChannel, Peers: attackPeers()})
+	r := underAttack(t, m, attack.Spec{Kind: kind, Channel: honestChannel, Peers: peers})
 	if wantCutOff {
 		checkCutOff(t, r)
 	}
 	return r, keeper.TestProc
 }
+
+// freshKeyPeers is how many peer IDs the fresh-keys flood runs, each with
+// 1,000 keys: 8,000 keys in all.
+const freshKeyPeers = 8
 
 // TestFreshKeysFlood: 8 peer IDs, each with 1,000 keys of its own, publish
 // validly signed messages as fast as they can. Keys new to the victim are
@@ -301,7 +305,7 @@ func TestFreshKeysFlood(t *testing.T) {
 	// The honest sender's key is fresh too: its node lets its new keys
 	// send 160 messages a second together (probation), so it sends 100.
 	m.rate = 100
-	r, keeper := channelAttackKept(t, m, attack.KindFreshKeys, false)
+	r, keeper := channelAttackKept(t, m, attack.KindFreshKeys, false, freshKeyPeers)
 	spam := 0
 	for _, l := range keeper.Lines() {
 		if strings.HasSuffix(l, " - flood") { // <username>@<channel> - <message>
