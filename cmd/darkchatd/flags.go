@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,7 +83,9 @@ const (
 // options is everything a server subcommand is configured with. New
 // settings (gateway limits and the like) get a field here and one line in
 // registerFlags; the environment variable, --help text and validation hooks
-// follow from that.
+// follow from that. A repeatable flag is a cliflag.List with a parser of its
+// own, so each value is checked as it is given, from either source. Every
+// flag needs an entry in flagCases (flagtable_test.go).
 type options struct {
 	typ serverType
 
@@ -91,7 +95,7 @@ type options struct {
 	wsPort   int
 	peerPort int
 
-	peers          stringList
+	peers          *cliflag.List[string] // checked peer addresses, as given
 	dataDir        string
 	admin          string
 	console        consoleMode
@@ -101,14 +105,14 @@ type options struct {
 	tlsKey         string
 	relayService   bool
 	reachability   p2p.ReachabilityMode
-	publicCIDRs    prefixList
-	announce       announceList
+	publicCIDRs    *cliflag.List[netip.Prefix]
+	announce       *cliflag.List[[]ma.Multiaddr] // each value: its TCP and QUIC addresses
 	authors        gateway.AuthorLimit
 	connLow        int
 	connHigh       int
 	maxMessageSize int
-	gateway        gateway.Config // client gateway limits
-	wsOrigins      stringList
+	gateway        gateway.Config        // client gateway limits
+	wsOrigins      *cliflag.List[string] // canonical origins or "*"
 }
 
 // maxMessageSizeLimit caps --max-message-size: GossipSub refuses RPC frames
@@ -121,7 +125,11 @@ const maxMessageSizeLimit = 512 << 10
 func registerFlags(fs *flag.FlagSet, o *options) {
 	o.logLevel = slog.LevelInfo
 	o.relayService = true
-	fs.Var(&o.peers, "peer", "connect to this peer at start: `ADDR` is ip:port or a multiaddr ending in /p2p/<peer-id> (repeatable)")
+	o.peers = cliflag.NewList(parsePeerAddr)
+	o.publicCIDRs = cliflag.NewList(parsePublicCIDR)
+	o.announce = cliflag.NewList(p2p.ParseAnnounceAddr)
+	o.wsOrigins = cliflag.NewList(parseOrigin)
+	fs.Var(o.peers, "peer", "connect to this peer at start: `ADDR` is ip:port or a multiaddr ending in /p2p/<peer-id> (repeatable)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "`DIR` holding the node key (default $XDG_DATA_HOME/darkchat/node-<peer-port>,\n"+
 		"or ~/.local/share/darkchat/node-<peer-port>; with peer port 0 and no --data-dir the identity is ephemeral)")
 	fs.StringVar(&o.admin, "admin", "", "admin socket `PATH` (default $XDG_RUNTIME_DIR/darkchat/darkchatd-<peer-port>.sock,\n"+
@@ -136,9 +144,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(reachabilityFlag{&o.reachability}, "reachability", "whether others can dial this node, `MODE`: auto decides from evidence (AutoNAT v2,\n"+
 		"inbound connections, the address peers see us at); public (a VPS, a forwarded port) relays for NATed nodes\n"+
 		"at once; private never relays and always reserves relay slots (default auto)")
-	fs.Var(&o.announce, "announce", "also advertise `ADDR` (ip:port, meaning TCP and QUIC, or a multiaddr) as this node's address: a VPS\n"+
+	fs.Var(o.announce, "announce", "also advertise `ADDR` (ip:port, meaning TCP and QUIC, or a multiaddr) as this node's address: a VPS\n"+
 		"whose provider NATs a private interface address 1:1, or a forwarded port at home (repeatable)")
-	fs.Var(&o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
+	fs.Var(o.publicCIDRs, "public-cidr", "treat addresses in `CIDR` as public internet addresses (testnets; repeatable)")
 	fs.Float64Var(&o.authors.Rate, "author-rate", gateway.DefaultAuthorRate, "channel messages one author (key) may publish per second, sustained, checked by this node\n"+
 		"for every message it verifies, from any gateway or peer (`N`; 0: no limit)")
 	fs.IntVar(&o.authors.Burst, "author-burst", gateway.DefaultAuthorBurst, "channel messages one author may publish at once (`N`)")
@@ -162,7 +170,8 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Float64Var(&g.Rate, "rate", gateway.DefaultRate, "messages a client may send per second, sustained (`N`)")
 	fs.IntVar(&g.Burst, "burst", gateway.DefaultBurst, "messages a client may send at once (`N`)")
 	fs.IntVar(&g.SendQueue, "send-queue", gateway.DefaultSendQueue, "frames queued for a client before it is dropped as too slow (`N`)")
-	fs.Var(&o.wsOrigins, "ws-origin", "also accept WebSocket connections from pages at `ORIGIN` (e.g. https://chat.example; * for any; repeatable)")
+	fs.Var(o.wsOrigins, "ws-origin", "also accept WebSocket connections from pages at `ORIGIN`, scheme://host[:port] as browsers\n"+
+		"send it (e.g. https://chat.example; * for any; repeatable). The gateway's own origin is always accepted")
 }
 
 // validate checks the flag values against each other; positional arguments
@@ -291,7 +300,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if l, ok := f.Value.(envList); ok {
-			if e := l.setFromEnv(v); e != nil {
+			if e := l.SetList(v); e != nil {
 				err = usageErrorf("%s=%q: %v", name, v, e)
 			}
 			return
@@ -303,151 +312,88 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return err
 }
 
-// envList is a repeatable flag: values from the environment are replaced,
-// not extended, by the first value given on the command line.
+// envList is a repeatable flag (cliflag.List): values from the environment
+// are replaced, not extended, by the first value given on the command line.
 type envList interface {
-	setFromEnv(commaSeparated string) error
+	SetList(commaSeparated string) error
 }
 
-// stringList is a repeatable flag of peer addresses.
-type stringList struct {
-	vals    []string
-	fromEnv bool
-}
-
-func (l *stringList) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(l.vals, ",")
-}
-
-func (l *stringList) Set(v string) error {
-	v = strings.TrimSpace(v)
-	if err := checkPeerAddr(v); err != nil {
-		return err
-	}
-	if l.fromEnv {
-		l.vals, l.fromEnv = nil, false
-	}
-	l.vals = append(l.vals, v)
-	return nil
-}
-
-func (l *stringList) setFromEnv(v string) error {
-	if err := setEach(v, l.Set); err != nil {
-		return err
-	}
-	l.fromEnv = true
-	return nil
-}
-
-// checkPeerAddr accepts what p2p.Node.Connect accepts: ip:port, or a
-// multiaddr ending in /p2p/<peer-id>.
-func checkPeerAddr(s string) error {
+// parsePeerAddr is --peer's parser. It accepts what p2p.Node.Connect
+// accepts: ip:port, or a multiaddr ending in /p2p/<peer-id>.
+func parsePeerAddr(s string) (string, error) {
 	if strings.HasPrefix(s, "/") {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return fmt.Errorf("bad multiaddr %q: %v", s, err)
+			return "", fmt.Errorf("bad multiaddr %q: %w", s, err)
 		}
 		if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
-			return fmt.Errorf("multiaddr %q must end in /p2p/<peer-id>", s)
+			return "", fmt.Errorf("multiaddr %q must end in /p2p/<peer-id>", s)
 		}
-		return nil
+		return s, nil
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil || ap.Port() == 0 {
-		return fmt.Errorf("%q is neither ip:port nor a multiaddr", s)
+		return "", fmt.Errorf("%q is neither ip:port nor a multiaddr", s)
 	}
-	return nil
+	return s, nil
 }
 
-// prefixList is the repeatable --public-cidr flag.
-type prefixList struct {
-	vals    []netip.Prefix
-	fromEnv bool
-}
-
-func (l *prefixList) String() string {
-	if l == nil {
-		return ""
-	}
-	s := make([]string, len(l.vals))
-	for i, p := range l.vals {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *prefixList) Set(v string) error {
-	p, err := netip.ParsePrefix(strings.TrimSpace(v))
+// parsePublicCIDR is --public-cidr's parser: the network of a CIDR (host
+// bits cleared).
+func parsePublicCIDR(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return fmt.Errorf("bad CIDR %q", v)
+		return netip.Prefix{}, fmt.Errorf("bad CIDR %q", s)
 	}
-	if l.fromEnv {
-		l.vals, l.fromEnv = nil, false
-	}
-	l.vals = append(l.vals, p.Masked())
-	return nil
+	return p.Masked(), nil
 }
 
-func (l *prefixList) setFromEnv(v string) error {
-	if err := setEach(v, l.Set); err != nil {
-		return err
+// parseOrigin is --ws-origin's parser. The gateway compares a handshake's
+// Origin header with the configured origins byte for byte (checkOrigin in
+// gateway/server.go), and browsers send an origin serialised (RFC 6454
+// §6.2): scheme://host[:port] in lower case, without the scheme's default
+// port, path, query or fragment. So a value is checked and put in that form
+// here: any other spelling could never match, and the refusals it caused
+// would be the operator's only clue. "*" accepts any origin. "null" (the
+// origin of local files and sandboxed pages) is refused: every such page
+// shares it.
+func parseOrigin(s string) (string, error) {
+	if s == "*" {
+		return s, nil
 	}
-	l.fromEnv = true
-	return nil
-}
-
-// setEach calls set for each non-empty element of a comma-separated list
-// (a repeatable flag given in the environment).
-func setEach(commaSeparated string, set func(string) error) error {
-	for _, s := range strings.Split(commaSeparated, ",") {
-		if strings.TrimSpace(s) == "" {
-			continue
+	const form = "an origin is scheme://host[:port], as in https://chat.example"
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Host == "" {
+		return "", fmt.Errorf("origin %q is not scheme://host[:port]: %s", s, form)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("origin %q has more than scheme://host[:port] (no user, path, query or fragment): %s", s, form)
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", fmt.Errorf("origin %q: an IPv6 zone is never part of an origin", s)
 		}
-		if err := set(s); err != nil {
-			return err
+	} else if strings.IndexFunc(host, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	}) >= 0 {
+		return "", fmt.Errorf("origin %q: host %q is not a host name (give an internationalised name in its ASCII xn-- form, as browsers send it)", s, host)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("origin %q: bad port %q", s, port)
 		}
 	}
-	return nil
-}
-
-// announceList is the repeatable --announce flag.
-type announceList struct {
-	vals    []ma.Multiaddr
-	fromEnv bool
-}
-
-func (l *announceList) String() string {
-	if l == nil {
-		return ""
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		port = "" // browsers leave the default port out
 	}
-	s := make([]string, len(l.vals))
-	for i, a := range l.vals {
-		s[i] = a.String()
+	if port != "" {
+		return scheme + "://" + net.JoinHostPort(host, port), nil
 	}
-	return strings.Join(s, ",")
-}
-
-func (l *announceList) Set(v string) error {
-	addrs, err := p2p.ParseAnnounceAddr(strings.TrimSpace(v))
-	if err != nil {
-		return err
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
 	}
-	if l.fromEnv {
-		l.vals, l.fromEnv = nil, false
-	}
-	l.vals = append(l.vals, addrs...)
-	return nil
-}
-
-func (l *announceList) setFromEnv(v string) error {
-	if err := setEach(v, l.Set); err != nil {
-		return err
-	}
-	l.fromEnv = true
-	return nil
+	return scheme + "://" + host, nil
 }
 
 // consoleFlag is --console (on=true) or --no-console (on=false); both write

@@ -43,8 +43,8 @@ func TestParseServerArgs(t *testing.T) {
 				if o.ip != netip.IPv6Loopback() || o.cliPort != 0 || o.peerPort != 7 || o.dataDir != "/d" {
 					t.Errorf("got %+v", o)
 				}
-				if !slices.Equal(o.peers.vals, []string{"1.2.3.4:5", ma1}) {
-					t.Errorf("peers %q", o.peers.vals)
+				if !slices.Equal(o.peers.Values(), []string{"1.2.3.4:5", ma1}) {
+					t.Errorf("peers %q", o.peers.Values())
 				}
 				if o.console != consoleOff || o.relayService || o.reachability != p2p.ReachabilityPrivate {
 					t.Errorf("console %v relay %v reachability %v", o.console, o.relayService, o.reachability)
@@ -75,8 +75,8 @@ func TestParseServerArgs(t *testing.T) {
 					o.connLow != 10 || o.connHigh != 20 || o.maxMessageSize != 2048 || o.tlsCert != "c" || o.tlsKey != "k" {
 					t.Errorf("got %+v", o)
 				}
-				if !slices.Equal(o.peers.vals, []string{"1.1.1.1:1", "2.2.2.2:2"}) {
-					t.Errorf("peers %q", o.peers.vals)
+				if !slices.Equal(o.peers.Values(), []string{"1.1.1.1:1", "2.2.2.2:2"}) {
+					t.Errorf("peers %q", o.peers.Values())
 				}
 				if o.publicCIDRs.String() != "198.18.0.0/15,10.9.0.0/16" {
 					t.Errorf("cidrs %s", o.publicCIDRs.String())
@@ -98,8 +98,8 @@ func TestParseServerArgs(t *testing.T) {
 				if o.dataDir != "/flag" || o.console != consoleOff {
 					t.Errorf("got %+v", o)
 				}
-				if !slices.Equal(o.peers.vals, []string{"3.3.3.3:3", "4.4.4.4:4"}) {
-					t.Errorf("peers %q: the command line must replace the environment's list", o.peers.vals)
+				if !slices.Equal(o.peers.Values(), []string{"3.3.3.3:3", "4.4.4.4:4"}) {
+					t.Errorf("peers %q: the command line must replace the environment's list", o.peers.Values())
 				}
 			},
 		},

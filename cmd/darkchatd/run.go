@@ -67,9 +67,9 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	if id, err := peer.IDFromPrivateKey(key); err == nil {
 		log = log.With("node", id.String())
 	}
-	if len(o.publicCIDRs.vals) > 0 {
+	if len(o.publicCIDRs.Values()) > 0 {
 		// Process-wide tables: must happen before the host starts.
-		if err := p2p.DeclarePublicCIDRs(o.publicCIDRs.vals); err != nil {
+		if err := p2p.DeclarePublicCIDRs(o.publicCIDRs.Values()); err != nil {
 			return err
 		}
 		log.Info("treating CIDRs as public", "cidrs", o.publicCIDRs.String())
@@ -80,14 +80,14 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		Key:             key,
 		ListenIP:        o.ip,
 		PeerPort:        o.peerPort,
-		Bootstrap:       o.peers.vals,
+		Bootstrap:       o.peers.Values(),
 		MaxMessageSize:  o.maxMessageSize,
 		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, o.authors, messageLog(o, log)),
 		InboxValidator:  gateway.InboxValidator(messageLog(o, log)),
 		BundleValidator: gateway.BundleValidator{},
 		RelayService:    o.relayService,
 		Reachability:    o.reachability,
-		Announce:        o.announce.vals,
+		Announce:        slices.Concat(o.announce.Values()...),
 		ConnLow:         o.connLow,
 		ConnHigh:        o.connHigh,
 		Logger:          log,
@@ -110,7 +110,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	gwCfg := o.gateway
-	gwCfg.AllowedOrigins = o.wsOrigins.vals
+	gwCfg.AllowedOrigins = o.wsOrigins.Values()
 	// The gateway does TLS itself, so that its connection limits apply
 	// before a handshake is spent on a connection it refuses.
 	gwCfg.TLS = tlsConfig
