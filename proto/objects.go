@@ -1,0 +1,530 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"unicode/utf8"
+
+	"darkchat/identity"
+	"darkchat/internal/jsonlimit"
+)
+
+// Sentinel errors of the decoders. The client's errors of the same names
+// are these values, so callers of either package branch with errors.Is.
+var (
+	// ErrMalformed: an object does not follow PROTOCOL.md (not JSON, a
+	// field of the wrong type or format, a missing type).
+	ErrMalformed = errors.New("malformed object")
+
+	// ErrTooLarge: a line, frame or object is over its size limit.
+	ErrTooLarge = errors.New("too large")
+
+	// ErrUnknownType: an object's type is not one this version knows.
+	// Clients ignore such objects from the node, so later versions can
+	// add types.
+	ErrUnknownType = errors.New("unknown object type")
+)
+
+// Object is one protocol object. Type returns its "type" field.
+type Object interface {
+	Type() string
+	validate() error
+}
+
+// Hello is the node's first object: its peer ID and this connection's
+// login challenge.
+type Hello struct {
+	Protocol  int    `json:"protocol"`
+	Node      string `json:"node"`
+	Challenge string `json:"challenge"`
+	Limits    Limits `json:"limits"`
+}
+
+// Login answers the challenge: the user's key and its signature over the
+// login statement, and the user's key bundle (base64), so that the node
+// publishes it and others can send the user direct messages.
+type Login struct {
+	Key    string `json:"key"`
+	Sig    string `json:"sig"`
+	Bundle string `json:"bundle,omitempty"`
+}
+
+// Welcome accepts a login.
+type Welcome struct {
+	Key  string `json:"key"`
+	Node string `json:"node"`
+}
+
+// Join asks to join (or rename oneself in) a channel; Joined confirms it.
+type Join struct {
+	Channel  string `json:"channel"`
+	Username string `json:"username"`
+}
+
+// Joined confirms a Join.
+type Joined struct {
+	Channel  string `json:"channel"`
+	Username string `json:"username"`
+}
+
+// Leave asks to leave a channel; Left confirms it.
+type Leave struct {
+	Channel string `json:"channel"`
+}
+
+// Left confirms a Leave.
+type Left struct {
+	Channel string `json:"channel"`
+}
+
+// Send posts a signed channel message; the node answers OK or an Error
+// naming ID.
+type Send struct {
+	Channel  string `json:"channel"`
+	Username string `json:"username"`
+	Body     string `json:"body"`
+	TS       int64  `json:"ts"`
+	ID       string `json:"id"`
+	Sig      string `json:"sig"`
+}
+
+// OK confirms that the message ID was accepted and sent to the mesh.
+type OK struct {
+	ID string `json:"id"`
+}
+
+// Message is a channel message delivered by the node, with its author's
+// key and signature so the client can verify it.
+type Message struct {
+	Channel  string `json:"channel"`
+	Username string `json:"username"`
+	Key      string `json:"key"`
+	Body     string `json:"body"`
+	TS       int64  `json:"ts"`
+	ID       string `json:"id"`
+	Sig      string `json:"sig"`
+}
+
+// Ping asks the other side for a Pong.
+type Ping struct{}
+
+// Pong answers a Ping.
+type Pong struct{}
+
+// Whois asks the node for a user's key bundle; the node answers with a
+// Bundle for that key or an Error with code unknown_user naming it.
+type Whois struct {
+	Key string `json:"key"`
+}
+
+// Bundle carries a key bundle, base64 (standard, padded). From the node it
+// answers a Whois (Key is the key asked about) or a bundle update (Key is
+// the user's own); from the client, without Key, it replaces the bundle the
+// session logged in with.
+type Bundle struct {
+	Key    string `json:"key,omitempty"`
+	Bundle string `json:"bundle"`
+}
+
+// DM carries a sealed DM envelope, base64 (standard, padded). From the
+// client Ref, at most MaxRefLen characters, names it in the node's DMSent
+// or Error; from the node it is an envelope for this session's user, and
+// Ref is empty.
+type DM struct {
+	Ref      string `json:"ref,omitempty"`
+	Envelope string `json:"envelope"`
+}
+
+// DMSent says that the DM Ref left the node (not that it arrived).
+type DMSent struct {
+	Ref string `json:"ref"`
+}
+
+// Error is the node's error object. It is also the Go error the client
+// returns for a failure the node reported. ID names a message, Channel a
+// channel, Ref a DM and Key the user of a whois, when the error concerns
+// one.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+	ID      string `json:"id,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+	Key     string `json:"key,omitempty"`
+}
+
+func (*Hello) Type() string   { return "hello" }
+func (*Login) Type() string   { return "login" }
+func (*Welcome) Type() string { return "welcome" }
+func (*Join) Type() string    { return "join" }
+func (*Joined) Type() string  { return "joined" }
+func (*Leave) Type() string   { return "leave" }
+func (*Left) Type() string    { return "left" }
+func (*Send) Type() string    { return "send" }
+func (*OK) Type() string      { return "ok" }
+func (*Message) Type() string { return "message" }
+func (*Ping) Type() string    { return "ping" }
+func (*Pong) Type() string    { return "pong" }
+func (*Error) Type() string   { return "error" }
+func (*Whois) Type() string   { return "whois" }
+func (*Bundle) Type() string  { return "bundle" }
+func (*DM) Type() string      { return "dm" }
+func (*DMSent) Type() string  { return "dm_sent" }
+
+// Error returns the node's message, or its code when the message is empty.
+// Both come from the node: sanitise before printing.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Code)
+	}
+	return e.Message
+}
+
+// ClosesSession reports whether the node closes the session after e,
+// given whether the session had logged in (Code.Closes).
+func (e *Error) ClosesSession(loggedIn bool) bool { return e.Code.Closes(loggedIn) }
+
+// newObject returns an empty object of the given type, or nil.
+func newObject(typ string) Object {
+	switch typ {
+	case "hello":
+		return new(Hello)
+	case "login":
+		return new(Login)
+	case "welcome":
+		return new(Welcome)
+	case "join":
+		return new(Join)
+	case "joined":
+		return new(Joined)
+	case "leave":
+		return new(Leave)
+	case "left":
+		return new(Left)
+	case "send":
+		return new(Send)
+	case "ok":
+		return new(OK)
+	case "message":
+		return new(Message)
+	case "ping":
+		return new(Ping)
+	case "pong":
+		return new(Pong)
+	case "error":
+		return new(Error)
+	case "whois":
+		return new(Whois)
+	case "bundle":
+		return new(Bundle)
+	case "dm":
+		return new(DM)
+	case "dm_sent":
+		return new(DMSent)
+	}
+	return nil
+}
+
+// Encode returns obj as one JSON object with its "type" first, without a
+// line end. HTML characters are not escaped: the output is never embedded
+// in HTML, and escaping "<" as \u003c would make a message six times longer
+// against the line limit.
+func Encode(obj Object) ([]byte, error) {
+	if ok, isOK := obj.(*OK); isOK { // one per message sent: written by hand
+		return AppendOK(nil, ok.ID), nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", obj.Type(), err)
+	}
+	fields := bytes.TrimSpace(buf.Bytes()) // "{...}" without the encoder's "\n"
+	out := make([]byte, 0, len(fields)+len(obj.Type())+12)
+	out = append(out, `{"type":"`...)
+	out = append(out, obj.Type()...)
+	out = append(out, '"')
+	if len(fields) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, fields[1:]...), nil
+}
+
+// Decode parses one object strictly: at most MaxNodeLine bytes of UTF-8,
+// nesting at most MaxDepth, a JSON object with a string "type" naming a
+// known object, every known field of the right JSON type, and binary
+// fields, names and sizes in the formats of PROTOCOL.md. Field names match
+// only as spelled there (lowercase); unknown fields, and fields spelled
+// otherwise, are ignored. An unknown type gives an error wrapping
+// ErrUnknownType; every other failure wraps ErrMalformed (and ErrTooLarge
+// for size).
+func Decode(data []byte) (Object, error) {
+	if len(data) > MaxNodeLine {
+		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrMalformed, ErrTooLarge, len(data), MaxNodeLine)
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
+	}
+	if err := jsonlimit.CheckDepth(data, MaxDepth); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, objectError(err, ""))
+	}
+	var typ *string
+	if raw, ok := fields["type"]; ok {
+		if err := json.Unmarshal(raw, &typ); err != nil {
+			return nil, fmt.Errorf("%w: field \"type\": %w", ErrMalformed, err)
+		}
+	}
+	if typ == nil {
+		return nil, fmt.Errorf("%w: not an object with a \"type\" field", ErrMalformed)
+	}
+	obj := newObject(*typ)
+	if obj == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownType, clip(*typ))
+	}
+	if err := fillExact(fields, reflect.ValueOf(obj).Elem(), ""); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, obj.Type(), err)
+	}
+	if err := obj.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, obj.Type(), err)
+	}
+	return obj, nil
+}
+
+func (h *Hello) validate() error {
+	if h.Protocol < 1 {
+		return fmt.Errorf("protocol version %d", h.Protocol)
+	}
+	if err := checkNodeID("node", h.Node); err != nil {
+		return err
+	}
+	if _, err := identity.ParseChallenge(h.Challenge); err != nil {
+		return fmt.Errorf("challenge: %w", err)
+	}
+	l := h.Limits
+	if l.MaxLine < 0 || l.MaxBody < 0 || l.MaxChannels < 0 || l.Rate < 0 || l.Burst < 0 {
+		return fmt.Errorf("negative limit in %+v", l)
+	}
+	return nil
+}
+
+func (l *Login) validate() error {
+	err := firstErr(CheckHex("key", l.Key, KeyHexLen), CheckHex("sig", l.Sig, SigHexLen))
+	if err == nil && l.Bundle != "" {
+		err = checkBase64("bundle", l.Bundle, identity.MaxKeyBundleSize)
+	}
+	return err
+}
+
+func (w *Whois) validate() error { return CheckHex("key", w.Key, KeyHexLen) }
+
+func (b *Bundle) validate() error {
+	if b.Key != "" {
+		if err := CheckHex("key", b.Key, KeyHexLen); err != nil {
+			return err
+		}
+	}
+	return checkBase64("bundle", b.Bundle, identity.MaxKeyBundleSize)
+}
+
+func (d *DM) validate() error {
+	if len(d.Ref) > MaxRefLen {
+		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
+	}
+	return checkBase64("envelope", d.Envelope, identity.MaxEnvelopeSize)
+}
+
+func (d *DMSent) validate() error {
+	if len(d.Ref) > MaxRefLen {
+		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
+	}
+	return nil
+}
+
+func (w *Welcome) validate() error {
+	return firstErr(CheckHex("key", w.Key, KeyHexLen), checkNodeID("node", w.Node))
+}
+
+func (j *Join) validate() error   { return checkNames(j.Channel, j.Username) }
+func (j *Joined) validate() error { return checkNames(j.Channel, j.Username) }
+func (l *Leave) validate() error  { return identity.ValidateChannelName(l.Channel) }
+func (l *Left) validate() error   { return identity.ValidateChannelName(l.Channel) }
+func (o *OK) validate() error     { return CheckHex("id", o.ID, IDHexLen) }
+func (*Ping) validate() error     { return nil }
+func (*Pong) validate() error     { return nil }
+
+func (s *Send) validate() error {
+	return firstErr(
+		checkNames(s.Channel, s.Username),
+		checkBody(s.Body),
+		CheckHex("id", s.ID, IDHexLen),
+		CheckHex("sig", s.Sig, SigHexLen))
+}
+
+func (m *Message) validate() error {
+	return firstErr(
+		checkNames(m.Channel, m.Username),
+		CheckHex("key", m.Key, KeyHexLen),
+		checkBody(m.Body),
+		CheckHex("id", m.ID, IDHexLen),
+		CheckHex("sig", m.Sig, SigHexLen))
+}
+
+func (e *Error) validate() error {
+	if e.Code == "" || len(e.Code) > 64 {
+		return fmt.Errorf("code must be 1 to 64 characters, got %d", len(e.Code))
+	}
+	for i := 0; i < len(e.Code); i++ {
+		if c := e.Code[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return fmt.Errorf("code must be [a-z0-9_], got %q", clip(string(e.Code)))
+		}
+	}
+	// The channel is not checked against the name rules: a bad_channel
+	// error echoes the bad name back. Ref and Key echo what the client
+	// sent and are only compared with it.
+	if e.ID != "" {
+		return CheckHex("id", e.ID, IDHexLen)
+	}
+	return nil
+}
+
+// NewSend returns the send object for a signed channel message.
+func NewSend(m *identity.ChannelMessage) *Send {
+	return &Send{
+		Channel:  m.Channel,
+		Username: m.Username,
+		Body:     m.Body,
+		TS:       m.Timestamp,
+		ID:       string(AppendHex(nil, m.ID[:])),
+		Sig:      string(AppendHex(nil, m.Sig[:])),
+	}
+}
+
+// ChannelMessage returns the signed message m carries, for verification.
+// m must have passed Decode (its hex fields are well formed).
+func (m *Message) ChannelMessage() (identity.ChannelMessage, error) {
+	cm := identity.ChannelMessage{
+		Channel:   m.Channel,
+		Username:  m.Username,
+		Body:      m.Body,
+		Timestamp: m.TS,
+	}
+	if err := firstErr(
+		DecodeHex(cm.Author[:], "key", m.Key),
+		DecodeHex(cm.ID[:], "id", m.ID),
+		DecodeHex(cm.Sig[:], "sig", m.Sig)); err != nil {
+		return identity.ChannelMessage{}, fmt.Errorf("%w: message: %w", ErrMalformed, err)
+	}
+	return cm, nil
+}
+
+// NewDM returns the dm object that hands envelope to the node as ref.
+func NewDM(ref string, envelope []byte) *DM {
+	return &DM{Ref: ref, Envelope: base64.StdEncoding.EncodeToString(envelope)}
+}
+
+// EnvelopeBytes decodes the envelope. d must have passed Decode (or been
+// made by NewDM).
+func (d *DM) EnvelopeBytes() ([]byte, error) {
+	env, err := base64.StdEncoding.Strict().DecodeString(d.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dm envelope: %w", ErrMalformed, err)
+	}
+	return env, nil
+}
+
+// EncodeKeyBundle returns b's wire form in base64, as login and bundle
+// carry it.
+func EncodeKeyBundle(b identity.KeyBundle) (string, error) {
+	data, err := b.Marshal()
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(data), nil
+}
+
+// KeyBundle decodes the bundle strictly, without verifying it.
+func (b *Bundle) KeyBundle() (identity.KeyBundle, error) { return DecodeKeyBundle(b.Bundle) }
+
+// DecodeKeyBundle decodes a base64 key bundle strictly
+// (identity.KeyBundle.Unmarshal). It does not verify it: the caller checks
+// it against the key it expects (KeyBundle.Verify).
+func DecodeKeyBundle(s string) (identity.KeyBundle, error) {
+	var kb identity.KeyBundle
+	data, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return kb, fmt.Errorf("%w: key bundle: %w", ErrMalformed, err)
+	}
+	if err := kb.Unmarshal(data); err != nil {
+		return kb, err
+	}
+	return kb, nil
+}
+
+func checkNames(channel, username string) error {
+	return firstErr(identity.ValidateChannelName(channel), identity.ValidateUsername(username))
+}
+
+func checkBody(body string) error {
+	if len(body) > MaxBody {
+		return fmt.Errorf("body of %d bytes is over the limit of %d", len(body), MaxBody)
+	}
+	return nil
+}
+
+// checkBase64 requires standard, padded base64 of 1 to max bytes. It
+// checks the alphabet and the length only; decoding checks the rest.
+func checkBase64(field, s string, max int) error {
+	if n := base64.StdEncoding.EncodedLen(max); len(s) == 0 || len(s) > n || len(s)%4 != 0 {
+		return fmt.Errorf("%s: want padded base64 of 1 to %d bytes, got %d characters", field, max, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+		case c == '=' && i >= len(s)-2 && (i == len(s)-1 || s[len(s)-1] == '='):
+		default:
+			return fmt.Errorf("%s: want base64, character %d is %q", field, i+1, c)
+		}
+	}
+	return nil
+}
+
+// checkNodeID accepts a libp2p peer ID as the identity package does in
+// challenges: 1 to MaxNodeIDLen ASCII letters and digits.
+func checkNodeID(field, s string) error {
+	if s == "" || len(s) > identity.MaxNodeIDLen {
+		return fmt.Errorf("%s: want 1 to %d characters, got %d", field, identity.MaxNodeIDLen, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return fmt.Errorf("%s: want letters and digits, character %d is %q", field, i+1, c)
+		}
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clip shortens untrusted text quoted in an error.
+func clip(s string) string {
+	const n = 40
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
