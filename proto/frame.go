@@ -8,10 +8,11 @@ import (
 	"darkchat/identity"
 )
 
-// Objects a node writes for every message, by hand: encoding/json with
-// reflection cost most of a busy node's CPU in them. Each is byte for byte
-// what Encode makes of the same object (the fuzz targets in frame_test.go
-// hold them to it), so clients cannot tell which path wrote an object.
+// Objects written for every message, by hand: encoding/json with
+// reflection cost most of a busy node's CPU in them (and of the benchmark's
+// clients, which share the machine with the nodes they measure). Each is
+// byte for byte what Encode makes of the same object (FuzzAppendMessageFrame
+// holds them to it), so a peer cannot tell which path wrote an object.
 
 // AppendOK appends the ok object for a message ID.
 func AppendOK(b []byte, id string) []byte {
@@ -43,6 +44,35 @@ func AppendMessageFrame(b []byte, msg *identity.ChannelMessage) []byte {
 	b = AppendHex(b, msg.Sig[:])
 	return append(b, `"}`...)
 }
+
+// AppendSend appends the send object (Send) that hands the signed
+// message m to a node: what NewSend and Encode make of it.
+func AppendSend(b []byte, m *identity.ChannelMessage) []byte {
+	size := len(`{"type":"send","channel":"","username":"","body":"","ts":-9223372036854775808,"id":"","sig":""}`) +
+		len(m.Channel) + len(m.Username) + len(m.Body) + 2*len(m.ID) + 2*len(m.Sig)
+	b = slices.Grow(b, size+8)
+	b = append(b, `{"type":"send","channel":`...)
+	b = appendJSONString(b, m.Channel)
+	b = append(b, `,"username":`...)
+	b = appendJSONString(b, m.Username)
+	b = append(b, `,"body":`...)
+	b = appendJSONString(b, m.Body)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, m.Timestamp, 10)
+	b = append(b, `,"id":"`...)
+	b = AppendHex(b, m.ID[:])
+	b = append(b, `","sig":"`...)
+	b = AppendHex(b, m.Sig[:])
+	return append(b, `"}`...)
+}
+
+// EncodedPing and EncodedPong are the ping and pong objects as Encode
+// writes them, for the many senders of either; they are shared, and must
+// not be modified.
+var (
+	EncodedPing = []byte(`{"type":"ping"}`)
+	EncodedPong = []byte(`{"type":"pong"}`)
+)
 
 // appendJSONString appends s as a JSON string exactly as encoding/json
 // does with HTML escaping off: \, \" and the short escapes of \b \f \n

@@ -26,8 +26,8 @@ var jsonStringSeeds = []string{
 	"héllo wörld ✓ 🎉", "\u2028\u2029", "bad \xff utf8 \xc3", "\xed\xa0\x80 surrogate", "\U0010ffff",
 }
 
-// FuzzAppendMessageFrame: the hand-written message and ok objects are
-// encoding/json's, byte for byte, whatever strings they carry.
+// FuzzAppendMessageFrame: the hand-written message, send and ok objects
+// are encoding/json's, byte for byte, whatever strings they carry.
 func FuzzAppendMessageFrame(f *testing.F) {
 	for i, s := range jsonStringSeeds {
 		f.Add(s, "user"+s, "lobby", int64(i)*1e12-5)
@@ -53,6 +53,13 @@ func FuzzAppendMessageFrame(f *testing.F) {
 		}})
 		if got := AppendMessageFrame(nil, &m); !bytes.Equal(got, want) {
 			t.Fatalf("message frame\n got %s\nwant %s", got, want)
+		}
+		want, err := Encode(NewSend(&m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendSend(nil, &m); !bytes.Equal(got, want) {
+			t.Fatalf("send\n got %s\nwant %s", got, want)
 		}
 		want = jsonFrame(t, struct {
 			Type string `json:"type"`
@@ -84,6 +91,15 @@ func TestMessageFrameDecodes(t *testing.T) {
 	}
 	if got != m {
 		t.Fatalf("got %+v, want %+v", got, m)
+	}
+}
+
+// The shared ping and pong objects are Encode's.
+func TestEncodedPingPong(t *testing.T) {
+	for obj, want := range map[Object][]byte{&Ping{}: EncodedPing, &Pong{}: EncodedPong} {
+		if got, err := Encode(obj); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("Encode(%T) = %s, %v; want %s", obj, got, err, want)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // dmPair is a sender on node A and its recipient on node B.
@@ -204,11 +205,9 @@ func sendDMs(c *protoClient, to identity.KeyBundle, prefix byte, n, window int, 
 		if err != nil {
 			return nil, err
 		}
-		buf = append(buf, `{"type":"dm","ref":"`...)
-		buf = strconv.AppendInt(buf, int64(seq), 10)
-		buf = append(buf, `","envelope":"`...)
-		buf = base64.StdEncoding.AppendEncode(buf, env)
-		return append(buf, `"}`...), nil
+		// Sealing costs far more than encoding: proto.Encode will do.
+		obj, err := proto.Encode(proto.NewDM(strconv.Itoa(seq), env))
+		return append(buf, obj...), err
 	})
 }
 
@@ -237,7 +236,7 @@ func receiveDMs(c *protoClient, key identity.DMPrivateKey, prefix byte, n int, g
 		case isType(f, "error"):
 			return fmt.Errorf("DM recipient: %s", f)
 		case isType(f, "ping"):
-			c.write([]byte(`{"type":"pong"}`))
+			c.write(proto.EncodedPong)
 		}
 	}
 	return nil

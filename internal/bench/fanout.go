@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // fanoutWindow bounds how far the publisher may run ahead of the slowest
@@ -331,15 +331,7 @@ func natsPayloads(key identity.PrivateKey, m int) [][]byte {
 	out := make([][]byte, m)
 	for i := range out {
 		cm, _ := signedMessage(key, benchChannel, "s0", makeBody('m', i))
-		b := []byte(`{"type":"message","channel":"` + cm.Channel + `","username":"` + cm.Username + `","key":"`)
-		b = hex.AppendEncode(b, cm.Author[:])
-		b = append(b, `","body":"`+cm.Body+`","ts":`...)
-		b = strconv.AppendInt(b, cm.Timestamp, 10)
-		b = append(b, `,"id":"`...)
-		b = hex.AppendEncode(b, cm.ID[:])
-		b = append(b, `","sig":"`...)
-		b = hex.AppendEncode(b, cm.Sig[:])
-		out[i] = append(b, `"}`...)
+		out[i] = proto.AppendMessageFrame(nil, &cm)
 	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // The session-memory scenario keeps its clients in a child process, so that
@@ -392,7 +393,7 @@ func openChildSession(ctx context.Context, mode, addr string) (func(), error) {
 			return nil, err
 		}
 		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		err = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+		err = ws.WriteMessage(websocket.TextMessage, proto.EncodedPing)
 		if err == nil {
 			_, _, err = ws.ReadMessage()
 		}

@@ -4,18 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // protoClient speaks the client protocol (PROTOCOL.md) over TCP lines or
@@ -79,12 +77,9 @@ func (c *protoClient) readHello() error {
 	if err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
-	var h struct {
-		Type      string `json:"type"`
-		Challenge string `json:"challenge"`
-		Node      string `json:"node"`
-	}
-	if err := json.Unmarshal(f, &h); err != nil || h.Type != "hello" {
+	obj, err := proto.Decode(f)
+	h, ok := obj.(*proto.Hello)
+	if err != nil || !ok {
 		return fmt.Errorf("expected hello, got %.200q", f)
 	}
 	c.challenge, c.node = h.Challenge, h.Node
@@ -168,7 +163,7 @@ func (c *protoClient) expect(typ string, timeout time.Duration) ([]byte, error) 
 		case "error":
 			return nil, fmt.Errorf("waiting for %s: %s", typ, f)
 		case "ping":
-			c.write([]byte(`{"type":"pong"}`))
+			c.write(proto.EncodedPong)
 		}
 	}
 	return nil, fmt.Errorf("waiting for %s: 1000 other frames", typ)
@@ -185,49 +180,35 @@ func (c *protoClient) login(key identity.PrivateKey, bundle string) error {
 	return err
 }
 
+// appendLogin appends the login object answering challenge with key (and
+// a key bundle, base64, if not empty). Signing costs far more than the
+// encoding, so it goes through proto.Encode.
 func appendLogin(b []byte, key identity.PrivateKey, challenge, bundle string) []byte {
-	b = append(b, `{"type":"login","key":"`...)
 	pub := key.Public()
-	b = hex.AppendEncode(b, pub[:])
-	b = append(b, `","sig":"`...)
-	b = hex.AppendEncode(b, identity.SignLogin(key, challenge))
-	if bundle != "" {
-		b = append(b, `","bundle":"`...)
-		b = append(b, bundle...)
-	}
-	return append(b, `"}`...)
+	login := &proto.Login{Key: pub.String(), Sig: string(proto.AppendHex(nil, identity.SignLogin(key, challenge))), Bundle: bundle}
+	obj, _ := proto.Encode(login) // a Login holds only strings: it always encodes
+	return append(b, obj...)
 }
 
 func (c *protoClient) join(channel, username string) error {
-	if err := c.write([]byte(`{"type":"join","channel":"` + channel + `","username":"` + username + `"}`)); err != nil {
+	obj, err := proto.Encode(&proto.Join{Channel: channel, Username: username})
+	if err != nil {
 		return err
 	}
-	_, err := c.expect("joined", 20*time.Second)
+	if err := c.write(obj); err != nil {
+		return err
+	}
+	_, err = c.expect("joined", 20*time.Second)
 	return err
 }
 
-// appendSend appends the send object for a signed message. Names and
-// bodies in the benchmarks are plain ASCII and need no escaping.
-func appendSend(b []byte, m *identity.ChannelMessage) []byte {
-	b = append(b, `{"type":"send","channel":"`...)
-	b = append(b, m.Channel...)
-	b = append(b, `","username":"`...)
-	b = append(b, m.Username...)
-	b = append(b, `","body":"`...)
-	b = append(b, m.Body...)
-	b = append(b, `","ts":`...)
-	b = strconv.AppendInt(b, m.Timestamp, 10)
-	b = append(b, `,"id":"`...)
-	b = hex.AppendEncode(b, m.ID[:])
-	b = append(b, `","sig":"`...)
-	b = hex.AppendEncode(b, m.Sig[:])
-	return append(b, `"}`...)
-}
+// appendSend appends the send object for a signed message.
+func appendSend(b []byte, m *identity.ChannelMessage) []byte { return proto.AppendSend(b, m) }
 
 var typePrefix = []byte(`{"type":"`)
 
-// frameType returns a node frame's type: the gateway always writes it
-// first.
+// frameType returns a node frame's type: proto.Encode, and so the gateway,
+// always writes it first.
 func frameType(f []byte) string {
 	if !bytes.HasPrefix(f, typePrefix) {
 		return ""
@@ -249,7 +230,8 @@ func isType(f []byte, typ string) bool {
 }
 
 // stringField returns the value of a string field with no escapes in it
-// (hex, base64, the benchmark's bodies), or nil.
+// (hex, base64, the benchmark's bodies), or nil. Field names are matched
+// exactly, as PROTOCOL.md spells them.
 func stringField(f []byte, name string) []byte {
 	var key [32]byte
 	k := append(append(append(key[:0], '"'), name...), `":"`...)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"darkchat/proto"
 )
 
 // windowedSend sends n requests over c, built by build into buf, with at
@@ -30,7 +32,7 @@ func windowedSend(c *protoClient, who, ack string, n, window int, stalled <-chan
 				acks <- fmt.Errorf("%s: %s", who, f)
 				return
 			case isType(f, "ping"):
-				c.write([]byte(`{"type":"pong"}`))
+				c.write(proto.EncodedPong)
 			}
 		}
 		acks <- nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // measurement is one timed run: a rate and the share delivered.
@@ -304,7 +305,7 @@ func receiveSeqs(c *protoClient, prefix byte, n int, got func(seq int)) error {
 		case isType(f, "error"):
 			return fmt.Errorf("receiver: %s", f)
 		case isType(f, "ping"):
-			c.write([]byte(`{"type":"pong"}`))
+			c.write(proto.EncodedPong)
 		}
 	}
 	return nil
