@@ -65,9 +65,6 @@ type Config struct {
 	AllowedOrigins []string
 	// TLS, when set, makes the WebSocket gateway serve https and wss.
 	TLS *tls.Config
-	// LogMessages logs channel traffic (author, channel, size; never DM
-	// content).
-	LogMessages bool
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests override it.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -69,9 +68,9 @@ type bundleFrame struct {
 // InboxValidator returns the mesh validator for DM inbox shards. A node
 // cannot open envelopes, so it checks what it can see: the format, one of
 // the padded sizes, and that the envelope travels on its recipient's shard.
-// If traffic is not nil, each envelope's size and shard (nothing else) is
-// logged there.
-func InboxValidator(traffic *slog.Logger) p2p.Validator {
+// Envelopes are never logged, not even their size and shard: --log-messages
+// covers channel messages only.
+func InboxValidator() p2p.Validator {
 	return func(_ peer.ID, shard string, data []byte) (any, error) {
 		tag, err := envelopeTag(data)
 		if err != nil {
@@ -79,9 +78,6 @@ func InboxValidator(traffic *slog.Logger) p2p.Validator {
 		}
 		if want := fmt.Sprint(identity.DMShard(tag, identity.DMShards)); want != shard {
 			return nil, fmt.Errorf("envelope for shard %s published on shard %s", want, shard)
-		}
-		if traffic != nil {
-			traffic.Info("direct message (sealed)", "shard", shard, "bytes", len(data))
 		}
 		return &dmEnvelope{tag: tag, data: data}, nil
 	}

@@ -41,7 +41,7 @@ func startNode(t testing.TB, edit func(*Config)) *testNode {
 		// Some tests send fast under one key; TestChannelValidatorLimitsEachAuthor
 		// covers the author limit.
 		Validator:       ChannelValidator(nil, DefaultTimestampWindow, AuthorLimit{}, nil),
-		InboxValidator:  InboxValidator(nil),
+		InboxValidator:  InboxValidator(),
 		BundleValidator: BundleValidator{},
 	})
 	if err != nil {

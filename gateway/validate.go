@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
 	"time"
 
+	"darkchat/identity"
 	"darkchat/p2p"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,7 +27,8 @@ import (
 // within a window of ours can have accepted it, so it is a replay of an old
 // message or a forgery dated far ahead, sent on purpose.
 //
-// If traffic is not nil, every accepted message is logged there.
+// If traffic is not nil, every accepted message's metadata is logged there
+// (logChannelMessage).
 func ChannelValidator(now func() time.Time, window time.Duration, authors AuthorLimit, traffic *slog.Logger) p2p.Validator {
 	if now == nil {
 		now = time.Now
@@ -58,11 +62,42 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 			return nil, err
 		}
 		if traffic != nil {
-			traffic.Info("channel message", "channel", m.msg.Channel, "author", m.msg.Author.String(),
-				"username", m.msg.Username, "body", m.msg.Body)
+			logChannelMessage(traffic, from, &m.msg, len(data))
 		}
 		return m, nil
 	}
+}
+
+// authorFingerprintLen is how many hex digits of the author's key a traffic
+// line shows: enough to tell authors apart and to find a key flooding the
+// mesh, without making the log a directory of users' addresses.
+const authorFingerprintLen = 16
+
+// logChannelMessage writes darkchatd's --log-messages line for one accepted
+// channel message. It is the only place channel traffic is logged, and it
+// logs metadata only (the flag's help and README.md list these fields):
+//
+//	channel  the channel
+//	author   the first 16 hex digits of the author's key
+//	id       the message ID (32 hex digits, as in PROTOCOL.md)
+//	bytes    the message's size on the mesh
+//	from     the peer that forwarded it, or "local" when this node's own
+//	         gateway published it
+//
+// Never the username or the body: they are the users' words, and the
+// operator of a relaying node has no business keeping them. Direct
+// messages are never logged (InboxValidator takes no logger).
+func logChannelMessage(traffic *slog.Logger, from peer.ID, m *identity.ChannelMessage, size int) {
+	sender := "local"
+	if from != "" {
+		sender = from.String()
+	}
+	traffic.LogAttrs(context.Background(), slog.LevelInfo, "channel message",
+		slog.String("channel", m.Channel),
+		slog.String("author", m.Author.String()[:authorFingerprintLen]),
+		slog.String("id", hex.EncodeToString(m.ID[:])),
+		slog.Int("bytes", size),
+		slog.String("from", sender))
 }
 
 // checkTimestamp reports whether ts (Unix milliseconds) is within window of

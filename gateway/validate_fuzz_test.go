@@ -121,7 +121,7 @@ func FuzzInboxValidator(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		if _, err := InboxValidator(nil)(fuzzPeer, shardOfBob, env); err != nil {
+		if _, err := InboxValidator()(fuzzPeer, shardOfBob, env); err != nil {
 			f.Fatalf("seed refused: %v", err)
 		}
 		f.Add(fuzzPeer, shardOfBob, env)
@@ -136,7 +136,7 @@ func FuzzInboxValidator(f *testing.F) {
 	f.Add(fuzzPeer, shardOfBob, receipt)
 	f.Add(fuzzPeer, "", []byte{identity.EnvelopeVersion})
 	f.Fuzz(func(t *testing.T, from, shard string, data []byte) {
-		payload, err := InboxValidator(nil)(peer.ID(from), shard, bytes.Clone(data))
+		payload, err := InboxValidator()(peer.ID(from), shard, bytes.Clone(data))
 		if err != nil {
 			if payload != nil {
 				t.Fatalf("refused with %v but returned a payload", err)

@@ -446,9 +446,6 @@ func (c *channel) read() {
 			ReceivedFrom: pm.ReceivedFrom,
 			Local:        pm.ReceivedFrom == c.node.ID(),
 		}
-		if c.node.cfg.LogMessages {
-			c.node.log.Info("channel message", "channel", c.name, "from", pm.ReceivedFrom, "bytes", len(pm.Data), "local", pm.Local)
-		}
 		c.mu.RLock()
 		for m := range c.members {
 			m.DeliverMessage(msg)

@@ -67,9 +67,6 @@ type Config struct {
 	DedupTTL time.Duration
 	// DedupMax bounds the de-duplication memory (entries).
 	DedupMax int
-	// LogMessages logs every channel message passing through (metadata
-	// only: channel, forwarding peer, size).
-	LogMessages bool
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// OnAddrsChanged, if set, is called from the node's event goroutine with

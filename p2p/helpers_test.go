@@ -27,7 +27,6 @@ func newTestNode(t testing.TB, edit func(*Config)) *Node {
 	cfg := Config{Key: key, ListenIP: netip.MustParseAddr("127.0.0.1")}
 	if os.Getenv("DARKCHAT_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-		cfg.LogMessages = true
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -136,7 +136,9 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 		"or /tmp/darkchat-<uid>/darkchatd-<peer-port>.sock)")
 	fs.Var(consoleFlag{&o.console, true}, "console", "read console commands from stdin (default: when stdin is a terminal)")
 	fs.Var(consoleFlag{&o.console, false}, "no-console", "do not read console commands from stdin")
-	fs.BoolVar(&o.logMessages, "log-messages", false, "log every channel message this node verifies or forwards (direct messages are end-to-end encrypted and never logged)")
+	fs.BoolVar(&o.logMessages, "log-messages", false, "log one line of metadata for each channel message this node accepts, from its clients or\n"+
+		"forwarded: channel, author (first 16 hex digits of the key), id, bytes (size on the mesh) and from (the\n"+
+		"forwarding peer, or local); never the username or text, and never direct messages")
 	fs.Var(levelFlag{&o.logLevel}, "log-level", "log `LEVEL`: debug, info, warn or error (default info)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `FILE` (PEM) for the WebSocket gateway; needs --tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `FILE` (PEM) for the WebSocket gateway; needs --tls-cert")

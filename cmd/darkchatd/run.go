@@ -32,9 +32,11 @@ const nodeCloseTimeout = 10 * time.Second
 // gatewayCloseTimeout bounds flushing shutdown notices to client sessions.
 const gatewayCloseTimeout = 5 * time.Second
 
-// messageLog is where --log-messages sends channel traffic: every message
-// this node verifies, including those it only forwards (as the original
-// servers printed them). Direct messages are sealed and never logged.
+// messageLog is where --log-messages sends channel traffic, or nil without
+// the flag. The channel validator is its only writer: it sees every message
+// this node accepts, from its own clients and those it only forwards, once,
+// and logs its metadata (gateway's logChannelMessage lists the fields; the
+// flag's help must match). Direct messages are never logged.
 func messageLog(o *options, log *slog.Logger) *slog.Logger {
 	if !o.logMessages {
 		return nil
@@ -83,7 +85,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		Bootstrap:       o.peers.Values(),
 		MaxMessageSize:  o.maxMessageSize,
 		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, o.authors, messageLog(o, log)),
-		InboxValidator:  gateway.InboxValidator(messageLog(o, log)),
+		InboxValidator:  gateway.InboxValidator(),
 		BundleValidator: gateway.BundleValidator{},
 		RelayService:    o.relayService,
 		Reachability:    o.reachability,

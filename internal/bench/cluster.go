@@ -55,7 +55,7 @@ func startNode(cfg gateway.Config) (*benchNode, error) {
 			}
 			return payload, err
 		},
-		InboxValidator:  gateway.InboxValidator(nil),
+		InboxValidator:  gateway.InboxValidator(),
 		BundleValidator: gateway.BundleValidator{},
 	})
 	if err != nil {
