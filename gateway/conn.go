@@ -113,8 +113,9 @@ func (t *tcpConn) deframe(data []byte, h frameHandler) error {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			// A line longer than max without its '\n' can never be
-			// valid: refuse it before buffering more.
-			if len(t.partial)+len(data) > t.max+1 { // +1: a final '\r'
+			// valid: refuse it before buffering more. A final '\r'
+			// counts towards max (PROTOCOL.md §1).
+			if len(t.partial)+len(data) > t.max {
 				return errFrameTooLarge
 			}
 			t.partial = append(t.partial, data...)
@@ -126,11 +127,11 @@ func (t *tcpConn) deframe(data []byte, h frameHandler) error {
 			t.partial = append(t.partial, line...)
 			line = t.partial
 		}
+		if len(line) > t.max { // its '\r', if any, included
+			return errFrameTooLarge
+		}
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
-		}
-		if len(line) > t.max {
-			return errFrameTooLarge
 		}
 		ok := h.handleFrame(line)
 		t.partial = keepPartial(t.partial, nil)

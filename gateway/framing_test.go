@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -166,5 +167,41 @@ func TestTCPFramingHoldsOnlyIncompleteLines(t *testing.T) {
 	}
 	if err := c.deframe(bytes.Repeat([]byte("x"), 1026), &got); !errors.Is(err, errFrameTooLarge) {
 		t.Fatalf("unterminated 1026-byte line: %v, want too large", err)
+	}
+}
+
+// A line's final '\r' counts towards max_line (PROTOCOL.md §1): a line of
+// max_line bytes is served however it ends, one byte more is too large,
+// whether it arrives at once or in pieces.
+func TestTCPFramingCountsCR(t *testing.T) {
+	const max = 1024
+	for _, tc := range []struct {
+		name  string
+		parts []string
+		ok    bool
+	}{
+		{"max with LF", []string{strings.Repeat("x", max) + "\n"}, true},
+		{"max with CRLF", []string{strings.Repeat("x", max-1) + "\r\n"}, true},
+		{"max+1 with CRLF", []string{strings.Repeat("x", max) + "\r\n"}, false},
+		{"max+1 with CRLF, CR apart", []string{strings.Repeat("x", max), "\r", "\n"}, false},
+		{"max+1 with LF", []string{strings.Repeat("x", max+1) + "\n"}, false},
+		{"max+1 unterminated", []string{strings.Repeat("x", max), "\r"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTCPConn(nil, max)
+			var got frameCollector
+			var err error
+			for _, part := range tc.parts {
+				if err = c.deframe([]byte(part), &got); err != nil {
+					break
+				}
+			}
+			switch {
+			case tc.ok && (err != nil || len(got.frames) != 1):
+				t.Fatalf("refused: %v (%d lines)", err, len(got.frames))
+			case !tc.ok && !errors.Is(err, errFrameTooLarge):
+				t.Fatalf("got %v and %d lines, want too large", err, len(got.frames))
+			}
+		})
 	}
 }
