@@ -156,19 +156,38 @@ func (v BundleValidator) parse(key string, value []byte) (identity.KeyBundle, er
 // setBundle verifies a bundle sent by the session's client and makes it
 // the session's published bundle.
 func (s *session) setBundle(encoded string) *clientError {
+	raw, b, cerr := s.checkBundle(encoded)
+	if cerr != nil {
+		return cerr
+	}
+	s.registerBundle(raw, b)
+	return nil
+}
+
+// checkBundle decodes and verifies a bundle the session's client sent for
+// its key, registering nothing.
+func (s *session) checkBundle(encoded string) ([]byte, identity.KeyBundle, *clientError) {
+	var b identity.KeyBundle
 	raw, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil || len(raw) > identity.MaxKeyBundleSize {
-		return errorf(codeBadBundle, "bundle must be base64 of at most %d bytes", identity.MaxKeyBundleSize)
+		return nil, b, errorf(codeBadBundle, "bundle must be base64 of at most %d bytes", identity.MaxKeyBundleSize)
 	}
-	var b identity.KeyBundle
 	if err := b.Unmarshal(raw); err != nil {
-		return errorf(codeBadBundle, "%v", err)
+		return nil, b, errorf(codeBadBundle, "%v", err)
 	}
 	if err := b.Verify(s.key, s.srv.cfg.Now()); err != nil {
-		return errorf(codeBadBundle, "%v", err)
+		return nil, b, errorf(codeBadBundle, "%v", err)
 	}
+	return raw, b, nil
+}
+
+// registerBundle makes a verified bundle the session's entry in the
+// server's registry (answered to whois, republished) and publishes it. The
+// session records that it did, so that cleanup removes the entry whether or
+// not the login that sent it completed.
+func (s *session) registerBundle(raw []byte, b identity.KeyBundle) {
+	s.hasBundle = true
 	s.srv.setBundle(s, raw, b)
-	return nil
 }
 
 // whois answers a key bundle lookup: from this node's own sessions if the
@@ -318,18 +337,24 @@ func (srv *Server) republishLoop() {
 			return
 		case <-t.C:
 		}
-		srv.bundles.mu.Lock()
-		keys := make([]identity.PublicKey, 0, len(srv.bundles.byKey))
-		for k := range srv.bundles.byKey {
-			keys = append(keys, k)
-		}
-		srv.bundles.mu.Unlock()
-		for _, k := range keys {
-			if raw := srv.localBundle(k); raw != nil {
-				ctx, cancel := context.WithTimeout(srv.bgCtx, dhtTimeout)
-				srv.mesh.PutBundle(ctx, k.String(), raw)
-				cancel()
-			}
+		srv.republishBundles()
+	}
+}
+
+// republishBundles puts the newest bundle of every user in the registry
+// into the DHT again, one after the other.
+func (srv *Server) republishBundles() {
+	srv.bundles.mu.Lock()
+	keys := make([]identity.PublicKey, 0, len(srv.bundles.byKey))
+	for k := range srv.bundles.byKey {
+		keys = append(keys, k)
+	}
+	srv.bundles.mu.Unlock()
+	for _, k := range keys {
+		if raw := srv.localBundle(k); raw != nil {
+			ctx, cancel := context.WithTimeout(srv.bgCtx, dhtTimeout)
+			srv.mesh.PutBundle(ctx, k.String(), raw)
+			cancel()
 		}
 	}
 }

@@ -39,6 +39,10 @@ type session struct {
 	key       identity.PublicKey
 	tag       [identity.DMTagSize]byte // routing tag of DMs to key
 	loggedIn  bool
+	// What the session registered on the client's behalf, so that cleanup
+	// undoes exactly that, however far a login got before it failed.
+	inInbox   bool              // a member of its key's DM inbox shard on the mesh
+	hasBundle bool              // its key bundle is in the server's registry
 	channels  map[string]string // channel → username; nil until a join
 	bucket    tokenBucket
 	errors    int
@@ -382,19 +386,29 @@ func (s *session) login(req request) *clientError {
 		}
 		return fail(codeBadSignature, "login signature does not verify for key %s and this connection's challenge", key)
 	}
-	s.key, s.tag, s.loggedIn = key, identity.DMTag(key), true
+	s.key, s.tag = key, identity.DMTag(key)
+	// Every step that can fail comes before the bundle is registered and
+	// published, so a failed login never advertises its bundle; whatever
+	// was registered when a step fails, cleanup undoes (see inInbox,
+	// hasBundle).
+	var bundle []byte
+	var parsed identity.KeyBundle
 	if req.Bundle != "" {
-		if cerr := s.setBundle(req.Bundle); cerr != nil {
+		var cerr *clientError
+		if bundle, parsed, cerr = s.checkBundle(req.Bundle); cerr != nil {
 			cerr.closes = true
-			s.loggedIn = false
 			return cerr
 		}
 	}
 	if err := s.srv.mesh.JoinInbox(shardOf(key), s); err != nil {
 		s.srv.log.Warn("join DM inbox", "err", err)
-		s.loggedIn = false
 		return fail(codeInternal, "cannot subscribe to your DM inbox: %v", err)
 	}
+	s.inInbox = true
+	if bundle != nil {
+		s.registerBundle(bundle, parsed)
+	}
+	s.loggedIn = true
 	s.loginBy.Store(0)
 	s.enqueue(mustJSON(welcomeFrame{Type: "welcome", Key: key.String(), Node: s.srv.nodeID}))
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
@@ -715,9 +729,13 @@ func (s *session) cleanup() {
 		s.srv.channels.leave(s.src, ch)
 	}
 	s.channels = nil
-	if s.loggedIn {
+	if s.inInbox {
 		s.srv.mesh.LeaveInbox(shardOf(s.key), s)
+		s.inInbox = false
+	}
+	if s.hasBundle {
 		s.srv.dropBundle(s)
+		s.hasBundle = false
 	}
 	s.srv.unregister(s)
 }
