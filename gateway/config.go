@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // Config holds the gateway's limits. Zero values take the defaults below.
@@ -71,11 +72,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Defaults, chosen for people typing: a burst of 20 lets someone paste a few
-// lines at once, 5 a second sustained is far above typing speed.
+// Defaults. Those a client sees (the session limits of hello, timeouts,
+// the send queue) are the client protocol's, proto's; the node's capacity
+// limits are its own.
 const (
-	DefaultMaxLine     = 32 << 10
-	DefaultMaxChannels = 32
+	DefaultMaxLine     = proto.DefaultMaxLine
+	DefaultMaxChannels = proto.DefaultMaxChannels
 	// DefaultMaxChannelsPerIP leaves an office behind one address (64
 	// sessions) room for its shared channels, where the per-session
 	// limit alone allowed 64 × 32 = 2048.
@@ -97,19 +99,17 @@ const (
 	// link; a connection that is not an upgrading WebSocket or a page
 	// load costs a descriptor for no longer than this.
 	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultLoginTimeout     = 20 * time.Second
-	DefaultRate             = 5
-	DefaultBurst            = 20
-	DefaultSendQueue        = 1024
-	DefaultIdlePing         = 30 * time.Second
-	DefaultIdleTimeout      = 90 * time.Second
+	DefaultLoginTimeout     = proto.DefaultLoginTimeout
+	DefaultRate             = proto.DefaultRate
+	DefaultBurst            = proto.DefaultBurst
+	DefaultSendQueue        = proto.DefaultSendQueue
+	DefaultIdlePing         = proto.DefaultIdlePing
+	DefaultIdleTimeout      = proto.DefaultIdleTimeout
 	DefaultWriteTimeout     = 10 * time.Second
-	DefaultTimestampWindow  = 2 * time.Minute
+	DefaultTimestampWindow  = proto.TimestampWindow
 	// maxErrors is how many protocol errors a session may cause before it
 	// is closed.
-	maxErrors = 20
-	// maxJSONDepth bounds object nesting in client input.
-	maxJSONDepth = 8
+	maxErrors = proto.MaxErrors
 )
 
 func (c *Config) setDefaults() error {

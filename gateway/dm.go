@@ -13,6 +13,7 @@ import (
 
 	"darkchat/identity"
 	"darkchat/p2p"
+	"darkchat/proto"
 )
 
 // Direct messages: the gateway routes sealed envelopes by their tag and
@@ -29,7 +30,7 @@ const (
 	// dmTimeout bounds finding a route to the recipient's inbox shard.
 	dmTimeout = 10 * time.Second
 	// maxRefLen bounds the opaque reference a client attaches to a DM.
-	maxRefLen = 64
+	maxRefLen = proto.MaxRefLen
 )
 
 // dmEnvelope is the inbox validator's payload: the envelope's tag, and its
@@ -44,25 +45,9 @@ type dmEnvelope struct {
 
 func (e *dmEnvelope) clientFrame() []byte {
 	e.once.Do(func() {
-		e.frame = mustJSON(dmFrame{Type: "dm", Envelope: base64.StdEncoding.EncodeToString(e.data)})
+		e.frame = mustJSON(&proto.DM{Envelope: base64.StdEncoding.EncodeToString(e.data)})
 	})
 	return e.frame
-}
-
-type dmFrame struct {
-	Type     string `json:"type"`
-	Envelope string `json:"envelope"`
-}
-
-type dmSentFrame struct {
-	Type string `json:"type"`
-	Ref  string `json:"ref"`
-}
-
-type bundleFrame struct {
-	Type   string `json:"type"`
-	Key    string `json:"key"`
-	Bundle string `json:"bundle"`
 }
 
 // InboxValidator returns the mesh validator for DM inbox shards. A node
@@ -206,7 +191,7 @@ func (s *session) whois(req request) *clientError {
 			return &clientError{code: codeUnknownUser, msg: "no key bundle found for " + key.String() + ": the user has not logged in recently", key: key.String()}
 		}
 	}
-	s.enqueue(mustJSON(bundleFrame{Type: "bundle", Key: key.String(), Bundle: base64.StdEncoding.EncodeToString(raw)}))
+	s.enqueue(mustJSON(&proto.Bundle{Key: key.String(), Bundle: base64.StdEncoding.EncodeToString(raw)}))
 	return nil
 }
 
@@ -235,7 +220,7 @@ func (s *session) dm(req request) *clientError {
 	cancel()
 	switch {
 	case err == nil:
-		s.enqueue(mustJSON(dmSentFrame{Type: "dm_sent", Ref: req.Ref}))
+		s.enqueue(mustJSON(&proto.DMSent{Ref: req.Ref}))
 		return nil
 	case errors.Is(err, p2p.ErrNoRoute):
 		return ferr(codeNoRoute, "recipient offline: no node serving the recipient's inbox could be reached")

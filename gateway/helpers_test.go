@@ -19,6 +19,7 @@ import (
 
 	"darkchat/identity"
 	"darkchat/p2p"
+	"darkchat/proto"
 )
 
 // testNode is a real mesh node with both gateways on loopback.
@@ -89,7 +90,7 @@ type client struct {
 	r     *bufio.Reader
 	ws    *websocket.Conn
 	key   identity.PrivateKey
-	hello helloFrame
+	hello proto.Hello
 	stash []frame // frames read while waiting for another type
 }
 

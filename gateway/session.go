@@ -14,6 +14,7 @@ import (
 
 	"darkchat/identity"
 	"darkchat/p2p"
+	"darkchat/proto"
 )
 
 // challengeTTL is how long a login challenge stays valid.
@@ -103,9 +104,9 @@ func (s *session) greet() {
 		return
 	}
 	s.challenge = challenge
-	s.enqueue(mustJSON(helloFrame{
-		Type: "hello", Protocol: ProtocolVersion, Node: s.srv.nodeID, Challenge: challenge,
-		Limits: helloLimits{
+	s.enqueue(mustJSON(&proto.Hello{
+		Protocol: ProtocolVersion, Node: s.srv.nodeID, Challenge: challenge,
+		Limits: proto.Limits{
 			MaxLine: s.srv.cfg.MaxLine, MaxBody: identity.MaxBodyLen, MaxChannels: s.srv.cfg.MaxChannels,
 			Rate: s.srv.cfg.Rate, Burst: s.srv.cfg.Burst,
 		},
@@ -266,6 +267,9 @@ func (s *session) tick() {
 // report sends an error to the client and reports whether the session
 // goes on.
 func (s *session) report(cerr *clientError) bool {
+	if proto.Code(cerr.code).Closes(s.loggedIn) {
+		cerr.closes = true // PROTOCOL.md's table (proto.Codes) decides
+	}
 	if cerr.protocol {
 		s.errors++
 		if s.errors >= maxErrors && !cerr.closes {
@@ -352,7 +356,7 @@ func (s *session) handle(frame []byte) *clientError {
 		if cerr := s.setBundle(req.Bundle); cerr != nil {
 			return cerr
 		}
-		s.enqueue(mustJSON(bundleFrame{Type: "bundle", Key: s.key.String(), Bundle: req.Bundle}))
+		s.enqueue(mustJSON(&proto.Bundle{Key: s.key.String(), Bundle: req.Bundle}))
 		return nil
 	}
 	return &clientError{code: codeUnknownType, msg: "unknown request type " + quote(req.Type), protocol: true}
@@ -410,7 +414,7 @@ func (s *session) login(req request) *clientError {
 	}
 	s.loggedIn = true
 	s.loginBy.Store(0)
-	s.enqueue(mustJSON(welcomeFrame{Type: "welcome", Key: key.String(), Node: s.srv.nodeID}))
+	s.enqueue(mustJSON(&proto.Welcome{Key: key.String(), Node: s.srv.nodeID}))
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
 	return nil
 }
@@ -439,7 +443,7 @@ func (s *session) join(req request) *clientError {
 		s.channels = make(map[string]string, 1)
 	}
 	s.channels[req.Channel] = req.Username
-	s.enqueue(mustJSON(channelFrame{Type: "joined", Channel: req.Channel, Username: req.Username}))
+	s.enqueue(mustJSON(&proto.Joined{Channel: req.Channel, Username: req.Username}))
 	return nil
 }
 
@@ -450,7 +454,7 @@ func (s *session) leave(req request) *clientError {
 	delete(s.channels, req.Channel)
 	s.srv.mesh.Leave(req.Channel, s)
 	s.srv.channels.leave(s.src, req.Channel)
-	s.enqueue(mustJSON(channelFrame{Type: "left", Channel: req.Channel}))
+	s.enqueue(mustJSON(&proto.Left{Channel: req.Channel}))
 	return nil
 }
 
@@ -510,7 +514,7 @@ func (s *session) send(req request) *clientError {
 		s.srv.log.Warn("publish failed", "channel", req.Channel, "err", err)
 		return ferr(codeInternal, "could not send: "+err.Error())
 	}
-	s.enqueue(mustJSON(okFrame{Type: "ok", ID: req.ID}))
+	s.enqueue(mustJSON(&proto.OK{ID: req.ID}))
 	return nil
 }
 

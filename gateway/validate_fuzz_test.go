@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 
 	"darkchat/identity"
 	"darkchat/p2p"
+	"darkchat/proto"
 )
 
 // Fuzz targets for the checks a node runs on bytes from other peers: the
@@ -98,11 +98,12 @@ func FuzzChannelValidator(f *testing.F) {
 		}
 		// The frame every session of the channel receives is one JSON
 		// object carrying the message unchanged.
-		var fr messageFrame
-		if err := json.Unmarshal(mm.clientFrame(), &fr); err != nil {
-			t.Fatalf("client frame %q is not JSON: %v", mm.clientFrame(), err)
+		obj, err := proto.Decode(mm.clientFrame())
+		fr, ok := obj.(*proto.Message)
+		if err != nil || !ok {
+			t.Fatalf("client frame %q is not a message object: %v", mm.clientFrame(), err)
 		}
-		if fr.Type != "message" || fr.Channel != m.Channel || fr.Username != m.Username || fr.Body != m.Body ||
+		if fr.Channel != m.Channel || fr.Username != m.Username || fr.Body != m.Body ||
 			fr.TS != m.Timestamp || fr.Key != m.Author.String() {
 			t.Fatalf("client frame %s does not carry the message %+v", mm.clientFrame(), m)
 		}
@@ -160,8 +161,9 @@ func FuzzInboxValidator(f *testing.F) {
 		if e.tag != tag {
 			t.Fatalf("payload tag %x, envelope tag %x", e.tag, tag)
 		}
-		var fr dmFrame
-		if err := json.Unmarshal(e.clientFrame(), &fr); err != nil || fr.Type != "dm" {
+		obj, err := proto.Decode(e.clientFrame())
+		fr, ok := obj.(*proto.DM)
+		if err != nil || !ok {
 			t.Fatalf("client frame %q: %v", e.clientFrame(), err)
 		}
 		if got, err := base64.StdEncoding.DecodeString(fr.Envelope); err != nil || !bytes.Equal(got, data) {

@@ -18,44 +18,6 @@ const ProtocolVersion = proto.Version
 // request is any object a client sends (proto.Request).
 type request = proto.Request
 
-type helloFrame struct {
-	Type      string      `json:"type"`
-	Protocol  int         `json:"protocol"`
-	Node      string      `json:"node"`
-	Challenge string      `json:"challenge"`
-	Limits    helloLimits `json:"limits"`
-}
-
-type helloLimits = proto.Limits
-
-type welcomeFrame struct {
-	Type string `json:"type"`
-	Key  string `json:"key"`
-	Node string `json:"node"`
-}
-
-type channelFrame struct {
-	Type     string `json:"type"`
-	Channel  string `json:"channel"`
-	Username string `json:"username,omitempty"`
-}
-
-type okFrame struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-}
-
-type messageFrame struct {
-	Type     string `json:"type"`
-	Channel  string `json:"channel"`
-	Username string `json:"username"`
-	Key      string `json:"key"`
-	Body     string `json:"body"`
-	TS       int64  `json:"ts"`
-	ID       string `json:"id"`
-	Sig      string `json:"sig"`
-}
-
 var (
 	pingFrame = proto.EncodedPing
 	pongFrame = proto.EncodedPong
@@ -131,32 +93,7 @@ func decodeRequest(data []byte) (request, *clientError) {
 }
 
 // mustJSON encodes one of the gateway's own objects, which cannot fail.
-func mustJSON(v any) []byte {
-	var obj proto.Object
-	switch f := v.(type) {
-	case proto.Object:
-		obj = f
-	case helloFrame:
-		obj = &proto.Hello{Protocol: f.Protocol, Node: f.Node, Challenge: f.Challenge, Limits: f.Limits}
-	case welcomeFrame:
-		obj = &proto.Welcome{Key: f.Key, Node: f.Node}
-	case channelFrame:
-		if f.Type == "left" {
-			obj = &proto.Left{Channel: f.Channel}
-		} else {
-			obj = &proto.Joined{Channel: f.Channel, Username: f.Username}
-		}
-	case okFrame:
-		return proto.AppendOK(nil, f.ID)
-	case dmFrame:
-		obj = &proto.DM{Envelope: f.Envelope}
-	case dmSentFrame:
-		obj = &proto.DMSent{Ref: f.Ref}
-	case bundleFrame:
-		obj = &proto.Bundle{Key: f.Key, Bundle: f.Bundle}
-	default:
-		panic(fmt.Sprintf("gateway: %T is not a protocol object", v))
-	}
+func mustJSON(obj proto.Object) []byte {
 	b, err := proto.Encode(obj)
 	if err != nil {
 		panic("gateway: encode " + obj.Type() + ": " + err.Error())
