@@ -178,7 +178,7 @@ func (s *session) registerBundle(raw []byte, b identity.KeyBundle) {
 // whois answers a key bundle lookup: from this node's own sessions if the
 // user is here, else from the DHT.
 func (s *session) whois(req request) *clientError {
-	key, err := identity.ParsePublicKey(req.Key)
+	key, err := proto.ParseKey(req.Key)
 	if err != nil {
 		return &clientError{code: codeBadKey, msg: err.Error(), key: req.Key}
 	}

@@ -63,3 +63,53 @@ func TestUppercaseHexIsRefused(t *testing.T) {
 	}
 	c.assertNoMore("ok")
 }
+
+// An error about a request sent before login names what the request
+// concerns (§2.9): a join's, leave's or send's channel, a send's id, a
+// dm's ref, a whois's key.
+func TestNotLoggedInNamesTheRequest(t *testing.T) {
+	a := startNode(t, nil)
+	c := dialTCP(t, a.tcpAddr)
+	c.send(map[string]any{"type": "join", "channel": "lobby", "username": "alice"})
+	if f := c.expectError(codeNotLoggedIn); f.Channel != "lobby" {
+		t.Fatalf("join: %s", f.raw)
+	}
+	c.send(map[string]any{"type": "leave", "channel": "lobby"})
+	if f := c.expectError(codeNotLoggedIn); f.Channel != "lobby" {
+		t.Fatalf("leave: %s", f.raw)
+	}
+	id := c.sendMsg("lobby", "alice", "too early", nil)
+	if f := c.expectError(codeNotLoggedIn); f.Channel != "lobby" || f.ID != id {
+		t.Fatalf("send: %s", f.raw)
+	}
+	c.send(map[string]any{"type": "whois", "key": c.key.Public().String()})
+	if f := c.expectError(codeNotLoggedIn); f.Key != c.key.Public().String() {
+		t.Fatalf("whois: %s", f.raw)
+	}
+	c.sendRaw(`{"type":"dm","ref":"r1","envelope":"AAAA"}`)
+	if f := c.expectError(codeNotLoggedIn); !strings.Contains(string(f.raw), `"ref":"r1"`) {
+		t.Fatalf("dm: %s", f.raw)
+	}
+	c.login() // none of these closed the session
+}
+
+// A key spelled in uppercase is malformed (§1): at login it is bad_key and
+// closes the session; in a whois it is bad_key and the session goes on.
+func TestUppercaseKeyIsRefused(t *testing.T) {
+	a := startNode(t, nil)
+	c := dialTCP(t, a.tcpAddr)
+	m := c.loginMsg()
+	m["key"] = strings.ToUpper(m["key"].(string))
+	c.send(m)
+	c.expectError(codeBadKey)
+	c.expectClosed()
+
+	c = dialTCP(t, a.tcpAddr)
+	c.login()
+	upper := strings.ToUpper(c.key.Public().String())
+	c.send(map[string]any{"type": "whois", "key": upper})
+	if f := c.expectError(codeBadKey); f.Key != upper {
+		t.Fatalf("whois: %s", f.raw)
+	}
+	c.join("lobby", "alice") // still open
+}

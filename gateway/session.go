@@ -330,7 +330,7 @@ func (s *session) handle(frame []byte) *clientError {
 		return s.login(req)
 	}
 	if !s.loggedIn {
-		return &clientError{code: codeNotLoggedIn, msg: "log in first: only login and ping are allowed before welcome", protocol: true}
+		return (&clientError{code: codeNotLoggedIn, msg: "log in first: only login and ping are allowed before welcome", protocol: true}).about(&req)
 	}
 	switch req.Type {
 	case "join":
@@ -376,7 +376,7 @@ func (s *session) login(req request) *clientError {
 	if challenge == "" {
 		return fail(codeBadSignature, "login challenge already used")
 	}
-	key, err := identity.ParsePublicKey(req.Key)
+	key, err := proto.ParseKey(req.Key)
 	if err != nil {
 		return fail(codeBadKey, "%v", err)
 	}

@@ -79,6 +79,23 @@ func (e *clientError) frame() []byte {
 	return mustJSON(&proto.Error{Code: proto.Code(e.code), Message: e.msg, ID: e.id, Channel: e.channel, Ref: e.ref, Key: e.key})
 }
 
+// about names in e what req concerns, as PROTOCOL.md §2.9 asks of every
+// error about a request: a send's id, a join's, leave's or send's channel,
+// a dm's ref, a whois's key.
+func (e *clientError) about(req *request) *clientError {
+	switch req.Type {
+	case "send":
+		e.id, e.channel = req.ID, req.Channel
+	case "join", "leave":
+		e.channel = req.Channel
+	case "dm":
+		e.ref = req.Ref
+	case "whois":
+		e.key = req.Key
+	}
+	return e
+}
+
 func errorf(code, format string, args ...any) *clientError {
 	return &clientError{code: code, msg: fmt.Sprintf(format, args...)}
 }
