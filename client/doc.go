@@ -26,12 +26,16 @@
 // # Goroutines
 //
 // A Session owns one reader goroutine, which decodes objects, answers
-// them (pongs, DM receipts) and calls the event callback, and one
+// them (pongs, DM receipts) and calls the event callback; one writer
+// goroutine, the only one that writes to the transport; and one
 // housekeeping goroutine (keepalive, bundle refresh, DM receipt timeouts),
-// which calls the callback too; the calls are serialised. Close stops both
-// and waits for them. The reader never waits for the node: a receipt whose
-// sender's bundle is unknown waits in the whois's lookup and is sent by
-// the reader when the answer arrives. Every method of Session and Client is
+// which calls the callback too; the calls are serialised. Close stops all
+// three and waits for them. The reader never waits for the node: what it
+// and the caller send goes into the writer's bounded queue, and a node
+// that stops reading until that queue is full ends the session rather
+// than blocking anyone; a receipt whose sender's bundle is unknown waits
+// in the whois's lookup and is sent by the reader when the answer
+// arrives. Every method of Session and Client is
 // safe for concurrent use. A DM command waits for its whois (up to 20 s),
 // then returns; the DM's status line comes later.
 //

@@ -23,9 +23,25 @@ const (
 )
 
 const (
-	// writeTimeout bounds the writes the session makes on its own (login,
-	// pong): a node that stops reading must not hold the reader forever.
+	// writeTimeout bounds the writer's wait to hand one object to the
+	// transport. A node that accepts no bytes for this long has stopped
+	// reading, and the session ends rather than keep its objects queued.
 	writeTimeout = 10 * time.Second
+
+	// sendQueue bounds the objects queued for the writer and not yet
+	// handed to the transport. The node paces the client's messages and
+	// answers at once, so a live node keeps it near empty; it fills only
+	// when the node stops reading, and then the object that finds it full
+	// ends the session with errSendQueueFull instead of waiting: the
+	// reader, which queues pongs and receipts, must never block on the
+	// node, and a user's call gets the session's end as its error at once.
+	sendQueue = 256
+
+	// closeFlushTimeout bounds how long the end of a session waits for
+	// the writer to hand the transport what was queued before the end (a
+	// message sent just before Close). A node that reads takes
+	// microseconds; one that does not is given up on.
+	closeFlushTimeout = time.Second
 
 	// defaultKeepAlive: the node pings a session that is silent for 30 s,
 	// so a live node is never quiet much longer than that. After this long
@@ -133,22 +149,46 @@ const (
 // errClosedByUser marks a Close by the owner, reported as a nil reason.
 var errClosedByUser = fmt.Errorf("%w by the client", ErrClosed)
 
+// errSendQueueFull ends a session whose node stopped reading (see
+// sendQueue).
+var errSendQueueFull = fmt.Errorf("%w: the node is not reading: %d objects wait to be written", ErrClosed, sendQueue)
+
 // Session drives one connection to a node's gateway. It owns the
 // transport: it waits for hello, logs in (publishing the user's key
 // bundle), and then joins, leaves, sends and sends DMs on the caller's
 // behalf while its reader goroutine handles what arrives.
+//
+// The session owns three goroutines, all ended and waited for by Close:
+// the reader, the writer and housekeeping. Only the writer writes to the
+// transport; everyone else queues objects for it (see sendQueue), so
+// neither the reader nor a caller ever waits for the node to read. When
+// the session ends (see ending) the reader and housekeeping stop at once,
+// the writer within closeFlushTimeout, and then the reader closes the
+// transport.
 type Session struct {
 	t     Transport
 	cfg   SessionConfig
 	pub   identity.PublicKey
 	dmKey identity.DMPrivateKey
 	now   func() time.Time
-	ctx   context.Context
+	ctx   context.Context // ends when the session starts ending
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 	done  chan struct{}
 
+	// writeCtx bounds the writer's transport writes. It outlives ctx by
+	// up to closeFlushTimeout (flushTimer), so that the end of a session
+	// never cuts an object in half nor drops what was queued before it,
+	// and ends at once when writing is pointless (the node stopped
+	// reading, a write failed).
+	writeCtx   context.Context
+	stopWrites context.CancelFunc
+	endOnce    sync.Once
+	flushTimer *time.Timer   // set once by ending
+	writerDone chan struct{} // closed when the writer goroutine ends
+
 	receiptTimeout time.Duration
+	out            chan []byte   // encoded objects for the writer, at most sendQueue
 	wake           chan struct{} // wakes the housekeeping goroutine
 	hkDone         chan struct{} // closed when the housekeeping goroutine ends
 	emitMu         sync.Mutex    // serialises OnEvent
@@ -200,6 +240,8 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		dmKey:          dmKey,
 		now:            cfg.Now,
 		receiptTimeout: cfg.ReceiptTimeout,
+		out:            make(chan []byte, sendQueue),
+		writerDone:     make(chan struct{}),
 		wake:           make(chan struct{}, 1),
 		hkDone:         make(chan struct{}),
 		done:           make(chan struct{}),
@@ -215,9 +257,11 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		s.now = time.Now
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.writeCtx, s.stopWrites = context.WithCancel(context.Background())
 	s.lastRecv.Store(time.Now().UnixNano())
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.readLoop()
+	go s.writeLoop()
 	go s.housekeeping()
 	return s, nil
 }
@@ -237,6 +281,8 @@ func (s *Session) Err() error {
 }
 
 // Close ends the session and waits for its goroutines. It is idempotent.
+// Objects queued before it (a Send just before) are still written, but a
+// node that does not read them is waited for at most closeFlushTimeout.
 func (s *Session) Close() error {
 	s.abort(errClosedByUser)
 	s.wg.Wait()
@@ -244,15 +290,25 @@ func (s *Session) Close() error {
 }
 
 // abort ends the session for reason (the first reason wins) without
-// waiting: the reader sees the closed transport and finishes.
+// waiting: the reader's Recv returns with the ended ctx, and the reader
+// finishes.
 func (s *Session) abort(reason error) {
 	s.mu.Lock()
 	if s.reason == nil {
 		s.reason = reason
 	}
 	s.mu.Unlock()
-	s.stop()
-	s.t.Close()
+	s.ending()
+}
+
+// ending starts the end of the session: the reader and housekeeping stop,
+// no object is queued any more, and the writer has closeFlushTimeout to
+// write those already queued.
+func (s *Session) ending() {
+	s.endOnce.Do(func() {
+		s.stop()
+		s.flushTimer = time.AfterFunc(closeFlushTimeout, s.stopWrites)
+	})
 }
 
 // Challenge waits for the node's hello and returns it.
@@ -324,7 +380,8 @@ func (s *Session) Node() string {
 }
 
 // Join joins channel as username, or changes the username in a channel
-// already joined. It returns once the request is sent: the node answers
+// already joined. It returns once the request is queued for the node
+// (it never waits for the node to read; see sendQueue): the node answers
 // with EventJoined or EventError. Until then the channel already counts as
 // joined for Send, because the node handles a session's objects in order.
 func (s *Session) Join(ctx context.Context, channel, username string) error {
@@ -401,8 +458,10 @@ func (s *Session) Channels() map[string]string {
 
 // Send signs body as a message to channel with the channel's username and
 // sends it, pacing itself to the rate the node announced (so it may wait).
-// It returns the message ID; the node answers with EventOK or an
-// EventError naming that ID. The message is not echoed back.
+// It returns the message ID once the message is queued for the node; the
+// node answers with EventOK or an EventError naming that ID. The message
+// is not echoed back. ctx bounds the wait for the pace; the session never
+// waits for the node to read (see sendQueue).
 func (s *Session) Send(ctx context.Context, channel, body string) (id string, err error) {
 	if err := s.requireLogin(); err != nil {
 		return "", fmt.Errorf("send: %w", err)
@@ -568,9 +627,11 @@ func (s *Session) closedOr(err error) error {
 	return err
 }
 
-// write encodes and sends obj. A failed write may have sent part of an
-// object, so it ends the session.
-func (s *Session) write(ctx context.Context, obj Object) error {
+// write encodes obj and queues it for the writer. It never waits, so the
+// context goes unused: a full queue ends the session (see sendQueue), and
+// so does a write that fails later, in the writer. An error means nothing
+// was queued.
+func (s *Session) write(_ context.Context, obj Object) error {
 	data, err := Encode(obj)
 	if err != nil {
 		return err
@@ -585,21 +646,82 @@ func (s *Session) write(ctx context.Context, obj Object) error {
 		// The node would answer too_large and close the session.
 		return fmt.Errorf("%w: %s object of %d bytes once encoded, the node's limit is %d", ErrTooLarge, obj.Type(), len(data), maxLine)
 	}
-	ctx, cancel := s.bind(ctx)
-	defer cancel()
-	if err := s.t.Send(ctx, data); err != nil {
-		err = s.closedOr(err)
-		s.abort(err)
-		return err
+	if s.ctx.Err() != nil {
+		return s.endReason()
 	}
-	return nil
+	select {
+	case s.out <- data:
+		return nil
+	default:
+	}
+	s.abort(errSendQueueFull)
+	s.stopWrites() // nothing queued will be read
+	return s.endReason()
 }
 
-// writeSelf sends an object the session decided to send itself.
+// writeSelf queues an object the session decided to send itself (login,
+// ping, pong, receipts, bundle refreshes).
 func (s *Session) writeSelf(obj Object) error {
-	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
-	defer cancel()
-	return s.write(ctx, obj)
+	return s.write(s.ctx, obj)
+}
+
+// endReason returns why the session ended or is ending: its final error,
+// else the reason abort recorded.
+func (s *Session) endReason() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.reason != nil:
+		return s.reason
+	}
+	return ErrClosed
+}
+
+// writeLoop is the session's writer: it hands queued objects to the
+// transport in order, each within writeTimeout. Once the session is
+// ending it writes what is still queued and exits, or exits when writeCtx
+// ends (see ending).
+func (s *Session) writeLoop() {
+	defer s.wg.Done()
+	defer close(s.writerDone)
+	for {
+		select {
+		case data := <-s.out:
+			if !s.writeOne(data) {
+				return
+			}
+		case <-s.ctx.Done():
+			for {
+				select {
+				case data := <-s.out:
+					if !s.writeOne(data) {
+						return
+					}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// writeOne hands one object to the transport and reports whether the
+// writer goes on. A failed write may have sent part of an object, so it
+// ends the session.
+func (s *Session) writeOne(data []byte) bool {
+	ctx, cancel := context.WithTimeout(s.writeCtx, writeTimeout)
+	err := s.t.Send(ctx, data)
+	cancel()
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: the node read nothing for %v", err, writeTimeout)
+	}
+	s.abort(s.closedOr(err))
+	return false
 }
 
 // sendLogin moves from stateChallenge to stateLoggingIn, so that of two
@@ -656,6 +778,7 @@ func (s *Session) housekeeping() {
 			switch {
 			case quiet >= 3*k:
 				s.abort(fmt.Errorf("%w for %v", ErrIdle, quiet.Round(time.Second)))
+				s.stopWrites() // a silent node reads nothing either
 				return
 			case quiet >= k:
 				s.writeSelf(&Ping{}) // a failure ends the session itself
@@ -910,7 +1033,10 @@ func (s *Session) finish(readErr error) {
 	s.notifyLocked()
 	s.mu.Unlock()
 
-	s.stop()
+	s.ending()
+	<-s.writerDone // the transport is closed after the last write
+	s.flushTimer.Stop()
+	s.stopWrites()
 	s.t.Close()
 	<-s.hkDone // its events come before EventClosed
 	if reason == errClosedByUser {

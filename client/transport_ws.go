@@ -65,8 +65,18 @@ type wsTransport struct {
 func (t *wsTransport) Send(ctx context.Context, obj []byte) error {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	release := bindDeadline(ctx, t.conn.SetWriteDeadline)
-	defer release()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("send: %w", context.Cause(ctx))
+	}
+	// gorilla applies a write deadline to the socket only when a frame's
+	// write begins, so moving it into the past cannot stop a write that
+	// is blocked on a node that does not read. Cancellation closes the
+	// socket instead: the transport is unusable after a cancelled Send
+	// anyway (see Transport).
+	deadline, _ := ctx.Deadline() // zero: no deadline
+	t.conn.SetWriteDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { t.conn.NetConn().Close() })
+	defer stop()
 	if err := t.conn.WriteMessage(websocket.TextMessage, obj); err != nil {
 		return fmt.Errorf("send: %w", ctxErr(ctx, err))
 	}
