@@ -2,9 +2,12 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -56,27 +59,89 @@ type Member interface {
 	// message, including those the member's own node published. It must
 	// not block: a member with a full queue decides itself what to do (the
 	// gateway disconnects the slow client with a notice).
+	//
+	// It must not call back into the Node (Join, Leave, Publish, ...),
+	// not even from a goroutine it waits for: leaving a topic waits for
+	// the topic's reader to exit, and the reader is the goroutine running
+	// DeliverMessage. A member that wants to leave records it and leaves
+	// from its own goroutine.
 	DeliverMessage(*Message)
 }
 
-// channel is a joined GossipSub topic (a chat channel or an inbox shard)
-// and its local members.
+// channel is one GossipSub topic the node uses: a chat channel or a DM
+// inbox shard it is subscribed to, or an inbox shard it only publishes DMs
+// to.
+//
+// Locking. Node.chMu guards the node's topic map and the fields below marked
+// so, and is only ever held for map and field updates, never across a
+// GossipSub round trip: opening, subscribing to and closing a topic go
+// through GossipSub's event loop, which is busy on a loaded node, and one
+// channel's join must not stall another channel's sends. Such an operation
+// runs outside chMu by one goroutine at a time per topic (its operator, see
+// Node.operate), with busy set; anyone else who needs the topic waits for
+// busy to close and looks again. Members are copy-on-write, so the reader
+// fans out without taking any lock.
 type channel struct {
 	name      string // channel name or shard number
 	topicName string
 	inbox     bool
-	topic     *pubsub.Topic
-	sub       *pubsub.Subscription
-	done      chan struct{} // closed when the reader exits
+	node      *Node
 
-	mu      sync.RWMutex
-	members map[Member]struct{}
-
+	// Guarded by Node.chMu.
+	topic *pubsub.Topic        // nil until opened
+	sub   *pubsub.Subscription // nil unless subscribed
+	done  chan struct{}        // closed when the reader of sub exits
+	// busy is set while an operator opens, subscribes to or closes the
+	// topic outside chMu, and closed when it is done.
+	busy chan struct{}
+	// publishers counts PublishDM calls using topic; while there are any,
+	// the topic is not closed (its route lookups hold an event handler on
+	// it, and GossipSub refuses to close a topic with one).
+	publishers int
 	// linger, for an inbox shard whose last member left, unsubscribes it
-	// later unless a member joins first. Guarded by the node's chMu.
-	linger *time.Timer
+	// later unless a member joins first; lingerGen tells a timer that has
+	// been replaced or stopped that it is stale.
+	linger    *time.Timer
+	lingerGen uint64
 
-	node *Node
+	// members is replaced, never modified, under Node.chMu; the reader
+	// loads it without a lock.
+	members atomic.Pointer[[]Member]
+}
+
+// memberList returns the current members; the slice must not be modified.
+func (c *channel) memberList() []Member {
+	if p := c.members.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// addMember adds m unless it is a member already. Callers hold chMu.
+func (c *channel) addMember(m Member) {
+	old := c.memberList()
+	if slices.Contains(old, m) {
+		return
+	}
+	next := make([]Member, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, m)
+	c.members.Store(&next)
+}
+
+// removeMember removes m and reports whether it was a member. Callers hold
+// chMu.
+func (c *channel) removeMember(m Member) bool {
+	old := c.memberList()
+	i := slices.Index(old, m)
+	if i < 0 {
+		return false
+	}
+	next := make([]Member, 0, len(old)-1)
+	next = append(next, old[:i]...)
+	next = append(next, old[i+1:]...)
+	c.members.Store(&next)
+	return true
 }
 
 // inboxLinger is how long a node stays subscribed to a DM inbox shard after
@@ -128,27 +193,102 @@ func shardName(shard int) (string, error) {
 	return strconv.Itoa(shard), nil
 }
 
+// settledLocked returns topicName's entry once no operator is working on
+// it, creating the entry if there is none. It is called with chMu held and
+// returns with chMu held, releasing it while it waits.
+func (n *Node) settledLocked(ctx context.Context, name, topicName string, inbox bool) (*channel, error) {
+	for {
+		if n.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		c := n.channels[topicName]
+		if c == nil {
+			c = &channel{name: name, topicName: topicName, inbox: inbox, node: n}
+			n.channels[topicName] = c
+			return c, nil
+		}
+		if c.busy == nil {
+			return c, nil
+		}
+		busy := c.busy
+		n.chMu.Unlock()
+		var err error
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		n.chMu.Lock()
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// operate runs op outside chMu as c's only operator: whoever needs c
+// meanwhile waits in settledLocked. It is called with chMu held, c not
+// busy, and returns with chMu held. op must not touch c's guarded fields;
+// the caller applies its results after operate returns.
+func (n *Node) operate(c *channel, op func() error) error {
+	busy := make(chan struct{})
+	c.busy = busy
+	n.chMu.Unlock()
+	err := op()
+	n.chMu.Lock()
+	c.busy = nil
+	close(busy)
+	return err
+}
+
+// dropIfUnopenedLocked removes c from the node's topics if it holds no
+// topic: its opening failed.
+func (n *Node) dropIfUnopenedLocked(c *channel) {
+	if c.topic == nil && n.channels[c.topicName] == c {
+		delete(n.channels, c.topicName)
+	}
+}
+
 func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
-	if n.ctx.Err() != nil {
-		return ErrClosed
+	c, err := n.settledLocked(context.Background(), name, topicName, inbox)
+	if err != nil {
+		return err
 	}
-	c := n.channels[topicName]
-	if c == nil {
-		var err error
-		if c, err = n.subscribe(name, topicName, inbox); err != nil {
+	if c.sub == nil {
+		topic := c.topic
+		opened := topic == nil
+		var sub *pubsub.Subscription
+		err := n.operate(c, func() error {
+			var err error
+			if opened {
+				if topic, err = n.openTopic(name, topicName, inbox); err != nil {
+					return err
+				}
+			}
+			if sub, err = topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer)); err != nil {
+				if opened {
+					n.closeTopic(c, topic)
+				}
+				return fmt.Errorf("subscribe to %q: %w", topicName, err)
+			}
+			return nil
+		})
+		if err != nil {
+			n.dropIfUnopenedLocked(c)
 			return err
 		}
-		n.channels[topicName] = c
+		c.topic, c.sub, c.done = topic, sub, make(chan struct{})
+		done := c.done
+		if !n.spawn(func() { c.read(sub, done) }) {
+			// The node is closing; Close tears the topic down once
+			// this operation is over.
+			close(done)
+			return ErrClosed
+		}
 	}
-	if c.linger != nil {
-		c.linger.Stop()
-		c.linger = nil
-	}
-	c.mu.Lock()
-	c.members[m] = struct{}{}
-	c.mu.Unlock()
+	c.stopLingerLocked()
+	c.addMember(m)
 	return nil
 }
 
@@ -159,36 +299,101 @@ func (n *Node) leave(topicName string, m Member) {
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	delete(c.members, m)
-	empty := len(c.members) == 0
-	c.mu.Unlock()
-	switch {
-	case !empty:
-	case c.inbox:
-		if c.linger == nil {
-			c.linger = time.AfterFunc(inboxLinger, func() { n.endLinger(c) })
+	// Members are only added to a settled topic, and a topic is only
+	// unsubscribed once it has none, so m is never a member of a busy one.
+	if c.busy != nil || !c.removeMember(m) || len(c.memberList()) > 0 {
+		return
+	}
+	if c.inbox {
+		c.startLingerLocked()
+		return
+	}
+	n.unsubscribeLocked(c)
+}
+
+// unsubscribeLocked ends c's subscription, and closes its topic unless a
+// DM is being published on it. c must be settled and have no member.
+// Called with chMu held; returns with it held.
+func (n *Node) unsubscribeLocked(c *channel) {
+	sub, done, topic := c.sub, c.done, c.topic
+	closeTopic := c.publishers == 0
+	n.operate(c, func() error {
+		if sub != nil {
+			sub.Cancel()
+			<-done
 		}
-	default:
-		c.teardown()
-		delete(n.channels, topicName)
+		if closeTopic && topic != nil {
+			n.closeTopic(c, topic)
+		}
+		return nil
+	})
+	c.sub, c.done = nil, nil
+	if closeTopic {
+		c.topic = nil
+		delete(n.channels, c.topicName)
+	}
+}
+
+// startLingerLocked schedules an inbox shard without members to be
+// unsubscribed after inboxLinger. Callers hold chMu.
+func (c *channel) startLingerLocked() {
+	if c.linger != nil {
+		return
+	}
+	c.lingerGen++
+	gen, n := c.lingerGen, c.node
+	c.linger = time.AfterFunc(inboxLinger, func() {
+		// The timer's goroutine only hands the work to one the node
+		// counts, so Close waits for it.
+		n.spawn(func() { n.endLinger(c, gen) })
+	})
+}
+
+// stopLingerLocked cancels a pending linger. Callers hold chMu.
+func (c *channel) stopLingerLocked() {
+	if c.linger != nil {
+		c.linger.Stop()
+		c.linger = nil
+		c.lingerGen++
 	}
 }
 
 // endLinger unsubscribes an inbox shard whose linger ran out with no member.
-func (n *Node) endLinger(c *channel) {
+func (n *Node) endLinger(c *channel, gen uint64) {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
-	if n.channels[c.topicName] != c || c.linger == nil {
-		return // closed, or a member came back
+	if n.channels[c.topicName] != c || c.linger == nil || c.lingerGen != gen || c.busy != nil {
+		return // closed, a member came back, or the shard is changing anyway
 	}
-	c.mu.RLock()
-	empty := len(c.members) == 0
-	c.mu.RUnlock()
-	if empty {
-		c.linger = nil
-		c.teardown()
-		delete(n.channels, c.topicName)
+	c.linger = nil
+	if len(c.memberList()) == 0 && c.sub != nil {
+		n.unsubscribeLocked(c)
+	}
+}
+
+// closeTopics tears down every topic; Close calls it once the node's
+// context is cancelled, so no new topic appears meanwhile.
+func (n *Node) closeTopics() {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	for {
+		var c *channel
+		for _, c = range n.channels {
+			break
+		}
+		if c == nil {
+			return
+		}
+		if busy := c.busy; busy != nil {
+			n.chMu.Unlock()
+			<-busy
+			n.chMu.Lock()
+			continue
+		}
+		c.stopLingerLocked()
+		c.members.Store(nil)
+		c.publishers = 0 // their lookups ended with the node's context
+		n.unsubscribeLocked(c)
 	}
 }
 
@@ -196,16 +401,24 @@ func (n *Node) endLinger(c *channel) {
 func (n *Node) Channels() map[string]int {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
-	out := make(map[string]int, len(n.channels))
+	out := make(map[string]int)
 	for _, c := range n.channels {
-		if c.inbox {
-			continue
+		if k := len(c.memberList()); !c.inbox && k > 0 {
+			out[c.name] = k
 		}
-		c.mu.RLock()
-		out[c.name] = len(c.members)
-		c.mu.RUnlock()
 	}
 	return out
+}
+
+// joinedTopic returns the topic of a channel this node is subscribed to.
+func (n *Node) joinedTopic(name string) *pubsub.Topic {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	c := n.channels[channelTopicPrefix+name]
+	if c == nil || c.sub == nil || c.busy != nil {
+		return nil
+	}
+	return c.topic
 }
 
 // ChannelPeers returns the peers subscribed to channel that messages can
@@ -213,13 +426,11 @@ func (n *Node) Channels() map[string]int {
 // outbound stream is open, and a message published to such a peer in
 // between is dropped; those peers are left out until the stream is open.
 func (n *Node) ChannelPeers(name string) []peer.ID {
-	n.chMu.Lock()
-	c := n.channels[channelTopicPrefix+name]
-	n.chMu.Unlock()
-	if c == nil {
+	topic := n.joinedTopic(name)
+	if topic == nil {
 		return nil
 	}
-	return n.routers.routable(c.topic.ListPeers())
+	return n.routers.routable(topic.ListPeers())
 }
 
 // Publish validates data with the node's Validator and sends it to the
@@ -228,13 +439,15 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 // returned with the validator's error (wrapping ErrIgnore when ignored, and
 // ErrDuplicate for a message already seen).
 func (n *Node) Publish(ctx context.Context, name string, data []byte) error {
-	n.chMu.Lock()
-	c := n.channels[channelTopicPrefix+name]
-	n.chMu.Unlock()
-	if c == nil {
+	topic := n.joinedTopic(name)
+	if topic == nil {
 		return fmt.Errorf("publish to %q: %w", name, ErrNotJoined)
 	}
-	return n.publish(ctx, c.topic, name, data)
+	err := n.publish(ctx, topic, name, data)
+	if errors.Is(err, pubsub.ErrTopicClosed) { // the last member left meanwhile
+		return fmt.Errorf("publish to %q: %w", name, ErrNotJoined)
+	}
+	return err
 }
 
 // PublishDM sends a sealed DM envelope to inbox shard. The node need not be
@@ -246,35 +459,62 @@ func (n *Node) PublishDM(ctx context.Context, shard int, data []byte) error {
 	if err != nil {
 		return err
 	}
-	topicName := inboxTopicPrefix + name
-	n.chMu.Lock()
-	c := n.channels[topicName]
-	if c == nil {
-		c = n.outbox[topicName]
-		if c == nil {
-			topic, err := n.openTopic(name, topicName, true)
-			if err != nil {
-				n.chMu.Unlock()
-				return err
-			}
-			c = &channel{name: name, topicName: topicName, inbox: true, topic: topic, node: n}
-			n.outbox[topicName] = c
-		}
+	topic, local, release, err := n.dmTopic(ctx, name, inboxTopicPrefix+name)
+	if err != nil {
+		return err
 	}
-	local := c.sub != nil // this node serves the shard itself
-	n.chMu.Unlock()
+	defer release()
 	if !local {
-		if err := n.awaitTopicPeer(ctx, c.topic); err != nil {
+		if err := n.awaitTopicPeer(ctx, topic); err != nil {
 			return fmt.Errorf("%w: inbox shard %d: %v", ErrNoRoute, shard, err)
 		}
 	}
-	return n.publish(ctx, c.topic, name, data)
+	return n.publish(ctx, topic, name, data)
+}
+
+// dmTopic returns an inbox shard's topic, opening it without subscribing
+// if the node has not (at most one such topic per shard, kept until the
+// node closes), and whether the node is subscribed. The topic stays open
+// until release is called.
+func (n *Node) dmTopic(ctx context.Context, name, topicName string) (topic *pubsub.Topic, local bool, release func(), err error) {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	c, err := n.settledLocked(ctx, name, topicName, true)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if c.topic == nil {
+		var opened *pubsub.Topic
+		err := n.operate(c, func() error {
+			var err error
+			opened, err = n.openTopic(name, topicName, true)
+			return err
+		})
+		if err != nil {
+			n.dropIfUnopenedLocked(c)
+			return nil, false, nil, err
+		}
+		c.topic = opened
+		if n.ctx.Err() != nil {
+			return nil, false, nil, ErrClosed // Close tears it down
+		}
+	}
+	c.publishers++
+	release = func() {
+		n.chMu.Lock()
+		if c.publishers > 0 {
+			c.publishers--
+		}
+		n.chMu.Unlock()
+	}
+	return c.topic, c.sub != nil, release, nil
 }
 
 // awaitTopicPeer returns once GossipSub can send to a peer subscribed to
 // topic, looking subscribers up in the DHT and dialling them meanwhile.
 // (GossipSub's own readiness check counts only mesh peers, which a topic the
-// node is not subscribed to never has.)
+// node is not subscribed to never has.) The lookup's goroutines are the
+// node's and end before it returns.
 func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
 	ready, changed := n.routers.anyOf(topic.ListPeers())
 	if ready {
@@ -285,24 +525,24 @@ func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
 		return err
 	}
 	defer events.Cancel()
-	lookupCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go n.dialTopicPeers(lookupCtx, topic.String())
-	joined := make(chan struct{}, 1)
-	go func() {
-		for {
-			ev, err := events.NextPeerEvent(lookupCtx)
-			if err != nil {
-				return
-			}
-			if ev.Type == pubsub.PeerJoin {
-				select {
-				case joined <- struct{}{}:
-				default:
-				}
-			}
-		}
+	// The lookup ends when the publisher's wait does, or the node closes.
+	lookupCtx, stop := context.WithCancel(n.ctx)
+	var lookups sync.WaitGroup
+	defer func() {
+		stop()
+		lookups.Wait()
 	}()
+	joined := make(chan struct{}, 1)
+	for _, f := range []func(){
+		func() { n.dialTopicPeers(lookupCtx, topic.String()) },
+		func() { watchPeerJoins(lookupCtx, events, joined) },
+	} {
+		lookups.Add(1)
+		if !n.spawn(func() { defer lookups.Done(); f() }) {
+			lookups.Done()
+			return ErrClosed
+		}
+	}
 	for {
 		if ready, changed = n.routers.anyOf(topic.ListPeers()); ready {
 			return nil
@@ -318,9 +558,28 @@ func (n *Node) awaitTopicPeer(ctx context.Context, topic *pubsub.Topic) error {
 	}
 }
 
+// watchPeerJoins signals joined (without blocking) each time a peer
+// subscribes to the topic of events, until ctx ends.
+func watchPeerJoins(ctx context.Context, events *pubsub.TopicEventHandler, joined chan<- struct{}) {
+	for {
+		ev, err := events.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type == pubsub.PeerJoin {
+			select {
+			case joined <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // dialTopicPeers looks up a topic's subscribers in the DHT, as GossipSub's
 // topic discovery does, and dials those not yet connected, until ctx ends.
 func (n *Node) dialTopicPeers(ctx context.Context, topicName string) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	for {
 		if peers, err := n.disc.FindPeers(ctx, "floodsub:"+topicName, discovery.Limit(maxDialsPerRound)); err == nil {
 			for pi := range peers {
@@ -332,10 +591,11 @@ func (n *Node) dialTopicPeers(ctx context.Context, topicName string) {
 				cancel()
 			}
 		}
+		retry.Reset(time.Second)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-retry.C:
 		}
 	}
 }
@@ -370,8 +630,11 @@ func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, da
 }
 
 // openTopic registers the topic's validator and joins it (without
-// subscribing). Callers hold chMu.
+// subscribing). It makes GossipSub round trips: callers do not hold chMu.
 func (n *Node) openTopic(name, topicName string, inbox bool) (*pubsub.Topic, error) {
+	if n.beforeTopicOpen != nil {
+		n.beforeTopicOpen(topicName)
+	}
 	validator := n.cfg.Validator
 	scores := channelScoreParams()
 	if inbox {
@@ -397,46 +660,29 @@ func (n *Node) openTopic(name, topicName string, inbox bool) (*pubsub.Topic, err
 	return topic, nil
 }
 
-// subscribe opens (or takes over from the outbox) the topic and starts its
-// reader. Callers hold chMu.
-func (n *Node) subscribe(name, topicName string, inbox bool) (*channel, error) {
-	var topic *pubsub.Topic
-	if c := n.outbox[topicName]; c != nil {
-		topic = c.topic
-		delete(n.outbox, topicName)
-	} else {
-		var err error
-		if topic, err = n.openTopic(name, topicName, inbox); err != nil {
-			return nil, err
+// closeTopic leaves a topic and unregisters its validator. It makes
+// GossipSub round trips: callers do not hold chMu.
+func (n *Node) closeTopic(c *channel, topic *pubsub.Topic) {
+	if err := topic.Close(); err != nil {
+		if n.ctx.Err() != nil {
+			// While the node closes, a DM publisher may not have let go
+			// of the topic yet; GossipSub itself closes next.
+			n.log.Debug("close topic", "channel", c.name, "inbox", c.inbox, "err", err)
+		} else {
+			n.log.Warn("close topic", "channel", c.name, "inbox", c.inbox, "err", err)
 		}
 	}
-	sub, err := topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer))
-	if err != nil {
-		topic.Close()
-		n.ps.UnregisterTopicValidator(topicName)
-		return nil, fmt.Errorf("subscribe to %q: %w", topicName, err)
-	}
-	c := &channel{
-		name:      name,
-		topicName: topicName,
-		inbox:     inbox,
-		topic:     topic,
-		sub:       sub,
-		done:      make(chan struct{}),
-		members:   make(map[Member]struct{}),
-		node:      n,
-	}
-	go c.read()
-	return c, nil
+	n.ps.UnregisterTopicValidator(c.topicName)
 }
 
-// read is the channel's only reader: it hands each message to every member.
-func (c *channel) read() {
-	defer close(c.done)
+// read is the only reader of sub: it hands each message to every member,
+// and closes done when sub ends (cancelled, or the node closed).
+func (c *channel) read(sub *pubsub.Subscription, done chan<- struct{}) {
+	defer close(done)
 	for {
-		pm, err := c.sub.Next(c.node.ctx)
+		pm, err := sub.Next(c.node.ctx)
 		if err != nil {
-			return // cancelled subscription or closed node
+			return
 		}
 		msg := &Message{
 			Channel:      c.name,
@@ -446,31 +692,10 @@ func (c *channel) read() {
 			ReceivedFrom: pm.ReceivedFrom,
 			Local:        pm.ReceivedFrom == c.node.ID(),
 		}
-		c.mu.RLock()
-		for m := range c.members {
+		for _, m := range c.memberList() {
 			m.DeliverMessage(msg)
 		}
-		c.mu.RUnlock()
 	}
-}
-
-// teardown unsubscribes and waits for the reader to exit; the topic can be
-// closed only once GossipSub has processed the cancellation, which the
-// reader's exit signals. Outbox topics have no subscription.
-func (c *channel) teardown() {
-	if c.linger != nil {
-		c.linger.Stop()
-		c.linger = nil
-	}
-	if c.sub != nil {
-		c.sub.Cancel()
-		<-c.done
-	}
-	topicName := c.topicName
-	if err := c.topic.Close(); err != nil {
-		c.node.log.Warn("close topic", "channel", c.name, "err", err)
-	}
-	c.node.ps.UnregisterTopicValidator(topicName)
 }
 
 func checkChannelName(name string) error {

@@ -38,18 +38,29 @@ type Node struct {
 	routers *routerPeers
 	dedup   *dedupSet
 
+	// ctx is the node's lifetime: it ends when Close begins, and every
+	// goroutine the node starts (spawn) ends with it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines owned by the node
+	// psCancel stops GossipSub, which outlives ctx so that Close can leave
+	// topics cleanly.
+	psCancel context.CancelFunc
+
+	goMu     sync.Mutex     // guards stopping against wg.Add
+	stopping bool           // set by Close: spawn starts nothing more
+	wg       sync.WaitGroup // every goroutine the node started
 
 	closeOnce sync.Once
 	closeErr  error
 
-	chMu     sync.Mutex          // serialises Join and Leave; guards channels
-	channels map[string]*channel // by topic name: joined channels and inbox shards
-	// outbox holds inbox-shard topics this node publishes DMs to without
-	// being subscribed (at most one per shard).
-	outbox map[string]*channel
+	// chMu guards channels and the fields of each entry marked so. It is
+	// never held across a GossipSub round trip (see channel).
+	chMu     sync.Mutex
+	channels map[string]*channel // by topic name: chat channels and inbox shards
+
+	// beforeTopicOpen, if set (by tests), runs before the node opens a
+	// topic, outside every lock.
+	beforeTopicOpen func(topicName string)
 
 	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
 	kickDisc chan struct{}                       // wakes the discovery loop early
@@ -71,7 +82,6 @@ func New(cfg Config) (*Node, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		channels: make(map[string]*channel),
-		outbox:   make(map[string]*channel),
 		kickDisc: make(chan struct{}, 1),
 	}
 	n.routers = newRouterPeers()
@@ -109,7 +119,9 @@ func New(cfg Config) (*Node, error) {
 		n.closeParts()
 		return nil, err
 	}
-	if n.ps, err = newPubSub(ctx, n); err != nil {
+	psCtx, psCancel := context.WithCancel(context.Background())
+	n.psCancel = psCancel
+	if n.ps, err = newPubSub(psCtx, n); err != nil {
 		n.closeParts()
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}
@@ -145,30 +157,28 @@ func checkListening(h host.Host, port int) error {
 	return nil
 }
 
-// Close leaves every channel, stops the node's goroutines and closes the
-// DHT and host. It is idempotent and safe to call concurrently.
+// Close stops the node's goroutines, leaves every topic, and closes the
+// GossipSub router, DHT and host, in that order. It is idempotent and safe
+// to call concurrently.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		n.chMu.Lock()
-		for _, c := range n.channels {
-			c.teardown()
-		}
-		for _, c := range n.outbox {
-			c.teardown()
-		}
-		n.channels, n.outbox = map[string]*channel{}, map[string]*channel{}
-		n.chMu.Unlock()
-		n.closeErr = n.closeParts()
-	})
+	n.closeOnce.Do(func() { n.closeErr = n.closeParts() })
 	return n.closeErr
 }
 
+// closeParts closes what New has started so far.
 func (n *Node) closeParts() error {
-	n.cancel() // stops PubSub, discovery and event goroutines
+	n.goMu.Lock()
+	n.stopping = true
+	n.cancel() // ends the discovery, event and topic-reader goroutines and DM lookups
+	n.goMu.Unlock()
 	if n.hps != nil {
 		n.hps.Close() // ends hole-punch rounds in flight, which holePunchLoop waits for
 	}
 	n.wg.Wait()
+	n.closeTopics()
+	if n.psCancel != nil {
+		n.psCancel()
+	}
 	var err error
 	if n.dht != nil {
 		err = n.dht.Close()
@@ -177,6 +187,23 @@ func (n *Node) closeParts() error {
 		err = herr
 	}
 	return err
+}
+
+// spawn runs f on a goroutine of the node's, which Close waits for; f must
+// return once the node's context ends. It starts nothing and reports false
+// once Close has begun.
+func (n *Node) spawn(f func()) bool {
+	n.goMu.Lock()
+	defer n.goMu.Unlock()
+	if n.stopping {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // disconnect closes every connection to p. It may be called from

@@ -241,7 +241,13 @@ func TestSubscriptionSlowConsumerEnds(t *testing.T) {
 	waitFor(t, 10*time.Second, "subscription to end", func() bool { return errors.Is(s.Err(), ErrSlowConsumer) })
 	for range s.C() {
 	}
-	waitFor(t, 10*time.Second, "node to leave the channel", func() bool { return len(n.Channels()) == 0 })
+	s.Close()
+	if ch := n.Channels(); len(ch) != 0 {
+		t.Fatalf("still in %v after closing the ended subscription", ch)
+	}
+	if !errors.Is(s.Err(), ErrSlowConsumer) {
+		t.Fatalf("Err after Close: %v, want ErrSlowConsumer", s.Err())
+	}
 }
 
 func TestPublishRequiresMembership(t *testing.T) {

@@ -6,7 +6,9 @@ import "sync"
 // prefer reading a Go channel (tests, tools). Policy when full: the
 // subscription ends with ErrSlowConsumer rather than silently losing
 // messages in the middle of a conversation; the consumer sees C closed and
-// Err set, and can subscribe again.
+// Err set, calls Close (which leaves the channel), and can subscribe again.
+// Until Close, the ended subscription stays a member that discards
+// messages: a Member must not call back into the node (see Member).
 type Subscription struct {
 	node    *Node
 	channel string
@@ -40,7 +42,8 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Close leaves the channel and closes C.
+// Close leaves the channel and closes C if the subscription has not ended
+// already. Every Subscription must be closed.
 func (s *Subscription) Close() {
 	s.node.Leave(s.channel, s)
 	s.end(nil)
@@ -61,9 +64,6 @@ func (s *Subscription) DeliverMessage(m *Message) {
 	}
 	s.mu.Unlock()
 	s.end(ErrSlowConsumer)
-	// Leave takes the channel's member lock, which the reader calling us
-	// holds; leave from another goroutine.
-	go s.node.Leave(s.channel, s)
 }
 
 func (s *Subscription) end(err error) {
