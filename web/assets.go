@@ -7,11 +7,10 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"sync"
-
-	"darkchat/web/internal/wasmbuild"
 )
 
 //go:embed static/index.html static/app.js static/style.css static/favicon.svg static/wasm_exec.js static/darkchat.wasm.gz static/build.json
@@ -36,7 +35,7 @@ type asset struct {
 func (a *asset) plain() ([]byte, error) {
 	a.plainOnce.Do(func() {
 		if a.identity == nil {
-			a.identity, a.plainErr = wasmbuild.Decompress(a.gz)
+			a.identity, a.plainErr = Decompress(a.gz)
 		}
 	})
 	return a.identity, a.plainErr
@@ -114,4 +113,16 @@ func textAsset(name string, b []byte) *asset {
 		a.gz = zb.Bytes()
 	}
 	return a
+}
+
+// Decompress returns the bytes of a gzip-compressed asset (what
+// wasmbuild.Compress made). It lives here, not beside Compress, so that
+// the daemon serving the assets never links the asset builder, which runs
+// the go tool.
+func Decompress(gz []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }

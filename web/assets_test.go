@@ -54,7 +54,7 @@ func TestAssetsMatchSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wasm, err := wasmbuild.Decompress(gz)
+	wasm, err := Decompress(gz)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestAssetsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	committed, err := wasmbuild.Decompress(gz)
+	committed, err := Decompress(gz)
 	if err != nil {
 		t.Fatal(err)
 	}

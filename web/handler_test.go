@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"darkchat/web/internal/wasmbuild"
 )
 
 func get(t *testing.T, h http.Handler, target string, header ...string) *http.Response {
@@ -141,7 +139,7 @@ func TestWasmEncodings(t *testing.T) {
 	if plain.Header.Get("ETag") == gz.Header.Get("ETag") {
 		t.Error("both encodings have one ETag")
 	}
-	unzipped, err := wasmbuild.Decompress(raw)
+	unzipped, err := Decompress(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

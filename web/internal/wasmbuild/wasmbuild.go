@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,15 +146,6 @@ func Compress(wasm []byte) []byte {
 	zw.Write(wasm)
 	zw.Close()
 	return b.Bytes()
-}
-
-// Decompress reverses Compress.
-func Decompress(gz []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(zr)
 }
 
 // listedPackage is the part of go list -json this package reads.
