@@ -1,4 +1,4 @@
-// Command darkchat is the darkchat command-line client (SPEC §5): it logs
+// Command darkchat is the darkchat command-line client: it logs
 // in to a node's TCP or WebSocket gateway with the user's Ed25519 identity
 // and runs the chat commands of package client, interactively on a
 // terminal or scripted from a pipe. keygen, id and sign manage the identity

@@ -39,7 +39,8 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
-// serverType is one of the three node roles of SPEC §2.
+// serverType is one of the three node roles (full, cli, websock; see the
+// README).
 type serverType struct {
 	name string
 	// positional names the arguments after <ip>, in order.

@@ -1,7 +1,7 @@
 // Command darkchatd runs a darkchat mesh node: a libp2p host that carries
 // chat channels over GossipSub, with client gateways (TCP for the CLI
 // client, WebSocket for browsers), an interactive console and an admin
-// socket that `darkchatd ctl` drives. See `darkchatd --help` and SPEC §2.
+// socket that `darkchatd ctl` drives. See `darkchatd --help` and the README.
 //
 // Files: main.go dispatches subcommands and handles signals; flags.go holds
 // the options, flags and environment variables; run.go starts and stops a

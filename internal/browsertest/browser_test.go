@@ -373,7 +373,7 @@ func TestBrowserChatWithCLI(t *testing.T) {
 		t.Errorf("#log has %d elements made from message text", imgs)
 	}
 
-	// DMs both ways (SPEC §5): the recipient sees the sender's line, the
+	// DMs both ways: the recipient sees the sender's line, the
 	// sender sees "delivered".
 	start := time.Now()
 	b.typeLine("private " + cli.Pub + " psst, this one is end-to-end encrypted")
