@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // defaultTimeout bounds connecting (dial and hello) and logging in. The
@@ -402,7 +403,7 @@ func (c *Client) verify(ctx context.Context, sigHex string) {
 		return
 	}
 	sig := make([]byte, identity.SignatureSize)
-	if err := decodeHex("signature", sig, strings.ToLower(sigHex)); err != nil {
+	if err := proto.DecodeHex(sig, "signature", strings.ToLower(sigHex)); err != nil {
 		c.errorf("%v", err)
 		return
 	}

@@ -7,7 +7,8 @@
 //
 // # Layers
 //
-//	protocol.go   the wire objects, Encode and a strict, bounded Decode
+//	protocol.go   the client's names for package proto's objects, Encode
+//	              and its strict, bounded Decode
 //	transport*.go Transport: one object per Send/Recv. DialTCP (line framed)
 //	              and DialWS (one text frame per object, gorilla/websocket);
 //	              for js/wasm, transport_js.go provides DialWS over the

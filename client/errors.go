@@ -1,21 +1,21 @@
 package client
 
-import "errors"
+import (
+	"errors"
+
+	"darkchat/proto"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of them (or are
 // an *Error from the node), so callers branch with errors.Is / errors.As.
 var (
-	// ErrMalformed: an object does not follow PROTOCOL.md (not JSON, a
-	// field of the wrong type or format, a missing type).
-	ErrMalformed = errors.New("malformed object")
-
-	// ErrTooLarge: a line, frame or object is over its size limit.
-	ErrTooLarge = errors.New("too large")
-
-	// ErrUnknownType: an object's type is not one this version knows.
-	// A session ignores such objects from the node, so later versions can
-	// add types.
-	ErrUnknownType = errors.New("unknown object type")
+	// ErrMalformed, ErrTooLarge and ErrUnknownType are proto's: an object
+	// that does not follow PROTOCOL.md, something over its size limit, an
+	// object type this version does not know (a session ignores those from
+	// the node, so later versions can add types).
+	ErrMalformed   = proto.ErrMalformed
+	ErrTooLarge    = proto.ErrTooLarge
+	ErrUnknownType = proto.ErrUnknownType
 
 	// ErrClosed: the session or transport was closed.
 	ErrClosed = errors.New("connection closed")

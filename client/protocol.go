@@ -1,579 +1,80 @@
 package client
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"unicode/utf8"
-
 	"darkchat/identity"
-	"darkchat/internal/jsonlimit"
+	"darkchat/proto"
 )
+
+// The client speaks the protocol of package proto, which holds every wire
+// type, code and limit once. The names below are proto's, under the names
+// the client's API and events have always used; they are the same types,
+// not copies.
 
 // ProtocolVersion is the client protocol version this package speaks; the
 // node announces its own in hello.
-const ProtocolVersion = 1
+const ProtocolVersion = proto.Version
 
 // Bounds from PROTOCOL.md §1.
 const (
-	// MaxObjectSize is the largest line or frame a node accepts by default
-	// (its --max-line), without the line end. The client sends nothing
-	// longer than the max_line its node announced, or this when it did not.
-	MaxObjectSize = 32 << 10
-
-	// MaxRecvSize is the largest line or frame the client accepts. It is
-	// not MaxObjectSize because a node's own objects can be longer: a
-	// message whose 4096-byte body is made of characters JSON escapes as
-	// \u00XX (control characters, and "<", ">" and "&" with Go's default
-	// encoder) takes about 25 KB. Refusing it would let any user cut every
-	// client in a channel off the network with one valid message. Decode
-	// and the transports refuse anything larger, so a hostile node still
-	// cannot make the client allocate without bound.
-	MaxRecvSize = 64 << 10
-
-	// MaxDepth is how deeply objects and arrays may nest.
-	MaxDepth = 8
+	// MaxObjectSize is the largest line or frame a node accepts by default.
+	// The client sends nothing longer than the max_line its node announced,
+	// or this when it did not.
+	MaxObjectSize = proto.DefaultMaxLine
+	// MaxRecvSize is the largest line or frame the client accepts: the
+	// most a node sends (proto.MaxNodeLine). Decode and the transports
+	// refuse anything larger.
+	MaxRecvSize = proto.MaxNodeLine
 )
 
-// Hex lengths of the binary fields.
-const (
-	keyHexLen = 2 * identity.PublicKeySize
-	sigHexLen = 2 * identity.SignatureSize
-	idHexLen  = 2 * identity.MessageIDSize
+// Protocol objects (package proto).
+type (
+	Object  = proto.Object
+	Limits  = proto.Limits
+	Hello   = proto.Hello
+	Login   = proto.Login
+	Welcome = proto.Welcome
+	Join    = proto.Join
+	Joined  = proto.Joined
+	Leave   = proto.Leave
+	Left    = proto.Left
+	Send    = proto.Send
+	OK      = proto.OK
+	Message = proto.Message
+	Ping    = proto.Ping
+	Pong    = proto.Pong
+	Whois   = proto.Whois
+	Bundle  = proto.Bundle
+	DM      = proto.DM
+	DMSent  = proto.DMSent
+	// Error is the node's error object, and the Go error a Session returns
+	// for a failure the node reported.
+	Error = proto.Error
 )
 
-// MaxRefLen is the longest dm ref (PROTOCOL.md §2.7).
-const MaxRefLen = 64
+// Encode returns obj as one JSON object (proto.Encode).
+func Encode(obj Object) ([]byte, error) { return proto.Encode(obj) }
 
-// Object is one protocol object. Type returns its "type" field.
-type Object interface {
-	Type() string
-	validate() error
-}
-
-// Limits are the session limits a node announces in hello. A zero field
-// means the node did not say; the PROTOCOL.md default then applies.
-type Limits struct {
-	MaxLine     int     `json:"max_line"`
-	MaxBody     int     `json:"max_body"`
-	MaxChannels int     `json:"max_channels"`
-	Rate        float64 `json:"rate"`  // messages per second, sustained
-	Burst       int     `json:"burst"` // messages allowed at once
-}
-
-// Hello is the node's first object: its peer ID and this connection's
-// login challenge.
-type Hello struct {
-	Protocol  int    `json:"protocol"`
-	Node      string `json:"node"`
-	Challenge string `json:"challenge"`
-	Limits    Limits `json:"limits"`
-}
-
-// Login answers the challenge: the user's key and its signature over the
-// login statement, and the user's key bundle (base64), so that the node
-// publishes it and others can send the user direct messages.
-type Login struct {
-	Key    string `json:"key"`
-	Sig    string `json:"sig"`
-	Bundle string `json:"bundle,omitempty"`
-}
-
-// Welcome accepts a login.
-type Welcome struct {
-	Key  string `json:"key"`
-	Node string `json:"node"`
-}
-
-// Join asks to join (or rename oneself in) a channel; Joined confirms it.
-type Join struct {
-	Channel  string `json:"channel"`
-	Username string `json:"username"`
-}
-
-// Joined confirms a Join.
-type Joined struct {
-	Channel  string `json:"channel"`
-	Username string `json:"username"`
-}
-
-// Leave asks to leave a channel; Left confirms it.
-type Leave struct {
-	Channel string `json:"channel"`
-}
-
-// Left confirms a Leave.
-type Left struct {
-	Channel string `json:"channel"`
-}
-
-// Send posts a signed channel message; the node answers OK or an Error
-// naming ID.
-type Send struct {
-	Channel  string `json:"channel"`
-	Username string `json:"username"`
-	Body     string `json:"body"`
-	TS       int64  `json:"ts"`
-	ID       string `json:"id"`
-	Sig      string `json:"sig"`
-}
-
-// OK confirms that the message ID was accepted and sent to the mesh.
-type OK struct {
-	ID string `json:"id"`
-}
-
-// Message is a channel message delivered by the node, with its author's
-// key and signature so the client can verify it.
-type Message struct {
-	Channel  string `json:"channel"`
-	Username string `json:"username"`
-	Key      string `json:"key"`
-	Body     string `json:"body"`
-	TS       int64  `json:"ts"`
-	ID       string `json:"id"`
-	Sig      string `json:"sig"`
-}
-
-// Ping asks the other side for a Pong.
-type Ping struct{}
-
-// Pong answers a Ping.
-type Pong struct{}
-
-// Whois asks the node for a user's key bundle; the node answers with a
-// Bundle for that key or an Error with code unknown_user naming it.
-type Whois struct {
-	Key string `json:"key"`
-}
-
-// Bundle carries a key bundle, base64 (standard, padded). From the node it
-// answers a Whois (Key is the key asked about) or a bundle update (Key is
-// the user's own); from the client, without Key, it replaces the bundle the
-// session logged in with.
-type Bundle struct {
-	Key    string `json:"key,omitempty"`
-	Bundle string `json:"bundle"`
-}
-
-// DM carries a sealed DM envelope, base64 (standard, padded). From the
-// client Ref, at most MaxRefLen characters, names it in the node's DMSent
-// or Error; from the node it is an envelope for this session's user, and
-// Ref is empty.
-type DM struct {
-	Ref      string `json:"ref,omitempty"`
-	Envelope string `json:"envelope"`
-}
-
-// DMSent says that the DM Ref left the node (not that it arrived).
-type DMSent struct {
-	Ref string `json:"ref"`
-}
-
-// Error is the node's error object. It is also the Go error a Session
-// returns for a failure the node reported. ID names a message, Channel a
-// channel, Ref a DM and Key the user of a whois, when the error concerns
-// one.
-type Error struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	ID      string `json:"id,omitempty"`
-	Channel string `json:"channel,omitempty"`
-	Ref     string `json:"ref,omitempty"`
-	Key     string `json:"key,omitempty"`
-}
-
-func (*Hello) Type() string   { return "hello" }
-func (*Login) Type() string   { return "login" }
-func (*Welcome) Type() string { return "welcome" }
-func (*Join) Type() string    { return "join" }
-func (*Joined) Type() string  { return "joined" }
-func (*Leave) Type() string   { return "leave" }
-func (*Left) Type() string    { return "left" }
-func (*Send) Type() string    { return "send" }
-func (*OK) Type() string      { return "ok" }
-func (*Message) Type() string { return "message" }
-func (*Ping) Type() string    { return "ping" }
-func (*Pong) Type() string    { return "pong" }
-func (*Error) Type() string   { return "error" }
-func (*Whois) Type() string   { return "whois" }
-func (*Bundle) Type() string  { return "bundle" }
-func (*DM) Type() string      { return "dm" }
-func (*DMSent) Type() string  { return "dm_sent" }
-
-// Error returns the node's message, or its code when the message is empty.
-// Both come from the node: sanitise before printing.
-func (e *Error) Error() string {
-	if e.Message == "" {
-		return e.Code
-	}
-	return e.Message
-}
-
-// closesSession reports whether PROTOCOL.md §2.8 marks the code as one
-// after which the node closes the session. bad_signature closes only a
-// login, which the session tells apart by its state.
-func (e *Error) closesSession() bool {
-	switch e.Code {
-	case "too_large", "bad_frame", "bad_key", "challenge_expired", "login_timeout", "too_many_errors",
-		"too_many_sessions", "slow_consumer", "idle_timeout", "shutdown":
-		return true
-	}
-	return false
-}
-
-// newObject returns an empty object of the given type, or nil.
-func newObject(typ string) Object {
-	switch typ {
-	case "hello":
-		return new(Hello)
-	case "login":
-		return new(Login)
-	case "welcome":
-		return new(Welcome)
-	case "join":
-		return new(Join)
-	case "joined":
-		return new(Joined)
-	case "leave":
-		return new(Leave)
-	case "left":
-		return new(Left)
-	case "send":
-		return new(Send)
-	case "ok":
-		return new(OK)
-	case "message":
-		return new(Message)
-	case "ping":
-		return new(Ping)
-	case "pong":
-		return new(Pong)
-	case "error":
-		return new(Error)
-	case "whois":
-		return new(Whois)
-	case "bundle":
-		return new(Bundle)
-	case "dm":
-		return new(DM)
-	case "dm_sent":
-		return new(DMSent)
-	}
-	return nil
-}
-
-// Encode returns obj as one JSON object with its "type" first, without a
-// line end. HTML characters are not escaped: the output is never embedded
-// in HTML, and escaping "<" as \u003c would make a message six times longer
-// against the line limit.
-func Encode(obj Object) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", obj.Type(), err)
-	}
-	fields := bytes.TrimSpace(buf.Bytes()) // "{...}" without the encoder's "\n"
-	out := make([]byte, 0, len(fields)+len(obj.Type())+12)
-	out = append(out, `{"type":"`...)
-	out = append(out, obj.Type()...)
-	out = append(out, '"')
-	if len(fields) > 2 {
-		out = append(out, ',')
-	}
-	return append(out, fields[1:]...), nil
-}
-
-// Decode parses one object strictly: at most MaxRecvSize bytes of UTF-8,
-// nesting at most MaxDepth, a JSON object with a string "type" naming a
-// known object, every known field of the right JSON type, and binary
-// fields, names and sizes in the formats of PROTOCOL.md. Unknown fields are
-// ignored. An unknown type gives an error wrapping ErrUnknownType; every
-// other failure wraps ErrMalformed (and ErrTooLarge for size).
-func Decode(data []byte) (Object, error) {
-	if len(data) > MaxRecvSize {
-		return nil, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrMalformed, ErrTooLarge, len(data), MaxRecvSize)
-	}
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
-	}
-	if err := jsonlimit.CheckDepth(data, MaxDepth); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	var head struct {
-		Type *string `json:"type"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if head.Type == nil {
-		return nil, fmt.Errorf("%w: not an object with a \"type\" field", ErrMalformed)
-	}
-	obj := newObject(*head.Type)
-	if obj == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownType, clip(*head.Type))
-	}
-	if err := json.Unmarshal(data, obj); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, obj.Type(), err)
-	}
-	if err := obj.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, obj.Type(), err)
-	}
-	return obj, nil
-}
-
-func (h *Hello) validate() error {
-	if h.Protocol < 1 {
-		return fmt.Errorf("protocol version %d", h.Protocol)
-	}
-	if err := checkNodeID("node", h.Node); err != nil {
-		return err
-	}
-	if _, err := identity.ParseChallenge(h.Challenge); err != nil {
-		return fmt.Errorf("challenge: %w", err)
-	}
-	l := h.Limits
-	if l.MaxLine < 0 || l.MaxBody < 0 || l.MaxChannels < 0 || l.Rate < 0 || l.Burst < 0 {
-		return fmt.Errorf("negative limit in %+v", l)
-	}
-	return nil
-}
-
-func (l *Login) validate() error {
-	err := firstErr(checkHex("key", l.Key, keyHexLen), checkHex("sig", l.Sig, sigHexLen))
-	if err == nil && l.Bundle != "" {
-		err = checkBase64("bundle", l.Bundle, identity.MaxKeyBundleSize)
-	}
-	return err
-}
-
-func (w *Whois) validate() error { return checkHex("key", w.Key, keyHexLen) }
-
-func (b *Bundle) validate() error {
-	if b.Key != "" {
-		if err := checkHex("key", b.Key, keyHexLen); err != nil {
-			return err
-		}
-	}
-	return checkBase64("bundle", b.Bundle, identity.MaxKeyBundleSize)
-}
-
-func (d *DM) validate() error {
-	if len(d.Ref) > MaxRefLen {
-		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
-	}
-	return checkBase64("envelope", d.Envelope, identity.MaxEnvelopeSize)
-}
-
-func (d *DMSent) validate() error {
-	if len(d.Ref) > MaxRefLen {
-		return fmt.Errorf("ref: at most %d characters, got %d", MaxRefLen, len(d.Ref))
-	}
-	return nil
-}
-
-func (w *Welcome) validate() error {
-	return firstErr(checkHex("key", w.Key, keyHexLen), checkNodeID("node", w.Node))
-}
-
-func (j *Join) validate() error   { return checkNames(j.Channel, j.Username) }
-func (j *Joined) validate() error { return checkNames(j.Channel, j.Username) }
-func (l *Leave) validate() error  { return identity.ValidateChannelName(l.Channel) }
-func (l *Left) validate() error   { return identity.ValidateChannelName(l.Channel) }
-func (o *OK) validate() error     { return checkHex("id", o.ID, idHexLen) }
-func (*Ping) validate() error     { return nil }
-func (*Pong) validate() error     { return nil }
-
-func (s *Send) validate() error {
-	return firstErr(
-		checkNames(s.Channel, s.Username),
-		checkBody(s.Body),
-		checkHex("id", s.ID, idHexLen),
-		checkHex("sig", s.Sig, sigHexLen))
-}
-
-func (m *Message) validate() error {
-	return firstErr(
-		checkNames(m.Channel, m.Username),
-		checkHex("key", m.Key, keyHexLen),
-		checkBody(m.Body),
-		checkHex("id", m.ID, idHexLen),
-		checkHex("sig", m.Sig, sigHexLen))
-}
-
-func (e *Error) validate() error {
-	if e.Code == "" || len(e.Code) > 64 {
-		return fmt.Errorf("code must be 1 to 64 characters, got %d", len(e.Code))
-	}
-	for i := 0; i < len(e.Code); i++ {
-		if c := e.Code[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
-			return fmt.Errorf("code must be [a-z0-9_], got %q", clip(e.Code))
-		}
-	}
-	// The channel is not checked against the name rules: a bad_channel
-	// error echoes the bad name back. Ref and Key echo what the client
-	// sent and are only compared with it.
-	if e.ID != "" {
-		return checkHex("id", e.ID, idHexLen)
-	}
-	return nil
-}
+// Decode parses one object from the node strictly (proto.Decode).
+func Decode(data []byte) (Object, error) { return proto.Decode(data) }
 
 // NewSend returns the send object for a signed channel message.
-func NewSend(m *identity.ChannelMessage) *Send {
-	return &Send{
-		Channel:  m.Channel,
-		Username: m.Username,
-		Body:     m.Body,
-		TS:       m.Timestamp,
-		ID:       hex.EncodeToString(m.ID[:]),
-		Sig:      hex.EncodeToString(m.Sig[:]),
-	}
-}
-
-// ChannelMessage returns the signed message m carries, for verification.
-// m must have passed Decode (its hex fields are well formed).
-func (m *Message) ChannelMessage() (identity.ChannelMessage, error) {
-	cm := identity.ChannelMessage{
-		Channel:   m.Channel,
-		Username:  m.Username,
-		Body:      m.Body,
-		Timestamp: m.TS,
-	}
-	if err := firstErr(
-		decodeHex("key", cm.Author[:], m.Key),
-		decodeHex("id", cm.ID[:], m.ID),
-		decodeHex("sig", cm.Sig[:], m.Sig)); err != nil {
-		return identity.ChannelMessage{}, fmt.Errorf("%w: message: %w", ErrMalformed, err)
-	}
-	return cm, nil
-}
+func NewSend(m *identity.ChannelMessage) *Send { return proto.NewSend(m) }
 
 // NewDM returns the dm object that hands envelope to the node as ref.
-func NewDM(ref string, envelope []byte) *DM {
-	return &DM{Ref: ref, Envelope: base64.StdEncoding.EncodeToString(envelope)}
-}
-
-// EnvelopeBytes decodes the envelope. d must have passed Decode (or been
-// made by NewDM).
-func (d *DM) EnvelopeBytes() ([]byte, error) {
-	env, err := base64.StdEncoding.Strict().DecodeString(d.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("%w: dm envelope: %w", ErrMalformed, err)
-	}
-	return env, nil
-}
+func NewDM(ref string, envelope []byte) *DM { return proto.NewDM(ref, envelope) }
 
 // EncodeKeyBundle returns b's wire form in base64, as login and bundle
 // carry it.
-func EncodeKeyBundle(b identity.KeyBundle) (string, error) {
-	data, err := b.Marshal()
-	if err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(data), nil
-}
+func EncodeKeyBundle(b identity.KeyBundle) (string, error) { return proto.EncodeKeyBundle(b) }
 
-// KeyBundle decodes the bundle strictly, without verifying it.
-func (b *Bundle) KeyBundle() (identity.KeyBundle, error) { return DecodeKeyBundle(b.Bundle) }
+// DecodeKeyBundle decodes a base64 key bundle strictly, without verifying
+// it (proto.DecodeKeyBundle).
+func DecodeKeyBundle(s string) (identity.KeyBundle, error) { return proto.DecodeKeyBundle(s) }
 
-// DecodeKeyBundle decodes a base64 key bundle strictly
-// (identity.KeyBundle.Unmarshal). It does not verify it: the caller checks
-// it against the key it expects (KeyBundle.Verify).
-func DecodeKeyBundle(s string) (identity.KeyBundle, error) {
-	var kb identity.KeyBundle
-	data, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil {
-		return kb, fmt.Errorf("%w: key bundle: %w", ErrMalformed, err)
-	}
-	if err := kb.Unmarshal(data); err != nil {
-		return kb, err
-	}
-	return kb, nil
-}
-
+// checkNames checks a channel name and a username before they are sent.
 func checkNames(channel, username string) error {
-	return firstErr(identity.ValidateChannelName(channel), identity.ValidateUsername(username))
-}
-
-func checkBody(body string) error {
-	if len(body) > identity.MaxBodyLen {
-		return fmt.Errorf("body of %d bytes is over the limit of %d", len(body), identity.MaxBodyLen)
-	}
-	return nil
-}
-
-// checkHex requires exactly n lowercase hex characters: PROTOCOL.md gives
-// binary values one spelling.
-func checkHex(field, s string, n int) error {
-	if len(s) != n {
-		return fmt.Errorf("%s: want %d lowercase hex characters, got %d characters", field, n, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return fmt.Errorf("%s: want lowercase hex, character %d is %q", field, i+1, c)
-		}
-	}
-	return nil
-}
-
-// checkBase64 requires standard, padded base64 of 1 to max bytes. It
-// checks the alphabet and the length only; decoding checks the rest.
-func checkBase64(field, s string, max int) error {
-	if n := base64.StdEncoding.EncodedLen(max); len(s) == 0 || len(s) > n || len(s)%4 != 0 {
-		return fmt.Errorf("%s: want padded base64 of 1 to %d bytes, got %d characters", field, max, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
-		case c == '=' && i >= len(s)-2 && (i == len(s)-1 || s[len(s)-1] == '='):
-		default:
-			return fmt.Errorf("%s: want base64, character %d is %q", field, i+1, c)
-		}
-	}
-	return nil
-}
-
-func decodeHex(field string, dst []byte, s string) error {
-	if err := checkHex(field, s, 2*len(dst)); err != nil {
+	if err := identity.ValidateChannelName(channel); err != nil {
 		return err
 	}
-	_, err := hex.Decode(dst, []byte(s))
-	return err
-}
-
-// checkNodeID accepts a libp2p peer ID as the identity package does in
-// challenges: 1 to MaxNodeIDLen ASCII letters and digits.
-func checkNodeID(field, s string) error {
-	if s == "" || len(s) > identity.MaxNodeIDLen {
-		return fmt.Errorf("%s: want 1 to %d characters, got %d", field, identity.MaxNodeIDLen, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return fmt.Errorf("%s: want letters and digits, character %d is %q", field, i+1, c)
-		}
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// clip shortens untrusted text quoted in an error.
-func clip(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return identity.ValidateUsername(username)
 }

@@ -14,12 +14,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // Defaults for what the node's hello may leave out (PROTOCOL.md §3).
 const (
-	defaultRate  = 5
-	defaultBurst = 20
+	defaultRate  = proto.DefaultRate
+	defaultBurst = proto.DefaultBurst
 )
 
 const (
@@ -941,7 +942,7 @@ func (s *Session) handleError(e *Error) {
 		// closes the session after it.
 		s.loginErr = e
 		s.fatal = e
-	} else if e.closesSession() {
+	} else if e.ClosesSession(true) {
 		s.fatal = e
 	} else if status, consumed := s.dmErrorLocked(e); consumed {
 		// An answer about a DM, a receipt or a whois: reported as the

@@ -20,8 +20,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"darkchat/client"
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // DefaultNodeID is the peer ID a Server announces unless told otherwise.
@@ -33,7 +33,7 @@ type Server struct {
 	// NodeID is put in hello and in every challenge.
 	NodeID string
 	// Limits is announced in hello.
-	Limits client.Limits
+	Limits proto.Limits
 	// Reject, when set, is asked about every correctly signed send: a
 	// non-empty result is the error code to answer instead of ok (the
 	// message is then not delivered).
@@ -91,7 +91,7 @@ func (s *Server) Bundle(key identity.PublicKey) (string, bool) {
 
 // checkBundle verifies a bundle a session gives for its own key.
 func (s *Server) checkBundle(key identity.PublicKey, bundle string) error {
-	b, err := client.DecodeKeyBundle(bundle)
+	b, err := proto.DecodeKeyBundle(bundle)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,8 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 			return err
 		}
 		sc := bufio.NewScanner(nc)
-		sc.Buffer(make([]byte, 4096), client.MaxObjectSize+2)
+		// A line of max_line bytes, its "\r" included, and its "\n".
+		sc.Buffer(make([]byte, 4096), proto.DefaultMaxLine+1)
 		s.start(&conn{raw: nc, lines: sc})
 	}
 }
@@ -144,7 +145,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(client.MaxObjectSize)
+	ws.SetReadLimit(proto.DefaultMaxLine)
 	s.start(&conn{raw: ws.NetConn(), ws: ws})
 }
 
@@ -233,16 +234,16 @@ func (c *conn) writeRaw(data []byte) error {
 	return err
 }
 
-func (c *conn) write(obj client.Object) error {
-	data, err := client.Encode(obj)
+func (c *conn) write(obj proto.Object) error {
+	data, err := proto.Encode(obj)
 	if err != nil {
 		return err
 	}
 	return c.writeRaw(data)
 }
 
-func (c *conn) fail(code, format string, args ...any) error {
-	return c.write(&client.Error{Code: code, Message: fmt.Sprintf(format, args...)})
+func (c *conn) fail(code proto.Code, format string, args ...any) error {
+	return c.write(&proto.Error{Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 func (s *Server) serve(c *conn) {
@@ -258,10 +259,10 @@ func (s *Server) serve(c *conn) {
 		return
 	}
 	limits := s.Limits
-	if limits == (client.Limits{}) {
-		limits = client.Limits{MaxLine: client.MaxObjectSize, MaxBody: identity.MaxBodyLen, MaxChannels: 32, Rate: 5, Burst: 20}
+	if limits == (proto.Limits{}) {
+		limits = proto.DefaultLimits
 	}
-	hello := &client.Hello{Protocol: client.ProtocolVersion, Node: s.nodeID(), Challenge: challenge, Limits: limits}
+	hello := &proto.Hello{Protocol: proto.Version, Node: s.nodeID(), Challenge: challenge, Limits: limits}
 	if c.write(hello) != nil {
 		return
 	}
@@ -270,7 +271,7 @@ func (s *Server) serve(c *conn) {
 		if err != nil {
 			return
 		}
-		obj, err := client.Decode(data)
+		obj, err := proto.Decode(data)
 		if err != nil {
 			if c.fail("bad_json", "%v", err) != nil {
 				return
@@ -284,16 +285,16 @@ func (s *Server) serve(c *conn) {
 }
 
 // handle answers one object; false closes the session.
-func (s *Server) handle(c *conn, obj client.Object, challenge string) bool {
+func (s *Server) handle(c *conn, obj proto.Object, challenge string) bool {
 	s.mu.Lock()
 	loggedIn := c.loggedIn
 	s.mu.Unlock()
 	switch o := obj.(type) {
-	case *client.Ping:
-		return c.write(&client.Pong{}) == nil
-	case *client.Pong:
+	case *proto.Ping:
+		return c.write(&proto.Pong{}) == nil
+	case *proto.Pong:
 		return true
-	case *client.Login:
+	case *proto.Login:
 		if loggedIn {
 			return c.fail("already_logged_in", "already logged in") == nil
 		}
@@ -317,55 +318,55 @@ func (s *Server) handle(c *conn, obj client.Object, challenge string) bool {
 		s.mu.Lock()
 		c.key, c.loggedIn = key, true
 		s.mu.Unlock()
-		return c.write(&client.Welcome{Key: key.String(), Node: s.nodeID()}) == nil
+		return c.write(&proto.Welcome{Key: key.String(), Node: s.nodeID()}) == nil
 	}
 	if !loggedIn {
 		return c.fail("not_logged_in", "log in first") == nil
 	}
 	switch o := obj.(type) {
-	case *client.Join:
+	case *proto.Join:
 		s.mu.Lock()
 		c.channels[o.Channel] = o.Username
 		s.mu.Unlock()
-		return c.write(&client.Joined{Channel: o.Channel, Username: o.Username}) == nil
-	case *client.Leave:
+		return c.write(&proto.Joined{Channel: o.Channel, Username: o.Username}) == nil
+	case *proto.Leave:
 		s.mu.Lock()
 		_, in := c.channels[o.Channel]
 		delete(c.channels, o.Channel)
 		s.mu.Unlock()
 		if !in {
-			return c.write(&client.Error{Code: "not_joined", Message: "not in channel " + o.Channel, Channel: o.Channel}) == nil
+			return c.write(&proto.Error{Code: "not_joined", Message: "not in channel " + o.Channel, Channel: o.Channel}) == nil
 		}
-		return c.write(&client.Left{Channel: o.Channel}) == nil
-	case *client.Send:
+		return c.write(&proto.Left{Channel: o.Channel}) == nil
+	case *proto.Send:
 		return s.send(c, o)
-	case *client.Whois:
+	case *proto.Whois:
 		key, _ := identity.ParsePublicKey(o.Key) // Decode checked it
 		if b, ok := s.Bundle(key); ok {
-			return c.write(&client.Bundle{Key: o.Key, Bundle: b}) == nil
+			return c.write(&proto.Bundle{Key: o.Key, Bundle: b}) == nil
 		}
-		return c.write(&client.Error{Code: "unknown_user", Message: "no key bundle for " + o.Key, Key: o.Key}) == nil
-	case *client.Bundle:
+		return c.write(&proto.Error{Code: "unknown_user", Message: "no key bundle for " + o.Key, Key: o.Key}) == nil
+	case *proto.Bundle:
 		if o.Key != "" && o.Key != c.key.String() {
-			return c.write(&client.Error{Code: "bad_bundle", Message: "a bundle update is for the session's own key"}) == nil
+			return c.write(&proto.Error{Code: "bad_bundle", Message: "a bundle update is for the session's own key"}) == nil
 		}
 		if err := s.checkBundle(c.key, o.Bundle); err != nil {
-			return c.write(&client.Error{Code: "bad_bundle", Message: err.Error()}) == nil
+			return c.write(&proto.Error{Code: "bad_bundle", Message: err.Error()}) == nil
 		}
 		s.SetBundle(c.key, o.Bundle)
-		return c.write(&client.Bundle{Key: c.key.String(), Bundle: o.Bundle}) == nil
-	case *client.DM:
+		return c.write(&proto.Bundle{Key: c.key.String(), Bundle: o.Bundle}) == nil
+	case *proto.DM:
 		return s.dm(c, o)
 	}
 	return c.fail("unknown_type", "%s is not for the node", obj.Type()) == nil
 }
 
-func (s *Server) send(c *conn, o *client.Send) bool {
+func (s *Server) send(c *conn, o *proto.Send) bool {
 	m := identity.ChannelMessage{Author: c.key, Channel: o.Channel, Username: o.Username, Body: o.Body, Timestamp: o.TS}
 	hex.Decode(m.ID[:], []byte(o.ID))
 	hex.Decode(m.Sig[:], []byte(o.Sig))
-	answer := func(code, msg string) bool {
-		return c.write(&client.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
+	answer := func(code proto.Code, msg string) bool {
+		return c.write(&proto.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
 	}
 	s.mu.Lock()
 	username, in := c.channels[o.Channel]
@@ -380,14 +381,14 @@ func (s *Server) send(c *conn, o *client.Send) bool {
 	}
 	if s.Reject != nil {
 		if code := s.Reject(m); code != "" {
-			return answer(code, "rejected by the test: "+code)
+			return answer(proto.Code(code), "rejected by the test: "+code)
 		}
 	}
-	if c.write(&client.OK{ID: o.ID}) != nil {
+	if c.write(&proto.OK{ID: o.ID}) != nil {
 		return false
 	}
-	msg := &client.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID, Sig: o.Sig}
-	data, err := client.Encode(msg)
+	msg := &proto.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID, Sig: o.Sig}
+	data, err := proto.Encode(msg)
 	if err != nil {
 		return false
 	}
@@ -408,9 +409,9 @@ func (s *Server) send(c *conn, o *client.Send) bool {
 }
 
 // dm routes an envelope to the sessions whose user's tag it carries.
-func (s *Server) dm(c *conn, o *client.DM) bool {
-	answer := func(code, msg string) bool {
-		return c.write(&client.Error{Code: code, Message: msg, Ref: o.Ref}) == nil
+func (s *Server) dm(c *conn, o *proto.DM) bool {
+	answer := func(code proto.Code, msg string) bool {
+		return c.write(&proto.Error{Code: code, Message: msg, Ref: o.Ref}) == nil
 	}
 	env, err := o.EnvelopeBytes()
 	if err != nil {
@@ -431,10 +432,10 @@ func (s *Server) dm(c *conn, o *client.DM) bool {
 	if len(to) == 0 {
 		return answer("no_route", "no session serves the recipient")
 	}
-	if c.write(&client.DMSent{Ref: o.Ref}) != nil {
+	if c.write(&proto.DMSent{Ref: o.Ref}) != nil {
 		return false
 	}
-	data, err := client.Encode(&client.DM{Envelope: o.Envelope})
+	data, err := proto.Encode(&proto.DM{Envelope: o.Envelope})
 	if err != nil {
 		return false
 	}
