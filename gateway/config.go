@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"darkchat/identity"
@@ -133,6 +134,9 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.TimestampWindow, DefaultTimestampWindow)
 	if c.MaxLine < 1024 {
 		return errors.New("gateway: max line must be at least 1024 bytes")
+	}
+	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return fmt.Errorf("gateway: rate must be a finite number, got %v", c.Rate)
 	}
 	if c.MaxNodeChannels > MaxNodeChannelsLimit {
 		return fmt.Errorf("gateway: max node channels must be at most %d: with the %d DM inbox shards, the node's topics must stay within the %d its mesh peers accept",

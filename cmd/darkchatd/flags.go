@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -183,7 +184,7 @@ func (o *options) validate() error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageErrorf("--tls-cert and --tls-key go together: give both or neither")
 	}
-	if o.authors.Rate < 0 || o.authors.Burst < 1 {
+	if !(o.authors.Rate >= 0) || math.IsInf(o.authors.Rate, 0) || o.authors.Burst < 1 {
 		return usageErrorf("--author-rate must be 0 (no limit) or positive and --author-burst at least 1, got %v and %d", o.authors.Rate, o.authors.Burst)
 	}
 	if o.connLow < 1 {
@@ -208,7 +209,7 @@ func (o *options) validate() error {
 		return usageErrorf("--max-conns must be at least 1 (or 0 for the default), got %d", g.MaxConns)
 	case g.LoginTimeout <= 0:
 		return usageErrorf("--login-timeout must be positive, got %v", g.LoginTimeout)
-	case g.Rate <= 0:
+	case !(g.Rate > 0) || math.IsInf(g.Rate, 0):
 		return usageErrorf("--rate must be positive, got %v", g.Rate)
 	case g.Burst < 1:
 		return usageErrorf("--burst must be at least 1, got %d", g.Burst)
