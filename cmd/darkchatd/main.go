@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 )
 
@@ -78,6 +79,23 @@ func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	// DARKCHAT_TRACE=FILE writes an execution trace of the whole run (for
+	// `go tool trace`): where a node's goroutines waited, when its CPU
+	// profile shows nothing busy.
+	if path := getenv("DARKCHAT_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "darkchatd: DARKCHAT_TRACE: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(stderr, "darkchatd: DARKCHAT_TRACE: %v\n", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 
 	if err := runServer(ctx, o, stdin, stdout, stderr, getenv); err != nil {

@@ -100,6 +100,11 @@ func newMeshWith(t *testing.T, authorFlags ...string) *mesh {
 	if dir := os.Getenv("DARKCHAT_ATTACK_PROFILE"); dir != "" {
 		t.Setenv("DARKCHAT_CPUPROFILE", filepath.Join(dir, t.Name()+".pprof"))
 	}
+	// DARKCHAT_ATTACK_TRACE=DIR: an execution trace of each victim in
+	// DIR/<test>.trace, to see where it waited.
+	if dir := os.Getenv("DARKCHAT_ATTACK_TRACE"); dir != "" {
+		t.Setenv("DARKCHAT_TRACE", filepath.Join(dir, t.Name()+".trace"))
+	}
 	victim := bins.StartNode(t, "victim", "cli", append(limits, "--peer", "127.0.0.1:"+strconv.Itoa(a.PeerPort))...)
 	victim.WaitPeer(a.ID)
 	return &mesh{a: a, victim: victim, target: "/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.PeerPort) + "/p2p/" + victim.ID}

@@ -159,6 +159,9 @@ func (g *gwNet) node(name, typ string, h *netns.Host, extra ...string) *gwNode {
 	if dir := os.Getenv("DARKCHAT_ATTACK_PROFILE"); dir != "" && name == "victim" {
 		env = append(env, "DARKCHAT_CPUPROFILE="+filepath.Join(dir, g.t.Name()+".pprof"))
 	}
+	if dir := os.Getenv("DARKCHAT_ATTACK_TRACE"); dir != "" && name == "victim" {
+		env = append(env, "DARKCHAT_TRACE="+filepath.Join(dir, g.t.Name()+".trace"))
+	}
 	cmd.Env = chatproc.CleanEnv(env...)
 	p, err := chatproc.Start(name, cmd, false)
 	if err != nil {
