@@ -466,7 +466,7 @@ func (n *Node) PublishDM(ctx context.Context, shard int, data []byte) error {
 	defer release()
 	if !local {
 		if err := n.awaitTopicPeer(ctx, topic); err != nil {
-			return fmt.Errorf("%w: inbox shard %d: %v", ErrNoRoute, shard, err)
+			return fmt.Errorf("%w: inbox shard %d: %w", ErrNoRoute, shard, err)
 		}
 	}
 	return n.publish(ctx, topic, name, data)

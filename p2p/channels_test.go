@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // blockTopicOpen makes n's opening of topicName wait until the returned
@@ -199,4 +201,47 @@ func whileStuck(n *Node, x *Subscription) error {
 		return fmt.Errorf("send on y before its join finished: %v, want ErrNotJoined", err)
 	}
 	return nil
+}
+
+// A DM to an inbox shard nobody serves waits for a route while the node
+// looks the shard up: the publisher's deadline ends the wait, and so does
+// closing the node, which leaves no goroutine of the lookup behind.
+func TestCloseEndsDMRouteLookup(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	a, b := newTestNode(t, nil), newTestNode(t, nil)
+	link(t, a, b) // b serves no shard
+
+	short, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if err := a.PublishDM(short, 9, []byte("sealed")); !errors.Is(err, ErrNoRoute) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DM to an unserved shard: %v, want ErrNoRoute after the deadline", err)
+	}
+
+	published := make(chan error, 1)
+	go func() { published <- a.PublishDM(context.Background(), 9, []byte("sealed")) }()
+	waitFor(t, 10*time.Second, "the DM to wait for a route", func() bool {
+		a.chMu.Lock()
+		defer a.chMu.Unlock()
+		c := a.channels[inboxTopicPrefix+"9"]
+		return c != nil && c.publishers > 0
+	})
+	closed := make(chan struct{})
+	go func() {
+		a.Close()
+		b.Close()
+		close(closed)
+	}()
+	select {
+	case err := <-published:
+		if !errors.Is(err, ErrNoRoute) || !errors.Is(err, ErrClosed) {
+			t.Fatalf("DM waiting for a route when the node closed: %v, want ErrNoRoute and ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the node did not end the DM's wait for a route")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung behind a DM's route lookup")
+	}
 }

@@ -9,7 +9,6 @@ import (
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/discovery"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/backoff"
@@ -105,9 +104,9 @@ type failedDial struct {
 // goes away. So the loop also runs early when this node's addresses change
 // (re-advertising when its relay addresses did, so that DHT servers hand out
 // the new ones) and when a peer disconnects (the peer may be reachable
-// another way, through another relay).
+// another way, through another relay). The event loop signals those
+// (discAddrsChanged, discPeerLost) and new connections (kickDisc).
 func (n *Node) discoveryLoop() {
-	defer n.wg.Done()
 	interval := discoveryMinInterval
 	var lastAdvertise, lastRound time.Time
 	failed := make(map[peer.ID]failedDial)
@@ -115,45 +114,33 @@ func (n *Node) discoveryLoop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 
-	var events <-chan any
-	sub, err := n.host.EventBus().Subscribe([]any{
-		new(event.EvtLocalAddressesUpdated),
-		new(event.EvtPeerConnectednessChanged),
-	})
-	if err != nil {
-		n.log.Warn("discovery: cannot watch address changes", "err", err)
-	} else {
-		defer sub.Close()
-		events = sub.Out()
-	}
 	relayAddrs := circuitAddrs(n.host.Addrs())
 	for {
+		churn := false
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.kickDisc:
 			interval = discoveryMinInterval
-		case e := <-events:
-			switch e := e.(type) {
-			case event.EvtLocalAddressesUpdated:
-				now := circuitAddrs(n.host.Addrs())
-				if slices.Equal(now, relayAddrs) {
-					continue
-				}
-				relayAddrs = now
-				lastAdvertise = time.Time{}
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness == network.Connected {
-					continue // the event loop kicks us for those
-				}
+		case <-n.discAddrsChanged:
+			now := circuitAddrs(n.host.Addrs())
+			if slices.Equal(now, relayAddrs) {
+				continue
 			}
+			relayAddrs = now
+			lastAdvertise = time.Time{}
+			churn = true
+		case <-n.discPeerLost:
+			churn = true
+		case <-timer.C:
+		}
+		if churn {
 			interval = discoveryMinInterval
 			// Churn must not turn into back-to-back rounds.
 			if wait := discoveryMinInterval - time.Since(lastRound); wait > 0 {
 				timer.Reset(wait)
 				continue
 			}
-		case <-timer.C:
 		}
 		lastRound = time.Now()
 		found := n.connectBootstrap(bootstrapped)

@@ -6,21 +6,32 @@
 //
 // # Ownership
 //
-// A Node owns its host, DHT, PubSub router and every goroutine it starts:
+// A Node owns its host, DHT, PubSub router and every goroutine it starts,
+// all counted in one WaitGroup (Node.spawn):
 //
+//   - the event loop (events.go) is the node's one reader of the host's
+//     event bus: it hands address, connectivity, identify, NAT-type and
+//     relay events to the parts below and to the `nat` report, and logs
+//     the guard's summaries;
 //   - the discovery loop (discovery.go) advertises the node under the
 //     darkchat rendezvous key and dials peers it finds, within bounds;
-//   - the event loop (events.go) watches address and connectivity changes;
-//   - one reader goroutine per joined topic, chat channel or DM inbox shard
-//     (channels.go), drains the GossipSub subscription and hands each
+//   - the reachability loop (reach.go) re-derives the node's reachability
+//     verdict when the event loop reports new evidence;
+//   - the hole-punch loop (holepunch.go) retries DCUtR with relayed peers,
+//     one goroutine per round;
+//   - the SYN-filter loop (synfilter.go) keeps the kernel filter on the
+//     peer port in step with the guard;
+//   - one reader goroutine per subscribed topic, chat channel or DM inbox
+//     shard (channels.go), drains the GossipSub subscription and hands each
 //     verified message to the topic's local members without blocking;
-//   - the NAT watcher (nat.go) records reachability and relay events for
-//     the `nat` report; it ends when the host's network closes;
 //   - while a DM waits for a route (PublishDM), a lookup goroutine dials
-//     the inbox shard's subscribers; it ends with the publisher's context.
+//     the inbox shard's subscribers; it ends before PublishDM returns;
+//   - AutoRelay's candidate streams (relay.go), which end when AutoRelay
+//     stops looking or the node closes.
 //
-// Close cancels the node's context, stops those goroutines, and closes the
-// PubSub router, DHT and host in that order. It is idempotent.
+// Close ends the node's context and waits for all of those, then leaves
+// every topic and closes the PubSub router, DHT and host, in that order.
+// It is idempotent.
 //
 // # Messages
 //

@@ -8,8 +8,52 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	ma "github.com/multiformats/go-multiaddr"
 )
+
+// hostEvents are the host's events the node reacts to. The node subscribes
+// to them once, and its event loop hands each to the parts that need it:
+//
+//   - address changes: OnAddrsChanged, the discovery loop (a new relay
+//     address is re-advertised) and the reachability decision;
+//   - connectedness changes: the discovery loop (a new peer may know
+//     others; a lost one may be reachable another way), the guard (which
+//     forgets a disconnected peer) and the reachability decision;
+//   - identify results: the `nat` report (how peers observe us), the
+//     reachability decision and AutoRelay's candidates (a peer may relay);
+//   - protocol updates: AutoRelay's candidates (a peer started relaying);
+//   - AutoNAT v2's address checks: the reachability decision;
+//   - the NAT type and AutoRelay's reservations: the `nat` report.
+var hostEvents = []any{
+	new(event.EvtLocalAddressesUpdated),
+	new(event.EvtPeerConnectednessChanged),
+	new(event.EvtPeerIdentificationCompleted),
+	new(event.EvtPeerProtocolsUpdated),
+	new(event.EvtHostReachableAddrsChanged),
+	new(event.EvtNATDeviceTypeChanged),
+	new(event.EvtAutoRelayAddrsUpdated),
+}
+
+// hostEventBuffer is the node's queue on the host's event bus. libp2p's
+// bus makes an emitter (the swarm, identify, AutoRelay) wait while a
+// subscriber's queue is full, so the event loop only records and signals:
+// anything slow (a discovery round, re-deriving reachability) runs on the
+// goroutine that owns it, woken through a one-slot channel. The queue
+// absorbs bursts, such as a flood of connections, and the time before the
+// loop starts.
+const hostEventBuffer = 1024
+
+// subscribeHostEvents makes the node's one subscription to the host's
+// events, as soon as the host exists so that none is missed; the event
+// loop starts reading it once the node is complete.
+func subscribeHostEvents(bus event.Bus) (event.Subscription, error) {
+	sub, err := bus.Subscribe(hostEvents, eventbus.Name("darkchat node"), eventbus.BufSize(hostEventBuffer))
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to host events: %w", err)
+	}
+	return sub, nil
+}
 
 // streamlessGrace is how long a connected peer may stay without a
 // GossipSub stream. GossipSub respawns the stream of a peer that is still
@@ -38,57 +82,68 @@ func (n *Node) reviveStreamless() {
 	}
 }
 
-// startEvents subscribes to the host's event bus and starts the goroutine
-// that reacts to address and connectivity changes, and logs the guard's
-// summaries.
-func (n *Node) startEvents() error {
-	sub, err := n.host.EventBus().Subscribe([]any{
-		new(event.EvtLocalAddressesUpdated),
-		new(event.EvtPeerConnectednessChanged),
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to host events: %w", err)
+// signal wakes the goroutine that waits on a one-slot channel, without
+// blocking: a wake-up already pending covers this one.
+func signal(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer sub.Close()
-		var last []ma.Multiaddr
-		summary := time.NewTicker(guardSummaryInterval)
-		defer summary.Stop()
-		revive := time.NewTicker(streamlessGrace / 2)
-		defer revive.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
+}
+
+// eventLoop is the node's only reader of host events (see hostEvents). It
+// also logs the guard's and the queues' summaries, and revives peers left
+// without a GossipSub stream. It owns sub and closes it.
+func (n *Node) eventLoop(sub event.Subscription) {
+	defer sub.Close()
+	var lastAddrs []ma.Multiaddr
+	summary := time.NewTicker(guardSummaryInterval)
+	defer summary.Stop()
+	revive := time.NewTicker(streamlessGrace / 2)
+	defer revive.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-summary.C:
+			n.guard.summarize()
+			n.drops.summarize()
+		case <-revive.C:
+			n.reviveStreamless()
+		case e, ok := <-sub.Out():
+			if !ok {
 				return
-			case <-summary.C:
-				n.guard.summarize()
-				n.drops.summarize()
-			case <-revive.C:
-				n.reviveStreamless()
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				switch e := e.(type) {
-				case event.EvtLocalAddressesUpdated:
-					addrs := n.Addrs()
-					if !slices.EqualFunc(addrs, last, func(a, b ma.Multiaddr) bool { return a.Equal(b) }) {
-						last = addrs
-						if n.cfg.OnAddrsChanged != nil {
-							n.cfg.OnAddrsChanged(addrs)
-						}
-					}
-				case event.EvtPeerConnectednessChanged:
-					if e.Connectedness == network.Connected {
-						n.kick()
-					} else {
-						n.guard.forget(e.Peer)
+			}
+			switch e := e.(type) {
+			case event.EvtLocalAddressesUpdated:
+				signal(n.reachWake)
+				signal(n.discAddrsChanged)
+				addrs := n.Addrs()
+				if !slices.EqualFunc(addrs, lastAddrs, func(a, b ma.Multiaddr) bool { return a.Equal(b) }) {
+					lastAddrs = addrs
+					if n.cfg.OnAddrsChanged != nil {
+						n.cfg.OnAddrsChanged(addrs)
 					}
 				}
+			case event.EvtPeerConnectednessChanged:
+				signal(n.reachWake)
+				if e.Connectedness == network.Connected {
+					n.kick()
+				} else {
+					n.guard.forget(e.Peer)
+					signal(n.discPeerLost)
+				}
+			case event.EvtPeerIdentificationCompleted:
+				n.nat.record(e)
+				signal(n.reachWake)
+				n.relays.notify()
+			case event.EvtPeerProtocolsUpdated:
+				n.relays.notify()
+			case event.EvtHostReachableAddrsChanged:
+				signal(n.reachWake)
+			case event.EvtNATDeviceTypeChanged, event.EvtAutoRelayAddrsUpdated:
+				n.nat.record(e)
 			}
 		}
-	}()
-	return nil
+	}
 }

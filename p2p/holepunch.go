@@ -63,10 +63,11 @@ type holePunchRetry struct {
 
 // holePunchLoop retries hole punching with peers that are still relayed.
 // Only one side of a pair retries (initiatesHolePunch).
-// It owns the retry map; rounds run on their own goroutines (at most
-// maxConcurrentHolePunches), which report back on done.
+// It owns the retry map; rounds run on goroutines of the node's (at most
+// maxConcurrentHolePunches), which report back on done, and it waits for
+// them before it returns (Close closes the hole-punch service first, which
+// ends them).
 func (n *Node) holePunchLoop() {
-	defer n.wg.Done()
 	type result struct {
 		p   peer.ID
 		err error
@@ -139,13 +140,16 @@ func (n *Node) holePunchLoop() {
 			running++
 			n.nat.retrying(p, r.rounds, maxHolePunchRounds, r.next)
 			round := r.rounds
-			go func() {
+			if !n.spawn(func() {
 				err := n.hps.DirectConnect(p)
 				if err != nil {
 					n.log.Debug("hole punch retry failed", "peer", p, "round", round, "err", err)
 				}
 				done <- result{p, err}
-			}()
+			}) {
+				running-- // the node is closing; the loop ends next
+				r.running = false
+			}
 		}
 	}
 }

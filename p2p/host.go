@@ -67,7 +67,7 @@ func listenAddrs(ip netip.Addr, port int) []ma.Multiaddr {
 //
 // Hole punching is started by the node (newHolePunchService) so that it can
 // retry.
-func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost, error) {
+func newHost(cfg *Config, guard *peerGuard, relays *relaySource) (introspectableHost, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -80,7 +80,6 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	}
 	rm := guardedResourceManager{base, guard}
 
-	relays := newRelaySource()
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(listenAddrs(cfg.ListenIP, cfg.PeerPort)...),
@@ -137,10 +136,6 @@ func newHost(cfg *Config, nat *natTracker, guard *peerGuard) (introspectableHost
 	if !ok {
 		h.Close()
 		return nil, fmt.Errorf("libp2p returned %T, which does not report addresses and reachability", h)
-	}
-	if err := nat.watch(h); err != nil {
-		h.Close()
-		return nil, err
 	}
 	return ih, nil
 }

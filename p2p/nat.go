@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -30,11 +28,11 @@ const (
 )
 
 // natTracker gathers what the `nat` console command explains. It is the
-// hole-punching service's EventTracer, and watches the host's event bus for
+// hole-punching service's EventTracer, and records the host's events about
 // the addresses peers observe us at, the NAT type libp2p infers from them,
-// the relay addresses AutoRelay holds, and AutoNAT's verdicts.
+// and the relay addresses AutoRelay holds.
 type natTracker struct {
-	net network.Network // set by watch; for which observers are still connected
+	net network.Network // set by New before any event; for which observers are still connected
 
 	mu    sync.Mutex
 	peers map[peer.ID]*holePunchRecord
@@ -193,48 +191,8 @@ func evictOldest[K comparable, V any](m map[K]V, when func(V) time.Time) {
 	delete(m, oldest)
 }
 
-// watch subscribes to the host's events the report explains. The
-// subscription is made before watch returns, so no event is missed; its
-// goroutine ends when the host's network closes.
-func (t *natTracker) watch(h host.Host) error {
-	t.net = h.Network()
-	done := networkDone(h.Network())
-	if done == nil {
-		return fmt.Errorf("network %T cannot tell when it closes", h.Network())
-	}
-	sub, err := h.EventBus().Subscribe([]any{
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtNATDeviceTypeChanged),
-		new(event.EvtAutoRelayAddrsUpdated),
-	}, eventbus.Name("darkchat nat report"))
-	if err != nil {
-		return fmt.Errorf("subscribe to NAT events: %w", err)
-	}
-	go func() {
-		defer sub.Close()
-		for {
-			select {
-			case <-done:
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				t.record(e)
-			}
-		}
-	}()
-	return nil
-}
-
-// networkDone is the channel the swarm closes when it closes.
-func networkDone(n network.Network) <-chan struct{} {
-	if d, ok := n.(interface{ Done() <-chan struct{} }); ok {
-		return d.Done()
-	}
-	return nil
-}
-
+// record takes in one host event the report explains (the node's event
+// loop passes them on).
 func (t *natTracker) record(e any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

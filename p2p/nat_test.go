@@ -169,10 +169,10 @@ func TestRelaySourceOffersRelaysAsTheyAppear(t *testing.T) {
 	me := newTestNode(t, func(c *Config) { c.Reachability = ReachabilityPrivate })
 	link(t, me, plain)
 	link(t, me, relayNode)
-	src := newRelaySource()
-	src.setHost(me.basic)
+	// A second stream beside AutoRelay's, from the node's own source,
+	// which its event loop tells about identified peers.
 	ctx, cancel := context.WithCancel(t.Context())
-	stream := src.candidates(ctx, 10)
+	stream := me.relays.candidates(ctx, 10)
 	// relayNode starts relaying (as relaysvc does when its node turns
 	// public): identify push tells me, and the stream offers it.
 	r, err := relay.New(relayNode.basic, relay.WithResources(relayResources()))

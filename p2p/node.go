@@ -11,6 +11,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -62,76 +63,88 @@ type Node struct {
 	// topic, outside every lock.
 	beforeTopicOpen func(topicName string)
 
-	scores   atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
-	kickDisc chan struct{}                       // wakes the discovery loop early
+	scores atomic.Pointer[map[peer.ID]float64] // last GossipSub score snapshot
+	relays *relaySource                        // AutoRelay's candidates (relay.go)
+
+	// One-slot wake-ups the event loop sends (events.go).
+	kickDisc         chan struct{} // a peer connected: discover now
+	discAddrsChanged chan struct{} // our addresses changed: re-advertise if the relay ones did
+	discPeerLost     chan struct{} // a peer disconnected: discover soon
+	reachWake        chan struct{} // new reachability evidence
 }
 
 // New starts a node: the libp2p host listens on the peer port, the DHT and
 // GossipSub router start, and background discovery begins (including the
 // configured bootstrap peers). The caller must Close the node.
-func New(cfg Config) (*Node, error) {
+func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		nat:      newNATTracker(),
-		dedup:    newDedupSet(cfg.DedupTTL, cfg.DedupMax),
-		ctx:      ctx,
-		cancel:   cancel,
-		channels: make(map[string]*channel),
-		kickDisc: make(chan struct{}, 1),
+		cfg:              cfg,
+		log:              cfg.Logger,
+		nat:              newNATTracker(),
+		dedup:            newDedupSet(cfg.DedupTTL, cfg.DedupMax),
+		ctx:              ctx,
+		cancel:           cancel,
+		channels:         make(map[string]*channel),
+		kickDisc:         make(chan struct{}, 1),
+		discAddrsChanged: make(chan struct{}, 1),
+		discPeerLost:     make(chan struct{}, 1),
+		reachWake:        make(chan struct{}, 1),
 	}
 	n.routers = newRouterPeers()
 	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
 	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
+	n.relays = newRelaySource(n.spawn, ctx.Done())
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
-	bh, err := newHost(&n.cfg, n.nat, n.guard)
-	if err != nil {
-		cancel()
+	var events event.Subscription
+	defer func() {
+		if err != nil {
+			if events != nil {
+				events.Close()
+			}
+			n.closeParts()
+		}
+	}()
+	if n.basic, err = newHost(&n.cfg, n.guard, n.relays); err != nil {
 		return nil, err
 	}
-	n.basic = bh
-	if err := checkListening(bh, cfg.PeerPort); err != nil {
-		bh.Close()
-		cancel()
+	n.nat.net = n.basic.Network()
+	if events, err = subscribeHostEvents(n.basic.EventBus()); err != nil {
 		return nil, err
 	}
-	if n.dht, err = newDHT(bh, &n.cfg, n.guard); err != nil {
-		bh.Close()
-		cancel()
+	if err := checkListening(n.basic, cfg.PeerPort); err != nil {
+		return nil, err
+	}
+	if n.dht, err = newDHT(n.basic, &n.cfg, n.guard); err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	n.host = routedhost.Wrap(bh, n.dht)
+	n.host = routedhost.Wrap(n.basic, n.dht)
 	if err := n.startReachability(); err != nil {
-		n.closeParts()
 		return nil, err
 	}
-	if n.hps, err = newHolePunchService(bh, n.nat); err != nil {
-		n.closeParts()
+	if n.hps, err = newHolePunchService(n.basic, n.nat); err != nil {
 		return nil, fmt.Errorf("start hole punching: %w", err)
 	}
 	if n.disc, err = newDiscovery(n.dht); err != nil {
-		n.closeParts()
 		return nil, err
 	}
 	psCtx, psCancel := context.WithCancel(context.Background())
 	n.psCancel = psCancel
 	if n.ps, err = newPubSub(psCtx, n); err != nil {
-		n.closeParts()
 		return nil, fmt.Errorf("start GossipSub: %w", err)
 	}
-	if err := n.startEvents(); err != nil {
-		n.closeParts()
-		return nil, err
-	}
-	n.wg.Add(3)
-	go n.discoveryLoop()
-	go n.holePunchLoop()
+	// Nothing else can call Close yet, so these start.
+	sub := events
+	n.spawn(func() { n.eventLoop(sub) })
+	n.spawn(n.discoveryLoop)
+	n.spawn(n.holePunchLoop)
+	// synFilterLoop (synfilter.go) marks itself done in wg.
+	n.wg.Add(1)
 	go n.synFilterLoop()
 	return n, nil
 }
@@ -167,14 +180,7 @@ func (n *Node) Close() error {
 
 // closeParts closes what New has started so far.
 func (n *Node) closeParts() error {
-	n.goMu.Lock()
-	n.stopping = true
-	n.cancel() // ends the discovery, event and topic-reader goroutines and DM lookups
-	n.goMu.Unlock()
-	if n.hps != nil {
-		n.hps.Close() // ends hole-punch rounds in flight, which holePunchLoop waits for
-	}
-	n.wg.Wait()
+	n.stopGoroutines()
 	n.closeTopics()
 	if n.psCancel != nil {
 		n.psCancel()
@@ -183,10 +189,27 @@ func (n *Node) closeParts() error {
 	if n.dht != nil {
 		err = n.dht.Close()
 	}
-	if herr := n.basic.Close(); err == nil {
-		err = herr
+	if n.basic != nil {
+		if herr := n.basic.Close(); err == nil {
+			err = herr
+		}
 	}
 	return err
+}
+
+// stopGoroutines makes spawn refuse, ends the node's context and waits for
+// every goroutine the node started: the event, discovery, reachability,
+// hole-punch and SYN-filter loops, topic readers, DM route lookups,
+// AutoRelay's candidate streams, linger timers' work and disconnects.
+func (n *Node) stopGoroutines() {
+	n.goMu.Lock()
+	n.stopping = true
+	n.cancel()
+	n.goMu.Unlock()
+	if n.hps != nil {
+		n.hps.Close() // ends hole-punch rounds in flight, which holePunchLoop waits for
+	}
+	n.wg.Wait()
 }
 
 // spawn runs f on a goroutine of the node's, which Close waits for; f must
@@ -210,7 +233,7 @@ func (n *Node) spawn(f func()) bool {
 // GossipSub's event loop, so it does not wait for the connections to close.
 func (n *Node) disconnect(p peer.ID) {
 	if h := n.basic; h != nil {
-		go h.Network().ClosePeer(p)
+		n.spawn(func() { h.Network().ClosePeer(p) })
 	}
 }
 

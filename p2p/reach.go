@@ -120,7 +120,7 @@ func joinAddrs(addrs []ma.Multiaddr) string {
 }
 
 // reachState is the node's current reachability verdict, shared by the
-// reachability goroutine (its only writer) and the `nat` report.
+// reachability goroutine (its only writer after New) and the `nat` report.
 type reachState struct {
 	mu      sync.Mutex
 	verdict network.Reachability
@@ -147,21 +147,13 @@ const reachCoalesce = 200 * time.Millisecond
 // source of EvtLocalReachabilityChanged on the host's bus (libp2p's AutoNAT
 // v1 is pinned to "unknown", see newHost), so AutoRelay, the relay service
 // and the DHT's server mode all follow decideReachability. The emitter is
-// created and the first verdict emitted before it returns.
+// created and the first verdict emitted before it returns; after that, the
+// decision is re-derived on its own goroutine whenever the event loop
+// signals new evidence (reachWake), and every reachRecheckInterval.
 func (n *Node) startReachability() error {
 	em, err := n.basic.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
 	if err != nil {
 		return fmt.Errorf("reachability emitter: %w", err)
-	}
-	sub, err := n.basic.EventBus().Subscribe([]any{
-		new(event.EvtHostReachableAddrsChanged),
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerConnectednessChanged),
-		new(event.EvtLocalAddressesUpdated),
-	}, eventbus.Name("darkchat reachability"))
-	if err != nil {
-		em.Close()
-		return fmt.Errorf("subscribe to reachability evidence: %w", err)
 	}
 	var inbound string // sticky: the first public peer that dialled us
 	update := func() {
@@ -183,15 +175,12 @@ func (n *Node) startReachability() error {
 		}
 	}
 	update()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	loop := func() {
 		defer em.Close()
-		defer sub.Close()
 		tick := time.NewTicker(reachRecheckInterval)
 		defer tick.Stop()
-		// Events come in bursts (every connection and identify brings
-		// one, and a connection flood brings thousands): they are
+		// Evidence comes in bursts (every connection and identify brings
+		// some, and a connection flood brings thousands): it is
 		// coalesced, so the evidence (an interface listing, a scan of
 		// the connections) is gathered at most once per reachCoalesce.
 		settle := time.NewTimer(0)
@@ -202,10 +191,7 @@ func (n *Node) startReachability() error {
 			case <-n.ctx.Done():
 				settle.Stop()
 				return
-			case _, ok := <-sub.Out():
-				if !ok {
-					return
-				}
+			case <-n.reachWake:
 				if !pending {
 					pending = true
 					settle.Reset(reachCoalesce)
@@ -217,7 +203,11 @@ func (n *Node) startReachability() error {
 			}
 			update()
 		}
-	}()
+	}
+	if !n.spawn(loop) {
+		em.Close()
+		return ErrClosed
+	}
 	return nil
 }
 

@@ -2,13 +2,12 @@ package p2p
 
 import (
 	"context"
+	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 )
@@ -37,13 +36,25 @@ const relayRecheck = 30 * time.Second
 // us they do. AutoRelay polls a peer source at most every MinInterval and
 // waits for the returned channel to close; this one stays open while
 // AutoRelay is looking, so a relay is offered the moment it connects or
-// starts its relay service, not up to a polling interval later.
+// starts its relay service, not up to a polling interval later. The
+// node's event loop tells it (notify) when a peer was identified or
+// changed protocols.
 type relaySource struct {
 	ready chan struct{} // closed by setHost
 	h     host.Host
+	// spawn runs a stream on one of the node's goroutines; stop ends the
+	// streams when the node closes (AutoRelay's own search ends only with
+	// the host, after the node has waited for its goroutines).
+	spawn func(func()) bool
+	stop  <-chan struct{}
+
+	mu      sync.Mutex
+	changes chan struct{} // closed and replaced by notify
 }
 
-func newRelaySource() *relaySource { return &relaySource{ready: make(chan struct{})} }
+func newRelaySource(spawn func(func()) bool, stop <-chan struct{}) *relaySource {
+	return &relaySource{ready: make(chan struct{}), spawn: spawn, stop: stop, changes: make(chan struct{})}
+}
 
 // setHost hands the source the host; AutoRelay may ask for candidates
 // while libp2p.New is still building it.
@@ -52,83 +63,83 @@ func (s *relaySource) setHost(h host.Host) {
 	close(s.ready)
 }
 
-// candidates is an autorelay.PeerSource. The stream's goroutine belongs to
-// AutoRelay's search: it ends when ctx does (AutoRelay stopped looking, or
-// the host closed).
+// notify wakes every candidate stream to look at the connected peers again.
+func (s *relaySource) notify() {
+	s.mu.Lock()
+	close(s.changes)
+	s.changes = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *relaySource) changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changes
+}
+
+// candidates is an autorelay.PeerSource. Its stream runs on a goroutine of
+// the node's and ends when ctx does (AutoRelay stopped looking) or the node
+// closes.
 func (s *relaySource) candidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo)
-	go func() {
+	if !s.spawn(func() {
 		defer close(out)
-		select {
-		case <-s.ready:
-		case <-ctx.Done():
-			return
-		}
-		sub, err := s.h.EventBus().Subscribe([]any{
-			new(event.EvtPeerIdentificationCompleted),
-			new(event.EvtPeerProtocolsUpdated),
-		}, eventbus.Name("darkchat relay candidates"))
-		if err != nil {
-			return
-		}
-		defer sub.Close()
-		offer := func(p peer.ID) bool {
+		s.offer(ctx, num, out)
+	}) {
+		close(out)
+	}
+	return out
+}
+
+// offer sends the connected relays (up to num each time it looks; 0: all)
+// to out: each one once when it appears, and all of them again every
+// relayRecheck.
+func (s *relaySource) offer(ctx context.Context, num int, out chan<- peer.AddrInfo) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return
+	case <-s.stop:
+		return
+	}
+	tick := time.NewTicker(relayRecheck)
+	defer tick.Stop()
+	// offered holds the relays this stream has offered that were still
+	// relays at its last look, so it is bounded by the connected peers.
+	offered := make(map[peer.ID]bool)
+	for {
+		changed := s.changed() // before looking, so no change goes unseen
+		next := make(map[peer.ID]bool, len(offered))
+		for _, p := range s.h.Network().Peers() {
+			if num > 0 && len(next) == num {
+				break
+			}
 			if !s.isRelay(p) {
-				return true
+				continue
+			}
+			next[p] = true
+			if offered[p] {
+				continue
 			}
 			select {
 			case out <- s.h.Peerstore().PeerInfo(p):
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		offerAll := func() bool {
-			offered := 0
-			for _, p := range s.h.Network().Peers() {
-				if num > 0 && offered == num {
-					break
-				}
-				if s.isRelay(p) {
-					offered++
-					if !offer(p) {
-						return false
-					}
-				}
-			}
-			return true
-		}
-		if !offerAll() {
-			return
-		}
-		tick := time.NewTicker(relayRecheck)
-		defer tick.Stop()
-		for {
-			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				var p peer.ID
-				switch e := e.(type) {
-				case event.EvtPeerIdentificationCompleted:
-					p = e.Peer
-				case event.EvtPeerProtocolsUpdated:
-					p = e.Peer
-				}
-				if !offer(p) {
-					return
-				}
-			case <-tick.C:
-				if !offerAll() {
-					return
-				}
+			case <-s.stop:
+				return
 			}
 		}
-	}()
-	return out
+		offered = next
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-changed:
+		case <-tick.C:
+			clear(offered) // offer every relay again
+		}
+	}
 }
 
 // isRelay reports whether p is directly connected and announces the hop
