@@ -35,11 +35,16 @@ func payloadKey(key string) dedupKey {
 }
 
 // dedupSet remembers message IDs for at least ttl so that a message replayed
-// after GossipSub's seen-cache forgot it (two minutes) is still dropped. It
-// keeps two generations of at most max/2 IDs each and rotates when the
-// current generation is ttl old or full. Rotation on size means that under
-// a flood beyond max IDs per ttl, IDs are kept for less than ttl; the
-// application's timestamp window still rejects anything older than it.
+// after GossipSub's seen-cache forgot it (30 s, seenMessagesTTL) is still
+// dropped. It keeps two generations of at most max/2 entries each (a
+// keyed message takes two) and starts a new one when the current
+// generation is ttl old or would overflow. Rotation happens on use: an
+// entry is remembered from when it is added until the rotation after next,
+// so for at least ttl and less than 3×ttl. Rotation on size means that
+// under a flood beyond max entries per ttl, entries are kept for less than
+// ttl; the application's timestamp window still rejects anything older
+// than it. The set holds at most max entries (4 if max is smaller: a
+// generation holds at least one keyed message).
 type dedupSet struct {
 	mu      sync.Mutex
 	ttl     time.Duration
@@ -47,17 +52,19 @@ type dedupSet struct {
 	cur     map[dedupKey]struct{}
 	prev    map[dedupKey]struct{}
 	rotated time.Time
-	now     func() time.Time
+	now     func() time.Time // the clock; tests pass a fake one
 }
 
-func newDedupSet(ttl time.Duration, limit int) *dedupSet {
+// newDedupSet returns a set keeping entries for at least ttl within limit
+// entries, reading the time from now.
+func newDedupSet(ttl time.Duration, limit int, now func() time.Time) *dedupSet {
 	return &dedupSet{
 		ttl:     ttl,
-		maxGen:  max(limit/2, 1),
+		maxGen:  max(limit/2, 2),
 		cur:     make(map[dedupKey]struct{}),
 		prev:    make(map[dedupKey]struct{}),
-		rotated: time.Now(),
-		now:     time.Now,
+		rotated: now(),
+		now:     now,
 	}
 }
 
@@ -66,7 +73,7 @@ func (d *dedupSet) Seen(id string) bool {
 	k := idKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.maybeRotateLocked()
+	d.maybeRotateLocked(0)
 	return d.hasLocked(k)
 }
 
@@ -75,7 +82,7 @@ func (d *dedupSet) Add(id string) {
 	k := idKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.maybeRotateLocked()
+	d.maybeRotateLocked(1)
 	d.cur[k] = struct{}{}
 }
 
@@ -86,7 +93,11 @@ func (d *dedupSet) AddKeyed(id string, key dedupKey, keyed bool) bool {
 	ik := idKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.maybeRotateLocked()
+	adding := 1
+	if keyed {
+		adding = 2
+	}
+	d.maybeRotateLocked(adding)
 	if keyed {
 		if d.hasLocked(key) {
 			return false
@@ -112,15 +123,18 @@ func (d *dedupSet) Len() int {
 	return len(d.cur) + len(d.prev)
 }
 
-// maybeRotateLocked starts a new generation. An ID added just before a
-// rotation survives in prev for one more full period, so every ID is kept
-// for at least ttl unless the size bound forces an early rotation.
-func (d *dedupSet) maybeRotateLocked() {
+// maybeRotateLocked starts a new generation when the current one is ttl
+// old, or too full to take adding more entries. An entry added just
+// before a rotation survives in prev for one more full period, so every
+// entry is kept for at least ttl unless the size bound forces an early
+// rotation.
+func (d *dedupSet) maybeRotateLocked(adding int) {
 	now := d.now()
-	if now.Sub(d.rotated) < d.ttl && len(d.cur) < d.maxGen {
+	age := now.Sub(d.rotated)
+	if age < d.ttl && len(d.cur)+adding <= d.maxGen {
 		return
 	}
-	if now.Sub(d.rotated) >= 2*d.ttl {
+	if age >= 2*d.ttl {
 		d.cur = make(map[dedupKey]struct{}) // everything is older than ttl
 	}
 	d.prev, d.cur = d.cur, make(map[dedupKey]struct{}, len(d.cur))

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -85,7 +86,7 @@ func New(cfg Config) (_ *Node, err error) {
 		cfg:              cfg,
 		log:              cfg.Logger,
 		nat:              newNATTracker(),
-		dedup:            newDedupSet(cfg.DedupTTL, cfg.DedupMax),
+		dedup:            newDedupSet(cfg.DedupTTL, cfg.DedupMax, time.Now),
 		ctx:              ctx,
 		cancel:           cancel,
 		channels:         make(map[string]*channel),
