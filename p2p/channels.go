@@ -95,8 +95,9 @@ type channel struct {
 	// topic outside chMu, and closed when it is done.
 	busy chan struct{}
 	// publishers counts PublishDM calls using topic; while there are any,
-	// the topic is not closed (its route lookups hold an event handler on
-	// it, and GossipSub refuses to close a topic with one).
+	// the topic is not closed (their route lookups hold event handlers on
+	// it: GossipSub refuses to close a topic with one, and must not see
+	// one cancelled while it closes the topic).
 	publishers int
 	// linger, for an inbox shard whose last member left, unsubscribes it
 	// later unless a member joins first; lingerGen tells a timer that has
@@ -390,9 +391,17 @@ func (n *Node) closeTopics() {
 			n.chMu.Lock()
 			continue
 		}
+		// DM publishers return at once now that the node's context has
+		// ended; GossipSub must not see their event handlers go while it
+		// closes the topic.
+		for c.publishers > 0 {
+			n.publishersDone.Wait()
+		}
+		if n.channels[c.topicName] != c || c.busy != nil {
+			continue
+		}
 		c.stopLingerLocked()
 		c.members.Store(nil)
-		c.publishers = 0 // their lookups ended with the node's context
 		n.unsubscribeLocked(c)
 	}
 }
@@ -502,8 +511,9 @@ func (n *Node) dmTopic(ctx context.Context, name, topicName string) (topic *pubs
 	c.publishers++
 	release = func() {
 		n.chMu.Lock()
-		if c.publishers > 0 {
-			c.publishers--
+		c.publishers--
+		if c.publishers == 0 {
+			n.publishersDone.Broadcast()
 		}
 		n.chMu.Unlock()
 	}

@@ -59,6 +59,9 @@ type Node struct {
 	// never held across a GossipSub round trip (see channel).
 	chMu     sync.Mutex
 	channels map[string]*channel // by topic name: chat channels and inbox shards
+	// publishersDone (on chMu) is signalled when a topic's last DM
+	// publisher lets go of it.
+	publishersDone *sync.Cond
 
 	// beforeTopicOpen, if set (by tests), runs before the node opens a
 	// topic, outside every lock.
@@ -99,6 +102,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
 	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
 	n.relays = newRelaySource(n.spawn, ctx.Done())
+	n.publishersDone = sync.NewCond(&n.chMu)
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
 
