@@ -54,9 +54,18 @@ const newcomerConns = 8
 
 // floodMemory is how long a source stays marked as flooding after its last
 // refusal. Its SYNs that the filter lets through keep the mark while it
-// floods on; when the mark ends, it takes FloodRefusals refusals to be
-// marked again.
+// floods on: refused ones, and also admitted ones once floodKeepPasses of
+// them come within a second (a source can be below its limits while it
+// floods, when the node closes its sessions as fast as it opens them).
+// When the mark ends, it takes FloodRefusals refusals to be marked again,
+// and meanwhile every SYN its kernel kept retrying arrives at once.
 const floodMemory = 10 * time.Second
+
+// floodKeepPasses: connections within a second from a marked source, one
+// in floodPass of its attempts, that show it still floods: about 128
+// attempts a second. A user behind that address retrying a few times does
+// not come near.
+const floodKeepPasses = 2
 
 // floodPass: the flood filter lets one in floodPass SYNs of a flooding
 // source through (a power of two). Thousands of connection attempts a
@@ -110,7 +119,7 @@ type connLimiter struct {
 	bySource map[netip.Addr]*sourceConns
 	// flooding maps the sources marked as flooding to when their mark
 	// ends.
-	flooding map[netip.Addr]time.Time
+	flooding map[netip.Addr]*floodMark
 
 	// Refusals since the last summary log line, by reason.
 	refused [3]atomic.Int64
@@ -126,9 +135,17 @@ type sourceConns struct {
 	refusals int
 }
 
+// floodMark is a source's mark as flooding: until when it holds, and the
+// connections of the source admitted in the second sec (Unix time).
+type floodMark struct {
+	until  time.Time
+	sec    int64
+	passes int
+}
+
 func newConnLimiter(perSource, maxConns, floodRefusals int) *connLimiter {
 	return &connLimiter{perSource: perSource, max: maxConns, reserve: maxConns / 8, floodRefusals: max(floodRefusals, 0),
-		bySource: make(map[netip.Addr]*sourceConns), flooding: make(map[netip.Addr]time.Time),
+		bySource: make(map[netip.Addr]*sourceConns), flooding: make(map[netip.Addr]*floodMark),
 		changed: make(chan struct{}, 1)}
 }
 
@@ -163,6 +180,15 @@ func (l *connLimiter) acquire(src netip.Addr) refusal {
 	}
 	sc.n++
 	l.open++
+	if m := l.flooding[src]; m != nil {
+		now := time.Now()
+		if sec := now.Unix(); m.sec != sec {
+			m.sec, m.passes = sec, 0
+		}
+		if m.passes++; m.passes >= floodKeepPasses {
+			m.until = now.Add(floodMemory) // flooding on
+		}
+	}
 	return admitted
 }
 
@@ -174,16 +200,29 @@ func (l *connLimiter) countRefusal(src netip.Addr, sc *sourceConns, now time.Tim
 		sc.sec, sc.refusals = sec, 0
 	}
 	sc.refusals++
-	if _, marked := l.flooding[src]; marked {
-		l.flooding[src] = now.Add(floodMemory) // flooding on
+	if m := l.flooding[src]; m != nil {
+		m.until = now.Add(floodMemory) // flooding on
 		return
 	}
 	if sc.refusals >= l.floodRefusals && len(l.flooding) < maxFloodFiltered {
-		l.flooding[src] = now.Add(floodMemory)
+		l.flooding[src] = &floodMark{until: now.Add(floodMemory)}
 		select {
 		case l.changed <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// abused counts a session of src closed for abuse (too many errors) as a
+// refusal towards marking src as flooding.
+func (l *connLimiter) abused(src netip.Addr) {
+	if l.floodRefusals <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sc := l.bySource[src]; sc != nil {
+		l.countRefusal(src, sc, time.Now())
 	}
 }
 
@@ -221,7 +260,8 @@ func (l *connLimiter) floodingCount() int {
 func (l *connLimiter) floodingAt(now time.Time) (srcs []netip.Addr, next time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for src, until := range l.flooding {
+	for src, m := range l.flooding {
+		until := m.until
 		if !now.Before(until) {
 			delete(l.flooding, src)
 			continue

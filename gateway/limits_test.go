@@ -107,6 +107,57 @@ func TestConnLimiterMarksFloods(t *testing.T) {
 	}
 }
 
+// A marked source's mark is also kept by the connections the filter lets
+// through that are admitted, once floodKeepPasses come within a second
+// (one alone does not), and a source whose sessions are closed for abuse
+// is marked like one refused at accept.
+func TestConnLimiterMarkKeptByPassesAndAbuse(t *testing.T) {
+	a, c := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.3")
+	l := newConnLimiter(1, 100, 3)
+	l.acquire(a)
+	for range 3 {
+		l.acquire(a) // refused
+	}
+	l.release(a)
+	_, until := l.floodingAt(time.Now())
+	if until.IsZero() {
+		t.Fatal("3 refusals did not mark the source")
+	}
+	// One admitted connection alone keeps nothing.
+	l.acquire(a)
+	l.release(a)
+	if srcs, _ := l.floodingAt(until); len(srcs) != 0 {
+		t.Fatalf("one admitted connection kept the mark: %v", srcs)
+	}
+	l.acquire(a)
+	for range 3 {
+		l.acquire(a)
+	}
+	l.release(a)
+	_, until = l.floodingAt(time.Now())
+	// Admitted connections in quick succession: at least floodKeepPasses
+	// of them fall within one second.
+	for range 2*floodKeepPasses - 1 {
+		if l.acquire(a) != admitted {
+			t.Fatal("a marked source below its limit was refused")
+		}
+		l.release(a)
+	}
+	if srcs, _ := l.floodingAt(until); !slices.Equal(srcs, []netip.Addr{a}) {
+		t.Fatalf("admitted connections of a flooding source did not keep its mark: %v", srcs)
+	}
+
+	if l.acquire(c) != admitted {
+		t.Fatal("a new source was refused")
+	}
+	for range 3 {
+		l.abused(c)
+	}
+	if srcs, _ := l.floodingAt(time.Now()); !slices.Contains(srcs, c) {
+		t.Fatalf("3 sessions closed for abuse did not mark the source: %v", srcs)
+	}
+}
+
 // An IPv6 /64 is one source: a host or household gets a whole /64.
 func TestSourceOf(t *testing.T) {
 	for _, tc := range []struct{ ip, want string }{

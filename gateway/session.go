@@ -276,6 +276,10 @@ func (s *session) report(cerr *clientError) bool {
 			s.enqueue(cerr.frame())
 			cerr = errorf(codeTooManyErrors, "%d malformed requests or refused joins; closing", s.errors)
 			cerr.closes = true
+			// A source whose sessions keep ending this way opens the next
+			// one at once; it counts as refused, so that a source doing it
+			// FloodRefusals times a second has its SYNs thinned out.
+			s.srv.limiter.abused(s.src)
 		}
 	}
 	if cerr.closes {
