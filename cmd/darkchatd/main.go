@@ -98,6 +98,23 @@ func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv fu
 		defer trace.Stop()
 	}
 
+	// DARKCHAT_MEMPROFILE=FILE writes a heap profile when the node exits
+	// (for `go tool pprof`): what it held at the end, and where it
+	// allocated over the run.
+	if path := getenv("DARKCHAT_MEMPROFILE"); path != "" {
+		defer func() {
+			f, err := os.Create(path)
+			if err != nil {
+				fmt.Fprintf(stderr, "darkchatd: DARKCHAT_MEMPROFILE: %v\n", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(stderr, "darkchatd: DARKCHAT_MEMPROFILE: %v\n", err)
+			}
+		}()
+	}
+
 	if err := runServer(ctx, o, stdin, stdout, stderr, getenv); err != nil {
 		fmt.Fprintf(stderr, "darkchatd: %v\n", err)
 		return 1

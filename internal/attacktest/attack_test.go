@@ -100,6 +100,11 @@ func newMeshWith(t *testing.T, authorFlags ...string) *mesh {
 	if dir := os.Getenv("DARKCHAT_ATTACK_PROFILE"); dir != "" {
 		t.Setenv("DARKCHAT_CPUPROFILE", filepath.Join(dir, t.Name()+".pprof"))
 	}
+	// DARKCHAT_ATTACK_MEMPROFILE=DIR: a heap profile of each victim, as
+	// it exits, in DIR/<test>.heap.
+	if dir := os.Getenv("DARKCHAT_ATTACK_MEMPROFILE"); dir != "" {
+		t.Setenv("DARKCHAT_MEMPROFILE", filepath.Join(dir, t.Name()+".heap"))
+	}
 	// DARKCHAT_ATTACK_TRACE=DIR: an execution trace of each victim in
 	// DIR/<test>.trace, to see where it waited.
 	if dir := os.Getenv("DARKCHAT_ATTACK_TRACE"); dir != "" {
