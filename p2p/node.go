@@ -148,9 +148,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.spawn(func() { n.eventLoop(sub) })
 	n.spawn(n.discoveryLoop)
 	n.spawn(n.holePunchLoop)
-	// synFilterLoop (synfilter.go) marks itself done in wg.
-	n.wg.Add(1)
-	go n.synFilterLoop()
+	n.spawn(n.synFilterLoop)
 	return n, nil
 }
 

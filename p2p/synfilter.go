@@ -20,7 +20,6 @@ const synFilterMinInterval = time.Second
 // and QUIC's UDP sockets in step with the addresses the guard thins out
 // (guard.go, allowAccept), until the node closes.
 func (n *Node) synFilterLoop() {
-	defer n.wg.Done()
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	var applied []netip.Addr
