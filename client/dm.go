@@ -28,10 +28,10 @@ const (
 	bundleTTL     = 24 * time.Hour
 	bundleRefresh = 23 * time.Hour
 
-	// whoisTimeout bounds a whois: the node answers from its own sessions
+	// WhoisTimeout bounds a whois: the node answers from its own sessions
 	// or after a DHT lookup (darkchatd gives up on one after 15 s and
 	// answers unknown_user).
-	whoisTimeout = 20 * time.Second
+	WhoisTimeout = 20 * time.Second
 
 	// bundleCacheSize bounds the verified bundles kept per session, each
 	// used until it expires.
@@ -190,7 +190,7 @@ func (s *Session) startLookupLocked(key identity.PublicKey) (l *lookup, isNew bo
 	if len(s.dm.lookups) >= maxLookups {
 		return nil, false, fmt.Errorf("whois: %d lookups already in flight", maxLookups)
 	}
-	l = &lookup{done: make(chan struct{}), deadline: time.Now().Add(whoisTimeout)}
+	l = &lookup{done: make(chan struct{}), deadline: time.Now().Add(WhoisTimeout)}
 	s.dm.lookups[key] = l
 	s.notifyLocked()
 	return l, true, nil
@@ -585,7 +585,7 @@ func (s *Session) expireDMs(now time.Time) (next time.Time) {
 	}
 	for key, l := range s.dm.lookups {
 		if !now.Before(l.deadline) {
-			s.resolveLocked(key, l, identity.KeyBundle{}, fmt.Errorf("whois %s: %w within %v", key, ErrNoAnswer, whoisTimeout))
+			s.resolveLocked(key, l, identity.KeyBundle{}, fmt.Errorf("whois %s: %w within %v", key, ErrNoAnswer, WhoisTimeout))
 			continue
 		}
 		earliest(l.deadline)

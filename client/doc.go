@@ -1,9 +1,11 @@
 // Package client is the darkchat client core: the client protocol of
 // PROTOCOL.md (objects, framings, the login, channel-message and
-// direct-message flows) and the command interpreter of SPEC §5. The command-line client (cmd/darkchat)
-// and the browser client (this package compiled with GOOS=js GOARCH=wasm)
-// both drive it, so the core knows nothing about terminals, files or
-// sockets: transports are handed in, output goes to a callback.
+// direct-message flows) driven by a Session. The command interpreter
+// (package client/command) turns input lines into Session calls and its
+// events into output lines; the command-line client (cmd/darkchat) and the
+// browser client (cmd/darkchat-wasm, compiled with GOOS=js GOARCH=wasm)
+// both use it, so the core knows nothing about terminals, files or
+// sockets: transports are handed in, events go to a callback.
 //
 // # Layers
 //
@@ -20,8 +22,6 @@
 //	              bundle at login and refreshes it; whois, verified and
 //	              cached; seals DMs and tracks each until its receipt or
 //	              timeout; opens, de-duplicates and answers incoming DMs
-//	commands.go   Client: one input line → one action, output lines in the
-//	              SPEC §5 formats
 //	sanitize.go   how untrusted text is made safe to print
 //
 // # Goroutines
@@ -36,9 +36,9 @@
 // that stops reading until that queue is full ends the session rather
 // than blocking anyone; a receipt whose sender's bundle is unknown waits
 // in the whois's lookup and is sent by the reader when the answer
-// arrives. Every method of Session and Client is
-// safe for concurrent use. A DM command waits for its whois (up to 20 s),
-// then returns; the DM's status line comes later.
+// arrives. Every method of Session is safe for concurrent use. SendDM
+// waits for its whois (up to WhoisTimeout), then returns; the DM's status
+// event comes later.
 //
 // # Trust
 //
@@ -49,14 +49,4 @@
 // bundle against the address it asked for before sealing to it, and drops
 // without a word every DM envelope that does not open, is outside the
 // timestamp window (identity.DMTimestampWindow) or was seen before.
-//
-// # DM output (SPEC §5)
-//
-//	<username>@private(<sender key>) - <message>        a DM received
-//	DM to <recipient key>: delivered                    its receipt arrived
-//	DM to <recipient key>: not delivered (<reason>)     reason: "unknown recipient: no key bundle",
-//	                                                    "recipient offline", "timed out: no receipt
-//	                                                    within 10s", "connection lost before a
-//	                                                    receipt", "refused by the node: …"
-//	<key>: key bundle valid until <RFC 3339 UTC>, DM key <16 hex: SHA-256 of the DM public key>
 package client

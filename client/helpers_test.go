@@ -4,9 +4,7 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,79 +97,4 @@ func dialSession(t *testing.T, addr string, cfg client.SessionConfig) *client.Se
 		}
 	}
 	return s
-}
-
-// output collects a Client's lines.
-type output chan client.Line
-
-func newOutput() output { return make(output, 1000) }
-
-func (o output) print(l client.Line) { o <- l }
-
-// waitLine returns the next line whose text starts with prefix, failing
-// on any ERROR line unless prefix asks for one.
-func (o output) waitLine(t *testing.T, prefix string) client.Line {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case l := <-o:
-			if strings.HasPrefix(l.Text, prefix) {
-				return l
-			}
-			if l.Kind == client.LineError && !strings.HasPrefix(prefix, "ERROR") {
-				t.Fatalf("waiting for %q, got %q", prefix, l.Text)
-			}
-		case <-timeout:
-			t.Fatalf("no line starting %q within %v", prefix, waitTimeout)
-			return client.Line{}
-		}
-	}
-}
-
-// next returns the next line, whatever it is.
-func (o output) next(t *testing.T) client.Line {
-	t.Helper()
-	select {
-	case l := <-o:
-		return l
-	case <-time.After(waitTimeout):
-		t.Fatalf("no line within %v", waitTimeout)
-		return client.Line{}
-	}
-}
-
-// none checks that no line arrives: the caller first makes sure that
-// everything before has been printed (a later line it waited for).
-func (o output) none(t *testing.T) {
-	t.Helper()
-	select {
-	case l := <-o:
-		t.Fatalf("unexpected line %q", l.Text)
-	default:
-	}
-}
-
-// newClient returns a started client of the server at addr.
-func newClient(t *testing.T, addr string, cfg client.Config) (*client.Client, output) {
-	t.Helper()
-	out := newOutput()
-	if cfg.Key.IsZero() {
-		cfg.Key = newKey(t)
-	}
-	cfg.Output = out.print
-	cfg.Dial = func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, addr) }
-	c, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Start(testCtx(t)); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	out.waitLine(t, "Your PUBLIC KEY : "+cfg.Key.Public().String())
-	if !cfg.ManualAuth {
-		out.waitLine(t, fmt.Sprintf("Connected to Network as %s via node %s", cfg.Key.Public(), clienttest.DefaultNodeID))
-	}
-	return c, out
 }

@@ -147,8 +147,9 @@ const (
 	stateLoggedIn
 )
 
-// errClosedByUser marks a Close by the owner, reported as a nil reason.
-var errClosedByUser = fmt.Errorf("%w by the client", ErrClosed)
+// ErrClosedByUser is why a session ended that its owner closed: Err
+// returns it after Close, and EventClosed reports it as a nil reason.
+var ErrClosedByUser = fmt.Errorf("%w by the client", ErrClosed)
 
 // errSendQueueFull ends a session whose node stopped reading (see
 // sendQueue).
@@ -285,7 +286,7 @@ func (s *Session) Err() error {
 // Objects queued before it (a Send just before) are still written, but a
 // node that does not read them is waited for at most closeFlushTimeout.
 func (s *Session) Close() error {
-	s.abort(errClosedByUser)
+	s.abort(ErrClosedByUser)
 	s.wg.Wait()
 	return nil
 }
@@ -1040,7 +1041,7 @@ func (s *Session) finish(readErr error) {
 	s.stopWrites()
 	s.t.Close()
 	<-s.hkDone // its events come before EventClosed
-	if reason == errClosedByUser {
+	if reason == ErrClosedByUser {
 		reason = nil
 	} else {
 		for _, ev := range lost {

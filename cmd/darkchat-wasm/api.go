@@ -8,7 +8,7 @@ import (
 	"sync"
 	"syscall/js"
 
-	"darkchat/client"
+	"darkchat/client/command"
 	"darkchat/identity"
 )
 
@@ -136,7 +136,7 @@ func isCommand(word string) bool {
 	if word == "" || strings.ContainsAny(word, " \t") {
 		return false
 	}
-	cmd, err := client.ParseCommand(word + " x")
+	cmd, err := command.Parse(word + " x")
 	return err != nil || cmd.Name != "say"
 }
 

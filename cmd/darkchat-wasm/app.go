@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"darkchat/client"
+	"darkchat/client/command"
 	"darkchat/identity"
 )
 
@@ -46,7 +47,7 @@ const (
 // long as the page.
 type app struct {
 	key     identity.PrivateKey
-	c       *client.Client
+	c       *command.Interpreter
 	onLine  js.Value
 	onState js.Value
 
@@ -68,7 +69,7 @@ type app struct {
 
 // outLine is a line on its way to the page.
 type outLine struct {
-	client.Line
+	command.Line
 	at     time.Time
 	status bool   // shown as connection status rather than in the log
 	own    bool   // echo of the user's own message
@@ -88,7 +89,7 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 		joined:  make(map[string]string),
 		status:  stateConnecting,
 	}
-	c, err := client.New(client.Config{
+	c, err := command.New(command.Config{
 		Key:    key,
 		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, url) },
 		Output: a.output,
@@ -109,11 +110,11 @@ func (a *app) start() {
 // output receives the client's lines. While an automatic reconnect runs,
 // its failures go to the connection status, not the log: the page shows
 // one "disconnected" line and then a countdown, not a line per attempt.
-func (a *app) output(l client.Line) {
+func (a *app) output(l command.Line) {
 	a.mu.Lock()
 	quiet := a.quiet
 	a.mu.Unlock()
-	status := quiet && l.Kind == client.LineError && strings.HasPrefix(l.Text, "ERROR: login failed:")
+	status := quiet && l.Kind == command.LineError && strings.HasPrefix(l.Text, "ERROR: login failed:")
 	a.lines <- outLine{Line: l, at: time.Now(), status: status}
 }
 
@@ -207,7 +208,7 @@ func (a *app) exec(line string) {
 	default:
 		// Not from this goroutine: exec may run inside a page callback
 		// that deliver is waiting on.
-		go a.output(client.Line{Kind: client.LineError, Text: "ERROR: too many commands waiting; this one was dropped"})
+		go a.output(command.Line{Kind: command.LineError, Text: "ERROR: too many commands waiting; this one was dropped"})
 	}
 }
 
@@ -215,7 +216,7 @@ func (a *app) exec(line string) {
 func (a *app) runInput() {
 	for line := range a.execQ {
 		a.echo(line)
-		cmd, _ := client.ParseCommand(line)
+		cmd, _ := command.Parse(line)
 		switch cmd.Name {
 		case "connect":
 			a.mu.Lock()
@@ -231,7 +232,7 @@ func (a *app) runInput() {
 			a.c.Drain(ctx)
 			cancel()
 			a.c.Close()
-			a.output(client.Line{Kind: client.LineNotice, Text: "Disconnected. Type connect to connect again."})
+			a.output(command.Line{Kind: command.LineNotice, Text: "Disconnected. Type connect to connect again."})
 			a.changed()
 			continue
 		}
@@ -250,7 +251,7 @@ func (a *app) runInput() {
 // from the network looks like (a received DM is "<name>@private(<sender>)
 // - <message>"). A line the client refuses gets its error line after.
 func (a *app) echo(line string) {
-	cmd, err := client.ParseCommand(line)
+	cmd, err := command.Parse(line)
 	if err != nil || (cmd.Name != "say" && cmd.Name != "private") {
 		return
 	}
@@ -258,7 +259,7 @@ func (a *app) echo(line string) {
 	if s == nil || !s.LoggedIn() {
 		return
 	}
-	l := client.Line{Kind: client.LineMessage, Author: a.key.Public(), Body: client.Sanitize(cmd.Args[1])}
+	l := command.Line{Kind: command.LineMessage, Author: a.key.Public(), Body: client.Sanitize(cmd.Args[1])}
 	out := outLine{at: time.Now(), own: true}
 	switch cmd.Name {
 	case "say":

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall/js"
 
-	"darkchat/client"
+	"darkchat/client/command"
 )
 
 // lineValue is the page's view of one output line:
@@ -38,7 +38,7 @@ func lineValue(l outLine) js.Value {
 	if !l.Author.IsZero() {
 		v["author"] = l.Author.String()
 	}
-	if l.Kind == client.LineMessage {
+	if l.Kind == command.LineMessage {
 		v["channel"] = l.Channel
 		v["user"] = l.User
 		v["body"] = l.Body
@@ -55,11 +55,11 @@ func lineValue(l outLine) js.Value {
 	return js.ValueOf(v)
 }
 
-func kindName(k client.LineKind) string {
+func kindName(k command.LineKind) string {
 	switch k {
-	case client.LineError:
+	case command.LineError:
 		return "error"
-	case client.LineMessage:
+	case command.LineMessage:
 		return "message"
 	}
 	return "notice"

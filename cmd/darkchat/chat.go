@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"darkchat/client"
+	"darkchat/client/command"
 )
 
 // drainQuiet bounds the wait, at the end of a scripted run, for the node to
@@ -31,7 +32,7 @@ var errLineTooLong = fmt.Errorf("input line longer than %d bytes, ignored", maxI
 
 // ui is the terminal or the pipes the chat runs on.
 type ui interface {
-	print(client.Line)
+	print(command.Line)
 	readLine() (string, error) // io.EOF at the end of input
 	close()
 }
@@ -62,7 +63,7 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 	if o.wsURL != "" {
 		dial = func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, o.wsURL) }
 	}
-	c, err := client.New(client.Config{
+	c, err := command.New(command.Config{
 		Key:        key,
 		Dial:       dial,
 		Output:     u.print,
@@ -89,7 +90,7 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		for {
 			line, err := u.readLine()
 			if errors.Is(err, errLineTooLong) {
-				u.print(client.Line{Kind: client.LineError, Text: "ERROR: " + err.Error()})
+				u.print(command.Line{Kind: command.LineError, Text: "ERROR: " + err.Error()})
 				continue
 			}
 			if err != nil {
@@ -117,7 +118,7 @@ input:
 			}
 		case err := <-inputErr:
 			if !errors.Is(err, io.EOF) {
-				u.print(client.Line{Kind: client.LineError, Text: "ERROR: reading input: " + err.Error()})
+				u.print(command.Line{Kind: command.LineError, Text: "ERROR: reading input: " + err.Error()})
 			}
 			break input
 		case <-broken:
@@ -128,13 +129,13 @@ input:
 	}
 
 	if err := c.DrainQuiet(ctx, drainQuiet); err != nil {
-		u.print(client.Line{Kind: client.LineError, Text: "ERROR: not every message was accepted: " + client.Sanitize(err.Error())})
+		u.print(command.Line{Kind: command.LineError, Text: "ERROR: not every message was accepted: " + client.Sanitize(err.Error())})
 		return exitError(1)
 	}
 	// Every DM's status (delivered or not) is printed before the end; a
 	// DM not delivered does not fail the run. SettleDMs bounds the wait.
 	if err := c.SettleDMs(ctx); err != nil && ctx.Err() == nil {
-		u.print(client.Line{Kind: client.LineError, Text: "ERROR: " + client.Sanitize(err.Error())})
+		u.print(command.Line{Kind: command.LineError, Text: "ERROR: " + client.Sanitize(err.Error())})
 	}
 	if o.wait > 0 {
 		select {
@@ -163,7 +164,7 @@ func newScriptUI(in io.Reader, out io.Writer) *scriptUI {
 	return &scriptUI{in: bufio.NewReaderSize(in, maxInputLine), out: out}
 }
 
-func (u *scriptUI) print(l client.Line) {
+func (u *scriptUI) print(l command.Line) {
 	io.WriteString(u.out, l.Text+"\n")
 }
 

@@ -66,7 +66,7 @@ func testEnv(t *testing.T) []string {
 	return append(env, "HOME="+home)
 }
 
-func command(t *testing.T, env []string, stdin string, args ...string) *exec.Cmd {
+func darkchatCommand(t *testing.T, env []string, stdin string, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binary, args...)
@@ -89,7 +89,7 @@ func runCmd(t *testing.T, cmd *exec.Cmd) result {
 
 func runBin(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
-	return runCmd(t, command(t, env, stdin, args...))
+	return runCmd(t, darkchatCommand(t, env, stdin, args...))
 }
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}\n$`)
@@ -257,7 +257,7 @@ type session struct {
 
 func start(t *testing.T, env []string, args ...string) *session {
 	t.Helper()
-	s := &session{t: t, cmd: command(t, env, "", args...), lines: make(chan string, 100)}
+	s := &session{t: t, cmd: darkchatCommand(t, env, "", args...), lines: make(chan string, 100)}
 	s.cmd.Stdin = nil
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
@@ -337,7 +337,7 @@ func TestChatScripted(t *testing.T) {
 
 	aliceKey := filepath.Join(t.TempDir(), "alice.key")
 	script := "join lobby alice\nlobby hello from alice\nlobby line\\ntwo\nnowhere hi\nprivate " + strings.Repeat("ab", 32) + " hi\n"
-	r := runCmd(t, command(t, env, script, "--key", aliceKey, host, port))
+	r := runCmd(t, darkchatCommand(t, env, script, "--key", aliceKey, host, port))
 	if r.code != 0 {
 		t.Fatalf("alice: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -373,7 +373,7 @@ func TestChatDM(t *testing.T) {
 	bob.expect(`^Connected to Network`)
 
 	aliceKey := filepath.Join(t.TempDir(), "alice.key")
-	r := runCmd(t, command(t, env, "join lobby al\nprivate "+bobHex+" hi bob\nwhois "+bobHex+"\n", "--key", aliceKey, host, port))
+	r := runCmd(t, darkchatCommand(t, env, "join lobby al\nprivate "+bobHex+" hi bob\nwhois "+bobHex+"\n", "--key", aliceKey, host, port))
 	if r.code != 0 {
 		t.Fatalf("alice: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

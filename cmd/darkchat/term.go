@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"darkchat/client"
+	"darkchat/client/command"
 	"darkchat/identity"
 )
 
@@ -66,13 +66,13 @@ func (u *termUI) resize() {
 	}
 }
 
-func (u *termUI) print(l client.Line) {
+func (u *termUI) print(l command.Line) {
 	text := l.Text
 	if u.color {
 		switch l.Kind {
-		case client.LineMessage:
+		case command.LineMessage:
 			text = colorOf(l.Author) + l.User + colorReset + "@" + l.Channel + " - " + l.Body
-		case client.LineError:
+		case command.LineError:
 			text = colorError + text + colorReset
 		}
 	}

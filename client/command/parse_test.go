@@ -1,11 +1,14 @@
-package client
+package command
 
 import (
 	"reflect"
 	"testing"
 )
 
-func TestParseCommand(t *testing.T) {
+// testKey is a well-formed public key in hex.
+const testKey = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+
+func TestParse(t *testing.T) {
 	tests := []struct {
 		in      string
 		want    Command
@@ -41,13 +44,13 @@ func TestParseCommand(t *testing.T) {
 		{in: "Join lobby alice", want: Command{Name: "say", Args: []string{"Join", "lobby alice"}}}, // commands are lowercase
 	}
 	for _, tt := range tests {
-		got, err := ParseCommand(tt.in)
+		got, err := Parse(tt.in)
 		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseCommand(%q) error = %v, want error: %v", tt.in, err, tt.wantErr)
+			t.Errorf("Parse(%q) error = %v, want error: %v", tt.in, err, tt.wantErr)
 			continue
 		}
 		if err == nil && !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("ParseCommand(%q) = %#v, want %#v", tt.in, got, tt.want)
+			t.Errorf("Parse(%q) = %#v, want %#v", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !js
 
-package client_test
+package command_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 
 	"darkchat/client"
 	"darkchat/client/clienttest"
+	"darkchat/client/command"
 	"darkchat/identity"
 )
 
@@ -118,19 +119,19 @@ func TestClientDMRoundTrip(t *testing.T) {
 	addr := startServer(t, srv)
 	ctx := testCtx(t)
 	aliceKey, bobKey := newKey(t), newKey(t)
-	alice, aliceOut := newClient(t, addr, client.Config{Key: aliceKey, Name: "alice"})
-	bob, bobOut := newClient(t, addr, client.Config{Key: bobKey})
+	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey, Name: "alice"})
+	bob, bobOut := newClient(t, addr, command.Config{Key: bobKey})
 	a, b := aliceKey.Public(), bobKey.Public()
 
 	alice.Execute(ctx, "private "+b.String()+" hello   bob\x1b[2J")
 	got := bobOut.next(t)
-	want := client.Line{Kind: client.LineMessage, Text: "alice@private(" + a.String() + `) - hello   bob\x1b[2J`,
+	want := command.Line{Kind: command.LineMessage, Text: "alice@private(" + a.String() + `) - hello   bob\x1b[2J`,
 		Author: a, Channel: "private(" + a.String() + ")", User: "alice", Body: `hello   bob\x1b[2J`}
 	if got != want {
 		t.Fatalf("bob got %+v, want %+v", got, want)
 	}
 	got = aliceOut.next(t)
-	want = client.Line{Kind: client.LineDMStatus, Text: "DM to " + b.String() + ": delivered", Author: b}
+	want = command.Line{Kind: command.LineDMStatus, Text: "DM to " + b.String() + ": delivered", Author: b}
 	if got != want {
 		t.Fatalf("alice got %+v, want %+v", got, want)
 	}
@@ -147,7 +148,7 @@ func TestClientDMRoundTrip(t *testing.T) {
 	alice.Execute(ctx, "whois "+b.String())
 	l := aliceOut.next(t)
 	m := whoisLine.FindStringSubmatch(l.Text)
-	if m == nil || l.Kind != client.LineNotice {
+	if m == nil || l.Kind != command.LineNotice {
 		t.Fatalf("whois printed %+v", l)
 	}
 	bb := bundleOf(t, srv, b)
@@ -161,7 +162,7 @@ func TestClientDMRoundTrip(t *testing.T) {
 		t.Fatalf("bundle valid until %s, want about 24h from now", m[2])
 	}
 
-	for _, c := range []*client.Client{alice, bob} {
+	for _, c := range []*command.Interpreter{alice, bob} {
 		if err := c.Drain(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -179,16 +180,16 @@ func TestClientDMRoundTrip(t *testing.T) {
 func TestClientDMUnknownRecipient(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
-	c, out := newClient(t, addr, client.Config{})
+	c, out := newClient(t, addr, command.Config{})
 	k := newKey(t).Public().String()
 	c.Execute(ctx, "private "+k+" anyone there?")
-	want := client.Line{Kind: client.LineDMStatus, Text: "DM to " + k + ": not delivered (unknown recipient: no key bundle)"}
+	want := command.Line{Kind: command.LineDMStatus, Text: "DM to " + k + ": not delivered (unknown recipient: no key bundle)"}
 	want.Author, _ = identity.ParsePublicKey(k)
 	if got := out.next(t); got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	c.Execute(ctx, "whois "+k)
-	if got := out.next(t); got.Text != "ERROR: unknown user "+k || got.Kind != client.LineError {
+	if got := out.next(t); got.Text != "ERROR: unknown user "+k || got.Kind != command.LineError {
 		t.Fatalf("whois printed %+v", got)
 	}
 	// The session is still usable.
@@ -203,8 +204,8 @@ func TestClientDMOffline(t *testing.T) {
 	addr := startServer(t, srv)
 	ctx := testCtx(t)
 	carolKey := newKey(t)
-	carol, _ := newClient(t, addr, client.Config{Key: carolKey})
-	c, out := newClient(t, addr, client.Config{})
+	carol, _ := newClient(t, addr, command.Config{Key: carolKey})
+	c, out := newClient(t, addr, command.Config{})
 	carol.Close() // her bundle stays known, as in the DHT
 	for deadline := time.Now().Add(waitTimeout); srv.Sessions() != 1; {
 		if time.Now().After(deadline) {
@@ -214,7 +215,7 @@ func TestClientDMOffline(t *testing.T) {
 	}
 	carolHex := carolKey.Public().String()
 	c.Execute(ctx, "private "+carolHex+" are you there?")
-	if got := out.next(t); got.Text != "DM to "+carolHex+": not delivered (recipient offline)" || got.Kind != client.LineDMStatus {
+	if got := out.next(t); got.Text != "DM to "+carolHex+": not delivered (recipient offline)" || got.Kind != command.LineDMStatus {
 		t.Fatalf("got %+v", got)
 	}
 	c.Execute(ctx, "whois "+carolHex)
@@ -231,7 +232,7 @@ func TestClientDMTimeout(t *testing.T) {
 	addr := startServer(t, srv)
 	ctx := testCtx(t)
 	aliceKey, rk := newKey(t), newKey(t)
-	c, out := newClient(t, addr, client.Config{Key: aliceKey, DMTimeout: 200 * time.Millisecond})
+	c, out := newClient(t, addr, command.Config{Key: aliceKey, DMTimeout: 200 * time.Millisecond})
 	raw := rawClient(t, addr, rk) // never answers with a receipt
 	rHex := rk.Public().String()
 
@@ -246,7 +247,7 @@ func TestClientDMTimeout(t *testing.T) {
 	if err := c.SettleDMs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.next(t); got.Text != "DM to "+rHex+": not delivered (timed out: no receipt within 200ms)" || got.Kind != client.LineDMStatus {
+	if got := out.next(t); got.Text != "DM to "+rHex+": not delivered (timed out: no receipt within 200ms)" || got.Kind != command.LineDMStatus {
 		t.Fatalf("got %+v", got)
 	}
 
@@ -264,7 +265,7 @@ func TestClientDMReplayTamperAndWindow(t *testing.T) {
 	srv := &clienttest.Server{}
 	addr := startServer(t, srv)
 	bobKey := newKey(t)
-	_, out := newClient(t, addr, client.Config{Key: bobKey})
+	_, out := newClient(t, addr, command.Config{Key: bobKey})
 	bobBundle := bundleOf(t, srv, bobKey.Public())
 	x := newKey(t) // knows bob's bundle; has none of its own, so bob's receipts go nowhere
 	xHex := x.Public().String()
@@ -302,7 +303,7 @@ func TestClientDMBundleForWrongKeyRefused(t *testing.T) {
 	srv := &clienttest.Server{}
 	addr := startServer(t, srv)
 	ctx := testCtx(t)
-	c, out := newClient(t, addr, client.Config{})
+	c, out := newClient(t, addr, command.Config{})
 	otherKey := newKey(t)
 	raw := rawClient(t, addr, otherKey)
 	otherEnc, _ := srv.Bundle(otherKey.Public())
@@ -312,7 +313,7 @@ func TestClientDMBundleForWrongKeyRefused(t *testing.T) {
 	srv.SetBundle(mustKey(t, victim), otherEnc)
 	c.Execute(ctx, "private "+victim+" secret")
 	wantErr := "ERROR: whois " + victim + ": key bundle: wrong identity: it is for " + otherKey.Public().String()
-	if got := out.next(t); got.Kind != client.LineError || !strings.HasPrefix(got.Text, wantErr) {
+	if got := out.next(t); got.Kind != command.LineError || !strings.HasPrefix(got.Text, wantErr) {
 		t.Fatalf("got %q, want %q…", got.Text, wantErr)
 	}
 	c.Execute(ctx, "whois "+victim)
@@ -364,9 +365,9 @@ func TestClientDMUsername(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
 	aliceKey := newKey(t)
-	alice, aliceOut := newClient(t, addr, client.Config{Key: aliceKey})
+	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey})
 	bobKey := newKey(t)
-	_, bobOut := newClient(t, addr, client.Config{Key: bobKey})
+	_, bobOut := newClient(t, addr, command.Config{Key: bobKey})
 	from := "@private(" + aliceKey.Public().String() + ") - "
 	dm := func(body, wantUser string) {
 		t.Helper()
@@ -391,7 +392,7 @@ func TestClientDMUsername(t *testing.T) {
 	dm("the nick wins", "alice")
 
 	// --name is the nick from the start.
-	carol, _ := newClient(t, addr, client.Config{Name: "carol"})
+	carol, _ := newClient(t, addr, command.Config{Name: "carol"})
 	carol.Execute(ctx, "join lobby c")
 	carol.Execute(ctx, "private "+bobKey.Public().String()+" hi")
 	if got := bobOut.next(t); got.User != "carol" {
@@ -404,7 +405,7 @@ func TestClientDMReceipts(t *testing.T) {
 	addr := startServer(t, srv)
 	ctx := testCtx(t)
 	aliceKey, rk := newKey(t), newKey(t)
-	c, out := newClient(t, addr, client.Config{Key: aliceKey})
+	c, out := newClient(t, addr, command.Config{Key: aliceKey})
 	raw := rawClient(t, addr, rk)
 	aliceBundle := bundleOf(t, srv, aliceKey.Public())
 	rHex := rk.Public().String()

@@ -1,6 +1,6 @@
 //go:build !js
 
-package client_test
+package command_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"darkchat/client"
 	"darkchat/client/clienttest"
+	"darkchat/client/command"
 	"darkchat/identity"
 )
 
@@ -19,8 +20,8 @@ func TestClientConversation(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
 	aliceKey := newKey(t)
-	alice, aliceOut := newClient(t, addr, client.Config{Key: aliceKey})
-	bob, bobOut := newClient(t, addr, client.Config{})
+	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey})
+	bob, bobOut := newClient(t, addr, command.Config{})
 
 	alice.Execute(ctx, "join lobby alice")
 	aliceOut.waitLine(t, "Joined lobby as alice")
@@ -29,7 +30,7 @@ func TestClientConversation(t *testing.T) {
 
 	alice.Execute(ctx, "lobby hello   bob")
 	l := bobOut.waitLine(t, "alice@lobby - ")
-	want := client.Line{Kind: client.LineMessage, Text: "alice@lobby - hello   bob", Author: aliceKey.Public(), Channel: "lobby", User: "alice", Body: "hello   bob"}
+	want := command.Line{Kind: command.LineMessage, Text: "alice@lobby - hello   bob", Author: aliceKey.Public(), Channel: "lobby", User: "alice", Body: "hello   bob"}
 	if l != want {
 		t.Fatalf("bob got %+v, want %+v", l, want)
 	}
@@ -63,7 +64,7 @@ func TestClientConversation(t *testing.T) {
 func TestClientCommandErrors(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
-	c, out := newClient(t, addr, client.Config{})
+	c, out := newClient(t, addr, command.Config{})
 	key := newKey(t).Public().String()
 	tests := []struct{ in, want string }{
 		{"nochannel hello", "ERROR: JOIN CHANNEL FIRST: not in channel nochannel"},
@@ -87,7 +88,7 @@ func TestClientCommandErrors(t *testing.T) {
 	for _, tt := range tests {
 		c.Execute(ctx, tt.in)
 		l := out.waitLine(t, "ERROR: ")
-		if l.Kind != client.LineError || !strings.HasPrefix(l.Text, tt.want) {
+		if l.Kind != command.LineError || !strings.HasPrefix(l.Text, tt.want) {
 			t.Errorf("%q printed %q, want a line starting %q", tt.in, l.Text, tt.want)
 		}
 	}
@@ -97,7 +98,7 @@ func TestClientCommandErrors(t *testing.T) {
 func TestClientHelpAndNick(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
-	c, out := newClient(t, addr, client.Config{Name: "zed"})
+	c, out := newClient(t, addr, command.Config{Name: "zed"})
 	if c.DMName() != "zed" {
 		t.Fatalf("DMName = %q, want the --name", c.DMName())
 	}
@@ -114,7 +115,7 @@ func TestClientHelpAndNick(t *testing.T) {
 	}
 
 	// Without a name, DMs carry the most recent join's username.
-	c2, _ := newClient(t, addr, client.Config{})
+	c2, _ := newClient(t, addr, command.Config{})
 	if c2.DMName() != "anonymous" {
 		t.Fatalf("DMName = %q, want anonymous", c2.DMName())
 	}
@@ -130,7 +131,7 @@ func TestClientManualFlow(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
 	key := newKey(t)
-	c, out := newClient(t, addr, client.Config{Key: key, ManualAuth: true})
+	c, out := newClient(t, addr, command.Config{Key: key, ManualAuth: true})
 	out.waitLine(t, "Type connect")
 
 	c.Execute(ctx, "join lobby alice")
@@ -166,7 +167,7 @@ func TestClientManualFlow(t *testing.T) {
 func TestClientManualWrongSignatureMarksRunFailed(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	ctx := testCtx(t)
-	c, out := newClient(t, addr, client.Config{ManualAuth: true})
+	c, out := newClient(t, addr, command.Config{ManualAuth: true})
 	c.Execute(ctx, "connect")
 	challenge := verifyLine.FindStringSubmatch(out.waitLine(t, "VERIFY : ").Text)[1]
 	other := newKey(t)
@@ -182,7 +183,7 @@ func TestClientManualWrongSignatureMarksRunFailed(t *testing.T) {
 func TestClientWrongNode(t *testing.T) {
 	addr := startServer(t, &clienttest.Server{})
 	out := newOutput()
-	c, err := client.New(client.Config{
+	c, err := command.New(command.Config{
 		Key:    newKey(t),
 		Node:   "12D3KooWsomeotherpeer",
 		Output: out.print,
@@ -203,7 +204,7 @@ func TestClientWrongNode(t *testing.T) {
 func TestClientConnectionLost(t *testing.T) {
 	srv := &clienttest.Server{}
 	addr := startServer(t, srv)
-	c, out := newClient(t, addr, client.Config{})
+	c, out := newClient(t, addr, command.Config{})
 	srv.Inject([]byte(`{"type":"error","code":"idle_timeout","message":"no traffic for 90s"}`))
 	out.waitLine(t, "ERROR: no traffic for 90s")
 	srv.Close()
@@ -215,7 +216,7 @@ func TestClientConnectionLost(t *testing.T) {
 
 func TestClientDialFails(t *testing.T) {
 	out := newOutput()
-	c, err := client.New(client.Config{
+	c, err := command.New(command.Config{
 		Key:    newKey(t),
 		Output: out.print,
 		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, "127.0.0.1:1") },
@@ -233,13 +234,13 @@ func TestClientDialFails(t *testing.T) {
 
 func TestNewClientValidates(t *testing.T) {
 	dial := func(ctx context.Context) (client.Transport, error) { return nil, errors.New("unused") }
-	for _, cfg := range []client.Config{
-		{Dial: dial, Output: func(client.Line) {}},
-		{Key: newKey(t), Output: func(client.Line) {}},
+	for _, cfg := range []command.Config{
+		{Dial: dial, Output: func(command.Line) {}},
+		{Key: newKey(t), Output: func(command.Line) {}},
 		{Key: newKey(t), Dial: dial},
-		{Key: newKey(t), Dial: dial, Output: func(client.Line) {}, Name: "bad name"},
+		{Key: newKey(t), Dial: dial, Output: func(command.Line) {}, Name: "bad name"},
 	} {
-		if _, err := client.New(cfg); err == nil {
+		if _, err := command.New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
 	}

@@ -1,4 +1,4 @@
-package client
+package command
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"darkchat/client"
 	"darkchat/identity"
 	"darkchat/proto"
 )
@@ -22,12 +23,12 @@ const defaultTimeout = 30 * time.Second
 // settleMargin is added to the receipt timeout to bound SettleDMs.
 const settleMargin = 2 * time.Second
 
-// Config configures a Client. Key, Dial and Output are required.
+// Config configures an Interpreter. Key, Dial and Output are required.
 type Config struct {
 	Key identity.PrivateKey
 	// Dial opens a transport to the node; connect calls it.
-	Dial func(ctx context.Context) (Transport, error)
-	// Output receives every output line. The Client serialises the calls,
+	Dial func(ctx context.Context) (client.Transport, error)
+	// Output receives every output line. The Interpreter serialises the calls,
 	// which come from the caller's goroutine and the session's reader.
 	Output func(Line)
 	// ManualAuth selects the seed's flow: connect shows the challenge and
@@ -35,7 +36,7 @@ type Config struct {
 	// and logs in.
 	ManualAuth bool
 	// Node, when set, is the peer ID the user meant to reach; see
-	// SessionConfig.Node.
+	// client.SessionConfig.Node.
 	Node string
 	// Name is the username DMs carry (nick changes it).
 	Name string
@@ -46,7 +47,7 @@ type Config struct {
 	Now       func() time.Time
 	// DMTimeout is how long after the node sent a DM the client waits for
 	// the recipient's receipt before printing "not delivered"; zero means
-	// DefaultReceiptTimeout (10 s).
+	// client.DefaultReceiptTimeout (10 s).
 	DMTimeout time.Duration
 }
 
@@ -60,9 +61,10 @@ const (
 	LineDMStatus                 // "DM to <recipient key>: delivered" or "…: not delivered (<reason>)"
 )
 
-// Line is one line of output. Text is the whole line as SPEC §5 formats
-// it, sanitised and without a line end. For a LineMessage the parts are
-// also given, sanitised, so a UI can colour the username by Author; a
+// Line is one line of output. Text is the whole line in the format the
+// package documentation lists, sanitised and without a line end. For a
+// LineMessage the parts are also given, sanitised, so a UI can colour the
+// username by Author; a
 // direct message is a LineMessage whose Channel is "private(<Author in
 // hex>)" (no channel name has a parenthesis). For a LineDMStatus, Author is
 // the DM's recipient.
@@ -114,10 +116,10 @@ func lookupCommand(name string) (commandSpec, bool) {
 	return commandSpec{}, false
 }
 
-// ParseCommand splits one input line into a command and its arguments,
+// Parse splits one input line into a command and its arguments,
 // checking only the shape; the values are checked when the command runs.
 // A first word that is not a command is a channel: "<channel> <message…>".
-func ParseCommand(line string) (Command, error) {
+func Parse(line string) (Command, error) {
 	line = strings.TrimSpace(line)
 	if line == "" {
 		return Command{}, nil
@@ -157,11 +159,11 @@ func cutWord(s string) (word, rest string) {
 	return s[:i], strings.TrimLeft(s[i:], " \t")
 }
 
-// Client is the interpreter shared by the command-line and browser
-// clients: it turns input lines into session actions and session events
-// into output lines. One Client has at most one Session at a time; connect
-// opens a new one after the previous connection ended.
-type Client struct {
+// Interpreter is shared by the command-line and browser clients: it turns
+// input lines into session actions and session events into output lines.
+// One Interpreter has at most one client.Session at a time; connect opens a
+// new one after the previous connection ended.
+type Interpreter struct {
 	cfg Config
 
 	outMu sync.Mutex // serialises Output
@@ -169,7 +171,7 @@ type Client struct {
 	connMu sync.Mutex // held while connecting, so connects do not overlap
 
 	mu       sync.Mutex
-	sess     *Session
+	sess     *client.Session
 	nick     string
 	lastJoin string
 
@@ -177,8 +179,8 @@ type Client struct {
 	broken     chan struct{}
 }
 
-// New returns a Client; nothing happens until Start.
-func New(cfg Config) (*Client, error) {
+// New returns an Interpreter; nothing happens until Start.
+func New(cfg Config) (*Interpreter, error) {
 	switch {
 	case cfg.Key.IsZero():
 		return nil, fmt.Errorf("new client: %w", identity.ErrInvalidKey)
@@ -194,17 +196,17 @@ func New(cfg Config) (*Client, error) {
 		cfg.Timeout = defaultTimeout
 	}
 	if cfg.DMTimeout <= 0 {
-		cfg.DMTimeout = DefaultReceiptTimeout
+		cfg.DMTimeout = client.DefaultReceiptTimeout
 	}
-	return &Client{cfg: cfg, nick: cfg.Name, broken: make(chan struct{})}, nil
+	return &Interpreter{cfg: cfg, nick: cfg.Name, broken: make(chan struct{})}, nil
 }
 
 // PublicKey returns the user's address.
-func (c *Client) PublicKey() identity.PublicKey { return c.cfg.Key.Public() }
+func (c *Interpreter) PublicKey() identity.PublicKey { return c.cfg.Key.Public() }
 
 // Start prints the user's public key and, unless ManualAuth is set,
 // connects and logs in. A failed login is printed and returned.
-func (c *Client) Start(ctx context.Context) error {
+func (c *Interpreter) Start(ctx context.Context) error {
 	c.notice("Your PUBLIC KEY : " + c.PublicKey().String())
 	if c.cfg.ManualAuth {
 		c.notice("Type connect to get a login challenge, sign <challenge> to sign it, then verify <signature>.")
@@ -215,10 +217,10 @@ func (c *Client) Start(ctx context.Context) error {
 
 // Broken is closed once a login has failed or a connection ended other
 // than by Close: a script's run has then failed.
-func (c *Client) Broken() <-chan struct{} { return c.broken }
+func (c *Interpreter) Broken() <-chan struct{} { return c.broken }
 
 // Session returns the current session, or nil before the first connect.
-func (c *Client) Session() *Session {
+func (c *Interpreter) Session() *client.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess
@@ -226,13 +228,13 @@ func (c *Client) Session() *Session {
 
 // Drain waits until the node has answered every message, DM, join and
 // leave sent on the current session (bounded by ctx).
-func (c *Client) Drain(ctx context.Context) error {
+func (c *Interpreter) Drain(ctx context.Context) error {
 	return c.DrainQuiet(ctx, 0)
 }
 
 // DrainQuiet is Drain that also gives up once quiet passes with nothing
 // answered (see Session.WaitIdleQuiet).
-func (c *Client) DrainQuiet(ctx context.Context, quiet time.Duration) error {
+func (c *Interpreter) DrainQuiet(ctx context.Context, quiet time.Duration) error {
 	if s := c.Session(); s != nil {
 		return s.WaitIdleQuiet(ctx, quiet)
 	}
@@ -243,19 +245,19 @@ func (c *Client) DrainQuiet(ctx context.Context, quiet time.Duration) error {
 // status printed, and every receipt waiting for its sender's key bundle has
 // been sent or given up. Call it after Drain: each DM then settles within
 // the receipt timeout, which (plus a margin) also bounds the wait.
-func (c *Client) SettleDMs(ctx context.Context) error {
+func (c *Interpreter) SettleDMs(ctx context.Context) error {
 	s := c.Session()
 	if s == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.DMTimeout, whoisTimeout)+settleMargin)
+	ctx, cancel := context.WithTimeout(ctx, max(c.cfg.DMTimeout, client.WhoisTimeout)+settleMargin)
 	defer cancel()
 	return s.WaitDMs(ctx)
 }
 
 // DMName is the username a direct message carries: the one set with Name
 // or nick, else the most recent join's, else "anonymous".
-func (c *Client) DMName() string {
+func (c *Interpreter) DMName() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -268,7 +270,7 @@ func (c *Client) DMName() string {
 }
 
 // Close closes the current session. It is idempotent.
-func (c *Client) Close() error {
+func (c *Interpreter) Close() error {
 	if s := c.Session(); s != nil {
 		return s.Close()
 	}
@@ -277,8 +279,8 @@ func (c *Client) Close() error {
 
 // Execute runs one input line, printing its result, and reports whether
 // the line was exit.
-func (c *Client) Execute(ctx context.Context, line string) (quit bool) {
-	cmd, err := ParseCommand(line)
+func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
+	cmd, err := Parse(line)
 	if err != nil {
 		c.errorf("%v", err)
 		return false
@@ -313,7 +315,7 @@ func (c *Client) Execute(ctx context.Context, line string) (quit bool) {
 }
 
 // live returns the current session if it has not ended.
-func (c *Client) live() *Session {
+func (c *Interpreter) live() *client.Session {
 	s := c.Session()
 	if s == nil || s.Err() != nil {
 		return nil
@@ -321,7 +323,7 @@ func (c *Client) live() *Session {
 	return s
 }
 
-func (c *Client) connect(ctx context.Context) error {
+func (c *Interpreter) connect(ctx context.Context) error {
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	if s := c.live(); s != nil {
@@ -338,7 +340,7 @@ func (c *Client) connect(ctx context.Context) error {
 		c.loginFailed(nil, err)
 		return err
 	}
-	s, err := NewSession(t, SessionConfig{
+	s, err := client.NewSession(t, client.SessionConfig{
 		Key:            c.cfg.Key,
 		Node:           c.cfg.Node,
 		ManualAuth:     c.cfg.ManualAuth,
@@ -367,7 +369,7 @@ func (c *Client) connect(ctx context.Context) error {
 	return nil
 }
 
-func (c *Client) showChallenge(ctx context.Context, s *Session) error {
+func (c *Interpreter) showChallenge(ctx context.Context, s *client.Session) error {
 	h, err := s.Challenge(ctx)
 	if err != nil {
 		s.Close()
@@ -378,11 +380,11 @@ func (c *Client) showChallenge(ctx context.Context, s *Session) error {
 	return nil
 }
 
-func (c *Client) connected(s *Session) {
+func (c *Interpreter) connected(s *client.Session) {
 	c.notice("Connected to Network as " + s.PublicKey().String() + " via node " + s.Node())
 }
 
-func (c *Client) sign(challenge string) {
+func (c *Interpreter) sign(challenge string) {
 	challenge = strings.Trim(challenge, `"`) // as copied from VERIFY : "…"
 	ch, err := identity.ParseChallenge(challenge)
 	if err != nil {
@@ -390,16 +392,16 @@ func (c *Client) sign(challenge string) {
 		return
 	}
 	if c.cfg.Node != "" && ch.NodeID != c.cfg.Node {
-		c.errorf("%v: expected node %s, the challenge is for %s", ErrWrongNode, c.cfg.Node, ch.NodeID)
+		c.errorf("%v: expected node %s, the challenge is for %s", client.ErrWrongNode, c.cfg.Node, ch.NodeID)
 		return
 	}
 	c.notice(hex.EncodeToString(identity.SignLogin(c.cfg.Key, challenge)))
 }
 
-func (c *Client) verify(ctx context.Context, sigHex string) {
+func (c *Interpreter) verify(ctx context.Context, sigHex string) {
 	s := c.live()
 	if s == nil {
-		c.errorf("%v: type connect first", ErrNotConnected)
+		c.errorf("%v: type connect first", client.ErrNotConnected)
 		return
 	}
 	sig := make([]byte, identity.SignatureSize)
@@ -420,7 +422,7 @@ func (c *Client) verify(ctx context.Context, sigHex string) {
 	c.connected(s)
 }
 
-func (c *Client) join(ctx context.Context, channel, username string) {
+func (c *Interpreter) join(ctx context.Context, channel, username string) {
 	s := c.loggedIn()
 	if s == nil {
 		return
@@ -434,7 +436,7 @@ func (c *Client) join(ctx context.Context, channel, username string) {
 	c.mu.Unlock()
 }
 
-func (c *Client) leave(ctx context.Context, channel string) {
+func (c *Interpreter) leave(ctx context.Context, channel string) {
 	s := c.loggedIn()
 	if s == nil {
 		return
@@ -444,7 +446,7 @@ func (c *Client) leave(ctx context.Context, channel string) {
 	}
 }
 
-func (c *Client) say(ctx context.Context, channel, body string) {
+func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	if identity.ValidateChannelName(channel) != nil {
 		c.errorf("unknown command %q: type help for the commands", channel)
 		return
@@ -454,7 +456,7 @@ func (c *Client) say(ctx context.Context, channel, body string) {
 		return
 	}
 	if _, err := s.Send(ctx, channel, body); err != nil {
-		if errors.Is(err, ErrNotJoined) {
+		if errors.Is(err, client.ErrNotJoined) {
 			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
 			return
 		}
@@ -465,7 +467,7 @@ func (c *Client) say(ctx context.Context, channel, body string) {
 // private sends an end-to-end encrypted DM. It returns once the DM is
 // sent (after a whois for the recipient's bundle unless one is cached);
 // its status line follows when the receipt arrives or does not.
-func (c *Client) private(ctx context.Context, key, body string) {
+func (c *Interpreter) private(ctx context.Context, key, body string) {
 	to, err := identity.ParsePublicKey(key)
 	if err != nil {
 		c.errorf("%v", err)
@@ -484,7 +486,7 @@ func (c *Client) private(ctx context.Context, key, body string) {
 		return
 	}
 	if _, err := s.SendDM(ctx, to, c.DMName(), body); err != nil {
-		if errors.Is(err, ErrUnknownUser) {
+		if errors.Is(err, client.ErrUnknownUser) {
 			c.dmStatus(to, false, err)
 			return
 		}
@@ -493,7 +495,7 @@ func (c *Client) private(ctx context.Context, key, body string) {
 }
 
 // whois looks up and verifies a user's key bundle.
-func (c *Client) whois(ctx context.Context, key string) {
+func (c *Interpreter) whois(ctx context.Context, key string) {
 	k, err := identity.ParsePublicKey(key)
 	if err != nil {
 		c.errorf("%v", err)
@@ -505,7 +507,7 @@ func (c *Client) whois(ctx context.Context, key string) {
 	}
 	b, err := s.Whois(ctx, k)
 	switch {
-	case errors.Is(err, ErrUnknownUser):
+	case errors.Is(err, client.ErrUnknownUser):
 		c.errorf("unknown user %s", k)
 	case err != nil:
 		c.fail(err)
@@ -517,7 +519,7 @@ func (c *Client) whois(ctx context.Context, key string) {
 }
 
 // dmStatus prints a DM's status line.
-func (c *Client) dmStatus(to identity.PublicKey, delivered bool, err error) {
+func (c *Interpreter) dmStatus(to identity.PublicKey, delivered bool, err error) {
 	text := "DM to " + to.String() + ": delivered"
 	if !delivered {
 		text = "DM to " + to.String() + ": not delivered (" + dmReason(err) + ")"
@@ -527,19 +529,19 @@ func (c *Client) dmStatus(to identity.PublicKey, delivered bool, err error) {
 
 // dmReason says why a DM was not delivered.
 func dmReason(err error) string {
-	var nodeErr *Error
+	var nodeErr *client.Error
 	switch {
-	case errors.Is(err, ErrUnknownUser):
+	case errors.Is(err, client.ErrUnknownUser):
 		return "unknown recipient: no key bundle"
-	case errors.Is(err, ErrRecipientOffline):
+	case errors.Is(err, client.ErrRecipientOffline):
 		return "recipient offline"
 	case errors.As(err, &nodeErr):
-		return "refused by the node: " + Sanitize(nodeErr.Error())
+		return "refused by the node: " + client.Sanitize(nodeErr.Error())
 	}
-	return Sanitize(err.Error())
+	return client.Sanitize(err.Error())
 }
 
-func (c *Client) setNick(name string) {
+func (c *Interpreter) setNick(name string) {
 	if err := identity.ValidateUsername(name); err != nil {
 		c.errorf("%v", err)
 		return
@@ -550,7 +552,7 @@ func (c *Client) setNick(name string) {
 	c.notice("Your direct messages will carry the name " + name)
 }
 
-func (c *Client) help() {
+func (c *Interpreter) help() {
 	c.notice("Commands:")
 	for _, spec := range commandSpecs {
 		c.notice(fmt.Sprintf("  %-34s %s", strings.TrimSpace(spec.name+" "+spec.args), spec.help))
@@ -560,15 +562,15 @@ func (c *Client) help() {
 
 // loggedIn returns the live, logged-in session, or prints why there is
 // none and returns nil.
-func (c *Client) loggedIn() *Session {
+func (c *Interpreter) loggedIn() *client.Session {
 	s := c.live()
 	switch {
 	case s == nil && c.cfg.ManualAuth:
-		c.errorf("%v: type connect, then verify <signature>", ErrNotConnected)
+		c.errorf("%v: type connect, then verify <signature>", client.ErrNotConnected)
 	case s == nil:
-		c.errorf("%v: type connect", ErrNotConnected)
+		c.errorf("%v: type connect", client.ErrNotConnected)
 	case !s.LoggedIn():
-		c.errorf("%v: verify <signature> first", ErrNotLoggedIn)
+		c.errorf("%v: verify <signature> first", client.ErrNotLoggedIn)
 	default:
 		return s
 	}
@@ -577,61 +579,61 @@ func (c *Client) loggedIn() *Session {
 
 // onEvent turns session events into output lines. It runs on the
 // session's reader goroutine.
-func (c *Client) onEvent(ev Event) {
+func (c *Interpreter) onEvent(ev client.Event) {
 	switch e := ev.(type) {
-	case EventMessage:
+	case client.EventMessage:
 		m := e.Message
 		line := Line{
 			Kind:    LineMessage,
 			Author:  m.Author,
-			Channel: Sanitize(m.Channel),
-			User:    Sanitize(m.Username),
-			Body:    Sanitize(m.Body),
+			Channel: client.Sanitize(m.Channel),
+			User:    client.Sanitize(m.Username),
+			Body:    client.Sanitize(m.Body),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
 		c.print(line)
-	case EventDM:
+	case client.EventDM:
 		m := e.DM
 		line := Line{
 			Kind:    LineMessage,
 			Author:  m.Sender,
 			Channel: "private(" + m.Sender.String() + ")",
-			User:    Sanitize(m.Username),
-			Body:    Sanitize(m.Body),
+			User:    client.Sanitize(m.Username),
+			Body:    client.Sanitize(m.Body),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
 		c.print(line)
-	case EventDMStatus:
+	case client.EventDMStatus:
 		c.dmStatus(e.To, e.Delivered, e.Err)
-	case EventJoined:
+	case client.EventJoined:
 		c.notice("Joined " + e.Channel + " as " + e.Username)
-	case EventLeft:
+	case client.EventLeft:
 		c.notice("Left " + e.Channel)
-	case EventError:
-		c.errorf("%s", Sanitize(e.Err.Error()))
-	case EventWarning:
-		c.errorf("%s", Sanitize(e.Err.Error()))
-	case EventClosed:
+	case client.EventError:
+		c.errorf("%s", client.Sanitize(e.Err.Error()))
+	case client.EventWarning:
+		c.errorf("%s", client.Sanitize(e.Err.Error()))
+	case client.EventClosed:
 		if e.Err == nil {
 			return
 		}
 		c.markBroken()
-		var nodeErr *Error
+		var nodeErr *client.Error
 		if errors.As(e.Err, &nodeErr) {
 			c.notice("Disconnected by the node") // its error was printed
 			return
 		}
-		c.errorf("disconnected: %s", Sanitize(e.Err.Error()))
+		c.errorf("disconnected: %s", client.Sanitize(e.Err.Error()))
 	}
 }
 
 // loginFailed prints why a connect or verify failed and marks the run as
 // failed. A session that ended on its own has already printed why (its
 // EventClosed was handled before Close returned).
-func (c *Client) loginFailed(s *Session, err error) {
+func (c *Interpreter) loginFailed(s *client.Session, err error) {
 	c.markBroken()
 	if s != nil {
-		if end := s.Err(); end != nil && !errors.Is(end, errClosedByUser) {
+		if end := s.Err(); end != nil && !errors.Is(end, client.ErrClosedByUser) {
 			return
 		}
 	}
@@ -640,25 +642,25 @@ func (c *Client) loginFailed(s *Session, err error) {
 
 // fail prints err, unless it is the node's error, which onEvent printed
 // when it arrived.
-func (c *Client) fail(err error) {
-	var nodeErr *Error
+func (c *Interpreter) fail(err error) {
+	var nodeErr *client.Error
 	if errors.As(err, &nodeErr) {
 		return
 	}
-	c.errorf("%s", Sanitize(err.Error()))
+	c.errorf("%s", client.Sanitize(err.Error()))
 }
 
-func (c *Client) markBroken() {
+func (c *Interpreter) markBroken() {
 	c.brokenOnce.Do(func() { close(c.broken) })
 }
 
-func (c *Client) notice(text string) { c.print(Line{Kind: LineNotice, Text: text}) }
+func (c *Interpreter) notice(text string) { c.print(Line{Kind: LineNotice, Text: text}) }
 
-func (c *Client) errorf(format string, args ...any) {
+func (c *Interpreter) errorf(format string, args ...any) {
 	c.print(Line{Kind: LineError, Text: "ERROR: " + fmt.Sprintf(format, args...)})
 }
 
-func (c *Client) print(l Line) {
+func (c *Interpreter) print(l Line) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	c.cfg.Output(l)

@@ -1,0 +1,27 @@
+// Package command is the command interpreter of the command-line client
+// (cmd/darkchat) and the browser client (cmd/darkchat-wasm): an
+// Interpreter parses one input line (Parse), runs it on its client.Session
+// and turns the session's events into output Lines. It owns the commands,
+// their usage and help, and the format of every line a user reads; the
+// protocol, the connection and the DM cryptography stay in package client.
+//
+// # Output
+//
+//	Your PUBLIC KEY : <key>                             at Start
+//	Connected to Network as <key> via node <peer ID>    after a login
+//	VERIFY : "<challenge>"                              connect with ManualAuth
+//	<username>@<channel> - <message>                    a channel message
+//	ERROR: <reason>                                     anything refused or failed
+//	<username>@private(<sender key>) - <message>        a DM received
+//	DM to <recipient key>: delivered                    its receipt arrived
+//	DM to <recipient key>: not delivered (<reason>)     reason: "unknown recipient: no key bundle",
+//	                                                    "recipient offline", "timed out: no receipt
+//	                                                    within 10s", "connection lost before a
+//	                                                    receipt", "refused by the node: …"
+//	<key>: key bundle valid until <RFC 3339 UTC>, DM key <16 hex: SHA-256 of the DM public key>
+//
+// Every text taken from the node is passed through client.Sanitize before
+// it is printed. Every method of Interpreter is safe for concurrent use;
+// Output is called from the caller's goroutine and the session's reader,
+// one call at a time.
+package command
