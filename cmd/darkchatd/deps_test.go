@@ -11,16 +11,14 @@ import (
 )
 
 // What the daemon must never link: the browser driver and the NATS server
-// the tests and benchmarks use, the web client's asset builder (it runs
-// the go tool), and os/exec with it.
+// the tests and benchmarks use, the test-only tree (tstest/), the web
+// client's asset builder (it runs the go tool), and os/exec with it.
 var forbiddenDeps = []string{
 	"github.com/chromedp/",
 	"github.com/nats-io/",
 	"darkchat/web/internal/",
 	"darkchat/internal/bench",
-	"darkchat/internal/attack",
-	"darkchat/internal/chatproc",
-	"darkchat/internal/netns",
+	"darkchat/tstest/",
 	"os/exec",
 }
 

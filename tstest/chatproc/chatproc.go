@@ -368,26 +368,3 @@ func ParsePeers(lines []string) ([]Peer, error) {
 	}
 	return out, nil
 }
-
-// Poll calls cond every interval until it returns true or timeout passes;
-// it returns the last error cond reported, if any, on timeout.
-func Poll(timeout, interval time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			last = err
-		}
-		if time.Now().After(deadline) {
-			if last != nil {
-				return fmt.Errorf("timed out after %v: %w", timeout, last)
-			}
-			return fmt.Errorf("timed out after %v", timeout)
-		}
-		time.Sleep(interval) // polling interval, not a wait for a condition
-	}
-}

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"darkchat/internal/chatproc"
+	"darkchat/tstest/chatproc"
 )
 
 // bins are darkchatd and darkchat, built once for the package (unless

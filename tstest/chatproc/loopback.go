@@ -11,10 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"darkchat/tstest"
 )
 
 // This file is the harness for single-host tests that run nodes and
-// clients on loopback (internal/e2e, internal/browsertest). Its helpers
+// clients on loopback (tstest/e2e, tstest/browsertest). Its helpers
 // take a testing.TB and fail the test on error instead of returning one.
 
 // RunWithBinaries is the body of a TestMain: it builds the binaries into
@@ -226,17 +228,10 @@ func (n *TestNode) Ctl(args ...string) (string, int) {
 // WaitPeer waits until n lists id among its connected peers.
 func (n *TestNode) WaitPeer(id string) {
 	n.T.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	tstest.WaitFor(n.T, 30*time.Second, n.Name+" to connect to "+id, func() (bool, string) {
 		out, _ := n.Ctl("peers")
-		if strings.Contains(out, id) {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.T.Fatalf("%s never connected to %s:\n%s", n.Name, id, out)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval
-	}
+		return strings.Contains(out, id), "peers:\n" + out
+	})
 }
 
 // TestClient is a darkchat process driven through a pipe (scripted mode).

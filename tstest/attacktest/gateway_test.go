@@ -39,10 +39,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"darkchat/identity"
-	"darkchat/internal/attack"
 	"darkchat/internal/bench"
-	"darkchat/internal/chatproc"
-	"darkchat/internal/netns"
+	"darkchat/tstest"
+	"darkchat/tstest/attack"
+	"darkchat/tstest/chatproc"
+	"darkchat/tstest/netns"
 )
 
 // The gateway attack tests' network: 198.18.0.0/24, declared public to
@@ -563,12 +564,15 @@ func connectionFlood(t *testing.T, extra []string, held int, ramp time.Duration)
 		return held, nil
 	}
 	last := 0
-	if err := chatproc.Poll(ramp, 100*time.Millisecond, func() (bool, error) {
+	if err := tstest.Poll(ramp, 100*time.Millisecond, func() (bool, string) {
 		n, err := sample()
 		last = n
-		return n >= held, err
+		if err != nil {
+			return false, err.Error()
+		}
+		return n >= held, fmt.Sprintf("%d held", n)
 	}); err != nil {
-		t.Fatalf("the attackers never held %d connections (last %d): %v", held, last, err)
+		t.Fatalf("the attackers never held %d connections: %v", held, err)
 	}
 	up := time.Now()
 	t.Logf("flood up %v after the attackers started: the victim holds %d of their connections (%d at most in its accept queue meanwhile)",
@@ -637,12 +641,13 @@ func TestChannelFlood(t *testing.T) {
 	victim := g.node("victim", "full", g.host("victim", 1), limits...)
 	honestHost := g.host("honest", 2)
 	a := g.node("A", "cli", honestHost, append(limits, "--peer", victim.host.Addr.String()+":"+strconv.Itoa(gwPeerPort))...)
-	if err := chatproc.Poll(30*time.Second, 200*time.Millisecond, func() (bool, error) {
+	tstest.WaitFor(t, 30*time.Second, "the victim to connect to A", func() (bool, string) {
 		ps, err := chatproc.Ctl(context.Background(), bins.Darkchatd, victim.sock, "peers")
-		return err == nil && slices.ContainsFunc(ps, func(l string) bool { return strings.Contains(l, a.id) }), err
-	}); err != nil {
-		t.Fatalf("the victim never connected to A: %v", err)
-	}
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.ContainsFunc(ps, func(l string) bool { return strings.Contains(l, a.id) }), fmt.Sprintf("peers %q", ps)
+	})
 	var attackers []*netns.Host
 	for i := range 8 {
 		attackers = append(attackers, g.host("attacker"+strconv.Itoa(i+1), 11+i))

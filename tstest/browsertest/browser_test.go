@@ -23,6 +23,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"darkchat/tstest"
 )
 
 // chromiumPath is the browser the tests drive, found by TestMain.
@@ -197,33 +199,21 @@ func (b *browser) logLines() []string {
 	return eval[[]string](b, logJS)
 }
 
-// poll calls check until it reports done, failing after timeout.
-func poll(t *testing.T, timeout time.Duration, what string, check func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !check() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitLog waits for a line of #log (from index from on) that match accepts,
 // and returns it and its index.
 func (b *browser) waitLog(from int, what string, match func(string) bool) (string, int) {
 	b.t.Helper()
 	var found string
 	idx := -1
-	poll(b.t, 30*time.Second, b.name+": "+what, func() bool {
+	tstest.WaitFor(b.t, 30*time.Second, b.name+": "+what, func() (bool, string) {
 		lines := b.logLines()
 		for i := from; i < len(lines); i++ {
 			if match(lines[i]) {
 				found, idx = lines[i], i
-				return true
+				return true, ""
 			}
 		}
-		return false
+		return false, fmt.Sprintf("log ends %q", lines[min(max(from, len(lines)-3), len(lines)):])
 	})
 	return found, idx
 }
@@ -243,7 +233,10 @@ func (b *browser) state() string {
 
 func (b *browser) waitState(want string) {
 	b.t.Helper()
-	poll(b.t, 30*time.Second, b.name+": body[data-state="+want+"]", func() bool { return b.state() == want })
+	tstest.WaitFor(b.t, 30*time.Second, b.name+": body[data-state="+want+"]", func() (bool, string) {
+		state := b.state()
+		return state == want, "state " + state
+	})
 }
 
 // open loads the page and waits until it has logged in.
@@ -298,27 +291,23 @@ func warmUpChannel(t *testing.T, ch string, b *browser, bUser string, c *client,
 	t.Helper()
 	start := time.Now()
 	bFrom, cFrom := len(b.logLines()), len(c.Lines())
-	var n int
-	poll(t, 45*time.Second, "the CLI's messages to reach the browser", func() bool {
+	sent := 0
+	tstest.WaitFor(t, 45*time.Second, "the CLI's messages to reach the browser", func() (bool, string) {
 		if slices.Contains(b.logLines()[bFrom:], cUser+"@"+ch+" - anyone here?") {
-			return true
+			return true, ""
 		}
-		if n%5 == 0 {
-			c.Send(ch + " anyone here?")
-		}
-		n++
-		return false
+		c.Send(ch + " anyone here?")
+		sent++
+		return false, fmt.Sprintf("none of %d seen", sent)
 	})
-	n = 0
-	poll(t, 45*time.Second, "the browser's messages to reach the CLI", func() bool {
+	sent = 0
+	tstest.WaitFor(t, 45*time.Second, "the browser's messages to reach the CLI", func() (bool, string) {
 		if slices.Contains(c.Lines()[cFrom:], bUser+"@"+ch+" - hi, I'm here") {
-			return true
+			return true, ""
 		}
-		if n%5 == 0 {
-			b.typeLine("hi, I'm here")
-		}
-		n++
-		return false
+		b.typeLine("hi, I'm here")
+		sent++
+		return false, fmt.Sprintf("none of %d seen", sent)
 	})
 	t.Logf("channel %s works both ways after %v", ch, time.Since(start).Round(time.Millisecond))
 }
@@ -426,8 +415,9 @@ func TestBrowserChatWithCLI(t *testing.T) {
 	b.waitLog(from, "the disconnect", func(l string) bool {
 		return strings.HasPrefix(l, "ERROR: disconnected") || l == "Disconnected by the node"
 	})
-	poll(t, 30*time.Second, "a failed reconnect shown in the banner", func() bool {
-		return strings.Contains(eval[string](b, `document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent`), "dial websocket gateway")
+	tstest.WaitFor(t, 30*time.Second, "a failed reconnect shown in the banner", func() (bool, string) {
+		banner := eval[string](b, `document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent`)
+		return strings.Contains(banner, "dial websocket gateway"), fmt.Sprintf("banner %q", banner)
 	})
 	if b.state() != "reconnecting" && b.state() != "connecting" {
 		t.Errorf("with its node down the page is in state %q", b.state())
@@ -574,9 +564,9 @@ func TestBrowserIdentityExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.do("import the CLI's key", chromedp.SetValue(chromedp.ID("import-text"), string(text)), chromedp.Click(chromedp.ID("import-apply")))
-	poll(t, 30*time.Second, "the page to log in with the imported key", func() bool {
+	tstest.WaitFor(t, 30*time.Second, "the page to log in with the imported key", func() (bool, string) {
 		s, _ := tryEval[string](b, `document.body.dataset.state + ' ' + document.getElementById('pubkey').textContent`)
-		return s == "ready "+want
+		return s == "ready "+want, fmt.Sprintf("state and key %q", s)
 	})
 	b.waitLog(0, "the login with the imported key", func(l string) bool { return strings.HasPrefix(l, "Connected to Network as "+want) })
 	b.do("reload", chromedp.Reload())

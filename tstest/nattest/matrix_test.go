@@ -25,7 +25,7 @@
 // prints the table BENCHMARKS.md publishes (hole-punch success rate, time to
 // first chat, time to a direct connection, share of messages relayed):
 //
-//	DARKCHAT_NAT_RUNS=20 go test ./internal/nattest -run TestMatrix -v -timeout 3h
+//	DARKCHAT_NAT_RUNS=20 go test ./tstest/nattest -run TestMatrix -v -timeout 3h
 //
 // The cells need root, iproute2 and iptables; they skip without them, and
 // fail instead when DARKCHAT_REQUIRE_ALL=1 (as in CI).
@@ -41,8 +41,9 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/internal/chatproc"
-	"darkchat/internal/netns"
+	"darkchat/tstest"
+	"darkchat/tstest/chatproc"
+	"darkchat/tstest/netns"
 )
 
 // Deadlines and targets.
@@ -450,15 +451,12 @@ func TestSymmetricRelayed(t *testing.T) {
 		})
 	}
 	var reportA, reportB string
-	err = chatproc.Poll(time.Minute, time.Second, func() (bool, error) {
+	tstest.WaitFor(t, time.Minute, "exactly one nat report to show hole punching retried and given up", func() (bool, string) {
 		var okA, okB bool
 		reportA, okA = gaveUp(a, b)
 		reportB, okB = gaveUp(b, a)
-		return okA != okB, nil // exactly one side punches
+		return okA != okB, "\n" + reportA + "\n\n" + reportB // exactly one side punches
 	})
-	if err != nil {
-		t.Fatalf("want exactly one nat report to show hole punching retried and given up:\n%s\n\n%s", reportA, reportB)
-	}
 	tn.converse(alice, bob, "sym", "after-3min", chatTimeout)
 	if l, ad, _ := tn.linkTo(a, b); l != linkRelayed {
 		t.Fatalf("a -> b after the last chat: %s %s", l, ad)
@@ -557,14 +555,14 @@ func TestRelayFailover(t *testing.T) {
 		ids := tn.waitReservations(n, "two relays other than "+victim.name, failoverTimeout, without)
 		t.Logf("%s: reservations via %v %v after the kill", n.name, tn.names(ids), time.Since(killed).Round(100*time.Millisecond))
 	}
-	err := chatproc.Poll(failoverTimeout, time.Second, func() (bool, error) {
+	tstest.WaitFor(t, failoverTimeout, "a -> b to reconnect through another relay", func() (bool, string) {
 		l, ad, err := tn.linkTo(a, b)
 		addr = ad
-		return err == nil && l == linkRelayed && relayOf(ad) != victim.id, err
+		if err != nil {
+			return false, err.Error()
+		}
+		return l == linkRelayed && relayOf(ad) != victim.id, fmt.Sprintf("a %s connection via %q", l, ad)
 	})
-	if err != nil {
-		t.Fatalf("a -> b never reconnected through another relay (last %q): %v", addr, err)
-	}
 	t.Logf("a -> b: relayed again via %s %v after the kill", tn.names([]string{relayOf(addr)}), time.Since(killed).Round(100*time.Millisecond))
 	tn.converse(alice, bob, "failover", "after", chatTimeout)
 }

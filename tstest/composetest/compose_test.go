@@ -21,7 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/internal/chatproc"
+	"darkchat/tstest"
+	"darkchat/tstest/chatproc"
 )
 
 // compose is how to run the compose tool: `docker compose` or
@@ -173,16 +174,15 @@ func TestDockerTestnet(t *testing.T) {
 
 	// The NATed nodes find out they are private and take relays.
 	for _, svc := range []string{"lan1-cli", "lan2-websock"} {
-		var last []string
-		err := chatproc.Poll(2*time.Minute, time.Second, func() (bool, error) {
+		tstest.WaitFor(t, 2*time.Minute, svc+" to become private with a relay reservation", func() (bool, string) {
 			lines, err := c.ctl(svc, "nat")
-			last = lines
+			if err != nil {
+				return false, err.Error()
+			}
 			private := len(lines) > 0 && strings.HasPrefix(lines[0], "reachability: private")
-			return err == nil && private && strings.Contains(strings.Join(lines, "\n"), "/p2p-circuit"), err
+			report := strings.Join(lines, "\n")
+			return private && strings.Contains(report, "/p2p-circuit"), "nat:\n" + report
 		})
-		if err != nil {
-			t.Fatalf("%s never became private with a relay reservation: %v\n%s", svc, err, strings.Join(last, "\n"))
-		}
 		t.Logf("%s: private, with a relay reservation, after %v", svc, time.Since(start).Round(100*time.Millisecond))
 	}
 

@@ -10,8 +10,8 @@
 // (SECURITY.md, "What the attack tests show", has the figures), so it is
 // not part of `go test ./...` until they are.
 //
-//	go test -tags attack ./internal/attacktest -v                              # 8-s attacks
-//	DARKCHAT_ATTACK_FULL=1 go test -tags attack ./internal/attacktest -v -timeout 30m   # 40-s attacks
+//	go test -tags attack ./tstest/attacktest -v                              # 8-s attacks
+//	DARKCHAT_ATTACK_FULL=1 go test -tags attack ./tstest/attacktest -v -timeout 30m   # 40-s attacks
 package attacktest
 
 import (
@@ -25,9 +25,9 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/internal/attack"
 	"darkchat/internal/bench"
-	"darkchat/internal/chatproc"
+	"darkchat/tstest/attack"
+	"darkchat/tstest/chatproc"
 )
 
 var bins chatproc.Binaries

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/internal/chatproc"
-	"darkchat/internal/netns"
+	"darkchat/tstest"
+	"darkchat/tstest/chatproc"
+	"darkchat/tstest/netns"
 )
 
 // bins are the darkchatd and darkchat binaries TestMain builds once.
@@ -329,15 +330,14 @@ func (tn *testnet) linkTo(a, b *node) (link, string, error) {
 func (tn *testnet) waitLink(a, b *node, want link, timeout time.Duration) string {
 	tn.t.Helper()
 	var addr string
-	var last link
-	err := chatproc.Poll(timeout, 500*time.Millisecond, func() (bool, error) {
+	tstest.WaitFor(tn.t, timeout, fmt.Sprintf("a %s connection %s -> %s", want, a.name, b.name), func() (bool, string) {
 		l, ad, err := tn.linkTo(a, b)
-		last, addr = l, ad
-		return l == want, err
+		addr = ad
+		if err != nil {
+			return false, err.Error()
+		}
+		return l == want, fmt.Sprintf("a %s connection (%s)", l, ad)
 	})
-	if err != nil {
-		tn.t.Fatalf("%s -> %s: want a %s connection, have %s (%s): %v", a.name, b.name, want, last, addr, err)
-	}
 	return addr
 }
 
@@ -388,14 +388,14 @@ func (tn *testnet) reservations(n *node) ([]string, error) {
 func (tn *testnet) waitReservations(n *node, what string, timeout time.Duration, cond func([]string) bool) []string {
 	tn.t.Helper()
 	var last []string
-	err := chatproc.Poll(timeout, time.Second, func() (bool, error) {
+	tstest.WaitFor(tn.t, timeout, n.name+"'s relay reservations to become "+what, func() (bool, string) {
 		ids, err := tn.reservations(n)
+		if err != nil {
+			return false, err.Error()
+		}
 		last = ids
-		return err == nil && cond(ids), err
+		return cond(ids), fmt.Sprintf("reservations %v", tn.names(ids))
 	})
-	if err != nil {
-		tn.t.Fatalf("%s: relay reservations never became %s (last %v): %v", n.name, what, tn.names(last), err)
-	}
 	return last
 }
 

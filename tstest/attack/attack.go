@@ -2,7 +2,7 @@
 // GossipSub's wire protocol directly (length-prefixed protobuf RPCs on a
 // /meshsub stream), so they can send what no honest router would: millions
 // of subscriptions, floods of messages with random signatures, under as
-// many peer IDs as the caller wants. The attack tests (internal/attacktest)
+// many peer IDs as the caller wants. The attack tests (tstest/attacktest)
 // point it at real darkchatd processes.
 //
 // Every attack is bounded by its context and by counts the caller gives;

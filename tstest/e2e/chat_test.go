@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"darkchat/tstest"
 )
 
 // lineNodes starts three nodes A–B–C, A and C peered only with B.
@@ -31,23 +34,15 @@ func warmUp(t *testing.T, ch string, x *client, xName string, y *client, yName s
 		name string
 		to   *client
 	}{{x, xName, y}, {y, yName, x}} {
-		deadline := time.Now().Add(30 * time.Second)
-		for i := 0; ; i++ {
-			dir.from.Send(fmt.Sprintf("%s warmup %d", ch, i))
-			seen := false
-			for _, l := range dir.to.Lines() {
-				if strings.HasPrefix(l, dir.name+"@"+ch+" - warmup ") {
-					seen = true
-				}
+		sent := 0
+		tstest.WaitFor(t, 30*time.Second, dir.name+"'s messages to reach the other side", func() (bool, string) {
+			if slices.ContainsFunc(dir.to.Lines(), func(l string) bool { return strings.HasPrefix(l, dir.name+"@"+ch+" - warmup ") }) {
+				return true, ""
 			}
-			if seen {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s's messages never reached the other side", dir.name)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+			dir.from.Send(fmt.Sprintf("%s warmup %d", ch, sent))
+			sent++
+			return false, fmt.Sprintf("none of %d seen", sent)
+		})
 	}
 }
 
