@@ -4,13 +4,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"runtime"
 	"strings"
 
 	"darkchat/internal/atomicfile"
+	"darkchat/internal/secretfile"
 )
 
 // KeyFileHeader is the first line of a key file. The "v1" names the format,
@@ -90,26 +88,14 @@ func cutLine(s string) (line, rest string, found bool) {
 // could have read must be treated as compromised, and silently accepting it
 // would hide that.
 func LoadKeyFile(path string) (PrivateKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	data, err := secretfile.Read(path, MaxKeyFileSize)
+	switch {
+	case errors.Is(err, secretfile.ErrTooOpen):
+		return PrivateKey{}, fmt.Errorf("load key file: %w: %w", ErrKeyFilePermissions, err)
+	case errors.Is(err, secretfile.ErrTooLarge):
+		return PrivateKey{}, fmt.Errorf("load key file %s: %w key file: %w", path, ErrMalformed, ErrTooLarge)
+	case err != nil:
 		return PrivateKey{}, fmt.Errorf("load key file: %w", err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so the checked file is the read one.
-	fi, err := f.Stat()
-	if err != nil {
-		return PrivateKey{}, fmt.Errorf("load key file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return PrivateKey{}, fmt.Errorf("load key file %s: not a regular file", path)
-	}
-	// Windows has no Unix permission bits; its ACLs are out of scope here.
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return PrivateKey{}, fmt.Errorf("load key file %s: %w: mode %04o lets group or others access the key; run: chmod 600 %s", path, ErrKeyFilePermissions, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
-	if err != nil {
-		return PrivateKey{}, fmt.Errorf("load key file %s: %w", path, err)
 	}
 	k, err := ParseKeyFile(data)
 	if err != nil {

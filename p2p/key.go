@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"darkchat/internal/atomicfile"
+	"darkchat/internal/secretfile"
 )
 
 // NodeKeyFile is the name of the node key inside a node's data directory.
@@ -53,24 +53,9 @@ func LoadOrCreateNodeKey(dataDir string) (crypto.PrivKey, bool, error) {
 }
 
 func loadNodeKey(path string) (crypto.PrivKey, error) {
-	f, err := os.Open(path)
+	raw, err := secretfile.Read(path, maxKeyFileSize)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > maxKeyFileSize {
-		return nil, fmt.Errorf("node key %s: file too large (%d bytes)", path, st.Size())
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("node key %s: permissions %v are too open; run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	raw := make([]byte, st.Size())
-	if _, err := f.ReadAt(raw, 0); err != nil {
-		return nil, fmt.Errorf("read node key %s: %w", path, err)
+		return nil, fmt.Errorf("node key: %w", err)
 	}
 	key, err := crypto.UnmarshalPrivateKey(raw)
 	if err != nil {
