@@ -588,6 +588,9 @@ func watchPeerJoins(ctx context.Context, events *pubsub.TopicEventHandler, joine
 // dialTopicPeers looks up a topic's subscribers in the DHT, as GossipSub's
 // topic discovery does, and dials those not yet connected, until ctx ends.
 func (n *Node) dialTopicPeers(ctx context.Context, topicName string) {
+	if n.disc == nil {
+		return // Config.NoDHT: the caller wires the connections; awaitTopicPeer waits for one
+	}
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {

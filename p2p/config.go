@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"errors"
 	"fmt"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"log/slog"
@@ -22,7 +21,7 @@ import (
 // the peer that forwarded the message, or empty for a local publication.
 type Validator func(from peer.ID, channel string, data []byte) (payload any, err error)
 
-// Config configures a Node. Key is required; everything else has a default.
+// Config configures a Node. New requires Key; everything else has a default.
 type Config struct {
 	// Key is the node's identity key (see LoadOrCreateNodeKey).
 	Key crypto.PrivKey
@@ -67,6 +66,12 @@ type Config struct {
 	DedupTTL time.Duration
 	// DedupMax bounds the de-duplication memory (entries).
 	DedupMax int
+	// NoDHT runs the node without its Kademlia DHT, on a host whose
+	// connections its caller wires (NewWithHost on a simulated network):
+	// no rendezvous discovery, no DHT peer routing, no DM route lookups,
+	// and PutBundle and GetBundle fail with ErrNoDHT. Bootstrap peers are
+	// still dialled.
+	NoDHT bool
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// OnAddrsChanged, if set, is called from the node's event goroutine with
@@ -87,9 +92,6 @@ const (
 )
 
 func (c *Config) setDefaults() error {
-	if c.Key == nil {
-		return errors.New("p2p: Config.Key is required")
-	}
 	if !c.ListenIP.IsValid() {
 		c.ListenIP = netip.IPv4Unspecified()
 	}

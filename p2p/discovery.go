@@ -144,7 +144,7 @@ func (n *Node) discoveryLoop() {
 		}
 		lastRound = time.Now()
 		found := n.connectBootstrap(bootstrapped)
-		if len(n.host.Network().Peers()) > 0 {
+		if n.disc != nil && len(n.host.Network().Peers()) > 0 {
 			if time.Since(lastAdvertise) > readvertiseInterval {
 				if n.advertise() {
 					lastAdvertise = time.Now()

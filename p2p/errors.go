@@ -11,8 +11,6 @@ var (
 	// ErrNotJoined is returned when publishing to a channel that has no
 	// local member.
 	ErrNotJoined = errors.New("channel has no local member")
-	// ErrSlowConsumer ends a Subscription whose reader fell behind.
-	ErrSlowConsumer = errors.New("subscriber too slow: buffer full")
 	// ErrMessageTooLarge is returned by Publish for oversized messages.
 	ErrMessageTooLarge = errors.New("message too large")
 	// ErrIgnore, wrapped by a Validator's error, drops a message without
@@ -25,6 +23,9 @@ var (
 	// ErrNoRoute is returned by PublishDM when no node subscribed to the
 	// recipient's inbox shard could be reached.
 	ErrNoRoute = errors.New("no route to the recipient's inbox")
+	// ErrNoDHT is returned by PutBundle and GetBundle on a node started
+	// with Config.NoDHT.
+	ErrNoDHT = errors.New("node runs without a DHT")
 	// ErrBadAddress is returned for addresses that cannot be dialled.
 	ErrBadAddress = errors.New("bad peer address")
 )

@@ -28,8 +28,7 @@ const (
 )
 
 func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
-	opts := append(MeshOptions(n.cfg.MaxMessageSize),
-		pubsub.WithDiscovery(n.disc),
+	opts := append(meshOptions(n.cfg.MaxMessageSize),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(s map[peer.ID]float64) {
 			n.scores.Store(&s)
 		}), time.Second),
@@ -37,13 +36,16 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 		pubsub.WithAppSpecificRpcInspector(n.guard.inspect),
 		pubsub.WithLogger(slog.New(newRateLimitedHandler(n.log.With("component", "gossipsub").Handler()))),
 	)
+	if n.disc != nil {
+		opts = append(opts, pubsub.WithDiscovery(n.disc))
+	}
 	return pubsub.NewGossipSub(ctx, n.host, opts...)
 }
 
-// MeshOptions is darkchat's GossipSub configuration without what ties it to
-// a Node (discovery, tracing, logging), so that benchmarks can run the same
-// router on simulated hosts. maxMessageSize is Config.MaxMessageSize.
-func MeshOptions(maxMessageSize int) []pubsub.Option {
+// meshOptions is darkchat's GossipSub configuration without what ties it
+// to one node (discovery, tracing, logging). maxMessageSize is
+// Config.MaxMessageSize.
+func meshOptions(maxMessageSize int) []pubsub.Option {
 	params, thresholds := peerScoreParams()
 	return []pubsub.Option{
 		// Users sign their messages; a second libp2p signature per message
@@ -84,15 +86,6 @@ func MeshOptions(maxMessageSize int) []pubsub.Option {
 // the node's own de-duplication set (10 minutes, DedupTTL), so 30 s loses
 // nothing.
 const seenMessagesTTL = 30 * time.Second
-
-// ChannelTopic is the GossipSub topic of a chat channel.
-func ChannelTopic(channel string) string { return channelTopicPrefix + channel }
-
-// ChannelScoreParams are the peer-score parameters of a channel topic.
-func ChannelScoreParams() *pubsub.TopicScoreParams { return channelScoreParams() }
-
-// MessageID is the GossipSub message ID darkchat uses (see messageID).
-func MessageID(m *pb.Message) string { return messageID(m) }
 
 // messageID is the SHA-256 of the topic and the message bytes. The
 // application's wire encodings are canonical (one encoding per message), so

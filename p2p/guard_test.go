@@ -177,7 +177,7 @@ func TestControlSpamBansPeer(t *testing.T) {
 		}
 		return out
 	}
-	topic := ChannelTopic("lobby")
+	topic := channelTopicPrefix + "lobby"
 	ihave := func(n int) *pubsub.RPC {
 		return &pubsub.RPC{RPC: pb.RPC{Control: &pb.ControlMessage{Ihave: []*pb.ControlIHave{{TopicID: &topic, MessageIDs: ids(n)}}}}}
 	}

@@ -234,6 +234,9 @@ func (t *natTracker) record(e any) {
 // A private node without a reservation asks each connected relay for one,
 // to report the relay's answer; that can take up to reservationProbeTimeout.
 func (n *Node) NATReport() []string {
+	if n.intro == nil {
+		return n.hostlessNATReport()
+	}
 	t := n.nat
 	reach, why, since := n.reach.get()
 	var diagnosis []string
@@ -251,7 +254,7 @@ func (n *Node) NATReport() []string {
 	lines := []string{line}
 	lines = append(lines, announceHint...)
 
-	if reachable, unreachable, _ := n.basic.ConfirmedAddrs(); len(reachable)+len(unreachable) > 0 {
+	if reachable, unreachable, _ := n.intro.ConfirmedAddrs(); len(reachable)+len(unreachable) > 0 {
 		lines = append(lines, "AutoNAT v2 address checks:")
 		for _, a := range reachable {
 			lines = append(lines, "  reachable   "+a.String())
@@ -282,6 +285,19 @@ func (n *Node) NATReport() []string {
 
 	for _, pi := range n.Peers() {
 		lines = append(lines, t.peerLine(pi))
+	}
+	return lines
+}
+
+// hostlessNATReport is NATReport on a host the caller built (NewWithHost):
+// the node cannot introspect it, so it decides nothing and reports what it
+// knows, the peers and how they are connected.
+func (n *Node) hostlessNATReport() []string {
+	lines := []string{"reachability: unknown (the node runs on a host its caller built: no reachability decision, relay reservations or hole punching)"}
+	n.nat.mu.Lock()
+	defer n.nat.mu.Unlock()
+	for _, pi := range n.Peers() {
+		lines = append(lines, n.nat.peerLine(pi))
 	}
 	return lines
 }

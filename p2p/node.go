@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,7 +13,6 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/discovery"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,18 +27,26 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	basic   introspectableHost // for address and reachability introspection
-	host    host.Host          // basic wrapped with DHT peer routing
-	dht     *dht.IpfsDHT
-	disc    discovery.Discovery // DHT rendezvous with a query backoff cache
-	ps      *pubsub.PubSub
-	nat     *natTracker
-	reach   reachState         // the reachability verdict (reach.go)
-	hps     *holepunch.Service // DCUtR, with the node's retries (holepunch.go)
-	drops   *dropTracer
-	guard   *peerGuard // per-peer budgets and bans (guard.go)
-	routers *routerPeers
-	dedup   *dedupSet
+	basic host.Host // the host the node runs on
+	// intro is basic's address and reachability introspection when New
+	// built the host, nil on a host the caller passed to NewWithHost: the
+	// reachability decision, hole punching and the SYN filter run only
+	// with it.
+	intro introspectableHost
+	// ownsHost is true when New built basic: Close closes it then, and
+	// only then.
+	ownsHost bool
+	host     host.Host           // basic wrapped with DHT peer routing (basic itself without a DHT)
+	dht      *dht.IpfsDHT        // nil with Config.NoDHT
+	disc     discovery.Discovery // DHT rendezvous with a query backoff cache; nil with Config.NoDHT
+	ps       *pubsub.PubSub
+	nat      *natTracker
+	reach    reachState         // the reachability verdict (reach.go)
+	hps      *holepunch.Service // DCUtR, with the node's retries (holepunch.go)
+	drops    *dropTracer
+	guard    *peerGuard // per-peer budgets and bans (guard.go)
+	routers  *routerPeers
+	dedup    *dedupSet
 
 	// ctx is the node's lifetime: it ends when Close begins, and every
 	// goroutine the node starts (spawn) ends with it.
@@ -77,10 +85,76 @@ type Node struct {
 	reachWake        chan struct{} // new reachability evidence
 }
 
-// New starts a node: the libp2p host listens on the peer port, the DHT and
-// GossipSub router start, and background discovery begins (including the
-// configured bootstrap peers). The caller must Close the node.
+// New starts a node on a libp2p host of its own: TCP and QUIC on the peer
+// port, with darkchat's connection manager, resource limits, peer guard,
+// AutoNAT v2, AutoRelay, the relay service (Config.RelayService) and hole
+// punching; then it starts the node as NewWithHost does, plus the
+// reachability decision, hole-punch retries and the SYN filter on the
+// listening sockets, which need that host. The caller must Close the node,
+// which closes the host.
 func New(cfg Config) (_ *Node, err error) {
+	if cfg.Key == nil {
+		return nil, errors.New("p2p: Config.Key is required")
+	}
+	n, err := newNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			n.closeParts()
+		}
+	}()
+	ih, err := newHost(&n.cfg, n.guard, n.relays)
+	if err != nil {
+		return nil, err
+	}
+	n.basic, n.intro, n.ownsHost = ih, ih, true
+	if err := checkListening(ih, n.cfg.PeerPort); err != nil {
+		return nil, err
+	}
+	if err := n.start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// NewWithHost starts a node on a host the caller built (a simulated or
+// in-memory network, for tests and benchmarks): GossipSub with darkchat's
+// options, validators and peer scores, the peer guard's per-peer budgets,
+// the replay filter, channels and DM inboxes, the DHT (unless
+// Config.NoDHT) and discovery. Config.Key, ListenIP, PeerPort, Announce,
+// RelayService and ConnLow/ConnHigh's connection manager are the host's
+// business and are ignored (ConnLow still bounds discovery's dials).
+//
+// What needs the host New builds does not run: the reachability decision
+// (Reachability reports unknown, and NATReport says why), hole punching,
+// AutoRelay and the SYN filter; and the guard cannot refuse connections
+// from banned peers or throttled addresses before the handshake, because
+// that lives in the host's gater and resource manager. It still scores,
+// budgets and disconnects peers.
+//
+// The caller owns h: Close stops the node and leaves h open, and the
+// caller closes h after the node.
+func NewWithHost(h host.Host, cfg Config) (_ *Node, err error) {
+	if h == nil {
+		return nil, errors.New("p2p: NewWithHost needs a host")
+	}
+	n, err := newNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.basic = h
+	if err := n.start(); err != nil {
+		n.closeParts()
+		return nil, err
+	}
+	return n, nil
+}
+
+// newNode makes a node that runs nothing yet; New and NewWithHost give it
+// a host and start it.
+func newNode(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -105,51 +179,57 @@ func New(cfg Config) (_ *Node, err error) {
 	n.publishersDone = sync.NewCond(&n.chMu)
 	empty := map[peer.ID]float64{}
 	n.scores.Store(&empty)
+	return n, nil
+}
 
-	var events event.Subscription
+// start runs the node on n.basic: the DHT, GossipSub and the node's loops,
+// and, when the node built its host (n.intro), the reachability decision,
+// hole punching and the SYN filter. On error, the caller closes the parts
+// started so far (closeParts).
+func (n *Node) start() (err error) {
+	n.nat.net = n.basic.Network()
+	// Subscribed as soon as there is a host, so that no event is missed;
+	// the event loop reads it once the node is complete.
+	events, err := subscribeHostEvents(n.basic.EventBus())
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
-			if events != nil {
-				events.Close()
-			}
-			n.closeParts()
+			events.Close()
 		}
 	}()
-	if n.basic, err = newHost(&n.cfg, n.guard, n.relays); err != nil {
-		return nil, err
+	n.host = n.basic
+	if !n.cfg.NoDHT {
+		if n.dht, err = newDHT(n.basic, &n.cfg, n.guard); err != nil {
+			return fmt.Errorf("start DHT: %w", err)
+		}
+		n.host = routedhost.Wrap(n.basic, n.dht)
+		if n.disc, err = newDiscovery(n.dht); err != nil {
+			return err
+		}
 	}
-	n.nat.net = n.basic.Network()
-	if events, err = subscribeHostEvents(n.basic.EventBus()); err != nil {
-		return nil, err
-	}
-	if err := checkListening(n.basic, cfg.PeerPort); err != nil {
-		return nil, err
-	}
-	if n.dht, err = newDHT(n.basic, &n.cfg, n.guard); err != nil {
-		return nil, fmt.Errorf("start DHT: %w", err)
-	}
-	n.host = routedhost.Wrap(n.basic, n.dht)
-	if err := n.startReachability(); err != nil {
-		return nil, err
-	}
-	if n.hps, err = newHolePunchService(n.basic, n.nat); err != nil {
-		return nil, fmt.Errorf("start hole punching: %w", err)
-	}
-	if n.disc, err = newDiscovery(n.dht); err != nil {
-		return nil, err
+	if n.intro != nil {
+		if err := n.startReachability(); err != nil {
+			return err
+		}
+		if n.hps, err = newHolePunchService(n.basic, n.nat); err != nil {
+			return fmt.Errorf("start hole punching: %w", err)
+		}
 	}
 	psCtx, psCancel := context.WithCancel(context.Background())
 	n.psCancel = psCancel
 	if n.ps, err = newPubSub(psCtx, n); err != nil {
-		return nil, fmt.Errorf("start GossipSub: %w", err)
+		return fmt.Errorf("start GossipSub: %w", err)
 	}
 	// Nothing else can call Close yet, so these start.
-	sub := events
-	n.spawn(func() { n.eventLoop(sub) })
+	n.spawn(func() { n.eventLoop(events) })
 	n.spawn(n.discoveryLoop)
-	n.spawn(n.holePunchLoop)
-	n.spawn(n.synFilterLoop)
-	return n, nil
+	if n.intro != nil {
+		n.spawn(n.holePunchLoop)
+		n.spawn(n.synFilterLoop)
+	}
+	return nil
 }
 
 // checkListening fails unless the host listens on both TCP and QUIC:
@@ -174,14 +254,15 @@ func checkListening(h host.Host, port int) error {
 }
 
 // Close stops the node's goroutines, leaves every topic, and closes the
-// GossipSub router, DHT and host, in that order. It is idempotent and safe
-// to call concurrently.
+// GossipSub router, the DHT and, if New built it, the host, in that order
+// (a host passed to NewWithHost is its caller's to close, after the node).
+// It is idempotent and safe to call concurrently.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { n.closeErr = n.closeParts() })
 	return n.closeErr
 }
 
-// closeParts closes what New has started so far.
+// closeParts closes what New or NewWithHost has started so far.
 func (n *Node) closeParts() error {
 	n.stopGoroutines()
 	n.closeTopics()
@@ -192,7 +273,7 @@ func (n *Node) closeParts() error {
 	if n.dht != nil {
 		err = n.dht.Close()
 	}
-	if n.basic != nil {
+	if n.basic != nil && n.ownsHost {
 		if herr := n.basic.Close(); err == nil {
 			err = herr
 		}

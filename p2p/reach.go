@@ -216,7 +216,7 @@ func (n *Node) startReachability() error {
 // address across calls, while that address is still ours.
 func (n *Node) reachEvidence(inbound *string) reachEvidence {
 	var ev reachEvidence
-	reachable, unreachable, _ := n.basic.ConfirmedAddrs()
+	reachable, unreachable, _ := n.intro.ConfirmedAddrs()
 	ev.v2Reachable = slices.DeleteFunc(reachable, func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) })
 	ev.v2Unreachable = slices.DeleteFunc(unreachable, func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) })
 	ev.publicListen = n.publicListenAddrs()

@@ -18,6 +18,9 @@ func bundleKey(user string) string { return "/" + BundleNamespace + "/" + user }
 // the DHT under the user's identity key (hex). The DHT's validator checks
 // it again on every node that stores it, and keeps the newest.
 func (n *Node) PutBundle(ctx context.Context, user string, bundle []byte) error {
+	if n.dht == nil {
+		return fmt.Errorf("publish key bundle: %w", ErrNoDHT)
+	}
 	if err := n.dht.PutValue(ctx, bundleKey(user), bundle); err != nil {
 		return fmt.Errorf("publish key bundle: %w", err)
 	}
@@ -26,6 +29,9 @@ func (n *Node) PutBundle(ctx context.Context, user string, bundle []byte) error 
 
 // GetBundle fetches a user's newest key bundle from the DHT.
 func (n *Node) GetBundle(ctx context.Context, user string) ([]byte, error) {
+	if n.dht == nil {
+		return nil, fmt.Errorf("look up key bundle: %w", ErrNoDHT)
+	}
 	v, err := n.dht.GetValue(ctx, bundleKey(user))
 	if errors.Is(err, routing.ErrNotFound) {
 		return nil, ErrNotFound

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -21,6 +19,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"darkchat/identity"
+	"darkchat/p2p"
+	"darkchat/p2p/p2ptest"
 )
 
 const (
@@ -100,7 +100,7 @@ func runMeshScale(ctx context.Context, e *Env) ([]Result, error) {
 		}
 		return fmt.Sprintf("p99 %.1f ms at %d msg/s", ms(s.p99), s.rate)
 	}
-	res.Note = fmt.Sprintf("%d nodes on mocknet, ~%d connections each, every node subscribed; highest rate with >= %.1f%% delivered and p99 < %v: darkchat %s, stock %s; darkchat's GossipSub options from p2p.MeshOptions",
+	res.Note = fmt.Sprintf("%d nodes on mocknet, ~%d connections each, every node subscribed; highest rate with >= %.1f%% delivered and p99 < %v: darkchat %s, stock %s; darkchat: the production p2p node (p2p.NewWithHost through p2ptest) on mocknet hosts, with the gateway's validators",
 		meshNodes, 2+2*meshExtraLinks, meshMinDelivered, meshMaxP99, at(dark.best), at(stock.best))
 	capRes := newResult("mesh-scale", "max_rate_delivered_msgs_per_s", float64(dark.capacity.rate), "msg/s",
 		"stock go-libp2p-pubsub GossipSub (defaults, StrictSign) + app signature validator", float64(stock.capacity.rate), nil)
@@ -110,21 +110,18 @@ func runMeshScale(ctx context.Context, e *Env) ([]Result, error) {
 	return []Result{res, capRes}, nil
 }
 
-// meshNet is meshNodes pubsub routers on a mocknet, all subscribed to one
-// channel, with a reader per node recording deliveries.
+// meshNet is meshNodes nodes on a mocknet, all members of one channel,
+// each recording its deliveries. The darkchat mesh is p2ptest's: real
+// darkchat nodes (p2p.NewWithHost, the gateway's validators) on mocknet
+// hosts. The stock mesh is go-libp2p-pubsub's GossipSub with its defaults
+// and an application signature check, on the same graph.
 type meshNet struct {
-	darkchat bool
-	mn       mocknet.Mocknet
-	hosts    []host.Host
-	topics   []*pubsub.Topic
-	subs     []*pubsub.Subscription
-	dedups   []*dcDedup
-	key      identity.PrivateKey
-	tracer   *dropCounter
-	conns    int
+	key   identity.PrivateKey
+	conns int // per node
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	publish func(ctx context.Context, node int, wire []byte)
+	drops   func() int64 // messages lost in queues so far
+	stop    func()
 
 	probes []atomic.Int64 // warm-up probes received, per node
 	step   atomic.Pointer[meshStep]
@@ -137,96 +134,44 @@ type meshStep struct {
 	hist   histogram
 }
 
-func startMesh(ctx context.Context, darkchat bool) (*meshNet, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	m := &meshNet{darkchat: darkchat, mn: mocknet.New(), cancel: cancel, tracer: &dropCounter{},
-		probes: make([]atomic.Int64, meshNodes)}
-	var err error
-	if m.key, err = identity.GenerateKey(); err != nil {
-		m.close()
-		return nil, err
-	}
-	topicName := dcChannelTopicPrefix + benchChannel
-	for i := range meshNodes {
-		// Ed25519 host keys, as libp2p's default identity (mocknet's own
-		// GenPeer would use ECDSA, slower to verify for StrictSign).
-		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		// One /64 per node, from the documentation prefix (mocknet sends
-		// nothing anywhere): GossipSub's IP colocation score groups IPv6
-		// peers by /64, and 100 nodes in one /64 would all be penalised
-		// far below the graylist threshold.
-		addr := ma.StringCast(fmt.Sprintf("/ip6/2001:db8:0:%x::1/tcp/4242", i+1))
-		h, err := m.mn.AddPeer(k, addr)
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		m.hosts = append(m.hosts, h)
-		var ps *pubsub.PubSub
-		var sub *pubsub.Subscription
-		var topic *pubsub.Topic
-		if darkchat {
-			dedup := &dcDedup{}
-			m.dedups = append(m.dedups, dedup)
-			if ps, err = darkchatPubSub(ctx, h, m.tracer); err == nil {
-				if err = ps.RegisterTopicValidator(topicName, dcTopicValidator(benchChannel, dedup), pubsub.WithValidatorInline(true)); err == nil {
-					if topic, err = ps.Join(topicName); err == nil {
-						if err = topic.SetScoreParams(dcChannelScoreParams()); err == nil {
-							sub, err = topic.Subscribe(pubsub.WithBufferSize(dcSubscriptionBuffer))
-						}
-					}
-				}
-			}
-		} else {
-			if ps, err = pubsub.NewGossipSub(ctx, h, pubsub.WithRawTracer(m.tracer)); err == nil {
-				if err = ps.RegisterTopicValidator(topicName, appSignatureValidator); err == nil {
-					if topic, err = ps.Join(topicName); err == nil {
-						sub, err = topic.Subscribe()
-					}
-				}
-			}
-		}
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		m.topics, m.subs = append(m.topics, topic), append(m.subs, sub)
-	}
-	// A ring keeps the graph connected; seeded random links make it a mesh.
+// meshEdges is the benchmark's graph: a ring keeps it connected, and
+// meshExtraLinks seeded random links per node make it a mesh.
+func meshEdges() [][2]int {
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	linked := map[[2]int]bool{}
-	link := func(a, b int) error {
-		if a == b || linked[[2]int{min(a, b), max(a, b)}] {
-			return nil
+	var edges [][2]int
+	link := func(a, b int) {
+		e := [2]int{min(a, b), max(a, b)}
+		if a == b || linked[e] {
+			return
 		}
-		linked[[2]int{min(a, b), max(a, b)}] = true
-		if _, err := m.mn.LinkPeers(m.hosts[a].ID(), m.hosts[b].ID()); err != nil {
-			return err
-		}
-		_, err := m.mn.ConnectPeers(m.hosts[a].ID(), m.hosts[b].ID())
-		m.conns++
-		return err
+		linked[e] = true
+		edges = append(edges, e)
 	}
 	for i := range meshNodes {
-		if err := link(i, (i+1)%meshNodes); err != nil {
-			m.close()
-			return nil, err
-		}
+		link(i, (i+1)%meshNodes)
 		for range meshExtraLinks {
-			if err := link(i, rng.IntN(meshNodes)); err != nil {
-				m.close()
-				return nil, err
-			}
+			link(i, rng.IntN(meshNodes))
 		}
 	}
-	m.conns = 2 * m.conns / meshNodes // per node
-	for i, sub := range m.subs {
-		m.wg.Add(1)
-		go m.read(ctx, i, sub)
+	return edges
+}
+
+func startMesh(ctx context.Context, darkchat bool) (_ *meshNet, err error) {
+	m := &meshNet{probes: make([]atomic.Int64, meshNodes), stop: func() {}}
+	if m.key, err = identity.GenerateKey(); err != nil {
+		return nil, err
+	}
+	edges := meshEdges()
+	m.conns = 2 * len(edges) / meshNodes
+	if darkchat {
+		err = m.startDarkchat(ctx, edges)
+	} else {
+		err = m.startStock(ctx, edges)
+	}
+	if err != nil {
+		m.close()
+		return nil, err
 	}
 	if err := m.warmUp(ctx); err != nil {
 		m.close()
@@ -235,37 +180,134 @@ func startMesh(ctx context.Context, darkchat bool) (*meshNet, error) {
 	return m, nil
 }
 
-func (m *meshNet) close() {
-	m.cancel()
-	m.wg.Wait()
-	m.mn.Close()
+// meshMember records one darkchat node's deliveries. It runs on the
+// topic's reader goroutine, so it only counts (see p2p.Member).
+type meshMember struct {
+	m    *meshNet
+	node int
 }
 
-// read records node i's deliveries.
-func (m *meshNet) read(ctx context.Context, i int, sub *pubsub.Subscription) {
-	defer m.wg.Done()
-	for {
-		msg, err := sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		prefix, seq, ok := wireBodySeq(msg.Data)
-		if !ok {
-			continue
-		}
-		if prefix == 'w' {
-			m.probes[i].Add(1)
-			continue
-		}
-		st := m.step.Load()
-		if st == nil || seq >= len(st.sentAt) || seq%meshNodes == i {
-			continue // not this step's, or this node published it
-		}
-		if t := st.sentAt[seq].Load(); t > 0 {
-			st.hist.add(time.Since(time.Unix(0, t)))
-		}
-		st.total.Add(1)
+func (mm meshMember) DeliverMessage(msg *p2p.Message) {
+	if !msg.Local {
+		mm.m.record(mm.node, msg.Data)
 	}
+}
+
+func (m *meshNet) startDarkchat(ctx context.Context, edges [][2]int) error {
+	mesh, err := p2ptest.Start(ctx, p2ptest.Options{
+		Nodes: meshNodes, Seed: 1, Network: p2ptest.MockNet, Edges: edges, Gateway: true,
+		// No added latency: the figure is the nodes' own cost.
+		Latency: func(int, int) time.Duration { return 0 },
+	})
+	if err != nil {
+		return err
+	}
+	m.stop = func() { mesh.Close() }
+	if err := mesh.Join(benchChannel, func(i int) p2p.Member { return meshMember{m, i} }); err != nil {
+		return err
+	}
+	m.publish = func(ctx context.Context, i int, wire []byte) {
+		mesh.Nodes[i].Publish(ctx, benchChannel, wire)
+	}
+	m.drops = func() int64 {
+		var total int64
+		for _, n := range mesh.Nodes {
+			s := n.Stats()
+			total += int64(s.Dropped + s.NotSent)
+		}
+		return total
+	}
+	return nil
+}
+
+func (m *meshNet) startStock(ctx context.Context, edges [][2]int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	mn := mocknet.New()
+	var wg sync.WaitGroup
+	m.stop = func() {
+		cancel()
+		wg.Wait()
+		mn.Close()
+	}
+	tracer := &dropCounter{}
+	m.drops = tracer.total
+	topicName := p2ptestChannelTopic
+	topics := make([]*pubsub.Topic, meshNodes)
+	hosts := make([]host.Host, meshNodes)
+	for i := range meshNodes {
+		k, err := p2ptest.NodeKey(1, i)
+		if err != nil {
+			return err
+		}
+		// One /64 per node, as p2ptest's mocknet: GossipSub's IP
+		// colocation score groups IPv6 peers by /64.
+		if hosts[i], err = mn.AddPeer(k, ma.StringCast(fmt.Sprintf("/ip6/2001:db8:0:%x::1/tcp/4242", i+1))); err != nil {
+			return err
+		}
+		ps, err := pubsub.NewGossipSub(ctx, hosts[i], pubsub.WithRawTracer(tracer))
+		if err != nil {
+			return err
+		}
+		if err := ps.RegisterTopicValidator(topicName, appSignatureValidator); err != nil {
+			return err
+		}
+		if topics[i], err = ps.Join(topicName); err != nil {
+			return err
+		}
+		sub, err := topics[i].Subscribe()
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				msg, err := sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				if msg.ReceivedFrom != hosts[i].ID() {
+					m.record(i, msg.Data)
+				}
+			}
+		}()
+	}
+	for _, e := range edges {
+		if _, err := mn.LinkPeers(hosts[e[0]].ID(), hosts[e[1]].ID()); err != nil {
+			return err
+		}
+		if _, err := mn.ConnectPeers(hosts[e[0]].ID(), hosts[e[1]].ID()); err != nil {
+			return err
+		}
+	}
+	m.publish = func(ctx context.Context, i int, wire []byte) { topics[i].Publish(ctx, wire) }
+	return nil
+}
+
+// p2ptestChannelTopic is the stock mesh's topic name; any name does, the
+// stock router has no topic filter.
+const p2ptestChannelTopic = "darkchat/v1/channel/" + benchChannel
+
+func (m *meshNet) close() { m.stop() }
+
+// record counts one delivery to node i of a message from another node.
+func (m *meshNet) record(i int, data []byte) {
+	prefix, seq, ok := wireBodySeq(data)
+	if !ok {
+		return
+	}
+	if prefix == 'w' {
+		m.probes[i].Add(1)
+		return
+	}
+	st := m.step.Load()
+	if st == nil || seq >= len(st.sentAt) {
+		return // not this step's
+	}
+	if t := st.sentAt[seq].Load(); t > 0 {
+		st.hist.add(time.Since(time.Unix(0, t)))
+	}
+	st.total.Add(1)
 }
 
 // wireBodySeq reads makeBody's prefix and sequence number from a channel
@@ -318,7 +360,7 @@ func (m *meshNet) warmUp(ctx context.Context) error {
 			return err
 		}
 		wire, _ := cm.MarshalBinary()
-		m.topics[i%meshNodes].Publish(ctx, wire)
+		m.publish(ctx, i%meshNodes, wire)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -376,12 +418,9 @@ func (m *meshNet) runStep(ctx context.Context, rate int, d time.Duration) (meshS
 		wires[i], _ = cm.MarshalBinary()
 	}
 	st := &meshStep{sentAt: make([]atomic.Int64, n)}
-	for _, d := range m.dedups {
-		d.reset() // a new step's messages are all new; keeps memory bounded
-	}
 	m.step.Store(st)
 	defer m.step.Store(nil)
-	drops0 := m.tracer.total()
+	drops0 := m.drops()
 
 	// Publishers: a few goroutines sharing the pace, so one slow local
 	// validation does not delay the next message.
@@ -399,7 +438,7 @@ func (m *meshNet) runStep(ctx context.Context, rate int, d time.Duration) (meshS
 			pace(len(idx), max(1, rate/publishers), stop, func(k int) error {
 				i := idx[k]
 				st.sentAt[i].Store(time.Now().UnixNano())
-				m.topics[i%meshNodes].Publish(ctx, wires[i])
+				m.publish(ctx, i%meshNodes, wires[i])
 				return nil
 			})
 		}()
@@ -416,7 +455,7 @@ func (m *meshNet) runStep(ctx context.Context, rate int, d time.Duration) (meshS
 		delivered: 100 * float64(st.total.Load()) / float64(want),
 		p50:       st.hist.quantile(0.50),
 		p99:       st.hist.quantile(0.99),
-		drops:     m.tracer.total() - drops0,
+		drops:     m.drops() - drops0,
 	}, ctx.Err()
 }
 

@@ -1,10 +1,17 @@
 package p2p
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
-// Subscription is a Member with its own bounded queue, for consumers that
-// prefer reading a Go channel (tests, tools). Policy when full: the
-// subscription ends with ErrSlowConsumer rather than silently losing
+// ErrSlowConsumer ends a Subscription whose reader fell behind.
+var ErrSlowConsumer = errors.New("subscriber too slow: buffer full")
+
+// Subscription is a Member with its own bounded queue, for p2p's tests,
+// which read a channel's messages from a Go channel; it is not part of the
+// node's API (applications implement Member, and p2ptest has a Counter).
+// Policy when full: the subscription ends with ErrSlowConsumer rather than silently losing
 // messages in the middle of a conversation; the consumer sees C closed and
 // Err set, calls Close (which leaves the channel), and can subscribe again.
 // Until Close, the ended subscription stays a member that discards
