@@ -136,8 +136,8 @@ func TestSeedReproducesTopologyAndKeys(t *testing.T) {
 }
 
 // A thousand nodes on simnet under synctest, degree 8, gateway validators:
-// a burst reaches all of them. See the package's README line in
-// ARCHITECTURE.md for the time and memory it takes on a 2-core machine.
+// a burst reaches all of them. On a 2-core machine it takes about 42 s of
+// wall time and 1.9 GiB of memory (maximum resident set).
 func TestSimNetThousandNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 nodes: skipped under -short")
