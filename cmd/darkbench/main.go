@@ -1,6 +1,6 @@
 // Command darkbench runs darkchat's benchmark suite: every scenario with
 // its baseline measured in the same run on the same machine, reported as
-// ratios (see internal/bench and BENCHMARKS.md).
+// ratios (see package bench beside it and BENCHMARKS.md).
 //
 //	go run ./cmd/darkbench              # the full suite, a table on stdout
 //	go run ./cmd/darkbench -quick       # a smoke run of every scenario (CI)
@@ -26,7 +26,7 @@ import (
 	"strings"
 	"syscall"
 
-	"darkchat/internal/bench"
+	"darkchat/cmd/darkbench/bench"
 )
 
 func main() {

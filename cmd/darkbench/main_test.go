@@ -8,7 +8,7 @@ import (
 	"os"
 	"testing"
 
-	"darkchat/internal/bench"
+	"darkchat/cmd/darkbench/bench"
 )
 
 // TestMain lets this test binary act as session-memory's client process,

@@ -17,7 +17,7 @@ var forbiddenDeps = []string{
 	"github.com/chromedp/",
 	"github.com/nats-io/",
 	"darkchat/web/internal/",
-	"darkchat/internal/bench",
+	"darkchat/cmd/darkbench/bench",
 	"darkchat/tstest/",
 	"os/exec",
 }

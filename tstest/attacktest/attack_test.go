@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/internal/bench"
+	"darkchat/cmd/darkbench/bench"
 	"darkchat/tstest/attack"
 	"darkchat/tstest/chatproc"
 )

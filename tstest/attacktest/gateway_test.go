@@ -38,8 +38,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 
+	"darkchat/cmd/darkbench/bench"
 	"darkchat/identity"
-	"darkchat/internal/bench"
 	"darkchat/tstest"
 	"darkchat/tstest/attack"
 	"darkchat/tstest/chatproc"
