@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/internal/fifo"
 )
 
 // Direct messages (PROTOCOL.md §2.7, §4.4, §4.5): the session publishes the
@@ -88,24 +89,21 @@ type outDM struct {
 // dmState is the session's DM state, guarded by Session.mu.
 type dmState struct {
 	bundleIssued time.Time // the session clock's time of the last bundle sent
-	bundles      map[identity.PublicKey]identity.KeyBundle
-	bundleOrder  []identity.PublicKey
+	bundles      *fifo.Map[identity.PublicKey, identity.KeyBundle]
 	lookups      map[identity.PublicKey]*lookup
 	out          map[string]*outDM // by ref (the DM's ID in hex)
 	seq          uint64
-	receiptRefs  map[string]struct{}
-	receiptOrder []string
-	seen         map[string]struct{} // DedupKey
-	seenOrder    []string
+	receiptRefs  *fifo.Map[string, struct{}]
+	seen         *fifo.Map[string, struct{}] // DedupKey
 }
 
 func newDMState() dmState {
 	return dmState{
-		bundles:     make(map[identity.PublicKey]identity.KeyBundle),
+		bundles:     fifo.NewMap[identity.PublicKey, identity.KeyBundle](bundleCacheSize),
 		lookups:     make(map[identity.PublicKey]*lookup),
 		out:         make(map[string]*outDM),
-		receiptRefs: make(map[string]struct{}),
-		seen:        make(map[string]struct{}),
+		receiptRefs: fifo.NewMap[string, struct{}](receiptRefsSize),
+		seen:        fifo.NewMap[string, struct{}](dmSeenSize),
 	}
 }
 
@@ -214,7 +212,7 @@ func (s *Session) resolveLocked(key identity.PublicKey, l *lookup, b identity.Ke
 
 // cachedLocked returns key's cached bundle if it is still valid.
 func (s *Session) cachedLocked(key identity.PublicKey, now time.Time) (identity.KeyBundle, bool) {
-	b, ok := s.dm.bundles[key]
+	b, ok := s.dm.bundles.Get(key)
 	if !ok || now.UnixMilli() >= b.Expires {
 		return identity.KeyBundle{}, false
 	}
@@ -224,18 +222,13 @@ func (s *Session) cachedLocked(key identity.PublicKey, now time.Time) (identity.
 // cacheLocked keeps the verified bundle b, the newest of a user's, evicting
 // the oldest entry when the cache is full.
 func (s *Session) cacheLocked(b identity.KeyBundle, now time.Time) {
-	if old, ok := s.dm.bundles[b.Identity]; ok {
+	if old, ok := s.dm.bundles.Get(b.Identity); ok {
 		if identity.Newer(b, old) || now.UnixMilli() >= old.Expires {
-			s.dm.bundles[b.Identity] = b
+			s.dm.bundles.Set(b.Identity, b)
 		}
 		return
 	}
-	if len(s.dm.bundleOrder) >= bundleCacheSize {
-		delete(s.dm.bundles, s.dm.bundleOrder[0])
-		s.dm.bundleOrder = s.dm.bundleOrder[1:]
-	}
-	s.dm.bundles[b.Identity] = b
-	s.dm.bundleOrder = append(s.dm.bundleOrder, b.Identity)
+	s.dm.bundles.Set(b.Identity, b)
 }
 
 // bundleFor returns a verified bundle of key: cached, or from Whois.
@@ -396,7 +389,7 @@ func (s *Session) dmErrorLocked(e *Error) (status *EventDMStatus, consumed bool)
 			}
 			return st, true
 		}
-		if _, ok := s.dm.receiptRefs[e.Ref]; ok {
+		if s.dm.receiptRefs.Has(e.Ref) {
 			// A receipt that could not be sent: the sender sees no
 			// receipt and reports it; nothing to show here.
 			s.forgetReceiptLocked(e.Ref)
@@ -422,22 +415,11 @@ func (s *Session) dmErrorLocked(e *Error) (status *EventDMStatus, consumed bool)
 }
 
 func (s *Session) rememberReceiptLocked(ref string) {
-	if len(s.dm.receiptOrder) >= receiptRefsSize {
-		delete(s.dm.receiptRefs, s.dm.receiptOrder[0])
-		s.dm.receiptOrder = s.dm.receiptOrder[1:]
-	}
-	s.dm.receiptRefs[ref] = struct{}{}
-	s.dm.receiptOrder = append(s.dm.receiptOrder, ref)
+	s.dm.receiptRefs.Add(ref)
 }
 
 func (s *Session) forgetReceiptLocked(ref string) {
-	if _, ok := s.dm.receiptRefs[ref]; !ok {
-		return
-	}
-	delete(s.dm.receiptRefs, ref)
-	if i := slices.Index(s.dm.receiptOrder, ref); i >= 0 {
-		s.dm.receiptOrder = slices.Delete(s.dm.receiptOrder, i, i+1)
-	}
+	s.dm.receiptRefs.Delete(ref)
 }
 
 // handleDM opens a DM the node delivered. Anything that does not open
@@ -493,16 +475,7 @@ func (s *Session) handleDM(o *DM) {
 // seenDMLocked records key and reports whether it was already recorded,
 // remembering the last dmSeenSize keys.
 func (s *Session) seenDMLocked(key string) bool {
-	if _, ok := s.dm.seen[key]; ok {
-		return true
-	}
-	if len(s.dm.seenOrder) >= dmSeenSize {
-		delete(s.dm.seen, s.dm.seenOrder[0])
-		s.dm.seenOrder = s.dm.seenOrder[1:]
-	}
-	s.dm.seen[key] = struct{}{}
-	s.dm.seenOrder = append(s.dm.seenOrder, key)
-	return false
+	return !s.dm.seen.Add(key)
 }
 
 // answerDM sends the receipt for message id to sender: at once with a

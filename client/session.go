@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"darkchat/identity"
+	"darkchat/internal/fifo"
 	"darkchat/proto"
 )
 
@@ -197,22 +198,21 @@ type Session struct {
 
 	lastRecv atomic.Int64 // Unix nanoseconds
 
-	mu        sync.Mutex
-	changed   chan struct{} // closed and replaced whenever the state below changes
-	state     sessionState
-	hello     Hello
-	limiter   *rate.Limiter
-	loginErr  error             // why the login failed
-	fatal     error             // the node's closing error, the reason for the end that follows
-	reason    error             // set by abort: why the client ended the session
-	err       error             // set when the session has ended
-	joined    map[string]string // channel → username, confirmed by the node
-	joining   map[string]string // channel → username, join sent and not yet answered
-	requests  map[string]int    // channel → joins and leaves not yet answered
-	pending   map[string]string // message ID → channel, sent and not yet answered
-	seen      map[[identity.MessageIDSize]byte]struct{}
-	seenOrder [][identity.MessageIDSize]byte
-	dm        dmState
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever the state below changes
+	state    sessionState
+	hello    Hello
+	limiter  *rate.Limiter
+	loginErr error             // why the login failed
+	fatal    error             // the node's closing error, the reason for the end that follows
+	reason   error             // set by abort: why the client ended the session
+	err      error             // set when the session has ended
+	joined   map[string]string // channel → username, confirmed by the node
+	joining  map[string]string // channel → username, join sent and not yet answered
+	requests map[string]int    // channel → joins and leaves not yet answered
+	pending  map[string]string // message ID → channel, sent and not yet answered
+	seen     *fifo.Map[[identity.MessageIDSize]byte, struct{}]
+	dm       dmState
 }
 
 // NewSession starts a session on t, which it now owns (Close closes it).
@@ -252,7 +252,7 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		joining:        make(map[string]string),
 		requests:       make(map[string]int),
 		pending:        make(map[string]string),
-		seen:           make(map[[identity.MessageIDSize]byte]struct{}),
+		seen:           fifo.NewMap[[identity.MessageIDSize]byte, struct{}](seenSize),
 		dm:             newDMState(),
 	}
 	if s.now == nil {
@@ -999,16 +999,7 @@ func (s *Session) handleMessage(o *Message) {
 // seenBefore records id and reports whether it was already recorded,
 // remembering the last seenSize IDs.
 func (s *Session) seenBefore(id [identity.MessageIDSize]byte) bool {
-	if _, ok := s.seen[id]; ok {
-		return true
-	}
-	if len(s.seenOrder) == seenSize {
-		delete(s.seen, s.seenOrder[0])
-		s.seenOrder = s.seenOrder[1:]
-	}
-	s.seen[id] = struct{}{}
-	s.seenOrder = append(s.seenOrder, id)
-	return false
+	return !s.seen.Add(id)
 }
 
 // finish records why the session ended and reports it.
