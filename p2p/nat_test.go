@@ -116,7 +116,7 @@ func TestRelayOf(t *testing.T) {
 // confirm it, and a private node connected to it holds a reservation within
 // seconds: a third node reaches the private one through the public node's
 // relay. (On loopback AutoRelay advertises no relay address, since it keeps
-// only a relay's public addresses; the NAT tests in internal/nattest check
+// only a relay's public addresses; the NAT tests in tstest/nattest check
 // those.)
 func TestOnePublicNodeRelaysForAPrivateOne(t *testing.T) {
 	pub := newTestNode(t, func(c *Config) { c.RelayService = true; c.Reachability = ReachabilityPublic })
