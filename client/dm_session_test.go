@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 // checkLoginBundle checks that a login carries key's bundle, issued at now

@@ -11,8 +11,8 @@ import (
 	"go.uber.org/goleak"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 func TestMain(m *testing.M) {

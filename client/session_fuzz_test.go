@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 // scriptTransport plays a node that sends a fixed list of frames and then

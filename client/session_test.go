@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 func TestSessionChannelConversation(t *testing.T) {

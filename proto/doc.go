@@ -2,7 +2,7 @@
 // its version, the objects a client and a node exchange, the error codes and
 // which of them end a session, the limits a node announces and their
 // defaults, and the one spelling of binary values. The gateway, the client,
-// the client's test peer (client/clienttest) and the benchmark all import
+// the client's test peer (tstest/clienttest) and the benchmark all import
 // it; none of them declares a wire type, a code or a limit of its own.
 //
 // # Protocol flow

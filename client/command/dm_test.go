@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/client/command"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 // rawClient logs key in to the scripted server at addr as a bare client:

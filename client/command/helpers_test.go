@@ -14,9 +14,9 @@ import (
 	"go.uber.org/goleak"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/client/command"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 func TestMain(m *testing.M) {

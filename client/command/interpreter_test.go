@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"darkchat/client"
-	"darkchat/client/clienttest"
 	"darkchat/client/command"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 func TestClientConversation(t *testing.T) {

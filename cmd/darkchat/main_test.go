@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"darkchat/client/clienttest"
 	"darkchat/identity"
+	"darkchat/tstest/clienttest"
 )
 
 // binary is the darkchat built for these tests.
