@@ -197,8 +197,9 @@ type ipBanCount struct {
 // the node a security handshake before the gater can see the new peer ID,
 // so a banned attacker reconnecting under fresh IDs in a loop would make
 // the node pay for every try. Such an address gets suspectAcceptBurst
-// connections at once and suspectAcceptRate a second after that, until
-// peerBanDuration after its last ban. Connections already open (an honest
+// connections at once and suspectAcceptRate a second after that, less once
+// its bans pass suspectIPBans (acceptRate), until peerBanDuration after its
+// last ban. Connections already open (an honest
 // node behind the same address) are not touched.
 //
 // An address that runs out of those tokens is connecting in a loop the
@@ -208,9 +209,10 @@ type ipBanCount struct {
 // listening sockets): one in thinnedSYNPass gets through, and the others
 // leave its kernel waiting a retransmission timeout, a second and more.
 const (
-	suspectAcceptBurst = 4
-	suspectAcceptRate  = 2
-	thinnedSYNPass     = 8
+	suspectAcceptBurst   = 4
+	suspectAcceptRate    = 2
+	minSuspectAcceptRate = 0.1
+	thinnedSYNPass       = 8
 )
 
 func newPeerGuard(log *slog.Logger, ban func(peer.ID), ipOf func(peer.ID) string) *peerGuard {
@@ -541,8 +543,21 @@ func (g *peerGuard) banLocked(from peer.ID, now time.Time) {
 
 // allowAccept reports whether a new inbound connection from ip may
 // proceed to its handshake (for the connection gater).
-func (g *peerGuard) allowAccept(ip string) bool {
-	now := time.Now()
+func (g *peerGuard) allowAccept(ip string) bool { return g.allowAcceptAt(ip, time.Now()) }
+
+// acceptRate is how many new connections a second an address gets that
+// had the given number of bans within peerBanDuration: suspectAcceptRate up to suspectIPBans
+// bans, then less in proportion, so an address that keeps earning bans
+// (dozens a minute from a rotating attacker) costs the node ever fewer
+// handshakes, down to minSuspectAcceptRate.
+func acceptRate(bans int) float64 {
+	if bans <= suspectIPBans {
+		return suspectAcceptRate
+	}
+	return max(minSuspectAcceptRate, suspectAcceptRate*suspectIPBans/float64(bans))
+}
+
+func (g *peerGuard) allowAcceptAt(ip string, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := g.ipBans[ip]
@@ -552,7 +567,7 @@ func (g *peerGuard) allowAccept(ip string) bool {
 	if c.lastFill.IsZero() {
 		c.tokens, c.lastFill = suspectAcceptBurst, now
 	}
-	c.tokens = min(suspectAcceptBurst, c.tokens+now.Sub(c.lastFill).Seconds()*suspectAcceptRate)
+	c.tokens = min(suspectAcceptBurst, c.tokens+now.Sub(c.lastFill).Seconds()*acceptRate(c.n))
 	c.lastFill = now
 	if c.tokens < 1 {
 		g.refused["connections from a suspect address"]++

@@ -233,3 +233,34 @@ func TestIgnoredFloodBansPeer(t *testing.T) {
 		t.Fatalf("banned %v, want the flooder alone", banned)
 	}
 }
+
+// An address's accept budget after bans: suspectAcceptBurst at once, then
+// suspectAcceptRate a second up to suspectIPBans bans, and less as its
+// bans mount, so a rotating attacker's address costs ever fewer
+// handshakes.
+func TestAcceptBudgetShrinksWithBans(t *testing.T) {
+	g := newPeerGuard(slog.New(slog.DiscardHandler), func(peer.ID) {}, func(peer.ID) string { return "" })
+	now := time.Now()
+	accepted := func(ip string, bans int) int {
+		g.ipBans[ip] = &ipBanCount{n: bans, last: now}
+		n := 0
+		for i := range 100 { // 10 s, a try every 100 ms
+			if g.allowAcceptAt(ip, now.Add(time.Duration(i)*100*time.Millisecond)) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := accepted("198.18.0.1", suspectIPBans); n < suspectAcceptBurst+18 || n > suspectAcceptBurst+20 {
+		t.Errorf("%d bans: %d connections in 10 s, want %d at once and %d a second", suspectIPBans, n, suspectAcceptBurst, suspectAcceptRate)
+	}
+	if n := accepted("198.18.0.2", 40); n < suspectAcceptBurst+1 || n > suspectAcceptBurst+2 {
+		t.Errorf("40 bans: %d connections in 10 s, want %d at once and %v a second", n, suspectAcceptBurst, acceptRate(40))
+	}
+	if r := acceptRate(100_000); r != minSuspectAcceptRate {
+		t.Errorf("acceptRate of many bans = %v, want the floor %v", r, minSuspectAcceptRate)
+	}
+	if !g.allowAcceptAt("198.18.0.3", now) {
+		t.Error("an address without bans was refused")
+	}
+}
