@@ -4,7 +4,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"darkchat/client"
 	"darkchat/identity"
-	"darkchat/tstest/clienttest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,19 +34,6 @@ func newKey(t *testing.T) identity.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// startServer serves srv on a loopback port and returns its address.
-func startServer(t *testing.T, srv *clienttest.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.ServeTCP(ln) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return ln.Addr().String()
 }
 
 // events collects a session's events for a test to wait on.

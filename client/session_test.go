@@ -20,7 +20,7 @@ import (
 )
 
 func TestSessionChannelConversation(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey := newKey(t)
 	aliceEv, bobEv := newEvents(), newEvents()
@@ -92,7 +92,7 @@ func TestSessionChannelConversation(t *testing.T) {
 // Join and send are pipelined: the node handles a session's objects in
 // order, so a send right after a join needs no wait.
 func TestSessionSendRightAfterJoin(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	s := dialSession(t, addr, client.SessionConfig{})
 	s.Join(ctx, "lobby", "alice")
@@ -107,7 +107,7 @@ func TestSessionSendRightAfterJoin(t *testing.T) {
 // WaitIdle covers joins and leaves too, and their answers in any order of
 // requests leave the state the last request asked for.
 func TestSessionWaitIdleCoversJoinAndLeave(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	ev := newEvents()
 	s := dialSession(t, addr, client.SessionConfig{OnEvent: ev.on})
@@ -132,7 +132,7 @@ func TestSessionWaitIdleCoversJoinAndLeave(t *testing.T) {
 func TestSessionSendChecks(t *testing.T) {
 	// A node with a --max-line below what a 4096-byte body can take once
 	// JSON escapes it (up to 6 bytes a byte).
-	addr := startServer(t, &clienttest.Server{Limits: client.Limits{MaxLine: 16 << 10, MaxBody: identity.MaxBodyLen}})
+	addr := (&clienttest.Server{Limits: client.Limits{MaxLine: 16 << 10, MaxBody: identity.MaxBodyLen}}).StartTCP(t)
 	ctx := testCtx(t)
 	ev := newEvents()
 	s := dialSession(t, addr, client.SessionConfig{OnEvent: ev.on})
@@ -173,7 +173,7 @@ func TestSessionNodeErrorAnswersSend(t *testing.T) {
 		}
 		return ""
 	}}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	ev := newEvents()
 	s := dialSession(t, addr, client.SessionConfig{OnEvent: ev.on})
@@ -195,7 +195,7 @@ func TestSessionNodeErrorAnswersSend(t *testing.T) {
 }
 
 func TestSessionManualLogin(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	key := newKey(t)
 	s := dialSession(t, addr, client.SessionConfig{Key: key, ManualAuth: true})

@@ -116,7 +116,7 @@ var whoisLine = regexp.MustCompile(`^([0-9a-f]{64}): key bundle valid until (\S+
 
 func TestClientDMRoundTrip(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey, bobKey := newKey(t), newKey(t)
 	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey, Name: "alice"})
@@ -178,7 +178,7 @@ func TestClientDMRoundTrip(t *testing.T) {
 }
 
 func TestClientDMUnknownRecipient(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	c, out := newClient(t, addr, command.Config{})
 	k := newKey(t).Public().String()
@@ -201,7 +201,7 @@ func TestClientDMUnknownRecipient(t *testing.T) {
 
 func TestClientDMOffline(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	carolKey := newKey(t)
 	carol, _ := newClient(t, addr, command.Config{Key: carolKey})
@@ -229,7 +229,7 @@ func TestClientDMOffline(t *testing.T) {
 
 func TestClientDMTimeout(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey, rk := newKey(t), newKey(t)
 	c, out := newClient(t, addr, command.Config{Key: aliceKey, DMTimeout: 200 * time.Millisecond})
@@ -263,7 +263,7 @@ func TestClientDMTimeout(t *testing.T) {
 
 func TestClientDMReplayTamperAndWindow(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	bobKey := newKey(t)
 	_, out := newClient(t, addr, command.Config{Key: bobKey})
 	bobBundle := bundleOf(t, srv, bobKey.Public())
@@ -301,7 +301,7 @@ func TestClientDMReplayTamperAndWindow(t *testing.T) {
 
 func TestClientDMBundleForWrongKeyRefused(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	c, out := newClient(t, addr, command.Config{})
 	otherKey := newKey(t)
@@ -362,7 +362,7 @@ func mustKey(t *testing.T, s string) identity.PublicKey {
 }
 
 func TestClientDMUsername(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey := newKey(t)
 	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey})
@@ -402,7 +402,7 @@ func TestClientDMUsername(t *testing.T) {
 
 func TestClientDMReceipts(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey, rk := newKey(t), newKey(t)
 	c, out := newClient(t, addr, command.Config{Key: aliceKey})

@@ -42,19 +42,6 @@ func newKey(t *testing.T) identity.PrivateKey {
 	return k
 }
 
-// startServer serves srv on a loopback port and returns its address.
-func startServer(t *testing.T, srv *clienttest.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.ServeTCP(ln) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return ln.Addr().String()
-}
-
 // output collects an Interpreter's lines.
 type output chan command.Line
 

@@ -17,7 +17,7 @@ import (
 )
 
 func TestClientConversation(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	aliceKey := newKey(t)
 	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey})
@@ -62,7 +62,7 @@ func TestClientConversation(t *testing.T) {
 }
 
 func TestClientCommandErrors(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	c, out := newClient(t, addr, command.Config{})
 	key := newKey(t).Public().String()
@@ -96,7 +96,7 @@ func TestClientCommandErrors(t *testing.T) {
 }
 
 func TestClientHelpAndNick(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	c, out := newClient(t, addr, command.Config{Name: "zed"})
 	if c.DMName() != "zed" {
@@ -128,7 +128,7 @@ func TestClientHelpAndNick(t *testing.T) {
 var verifyLine = regexp.MustCompile(`^VERIFY : "(dcl1\.[^"]+)"$`)
 
 func TestClientManualFlow(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	key := newKey(t)
 	c, out := newClient(t, addr, command.Config{Key: key, ManualAuth: true})
@@ -165,7 +165,7 @@ func TestClientManualFlow(t *testing.T) {
 }
 
 func TestClientManualWrongSignatureMarksRunFailed(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
 	c, out := newClient(t, addr, command.Config{ManualAuth: true})
 	c.Execute(ctx, "connect")
@@ -181,7 +181,7 @@ func TestClientManualWrongSignatureMarksRunFailed(t *testing.T) {
 }
 
 func TestClientWrongNode(t *testing.T) {
-	addr := startServer(t, &clienttest.Server{})
+	addr := (&clienttest.Server{}).StartTCP(t)
 	out := newOutput()
 	c, err := command.New(command.Config{
 		Key:    newKey(t),
@@ -203,7 +203,7 @@ func TestClientWrongNode(t *testing.T) {
 
 func TestClientConnectionLost(t *testing.T) {
 	srv := &clienttest.Server{}
-	addr := startServer(t, srv)
+	addr := srv.StartTCP(t)
 	c, out := newClient(t, addr, command.Config{})
 	srv.Inject([]byte(`{"type":"error","code":"idle_timeout","message":"no traffic for 90s"}`))
 	out.waitLine(t, "ERROR: no traffic for 90s")

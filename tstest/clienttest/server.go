@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -103,6 +104,20 @@ func (s *Server) nodeID() string {
 		return DefaultNodeID
 	}
 	return s.NodeID
+}
+
+// StartTCP serves s on a loopback port until the test ends, and returns
+// the address.
+func (s *Server) StartTCP(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.ServeTCP(ln) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	return ln.Addr().String()
 }
 
 // ServeTCP serves line-framed sessions on ln until Close.
