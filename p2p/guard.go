@@ -69,10 +69,22 @@ const (
 // A new peer from an address whose peers were banned (suspect) gets
 // suspectIgnoredBurst: an attacker rotating peer IDs learns nothing new
 // from the next one.
+//
+// Several peers together can stay under their own budgets and still make
+// the node decode and cache tens of thousands of messages a second that it
+// then ignores. The node's budget for all peers (nodeIgnoredBurst, then
+// nodeIgnoredRate a second) bounds that: once it is spent, a peer whose
+// ignored messages in the current second pass heavyIgnoredPerSecond is
+// banned. Honest peers, each ignored a few hundred times a second at most,
+// are untouched; a flood spread over a few peer IDs is cut off within a
+// second or two of the node's budget running out.
 const (
-	ignoredBurst        = 10_000
-	ignoredRate         = 2_000
-	suspectIgnoredBurst = 100
+	ignoredBurst          = 10_000
+	ignoredRate           = 2_000
+	suspectIgnoredBurst   = 100
+	nodeIgnoredBurst      = 10_000
+	nodeIgnoredRate       = 2_000
+	heavyIgnoredPerSecond = 500
 )
 
 // Per-peer DHT writes (PUT_VALUE and ADD_PROVIDER requests). An honest node
@@ -150,6 +162,9 @@ type peerGuard struct {
 	// ipBans counts bans per remote IP within peerBanDuration, for the
 	// budget of new peers from that address.
 	ipBans map[string]*ipBanCount
+	// the node's budget of ignored messages, all peers together
+	nodeIgnoredTokens   float64
+	nodeIgnoredLastFill time.Time
 	// thinnedChanged is signalled when an address is newly thinned.
 	thinnedChanged chan struct{}
 	// counts since the last summary, by reason
@@ -169,6 +184,9 @@ type peerBudget struct {
 	// ignored messages, refilled at ignoredLastFill
 	ignoredTokens   float64
 	ignoredLastFill time.Time
+	// ignored messages in the second that began at ignoredSecond
+	ignoredThisSecond int
+	ignoredSecond     time.Time
 
 	ip           string
 	pending      int       // messages waiting for validation
@@ -469,8 +487,9 @@ func (g *peerGuard) leftValidationLocked(b *peerBudget, now time.Time) {
 // no strike, but the peer is no longer trusted with the whole validation
 // queue: a peer forwarding a flood of valid messages that nodes ignore
 // would otherwise fill it ahead of everyone else's.
-func (g *peerGuard) ignored(from peer.ID) {
-	now := time.Now()
+func (g *peerGuard) ignored(from peer.ID) { g.ignoredAt(from, time.Now()) }
+
+func (g *peerGuard) ignoredAt(from peer.ID, now time.Time) {
 	g.mu.Lock()
 	b := g.peers[from]
 	if b == nil {
@@ -486,11 +505,25 @@ func (g *peerGuard) ignored(from peer.ID) {
 	b.ignoredTokens = min(burst, b.ignoredTokens+now.Sub(b.ignoredLastFill).Seconds()*ignoredRate)
 	b.ignoredLastFill = now
 	b.ignoredTokens--
-	if b.ignoredTokens >= 0 {
+	if now.Sub(b.ignoredSecond) >= time.Second {
+		b.ignoredSecond, b.ignoredThisSecond = now, 0
+	}
+	b.ignoredThisSecond++
+	if g.nodeIgnoredLastFill.IsZero() {
+		g.nodeIgnoredTokens, g.nodeIgnoredLastFill = nodeIgnoredBurst, now
+	}
+	g.nodeIgnoredTokens = min(nodeIgnoredBurst, g.nodeIgnoredTokens+now.Sub(g.nodeIgnoredLastFill).Seconds()*nodeIgnoredRate)
+	g.nodeIgnoredLastFill = now
+	g.nodeIgnoredTokens = max(g.nodeIgnoredTokens-1, 0)
+	switch {
+	case b.ignoredTokens < 0:
+		g.refused["ignored messages"] += ignoredBurst
+	case g.nodeIgnoredTokens < 1 && b.ignoredThisSecond > heavyIgnoredPerSecond:
+		g.refused["ignored messages"] += b.ignoredThisSecond
+	default:
 		g.mu.Unlock()
 		return
 	}
-	g.refused["ignored messages"] += ignoredBurst
 	g.banLocked(from, now)
 	g.mu.Unlock()
 	g.ban(from)

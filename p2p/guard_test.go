@@ -234,6 +234,44 @@ func TestIgnoredFloodBansPeer(t *testing.T) {
 	}
 }
 
+// Peers that each stay within their own budget of ignored messages but
+// together run past the node's: heavy ones are banned until what is left
+// fits the node's rate; a peer ignored a hundred times a second is not.
+func TestIgnoredFloodAcrossPeersBansHeavyOnes(t *testing.T) {
+	banned := map[peer.ID]bool{}
+	g := newPeerGuard(slog.New(slog.DiscardHandler), func(p peer.ID) { banned[p] = true }, func(peer.ID) string { return "" })
+	now := time.Now()
+	flooders := []peer.ID{"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"}
+	g.mu.Lock()
+	for _, p := range append(flooders, "relay") {
+		g.budgetLocked(p, now)
+	}
+	g.mu.Unlock()
+	// 8 peers at 1,500 ignored messages a second each (under ignoredRate)
+	// and the relay at 100 a second, for 10 s, in steps of 10 ms.
+	for step := range 1000 {
+		at := now.Add(time.Duration(step) * 10 * time.Millisecond)
+		for _, p := range flooders {
+			for i := 0; i < 15 && !banned[p]; i++ { // a banned peer is disconnected
+				g.ignoredAt(p, at)
+			}
+		}
+		g.ignoredAt("relay", at)
+	}
+	left := 0
+	for _, p := range flooders {
+		if !banned[p] {
+			left++
+		}
+	}
+	if rate := left*1500 + 100; rate > nodeIgnoredRate {
+		t.Errorf("%d of 8 flooders left, ignored %d times a second with the relay, want at most the node's %d", left, rate, nodeIgnoredRate)
+	}
+	if banned["relay"] {
+		t.Error("the relay, ignored 100 times a second, was banned")
+	}
+}
+
 // An address's accept budget after bans: suspectAcceptBurst at once, then
 // suspectAcceptRate a second up to suspectIPBans bans, and less as its
 // bans mount, so a rotating attacker's address costs ever fewer
