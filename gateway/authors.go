@@ -59,9 +59,9 @@ const (
 // active authors within the burst. A local session's new key is exempt:
 // the gateway limits sessions per address and logins.
 const (
-	newAuthorBurst     = 256
+	newAuthorBurst     = 64
 	newAuthorRate      = 16
-	nodeNewAuthorBurst = 1024
+	nodeNewAuthorBurst = 256
 	nodeNewAuthorRate  = 64
 	// Probation: for probationPeriod after a node first saw a key, the
 	// key's messages also spend the probation budget of whoever
@@ -77,11 +77,11 @@ const (
 	// this node as their introducer, so a local sender is told
 	// (rate_limited) before other nodes would drop its messages.
 	probationPeriod     = 10 * time.Minute
-	peerProbationBurst  = 1000
+	peerProbationBurst  = 200
 	peerProbationRate   = 200
-	nodeProbationBurst  = 5000
-	nodeProbationRate   = 1000
-	localProbationBurst = 800
+	nodeProbationBurst  = 400
+	nodeProbationRate   = 200
+	localProbationBurst = 160
 	localProbationRate  = 160
 	// maxTrackedPeers bounds the per-peer new-author budgets kept; when
 	// it is full, budgets back at their burst are dropped, and if none

@@ -157,7 +157,7 @@ func TestNewKeysShareTheirIntroducersProbation(t *testing.T) {
 		}
 		return l.allow(from, key(i), now)
 	}
-	const keys = 100
+	const keys = newAuthorBurst
 	for i := range keys {
 		if err := send("mallory", i); err != nil {
 			t.Fatalf("introducing key %d: %v", i, err)
