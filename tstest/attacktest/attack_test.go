@@ -46,12 +46,18 @@ func TestMain(m *testing.M) {
 // Limits every attack test asserts.
 const (
 	minHonestDelivered = 99.0
-	maxLatencyFactor   = 2.0
-	// latencyFloor: a quiet p99 on loopback can be a fraction of a
-	// millisecond, below the scheduling noise of a shared 2-core machine;
-	// the 2× bound applies to max(quiet p99, latencyFloor).
-	latencyFloor  = 2 * time.Millisecond
-	maxRSS        = 256 << 20
+	// maxLatencyFactor bounds honest p99 under attack against the
+	// quiet baseline: the victim's path measured before the attack, or
+	// the control path (two nodes nobody attacks, on the same machine)
+	// measured during it, whichever is higher. On one shared 2-core
+	// machine a quiet p99 of about a millisecond moves by several
+	// milliseconds from one run to the next (stalls of 30–50 ms come and
+	// go with no process of the test busy), and the attacker's own CPU
+	// use would not be on the victim's machine in a real attack; the
+	// control path measures both at the same moments, so what the bound
+	// sees is what the attack costs the victim.
+	maxLatencyFactor = 2.0
+	maxRSS           = 256 << 20
 	maxLogPerMin  = 1 << 20
 	bannedWithin  = 10 * time.Second
 	honestRate    = 200 // messages a second
@@ -77,12 +83,47 @@ func attackDuration() time.Duration {
 }
 
 // mesh is an honest sender's node A and the victim B, peered, with
-// raised client rate limits so the honest traffic is not what limits.
+// raised client rate limits so the honest traffic is not what limits,
+// and the control path beside them.
 type mesh struct {
 	a, victim *chatproc.TestNode
+	control   *controlPath
 	target    string // the victim's multiaddr with /p2p
 	// rate is the honest sender's messages a second (0: honestRate).
 	rate int
+}
+
+// controlPath is two peered nodes, C and D, with the victim's flags, that
+// no attacker knows of: honest traffic C -> D measured during an attack
+// is the quiet baseline of that moment on this machine.
+type controlPath struct {
+	c, d *chatproc.TestNode
+}
+
+func startControlPath(t *testing.T, flags ...string) *controlPath {
+	t.Helper()
+	c := bins.StartNode(t, "C", "cli", flags...)
+	d := bins.StartNode(t, "D", "cli", append(flags, "--peer", "127.0.0.1:"+strconv.Itoa(c.PeerPort))...)
+	d.WaitPeer(c.ID)
+	return &controlPath{c: c, d: d}
+}
+
+// measure sends n honest messages C -> D at rate a second.
+func (p *controlPath) measure(ctx context.Context, n, rate int) (bench.HonestTraffic, error) {
+	return bench.MeasureHonest(ctx, "127.0.0.1:"+strconv.Itoa(p.c.CLIPort), "127.0.0.1:"+strconv.Itoa(p.d.CLIPort), honestChannel, n, rate)
+}
+
+// checkLatency applies the latency bound: under attack, honest p99 within
+// maxLatencyFactor of the higher of the quiet p99 before the attack and
+// the control path's p99 during it.
+func checkLatency(t *testing.T, quiet, loud, control bench.HonestTraffic) {
+	t.Helper()
+	t.Logf("control path during the attack: %.2f%% delivered, p50 %v, p99 %v", control.DeliveredPct, control.P50, control.P99)
+	base := max(quiet.P99, control.P99)
+	if bound := time.Duration(maxLatencyFactor * float64(base)); loud.P99 > bound {
+		t.Errorf("honest p99 %v under attack, want ≤ %v (%.0f× the quiet baseline %v; before the attack %v, control path during it %v)",
+			loud.P99, bound, maxLatencyFactor, base, quiet.P99, control.P99)
+	}
 }
 
 func newMesh(t *testing.T) *mesh {
@@ -112,17 +153,38 @@ func newMeshWith(t *testing.T, authorFlags ...string) *mesh {
 	}
 	victim := bins.StartNode(t, "victim", "cli", append(limits, "--peer", "127.0.0.1:"+strconv.Itoa(a.PeerPort))...)
 	victim.WaitPeer(a.ID)
-	return &mesh{a: a, victim: victim, target: "/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.PeerPort) + "/p2p/" + victim.ID}
+	control := startControlPath(t, limits...)
+	return &mesh{a: a, victim: victim, control: control, target: "/ip4/127.0.0.1/tcp/" + strconv.Itoa(victim.PeerPort) + "/p2p/" + victim.ID}
 }
 
 // honest measures honest traffic A -> victim for about d.
 func (m *mesh) honest(ctx context.Context, d time.Duration) (bench.HonestTraffic, error) {
-	rate := honestRate
+	n, rate := m.honestLoad(d)
+	return bench.MeasureHonest(ctx, "127.0.0.1:"+strconv.Itoa(m.a.CLIPort), "127.0.0.1:"+strconv.Itoa(m.victim.CLIPort), honestChannel, n, rate)
+}
+
+// honestLoad is how many honest messages a measurement of about d sends,
+// and at what rate.
+func (m *mesh) honestLoad(d time.Duration) (n, rate int) {
+	rate = honestRate
 	if m.rate > 0 {
 		rate = m.rate
 	}
-	n := int(d.Seconds() * float64(rate))
-	return bench.MeasureHonest(ctx, "127.0.0.1:"+strconv.Itoa(m.a.CLIPort), "127.0.0.1:"+strconv.Itoa(m.victim.CLIPort), honestChannel, n, rate)
+	return int(d.Seconds() * float64(rate)), rate
+}
+
+// honestWithControl measures honest traffic A -> victim and, at the same
+// time, on the control path.
+func (m *mesh) honestWithControl(ctx context.Context, d time.Duration) (victim, control bench.HonestTraffic, victimErr, controlErr error) {
+	n, rate := m.honestLoad(d)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		control, controlErr = m.control.measure(ctx, n, rate)
+	}()
+	victim, victimErr = m.honest(ctx, d)
+	<-done
+	return victim, control, victimErr, controlErr
 }
 
 // cpuTime is the user and system CPU time process pid has used so far.
@@ -193,7 +255,7 @@ func underAttack(t *testing.T, m *mesh, spec attack.Spec) attack.Result {
 	spec.Target, spec.Duration = m.target, d
 	victimCPU0, aCPU0, wall0 := cpuTime(t, m.victim.PID()), cpuTime(t, m.a.PID()), time.Now()
 	attacker := startAttacker(t, spec)
-	loud, herr := m.honest(ctx, d-time.Second)
+	loud, control, herr, cerr := m.honestWithControl(ctx, d-time.Second)
 	wall := time.Since(wall0)
 	r := attackResult(t, attacker, d+30*time.Second)
 	t.Logf("CPU during the attack: victim %.0f%%, node A %.0f%%, attacker %.0f%% (of one core)",
@@ -209,9 +271,10 @@ func underAttack(t *testing.T, m *mesh, spec attack.Spec) attack.Result {
 	if loud.DeliveredPct < minHonestDelivered {
 		t.Errorf("honest delivery %.2f%% under attack, want ≥ %.0f%%", loud.DeliveredPct, minHonestDelivered)
 	}
-	if bound := time.Duration(maxLatencyFactor * float64(max(quiet.P99, latencyFloor))); loud.P99 > bound {
-		t.Errorf("honest p99 %v under attack, want ≤ %v (2× quiet %v)", loud.P99, bound, quiet.P99)
+	if cerr != nil {
+		t.Errorf("honest traffic on the control path: %v", cerr)
 	}
+	checkLatency(t, quiet, loud, control)
 	if rss := vmHWM(t, m.victim.PID()); rss > maxRSS {
 		t.Errorf("victim peak RSS %d MiB, want ≤ %d MiB", rss>>20, maxRSS>>20)
 	} else {
@@ -322,11 +385,12 @@ func TestFreshKeysFlood(t *testing.T) {
 			spam++
 		}
 	}
-	// The budgets (gateway/authors.go): 1,024 new keys at once and 64 a
+	// The budgets (gateway/authors.go): 256 new keys at once and 64 a
 	// second node-wide, each admitted with one message; then probation,
-	// 5,000 at once and 1,000 a second node-wide.
+	// 400 at once and 200 a second node-wide, and each introducing peer
+	// ID's own burst of 200 (spent before the node's budget cuts it).
 	d := attackDuration().Seconds() + 5 // the keeper reads on after the attack
-	bound := int(1024 + 64*d + 5000 + 1000*d)
+	bound := int(256+64*d+400+200*d) + 200*int(r.PeerIDs)
 	t.Logf("%d of %d attack messages reached the channel's members (bound %d)", spam, r.Sent, bound)
 	if spam > bound {
 		t.Errorf("%d attack messages reached the channel, want ≤ %d", spam, bound)
