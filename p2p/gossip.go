@@ -13,6 +13,8 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -39,7 +41,43 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 	if n.disc != nil {
 		opts = append(opts, pubsub.WithDiscovery(n.disc))
 	}
-	return pubsub.NewGossipSub(ctx, n.host, opts...)
+	return pubsub.NewGossipSub(ctx, gatedHost{Host: n.host, ctx: ctx, guard: n.guard}, opts...)
+}
+
+// gatedHost is the host as GossipSub sees it: the streams its handlers
+// read are gated by the guard's back-pressure (peerGuard.readGate).
+type gatedHost struct {
+	host.Host
+	ctx   context.Context
+	guard *peerGuard
+}
+
+func (h gatedHost) gate(handler network.StreamHandler) network.StreamHandler {
+	return func(s network.Stream) {
+		handler(&gatedStream{Stream: s, ctx: h.ctx, guard: h.guard, peer: s.Conn().RemotePeer()})
+	}
+}
+
+func (h gatedHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, h.gate(handler))
+}
+
+func (h gatedHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, match, h.gate(handler))
+}
+
+// gatedStream is a peer's inbound GossipSub stream; each read first waits
+// while too many of the peer's messages wait for validation.
+type gatedStream struct {
+	network.Stream
+	ctx   context.Context
+	guard *peerGuard
+	peer  peer.ID
+}
+
+func (s *gatedStream) Read(p []byte) (int, error) {
+	s.guard.readGate(s.ctx, s.peer)
+	return s.Stream.Read(p)
 }
 
 // meshOptions is darkchat's GossipSub configuration without what ties it

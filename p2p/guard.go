@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -170,6 +171,10 @@ type peerGuard struct {
 	// counts since the last summary, by reason
 	refused map[string]int
 	bans    int
+	// readWaits counts the times a peer's stream was not read because
+	// its messages waited for validation (back-pressure), since the last
+	// summary.
+	readWaits int
 }
 
 type peerBudget struct {
@@ -197,6 +202,9 @@ type peerBudget struct {
 	suspect      bool      // from an address with suspectIPBans bans
 	strikes      int       // invalid messages in the current window
 	strikeStart  time.Time
+	// room is closed when pending falls below readShare; a reader of the
+	// peer's GossipSub stream waits on it (readGate). nil: nobody waits.
+	room chan struct{}
 }
 
 type ipBanCount struct {
@@ -261,6 +269,77 @@ func (g *peerGuard) budgetLocked(from peer.ID, now time.Time) *peerBudget {
 		g.peers[from] = b
 	}
 	return b
+}
+
+// Back-pressure on the mesh. GossipSub has none: what a peer sends while
+// the validation queue is full is dropped, and a node that verifies more
+// slowly than its peers publish (a receiver with many local sessions, or
+// a slower machine) would lose messages that its peers' gateways had
+// answered ok. Instead, the node stops reading a peer's GossipSub stream
+// while readShare of that peer's messages wait for validation. The peer's
+// writes then block, its queue for this node fills, and its publishers
+// wait for room (routerPeers.waitForRoom), so the sending gateways slow
+// their clients down rather than answer ok for messages that are then
+// dropped. A peer is never read from for longer than pendingStall without
+// progress: one that stops being validated (its messages dropped
+// elsewhere) is not held forever.
+const (
+	readShareTrusted   = 512
+	readShareUntrusted = maxPendingUntrusted / 2
+	readShareSuspect   = maxPendingSuspect / 2
+)
+
+func (b *peerBudget) readShare() int {
+	switch {
+	case b.trusted:
+		return readShareTrusted
+	case b.suspect:
+		return readShareSuspect
+	default:
+		return readShareUntrusted
+	}
+}
+
+// readGate waits, within ctx and at most pendingStall, while readShare of
+// p's messages wait for validation; GossipSub's reader of p's stream calls
+// it before each read (gatedStream).
+func (g *peerGuard) readGate(ctx context.Context, p peer.ID) {
+	g.mu.Lock()
+	b := g.peers[p]
+	if b == nil || b.pending < b.readShare() {
+		g.mu.Unlock()
+		return
+	}
+	if now := time.Now(); now.Sub(b.lastProgress) > pendingStall {
+		// GossipSub drops some messages without a trace (a topic just
+		// left, one delivered by another path): the count is stale.
+		g.totalPending -= b.pending
+		b.pending = 0
+		b.lastProgress = now
+		g.mu.Unlock()
+		return
+	}
+	if b.room == nil {
+		b.room = make(chan struct{})
+	}
+	room := b.room
+	g.readWaits++
+	g.mu.Unlock()
+	t := time.NewTimer(pendingStall)
+	defer t.Stop()
+	select {
+	case <-room:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// openRoomLocked wakes a reader waiting for b's pending count to fall.
+func (b *peerBudget) openRoomLocked() {
+	if b.room != nil && b.pending < b.readShare() {
+		close(b.room)
+		b.room = nil
+	}
 }
 
 func (b *peerBudget) maxPending() int {
@@ -331,6 +410,7 @@ func (g *peerGuard) inspect(from peer.ID, rpc *pubsub.RPC) error {
 		if b.pending > 0 && now.Sub(b.lastProgress) > pendingStall {
 			g.totalPending -= b.pending
 			b.pending = 0
+			b.openRoomLocked()
 		}
 		if g.totalPending+msgs > pressurePending && b.pending+msgs > b.maxPending() {
 			// Dropped before it costs a verification. An honest peer
@@ -480,6 +560,7 @@ func (g *peerGuard) leftValidationLocked(b *peerBudget, now time.Time) {
 		g.totalPending--
 	}
 	b.lastProgress = now
+	b.openRoomLocked()
 }
 
 // ignored records that one of from's messages was ignored by the validator
@@ -537,6 +618,7 @@ func (g *peerGuard) left(from peer.ID) {
 		b.pending--
 		g.totalPending--
 		b.lastProgress = time.Now()
+		b.openRoomLocked()
 	}
 	g.mu.Unlock()
 }
@@ -664,6 +746,8 @@ func (g *peerGuard) forget(p peer.ID) {
 	g.mu.Lock()
 	if b := g.peers[p]; b != nil {
 		g.totalPending -= b.pending
+		b.pending = 0
+		b.openRoomLocked()
 	}
 	delete(g.peers, p)
 	g.mu.Unlock()
@@ -679,10 +763,13 @@ func (g *peerGuard) count(reason string, k int) {
 // summarize logs what was refused since the last call, if anything.
 func (g *peerGuard) summarize() {
 	g.mu.Lock()
-	refused, bans := g.refused, g.bans
-	g.refused, g.bans = make(map[string]int), 0
+	refused, bans, waits := g.refused, g.bans, g.readWaits
+	g.refused, g.bans, g.readWaits = make(map[string]int), 0, 0
 	banned := len(g.banned)
 	g.mu.Unlock()
+	if waits > 0 {
+		g.log.Info("back-pressure: peers' streams went unread while their messages waited for validation (this node verifies more slowly than they send)", "pauses", waits)
+	}
 	if len(refused) == 0 && bans == 0 {
 		return
 	}

@@ -2,8 +2,10 @@ package p2p
 
 import (
 	"context"
+	"crypto/sha256"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"log/slog"
+	"maps"
 	"strconv"
 	"testing"
 	"time"
@@ -300,5 +302,64 @@ func TestAcceptBudgetShrinksWithBans(t *testing.T) {
 	}
 	if !g.allowAcceptAt("198.18.0.3", now) {
 		t.Error("an address without bans was refused")
+	}
+}
+
+// A receiver that verifies more slowly than its peer publishes pushes back
+// instead of dropping: it stops reading the peer's stream while the peer's
+// messages wait for validation, the peer's queue fills and its publisher
+// waits. Every message published reaches the receiver's member, once,
+// and nothing is dropped on either node.
+func TestSlowReceiverPushesBack(t *testing.T) {
+	const msgs = 20_000
+	// slowValidator does real work per message (hashing), several times
+	// what the publisher's validator does, as a busier or slower machine
+	// would.
+	slowValidator := func(from peer.ID, channel string, data []byte) (any, error) {
+		h := sha256.Sum256(data)
+		for range 400 {
+			h = sha256.Sum256(h[:])
+		}
+		return okValidator(from, channel, data)
+	}
+	sender := newTestNode(t, func(c *Config) { c.Validator = okValidator })
+	receiver := newTestNode(t, func(c *Config) { c.Validator = slowValidator })
+	link(t, sender, receiver)
+	sub, err := receiver.Subscribe("lobby", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sender.Subscribe("lobby", msgs); err != nil { // its own messages come back to it
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the sender to see the receiver in the channel", func() bool {
+		return contains(sender.ChannelPeers("lobby"), receiver.ID())
+	})
+	start := time.Now()
+	for i := range msgs {
+		if err := sender.Publish(t.Context(), "lobby", []byte("ok:"+strconv.Itoa(i))); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	published := time.Since(start)
+	got := make(map[string]bool, msgs)
+	for len(got) < msgs {
+		m := recv(t, sub, 20*time.Second)
+		if got[m.Payload.(string)] {
+			t.Fatalf("message %s delivered twice", m.Payload)
+		}
+		got[m.Payload.(string)] = true
+	}
+	t.Logf("%d messages published in %v, all received after %v", msgs, published.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for name, n := range map[string]*Node{"sender": sender, "receiver": receiver} {
+		if d, ns := n.drops.dropped.Load(), n.drops.notSent.Load(); d != 0 || ns != 0 {
+			t.Errorf("%s: %d messages dropped in its queues, %d not queued to a peer", name, d, ns)
+		}
+		n.guard.mu.Lock()
+		refused := maps.Clone(n.guard.refused)
+		n.guard.mu.Unlock()
+		if len(refused) != 0 {
+			t.Errorf("%s: the guard refused %v", name, refused)
+		}
 	}
 }
