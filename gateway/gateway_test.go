@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -217,6 +218,57 @@ func TestShutdownNotifiesSessions(t *testing.T) {
 	}
 	c.expectError(codeShutdown)
 	c.expectClosed()
+}
+
+// A client that sends without reading its answers is slowed down to the
+// pace at which it reads them: the node stops reading its requests while
+// the client's queue is half full. It is not cut off as a slow consumer,
+// and every request is answered, in order.
+func TestSenderThatDoesNotReadIsSlowedNotCut(t *testing.T) {
+	a := startNode(t, func(c *Config) {
+		c.SendQueue, c.SocketSendBuffer = 8, 16<<10
+		c.Rate, c.Burst = 1e6, 1e6
+	})
+	sender := dialTCP(t, a.tcpAddr)
+	if err := sender.tcp.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	sender.login()
+	sender.join("lobby", "sender")
+
+	// About 2,000 oks: several times what the kernel's buffers hold.
+	const n = 2000
+	var lines []byte
+	ids := make([]string, n)
+	for i := range n {
+		m, err := identity.NewChannelMessage(sender.key, "lobby", "sender", fmt.Sprint(i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = hex.EncodeToString(m.ID[:])
+		lines = fmt.Appendf(lines, `{"type":"send","channel":"lobby","username":"sender","body":"%d","ts":%d,"id":"%s","sig":"%s"}`+"\n",
+			i, m.Timestamp, ids[i], hex.EncodeToString(m.Sig[:]))
+	}
+	written := make(chan error, 1)
+	go func() {
+		_, err := sender.tcp.Write(lines)
+		written <- err
+	}()
+	for i := range n {
+		f, err := sender.next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d oks: %v", i, err)
+		}
+		if f.Type != "ok" || f.ID != ids[i] {
+			t.Fatalf("answer %d: %.200s, want ok for %s", i, f.raw, ids[i])
+		}
+		if i < n/2 {
+			time.Sleep(time.Millisecond) // the slowness under test
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("writing the requests: %v", err)
+	}
 }
 
 // A client that reads more slowly than its channel talks is disconnected

@@ -64,6 +64,10 @@ type session struct {
 	closing bool // no more frames accepted; close after flushing
 	cleaned bool // cleanup has run
 	echo    map[[identity.MessageIDSize]byte]struct{}
+	// room is closed when the writer takes the queue or the session
+	// closes; the reader waits on it while the queue is half full
+	// (waitForRoom). nil: nobody waits.
+	room chan struct{}
 }
 
 func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
@@ -217,13 +221,44 @@ func (s *session) consume(data []byte) bool {
 
 // handleFrame implements frameHandler: it executes one request.
 func (s *session) handleFrame(frame []byte) bool {
-	if s.stopping.Load() {
+	if s.stopping.Load() || !s.waitForRoom() {
 		return false
 	}
 	if cerr := s.handle(frame); cerr != nil {
 		return s.report(cerr)
 	}
 	return true
+}
+
+// waitForRoom holds up the next request while the session's queue is half
+// full, until the writer has taken it or the session closes; it reports
+// whether the session goes on. Every request is answered, so a client that
+// writes faster than it reads its answers (a sender that never waits for
+// its oks) is slowed down to what it reads, through TCP's own flow
+// control, instead of being cut off as a slow consumer; only what the
+// mesh delivers to a client that does not read fills the queue to the
+// slow-consumer limit.
+func (s *session) waitForRoom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue) >= s.srv.cfg.SendQueue/2 && !s.closing {
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		<-room
+		s.mu.Lock()
+	}
+	return !s.closing
+}
+
+// openRoomLocked wakes the reader waiting in waitForRoom.
+func (s *session) openRoomLocked() {
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
+	}
 }
 
 // queuePong implements frameHandler.
@@ -624,6 +659,7 @@ func (s *session) end(final *clientError, closeFrame []byte) {
 	}
 	s.closing = true
 	s.stopping.Store(true)
+	s.openRoomLocked()
 	if final != nil {
 		s.queue = append(s.queue, outFrame{data: final.frame()})
 	}
@@ -681,6 +717,7 @@ func (s *session) write(yield bool) {
 	for {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
+		s.openRoomLocked()
 		if len(batch) == 0 {
 			s.writing = false
 			closing := s.closing
@@ -698,6 +735,7 @@ func (s *session) write(yield bool) {
 		if err != nil {
 			s.mu.Lock()
 			s.closing, s.queue, s.writing = true, nil, false
+			s.openRoomLocked()
 			s.mu.Unlock()
 			s.stopping.Store(true)
 			s.conn.close()
