@@ -32,7 +32,7 @@ func RunExternal(ctx context.Context, e *Env, x External, names []string, emit f
 			return fmt.Errorf("external: scenario %q needs nodes of its own; only channel-throughput and latency run against running nodes", n)
 		}
 	}
-	const senders, receivers, window, e2eWindow = 4, 2, 256, 768
+	const senders, receivers, window, e2eWindow = 4, 2, noWindow, 0 // as channel-throughput: senders do not window
 	e.scenario, e.startedAt = "external", time.Now()
 	send, err := loggedInClients(ctx, x.SendAddr, senders, "s", benchChannel)
 	if err != nil {
