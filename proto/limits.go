@@ -110,3 +110,13 @@ func (l Limits) WithDefaults() Limits {
 	}
 	return l
 }
+
+// History requests (PROTOCOL.md §2.8).
+const (
+	// DefaultHistoryLimit is a History request's Limit when it gives none.
+	DefaultHistoryLimit = 100
+	// MaxHistoryLimit bounds a History request's Limit.
+	MaxHistoryLimit = 200
+	// MaxHistoryHave bounds the IDs a History request lists as had.
+	MaxHistoryHave = 256
+)

@@ -107,6 +107,46 @@ type Message struct {
 	TS       int64  `json:"ts"`
 	ID       string `json:"id"`
 	Sig      string `json:"sig"`
+	// Late marks a message answering a History request, which History
+	// names (PROTOCOL.md §2.8).
+	Late    bool   `json:"late,omitempty"`
+	History string `json:"history,omitempty"`
+}
+
+// History asks the channel's members for up to Limit messages (1 to
+// MaxHistoryLimit; 0 means DefaultHistoryLimit) with a timestamp of at
+// least Since, except those in Have (at most MaxHistoryHave IDs). ID names
+// the request.
+type History struct {
+	Channel string   `json:"channel"`
+	ID      string   `json:"id"`
+	Limit   int64    `json:"limit,omitempty"`
+	Since   int64    `json:"since,omitempty"`
+	Have    []string `json:"have,omitempty"`
+}
+
+// HistoryRequest asks this session's client for the messages of Channel
+// it keeps, at most Limit, with a timestamp of at least Since.
+type HistoryRequest struct {
+	Channel string `json:"channel"`
+	ID      string `json:"id"`
+	Limit   int64  `json:"limit"`
+	Since   int64  `json:"since"`
+}
+
+// HistoryAnswer carries one message a client keeps, answering the
+// HistoryRequest ID.
+type HistoryAnswer struct {
+	ID      string  `json:"id"`
+	Message Message `json:"message"`
+}
+
+// HistoryEnd ends the answers to the History request ID: Count late
+// messages came.
+type HistoryEnd struct {
+	Channel string `json:"channel"`
+	ID      string `json:"id"`
+	Count   int64  `json:"count"`
 }
 
 // Ping asks the other side for a Pong.
@@ -175,6 +215,11 @@ func (*Bundle) Type() string  { return "bundle" }
 func (*DM) Type() string      { return "dm" }
 func (*DMSent) Type() string  { return "dm_sent" }
 
+func (*History) Type() string        { return "history" }
+func (*HistoryRequest) Type() string { return "history_request" }
+func (*HistoryAnswer) Type() string  { return "history_answer" }
+func (*HistoryEnd) Type() string     { return "history_end" }
+
 // Error returns the node's message, or its code when the message is empty.
 // Both come from the node: sanitise before printing.
 func (e *Error) Error() string {
@@ -225,6 +270,14 @@ func newObject(typ string) Object {
 		return new(DM)
 	case "dm_sent":
 		return new(DMSent)
+	case "history":
+		return new(History)
+	case "history_request":
+		return new(HistoryRequest)
+	case "history_answer":
+		return new(HistoryAnswer)
+	case "history_end":
+		return new(HistoryEnd)
 	}
 	return nil
 }
@@ -369,12 +422,59 @@ func (s *Send) validate() error {
 }
 
 func (m *Message) validate() error {
+	var history error
+	if m.History != "" {
+		history = CheckHex("history", m.History, IDHexLen)
+	}
 	return firstErr(
 		checkNames(m.Channel, m.Username),
 		CheckHex("key", m.Key, KeyHexLen),
 		checkBody(m.Body),
 		CheckHex("id", m.ID, IDHexLen),
-		CheckHex("sig", m.Sig, SigHexLen))
+		CheckHex("sig", m.Sig, SigHexLen),
+		history)
+}
+
+func (h *History) validate() error {
+	if err := firstErr(identity.ValidateChannelName(h.Channel), CheckHex("id", h.ID, IDHexLen)); err != nil {
+		return err
+	}
+	if h.Limit < 0 || h.Limit > MaxHistoryLimit {
+		return fmt.Errorf("limit must be 1 to %d, got %d", MaxHistoryLimit, h.Limit)
+	}
+	if len(h.Have) > MaxHistoryHave {
+		return fmt.Errorf("have lists at most %d IDs, got %d", MaxHistoryHave, len(h.Have))
+	}
+	for _, id := range h.Have {
+		if err := CheckHex("have", id, IDHexLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *HistoryRequest) validate() error {
+	if err := firstErr(identity.ValidateChannelName(h.Channel), CheckHex("id", h.ID, IDHexLen)); err != nil {
+		return err
+	}
+	if h.Limit < 1 || h.Limit > MaxHistoryLimit {
+		return fmt.Errorf("limit must be 1 to %d, got %d", MaxHistoryLimit, h.Limit)
+	}
+	return nil
+}
+
+func (h *HistoryAnswer) validate() error {
+	return firstErr(CheckHex("id", h.ID, IDHexLen), h.Message.validate())
+}
+
+func (h *HistoryEnd) validate() error {
+	if err := firstErr(identity.ValidateChannelName(h.Channel), CheckHex("id", h.ID, IDHexLen)); err != nil {
+		return err
+	}
+	if h.Count < 0 || h.Count > MaxHistoryLimit {
+		return fmt.Errorf("count must be 0 to %d, got %d", MaxHistoryLimit, h.Count)
+	}
+	return nil
 }
 
 func (e *Error) validate() error {

@@ -221,3 +221,52 @@ func TestDecodeFieldNamesExact(t *testing.T) {
 		}
 	}
 }
+
+// The history objects of PROTOCOL.md §2.8 decode as written there, as
+// objects and as a node's requests, and their limits hold.
+func TestHistoryObjects(t *testing.T) {
+	id, key, sig := strings.Repeat("ab", 16), strings.Repeat("cd", 32), strings.Repeat("ef", 64)
+	msg := `{"channel":"lobby","username":"bob","key":"` + key + `","body":"hi","ts":1764086401000,"id":"` + id + `","sig":"` + sig + `"}`
+	for _, line := range []string{
+		`{"type":"history","channel":"lobby","id":"` + id + `","limit":100,"since":1764086000000,"have":["` + id + `"]}`,
+		`{"type":"history_request","channel":"lobby","id":"` + id + `","limit":100,"since":1764086000000}`,
+		`{"type":"history_answer","id":"` + id + `","message":` + msg + `}`,
+		`{"type":"history_end","channel":"lobby","id":"` + id + `","count":12}`,
+		`{"type":"message","channel":"lobby","username":"bob","key":"` + key + `","body":"hi","ts":1764086401000,"id":"` + id + `","sig":"` + sig + `","late":true,"history":"` + id + `"}`,
+	} {
+		obj, err := Decode([]byte(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		again, err := Encode(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(again) != line {
+			t.Errorf("re-encoded:\n got %s\nwant %s", again, line)
+		}
+	}
+	req, err := DecodeRequest([]byte(`{"type":"history_answer","id":"` + id + `","message":` + msg + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.ID != id || req.Message.Username != "bob" || req.Message.TS != 1764086401000 || req.Message.Sig != sig {
+		t.Errorf("history_answer as a request: %+v", req)
+	}
+	req, err = DecodeRequest([]byte(`{"type":"history","channel":"lobby","id":"` + id + `","limit":5,"since":7,"have":["` + id + `"]}`))
+	if err != nil || req.Limit != 5 || req.Since != 7 || len(req.Have) != 1 || req.Have[0] != id {
+		t.Errorf("history as a request: %+v, %v", req, err)
+	}
+	for _, bad := range []string{
+		`{"type":"history","channel":"lobby","id":"` + id + `","limit":201}`,
+		`{"type":"history","channel":"lobby","id":"` + id + `","limit":-1}`,
+		`{"type":"history","channel":"lobby","id":"` + id + `","have":["zz"]}`,
+		`{"type":"history_request","channel":"lobby","id":"` + id + `","limit":0,"since":0}`,
+		`{"type":"history_answer","id":"` + id + `","message":{"channel":"lobby"}}`,
+		`{"type":"message","channel":"lobby","username":"bob","key":"` + key + `","body":"hi","ts":1,"id":"` + id + `","sig":"` + sig + `","history":"x"}`,
+	} {
+		if _, err := Decode([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}

@@ -14,7 +14,8 @@ import (
 // depends on Type. A node decodes every request into it (DecodeRequest)
 // rather than into the object of its type, so the common shapes need one
 // pass and no allocation beyond one copy of the text. Its fields are the
-// union of the fields of Login, Join, Leave, Send, Whois, Bundle and DM
+// union of the fields of Login, Join, Leave, Send, Whois, Bundle, DM,
+// History and HistoryAnswer
 // (TestRequestCoversClientObjects); DecodeFlatRequest must know every one
 // of them (TestFlatRequestKnowsEveryField).
 type Request struct {
@@ -29,6 +30,11 @@ type Request struct {
 	Bundle   string `json:"bundle"`
 	Envelope string `json:"envelope"`
 	Ref      string `json:"ref"`
+	// history and history_answer
+	Limit   int64    `json:"limit"`
+	Since   int64    `json:"since"`
+	Have    []string `json:"have"`
+	Message Message  `json:"message"`
 }
 
 // RequestError is why DecodeRequest refused a request. Its text is meant
@@ -127,7 +133,7 @@ func DecodeFlatRequest(data []byte) (Request, bool) {
 		if i >= len(data) {
 			return r, false
 		}
-		if string(key) == "ts" {
+		if k := string(key); k == "ts" || k == "limit" || k == "since" {
 			j := i
 			if j < len(data) && data[j] == '-' {
 				j++
@@ -146,7 +152,14 @@ func DecodeFlatRequest(data []byte) (Request, bool) {
 			if err != nil {
 				return r, false
 			}
-			r.TS = ts
+			switch string(key) {
+			case "ts":
+				r.TS = ts
+			case "limit":
+				r.Limit = ts
+			default:
+				r.Since = ts
+			}
 			i = j
 		} else {
 			field := r.stringField(string(key))
