@@ -69,6 +69,9 @@ type Server struct {
 	readers atomic.Int64
 
 	bundles bundles
+	// history holds this node's sessions' history requests in flight,
+	// and those they were asked to answer.
+	history *historyAgent
 	// Background work (DHT puts, the republish loop), stopped by Close.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -102,6 +105,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		sessions:  make(map[*session]struct{}),
 		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns, cfg.FloodRefusals),
 		channels:  newChannelLimiter(cfg.MaxChannelsPerIP, cfg.MaxNodeChannels, cfg.Now()),
+		history:   newHistoryAgent(),
 	}
 	perIP := fmt.Sprintf("at most %d connections per IP address (sessions and WebSocket handshakes)", cfg.MaxSessionsPerIP)
 	full := fmt.Sprintf("the node has as many client connections as it allows (%d); try again later or another node", cfg.MaxConns)

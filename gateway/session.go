@@ -46,7 +46,9 @@ type session struct {
 	hasBundle bool              // its key bundle is in the server's registry
 	channels  map[string]string // channel → username; nil until a join
 	bucket    tokenBucket
-	errors    int
+	// historyBucket paces the session's history requests.
+	historyBucket tokenBucket
+	errors        int
 
 	// pollID and pollConn are set once when the poller watches the socket.
 	pollID   uint64
@@ -77,6 +79,8 @@ func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
 		ip:     ip,
 		src:    sourceOf(ip),
 		bucket: newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
+
+		historyBucket: newTokenBucket(sessionHistoryRate, sessionHistoryBurst, srv.cfg.Now()),
 	}
 }
 
@@ -391,6 +395,10 @@ func (s *session) handle(frame []byte) *clientError {
 		return s.whois(req)
 	case "dm":
 		return s.dm(req)
+	case "history":
+		return s.history(req)
+	case "history_answer":
+		return s.historyAnswer(req)
 	case "bundle":
 		if cerr := s.setBundle(req.Bundle); cerr != nil {
 			return cerr
@@ -564,8 +572,17 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 		s.deliverDM(e)
 		return
 	}
-	mm, ok := m.Payload.(*meshMessage)
-	if !ok {
+	var mm *meshMessage
+	switch p := m.Payload.(type) {
+	case *meshMessage:
+		mm = p
+	case *historyRequestPayload:
+		s.deliverHistoryRequest(p)
+		return
+	case *historyAnswerPayload:
+		s.deliverHistoryAnswer(p)
+		return
+	default:
 		return
 	}
 	if m.Local && s.isOwnEcho(mm.msg.ID) {

@@ -34,7 +34,16 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 		now = time.Now
 	}
 	limiter := newAuthorLimiter(authors)
+	history := newHistoryTracker()
 	return func(from peer.ID, channel string, data []byte) (any, error) {
+		if len(data) > 0 {
+			switch data[0] {
+			case wireHistoryRequest:
+				return history.request(from, channel, data, now())
+			case wireHistoryAnswer:
+				return history.answer(channel, data, now(), window)
+			}
+		}
 		m := &meshMessage{}
 		if err := m.msg.UnmarshalBinary(data); err != nil {
 			return nil, err

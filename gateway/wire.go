@@ -92,6 +92,10 @@ func (e *clientError) about(req *request) *clientError {
 		e.ref = req.Ref
 	case "whois":
 		e.key = req.Key
+	case "history":
+		e.id, e.channel = req.ID, req.Channel
+	case "history_answer":
+		e.id = req.ID
 	}
 	return e
 }

@@ -507,6 +507,19 @@ func NewSend(m *identity.ChannelMessage) *Send {
 	}
 }
 
+// NewMessage returns the message object that delivers m.
+func NewMessage(m *identity.ChannelMessage) *Message {
+	return &Message{
+		Channel:  m.Channel,
+		Username: m.Username,
+		Key:      string(AppendHex(nil, m.Author[:])),
+		Body:     m.Body,
+		TS:       m.Timestamp,
+		ID:       string(AppendHex(nil, m.ID[:])),
+		Sig:      string(AppendHex(nil, m.Sig[:])),
+	}
+}
+
 // ChannelMessage returns the signed message m carries, for verification.
 // m must have passed Decode (its hex fields are well formed).
 func (m *Message) ChannelMessage() (identity.ChannelMessage, error) {

@@ -1,0 +1,617 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"darkchat/identity"
+	"darkchat/p2p"
+	"darkchat/proto"
+)
+
+// Channel history from participants (PROTOCOL.md §2.8). Nodes keep no
+// messages: a session's history request goes out on the channel's topic,
+// one member session on each node with members is asked for what its
+// client keeps, and the answers travel back on the topic, where every node
+// verifies each message as it verifies any channel message. This node
+// keeps only what is in flight: the requests it has seen (IDs and what was
+// already answered, for historyTTL), and the answers its own sessions are
+// waiting for (at most historyMaxWait).
+//
+// Wire forms on a channel topic, beside a channel message (kind 1):
+//
+//	request (kind 2): 0x02 || id (16) || limit (2) || since (8, Unix ms) ||
+//	                  count (2) || count × message ID (16)   (the requester has these)
+//	answer (kind 3):  0x03 || id (16) || count (2) ||
+//	                  count × (length (4) || channel message wire form)
+//
+// Integers are big-endian; limit is 1..MaxHistoryLimit, count of IDs at
+// most MaxHistoryHave, an answer at most historyAnswerBytes.
+const (
+	wireHistoryRequest byte = 2
+	wireHistoryAnswer  byte = 3
+
+	// historyTTL is how long a node remembers a request it has seen: an
+	// answer to a request it does not know is ignored, and what was
+	// already answered for it is not forwarded again.
+	historyTTL = 30 * time.Second
+	// maxTrackedHistory bounds the requests a node remembers; the oldest
+	// goes first.
+	maxTrackedHistory = 1024
+	// Requests a forwarding peer may bring, all its requesters together:
+	// a request costs every member node a session's answer.
+	peerHistoryBurst = 16
+	peerHistoryRate  = 4
+	// A session's own requests (PROTOCOL.md: once every 2 s, 4 at once).
+	sessionHistoryBurst = 4
+	sessionHistoryRate  = 0.5
+	// historyAskDelay bounds the random delay before a member session is
+	// asked, so that the members of many nodes do not all answer at once
+	// and answers already on the mesh suppress later duplicates.
+	historyAskDelay = 300 * time.Millisecond
+	// historyAnswerWindow: a member's answers are collected this long
+	// after its first one, then sent on the mesh; historyAssignTTL is how
+	// long a member may take to answer at all.
+	historyAnswerWindow = 200 * time.Millisecond
+	historyAssignTTL    = 3 * time.Second
+	// The requester's node collects answers for historyCollect after the
+	// request, longer while they still come (historyQuiet), and never
+	// beyond historyMaxWait (PROTOCOL.md: history_end within 5 s).
+	historyCollect = 1500 * time.Millisecond
+	historyQuiet   = 500 * time.Millisecond
+	historyMaxWait = 4500 * time.Millisecond
+	// historyAnswerBytes bounds one answer on the mesh (under the mesh's
+	// default message limit, 64 KiB); a member's answers take as many as
+	// they need.
+	historyAnswerBytes = 48 << 10
+	// maxAssignedHistory bounds the requests this node's sessions are
+	// answering at once.
+	maxAssignedHistory = 256
+)
+
+type messageID = [identity.MessageIDSize]byte
+
+// historyRequestWire is a request as it travels on the mesh.
+type historyRequestWire struct {
+	id    messageID
+	limit int
+	since int64
+	have  []messageID
+}
+
+func (r *historyRequestWire) marshal() []byte {
+	b := make([]byte, 0, 1+16+2+8+2+16*len(r.have))
+	b = append(b, wireHistoryRequest)
+	b = append(b, r.id[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(r.limit))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.since))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.have)))
+	for _, id := range r.have {
+		b = append(b, id[:]...)
+	}
+	return b
+}
+
+var errHistoryWire = fmt.Errorf("%w: history", identity.ErrMalformed)
+
+func unmarshalHistoryRequest(b []byte) (*historyRequestWire, error) {
+	if len(b) < 1+16+2+8+2 || b[0] != wireHistoryRequest {
+		return nil, fmt.Errorf("%w request: %d bytes", errHistoryWire, len(b))
+	}
+	r := &historyRequestWire{}
+	copy(r.id[:], b[1:17])
+	r.limit = int(binary.BigEndian.Uint16(b[17:19]))
+	r.since = int64(binary.BigEndian.Uint64(b[19:27]))
+	n := int(binary.BigEndian.Uint16(b[27:29]))
+	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(b) != 29+16*n {
+		return nil, fmt.Errorf("%w request: limit %d, %d IDs in %d bytes", errHistoryWire, r.limit, n, len(b))
+	}
+	r.have = make([]messageID, n)
+	for i := range r.have {
+		copy(r.have[i][:], b[29+16*i:])
+	}
+	return r, nil
+}
+
+// marshalHistoryAnswers packs wires (channel message wire forms) into
+// answers to id of at most historyAnswerBytes each.
+func marshalHistoryAnswers(id messageID, wires [][]byte) [][]byte {
+	var out [][]byte
+	var cur []byte
+	count := 0
+	flush := func() {
+		if count > 0 {
+			binary.BigEndian.PutUint16(cur[17:19], uint16(count))
+			out = append(out, cur)
+		}
+		cur, count = nil, 0
+	}
+	for _, w := range wires {
+		if cur != nil && len(cur)+4+len(w) > historyAnswerBytes {
+			flush()
+		}
+		if cur == nil {
+			cur = append(append([]byte{wireHistoryAnswer}, id[:]...), 0, 0)
+		}
+		cur = binary.BigEndian.AppendUint32(cur, uint32(len(w)))
+		cur = append(cur, w...)
+		count++
+	}
+	flush()
+	return out
+}
+
+func unmarshalHistoryAnswer(b []byte) (messageID, [][]byte, error) {
+	var id messageID
+	if len(b) < 1+16+2 || b[0] != wireHistoryAnswer {
+		return id, nil, fmt.Errorf("%w answer: %d bytes", errHistoryWire, len(b))
+	}
+	copy(id[:], b[1:17])
+	n := int(binary.BigEndian.Uint16(b[17:19]))
+	if n < 1 || n > proto.MaxHistoryLimit {
+		return id, nil, fmt.Errorf("%w answer: %d messages", errHistoryWire, n)
+	}
+	wires := make([][]byte, 0, n)
+	rest := b[19:]
+	for range n {
+		if len(rest) < 4 {
+			return id, nil, fmt.Errorf("%w answer: truncated", errHistoryWire)
+		}
+		l := int(binary.BigEndian.Uint32(rest))
+		if l > len(rest)-4 {
+			return id, nil, fmt.Errorf("%w answer: message of %d bytes in %d", errHistoryWire, l, len(rest)-4)
+		}
+		wires = append(wires, rest[4:4+l])
+		rest = rest[4+l:]
+	}
+	if len(rest) != 0 {
+		return id, nil, fmt.Errorf("%w answer: %d trailing bytes", errHistoryWire, len(rest))
+	}
+	return id, wires, nil
+}
+
+// historyTracker is the validator's memory of history requests: which it
+// has seen on which channel, and which messages were answered for each, so
+// that an answer repeating them is not forwarded (another member's answer
+// suppresses it) and no request gets more than its limit.
+type historyTracker struct {
+	mu    sync.Mutex
+	reqs  map[messageID]*trackedHistory
+	order []messageID // oldest first, for eviction
+	peers map[peer.ID]*tokenBucket
+}
+
+type trackedHistory struct {
+	channel  string
+	limit    int
+	since    int64
+	seen     time.Time
+	have     map[messageID]struct{}
+	answered map[messageID]struct{}
+}
+
+func newHistoryTracker() *historyTracker {
+	return &historyTracker{reqs: make(map[messageID]*trackedHistory), peers: make(map[peer.ID]*tokenBucket)}
+}
+
+// historyRequestPayload is a validated request, handed to every member
+// session on this node; the first to get it asks one of them (see
+// Server.askMember).
+type historyRequestPayload struct {
+	wire    *historyRequestWire
+	channel string
+	local   bool // published by this node's own session
+
+	mu         sync.Mutex
+	candidates []*session
+	asked      bool
+}
+
+// historyAnswerPayload carries the messages of an answer that were new
+// for the request.
+type historyAnswerPayload struct {
+	id   messageID
+	msgs []identity.ChannelMessage
+}
+
+// request validates a history request from the mesh (from empty: this
+// node's own session).
+func (t *historyTracker) request(from peer.ID, channel string, data []byte, now time.Time) (any, error) {
+	r, err := unmarshalHistoryRequest(data)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expireLocked(now)
+	if from != "" {
+		b := t.peers[from]
+		if b == nil {
+			if len(t.peers) >= maxTrackedPeers {
+				clear(t.peers) // buckets refill in seconds; forgetting them all is safe
+			}
+			nb := newTokenBucket(peerHistoryRate, peerHistoryBurst, now)
+			b = &nb
+			t.peers[from] = b
+		}
+		if !b.take(now) {
+			return nil, fmt.Errorf("history requests from this peer faster than %d a second: %w", peerHistoryRate, p2p.ErrIgnore)
+		}
+	}
+	if _, ok := t.reqs[r.id]; ok {
+		return nil, fmt.Errorf("history request already seen: %w", p2p.ErrIgnore)
+	}
+	if len(t.order) >= maxTrackedHistory {
+		delete(t.reqs, t.order[0])
+		t.order = t.order[1:]
+	}
+	tr := &trackedHistory{channel: channel, limit: r.limit, since: r.since, seen: now,
+		have: make(map[messageID]struct{}, len(r.have)), answered: make(map[messageID]struct{})}
+	for _, id := range r.have {
+		tr.have[id] = struct{}{}
+	}
+	t.reqs[r.id] = tr
+	t.order = append(t.order, r.id)
+	return &historyRequestPayload{wire: r, channel: channel, local: from == ""}, nil
+}
+
+func (t *historyTracker) expireLocked(now time.Time) {
+	for len(t.order) > 0 {
+		tr := t.reqs[t.order[0]]
+		if tr != nil && now.Sub(tr.seen) < historyTTL {
+			return
+		}
+		delete(t.reqs, t.order[0])
+		t.order = t.order[1:]
+	}
+}
+
+// answer validates an answer: for a request this node has seen on this
+// channel, each message well formed, of the channel, not dated in the
+// future beyond window, and signed by its author. Messages the requester
+// has, or that were already answered, are skipped; if none is left the
+// answer is ignored, so it goes no further.
+func (t *historyTracker) answer(channel string, data []byte, now time.Time, window time.Duration) (any, error) {
+	id, wires, err := unmarshalHistoryAnswer(data)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	tr := t.reqs[id]
+	if tr == nil || tr.channel != channel || now.Sub(tr.seen) >= historyTTL {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("answer to a history request this node has not seen: %w", p2p.ErrIgnore)
+	}
+	// Decode and pick under the lock (cheap); verify outside it.
+	var fresh []identity.ChannelMessage
+	for _, w := range wires {
+		var m identity.ChannelMessage
+		if err := m.UnmarshalBinary(w); err != nil {
+			t.mu.Unlock()
+			return nil, err
+		}
+		if m.Channel != channel {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("history answer carries a message of channel %q on %q", m.Channel, channel)
+		}
+		if m.Timestamp > now.Add(window).UnixMilli() {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("history answer carries a message dated %v ahead", time.Duration(m.Timestamp-now.UnixMilli())*time.Millisecond)
+		}
+		_, had := tr.have[m.ID]
+		_, done := tr.answered[m.ID]
+		if had || done || m.Timestamp < tr.since || slices.ContainsFunc(fresh, func(f identity.ChannelMessage) bool { return f.ID == m.ID }) {
+			continue
+		}
+		fresh = append(fresh, m)
+	}
+	t.mu.Unlock()
+	for i := range fresh {
+		if err := fresh[i].Verify(); err != nil {
+			return nil, err
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := fresh[:0]
+	for _, m := range fresh {
+		if _, done := tr.answered[m.ID]; done || len(tr.answered) >= tr.limit {
+			continue
+		}
+		tr.answered[m.ID] = struct{}{}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("history answer holds nothing new: %w", p2p.ErrIgnore)
+	}
+	return &historyAnswerPayload{id: id, msgs: out}, nil
+}
+
+// historyAgent is the gateway's side of history: the requests of its own
+// sessions waiting for answers, and the requests its sessions were asked
+// to answer.
+type historyAgent struct {
+	mu       sync.Mutex
+	pending  map[messageID]*historyCollector
+	assigned map[messageID]*historyAssignment
+}
+
+// historyCollector gathers the answers to one session's request.
+type historyCollector struct {
+	s       *session
+	channel string
+	start   time.Time
+	last    time.Time // of the last answer
+	msgs    map[messageID]collected
+	timer   *time.Timer
+}
+
+// collected is an answered message and when it came: members answer
+// newest first, so among messages of the same millisecond a later arrival
+// is an older message.
+type collected struct {
+	msg identity.ChannelMessage
+	seq int
+}
+
+// historyAssignment is a request this node's session s was asked to answer.
+type historyAssignment struct {
+	s       *session
+	channel string
+	limit   int
+	wires   [][]byte
+	count   int
+	expires time.Time
+	timer   *time.Timer
+}
+
+func newHistoryAgent() *historyAgent {
+	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment)}
+}
+
+// history handles a session's history request.
+func (s *session) history(req request) *clientError {
+	ferr := func(code, msg string) *clientError {
+		return &clientError{code: code, msg: msg, id: req.ID, channel: req.Channel}
+	}
+	if _, joined := s.channels[req.Channel]; !joined {
+		return ferr(codeNotJoined, "join "+quote(req.Channel)+" first")
+	}
+	w := &historyRequestWire{limit: int(req.Limit), since: req.Since}
+	if cerr := decodeHexInto(w.id[:], "id", req.ID); cerr != nil {
+		cerr.id, cerr.channel = req.ID, req.Channel
+		return cerr
+	}
+	if w.limit == 0 {
+		w.limit = proto.DefaultHistoryLimit
+	}
+	if w.limit < 1 || w.limit > proto.MaxHistoryLimit {
+		return ferr(codeBadJSON, fmt.Sprintf("limit must be 1 to %d, got %d", proto.MaxHistoryLimit, req.Limit))
+	}
+	if len(req.Have) > proto.MaxHistoryHave {
+		return ferr(codeBadJSON, fmt.Sprintf("have lists %d IDs, at most %d", len(req.Have), proto.MaxHistoryHave))
+	}
+	w.have = make([]messageID, len(req.Have))
+	for i, h := range req.Have {
+		if cerr := decodeHexInto(w.have[i][:], "have", h); cerr != nil {
+			cerr.id, cerr.channel = req.ID, req.Channel
+			return cerr
+		}
+	}
+	now := s.srv.cfg.Now()
+	if !s.historyBucket.take(now) {
+		return ferr(codeRateLimited, fmt.Sprintf("history requests: one every %v, %d at once", time.Duration(float64(time.Second)/sessionHistoryRate), sessionHistoryBurst))
+	}
+	a := s.srv.history
+	a.mu.Lock()
+	if _, dup := a.pending[w.id]; dup {
+		a.mu.Unlock()
+		return ferr(codeDuplicate, "history request "+req.ID+" is already under way")
+	}
+	c := &historyCollector{s: s, channel: req.Channel, start: time.Now(), msgs: make(map[messageID]collected)}
+	for _, id := range w.have {
+		c.msgs[id] = collected{} // had: never sent back
+	}
+	a.pending[w.id] = c
+	c.timer = time.AfterFunc(historyCollect, func() { s.srv.finishHistory(w.id, c) })
+	a.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	err := s.srv.mesh.Publish(ctx, req.Channel, w.marshal())
+	cancel()
+	if err != nil {
+		a.mu.Lock()
+		if a.pending[w.id] == c {
+			delete(a.pending, w.id)
+			c.timer.Stop()
+		}
+		a.mu.Unlock()
+		if errors.Is(err, p2p.ErrIgnore) || errors.Is(err, p2p.ErrDuplicate) {
+			return ferr(codeDuplicate, "history request "+req.ID+" was already made")
+		}
+		s.srv.log.Warn("history request not sent", "channel", req.Channel, "err", err)
+		return ferr(codeInternal, "could not send the history request: "+err.Error())
+	}
+	return nil
+}
+
+// finishHistory sends the collected answers to the requesting session,
+// oldest first, and history_end; while answers still come it waits
+// longer, up to historyMaxWait.
+func (srv *Server) finishHistory(id messageID, c *historyCollector) {
+	a := srv.history
+	a.mu.Lock()
+	if a.pending[id] != c {
+		a.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	if since := now.Sub(c.last); !c.last.IsZero() && since < historyQuiet && now.Sub(c.start) < historyMaxWait {
+		c.timer.Reset(min(historyQuiet-since, historyMaxWait-now.Sub(c.start)))
+		a.mu.Unlock()
+		return
+	}
+	delete(a.pending, id)
+	var found []collected
+	for _, m := range c.msgs {
+		if m.msg.Channel != "" { // not one the requester had
+			found = append(found, m)
+		}
+	}
+	a.mu.Unlock()
+	slices.SortFunc(found, func(x, y collected) int {
+		return cmp.Or(cmp.Compare(x.msg.Timestamp, y.msg.Timestamp), cmp.Compare(y.seq, x.seq))
+	})
+	hexID := string(proto.AppendHex(nil, id[:]))
+	for i := range found {
+		m := proto.NewMessage(&found[i].msg)
+		m.Late, m.History = true, hexID
+		if !c.s.enqueue(mustJSON(m)) {
+			return
+		}
+	}
+	c.s.enqueue(mustJSON(&proto.HistoryEnd{Channel: c.channel, ID: hexID, Count: int64(len(found))}))
+}
+
+// deliverHistoryRequest is a request reaching one of this node's member
+// sessions. The first of them schedules asking one member (not the
+// requester), after a random delay.
+func (s *session) deliverHistoryRequest(p *historyRequestPayload) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.srv.history.requestedBy(p.wire.id, s) {
+		return
+	}
+	p.candidates = append(p.candidates, s)
+	if len(p.candidates) == 1 {
+		delay := rand.N(historyAskDelay)
+		time.AfterFunc(delay, func() { s.srv.askMember(p) })
+	}
+}
+
+func (a *historyAgent) requestedBy(id messageID, s *session) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.pending[id]
+	return c != nil && c.s == s
+}
+
+// askMember sends the request to one of the member sessions that got it,
+// picked at random.
+func (srv *Server) askMember(p *historyRequestPayload) {
+	p.mu.Lock()
+	if p.asked || len(p.candidates) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.asked = true
+	s := p.candidates[rand.N(len(p.candidates))]
+	p.candidates = nil
+	p.mu.Unlock()
+
+	a := srv.history
+	a.mu.Lock()
+	now := time.Now()
+	for id, as := range a.assigned {
+		if now.After(as.expires) {
+			delete(a.assigned, id)
+		}
+	}
+	if len(a.assigned) >= maxAssignedHistory {
+		a.mu.Unlock()
+		return
+	}
+	if _, ok := a.assigned[p.wire.id]; ok {
+		a.mu.Unlock()
+		return
+	}
+	a.assigned[p.wire.id] = &historyAssignment{s: s, channel: p.channel, limit: p.wire.limit, expires: now.Add(historyAssignTTL)}
+	a.mu.Unlock()
+	s.enqueue(mustJSON(&proto.HistoryRequest{Channel: p.channel, ID: string(proto.AppendHex(nil, p.wire.id[:])),
+		Limit: int64(p.wire.limit), Since: p.wire.since}))
+}
+
+// historyAnswer takes one message a member session's client answers with.
+func (s *session) historyAnswer(req request) *clientError {
+	ferr := func(code, msg string) *clientError {
+		return &clientError{code: code, msg: msg, id: req.ID, channel: req.Message.Channel}
+	}
+	var id messageID
+	if cerr := decodeHexInto(id[:], "id", req.ID); cerr != nil {
+		return cerr
+	}
+	m, err := req.Message.ChannelMessage()
+	if err != nil {
+		return ferr(codeBadJSON, err.Error())
+	}
+	wire, err := m.MarshalBinary()
+	if err != nil {
+		return ferr(codeBadJSON, "message: "+err.Error())
+	}
+	a := s.srv.history
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	as := a.assigned[id]
+	if as == nil || as.s != s || time.Now().After(as.expires) {
+		return ferr(codeBadJSON, "no history request "+req.ID+" is waiting for this session's answer")
+	}
+	if m.Channel != as.channel {
+		return ferr(codeBadJSON, "the request is for channel "+quote(as.channel))
+	}
+	if as.count >= as.limit {
+		return nil // more than asked: the rest is not sent
+	}
+	as.count++
+	as.wires = append(as.wires, wire)
+	if as.timer == nil {
+		as.timer = time.AfterFunc(historyAnswerWindow, func() { s.srv.sendAnswers(id, as) })
+	}
+	return nil
+}
+
+// sendAnswers publishes what a member session answered with. The
+// validator drops what the requester has or others already sent, and an
+// answer left with nothing new is not sent at all.
+func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
+	a := srv.history
+	a.mu.Lock()
+	wires := as.wires
+	as.wires = nil
+	as.timer = nil
+	a.mu.Unlock()
+	for _, ans := range marshalHistoryAnswers(id, wires) {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		err := srv.mesh.Publish(ctx, as.channel, ans)
+		cancel()
+		if err != nil && !errors.Is(err, p2p.ErrIgnore) {
+			srv.log.Debug("history answer not sent", "channel", as.channel, "err", err)
+		}
+	}
+}
+
+// deliverHistoryAnswer hands an answer's messages to the collector of the
+// request, if this session made it.
+func (s *session) deliverHistoryAnswer(p *historyAnswerPayload) {
+	a := s.srv.history
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.pending[p.id]
+	if c == nil || c.s != s {
+		return
+	}
+	for _, m := range p.msgs {
+		if _, ok := c.msgs[m.ID]; !ok && len(c.msgs) < proto.MaxHistoryLimit+proto.MaxHistoryHave {
+			c.msgs[m.ID] = collected{msg: m, seq: len(c.msgs)}
+		}
+	}
+	c.last = time.Now()
+}

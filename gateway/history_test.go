@@ -1,0 +1,204 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"darkchat/identity"
+)
+
+// expectOneOf is expect for the first frame of any of types, in the
+// order they came.
+func (c *client) expectOneOf(types ...string) frame {
+	c.t.Helper()
+	for i, f := range c.stash {
+		if slices.Contains(types, f.Type) {
+			c.stash = append(c.stash[:i], c.stash[i+1:]...)
+			return f
+		}
+	}
+	for {
+		f, err := c.next(10 * time.Second)
+		if err != nil {
+			c.t.Fatalf("waiting for %v: %v", types, err)
+		}
+		switch {
+		case slices.Contains(types, f.Type):
+			return f
+		case f.Type == "ping":
+		case f.Type == "error":
+			c.t.Fatalf("waiting for %v, got error %s", types, f.raw)
+		default:
+			c.stash = append(c.stash, f)
+		}
+	}
+}
+
+func newHistoryID(t testing.TB) string {
+	var id [16]byte
+	rand.Read(id[:])
+	return hex.EncodeToString(id[:])
+}
+
+// historyFrame is a history_request as a client reads it.
+type historyFrame struct {
+	Channel string `json:"channel"`
+	ID      string `json:"id"`
+	Limit   int    `json:"limit"`
+	Since   int64  `json:"since"`
+}
+
+// answerHistory plays a client that keeps held (message frames, oldest
+// first): it waits for a history_request and answers with what it holds,
+// newest first, as PROTOCOL.md §2.8 says.
+func answerHistory(c *client, held []frame) {
+	c.t.Helper()
+	f := c.expect("history_request")
+	var r historyFrame
+	if err := json.Unmarshal(f.raw, &r); err != nil {
+		c.t.Fatal(err)
+	}
+	sent := 0
+	for i := len(held) - 1; i >= 0 && sent < r.Limit; i-- {
+		var m struct {
+			TS int64 `json:"ts"`
+		}
+		json.Unmarshal(held[i].raw, &m)
+		if m.TS < r.Since {
+			continue
+		}
+		c.sendRaw(fmt.Sprintf(`{"type":"history_answer","id":%q,"message":%s}`, r.ID, held[i].raw))
+		sent++
+	}
+}
+
+type lateFrame struct {
+	ID      string `json:"id"`
+	Body    string `json:"body"`
+	Late    bool   `json:"late"`
+	History string `json:"history"`
+	Count   int    `json:"count"`
+}
+
+func decodeLate(t testing.TB, f frame) lateFrame {
+	t.Helper()
+	var l lateFrame
+	if err := json.Unmarshal(f.raw, &l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// A client that was not there asks for the channel's history: the members
+// on both nodes are asked, both answer with the same messages, and the
+// requester gets each message once, oldest first, marked late, except the
+// one it said it has; then history_end with the count.
+func TestHistoryFromMembers(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	linkNodes(t, a, b)
+	alice := dialTCP(t, a.tcpAddr)
+	alice.login()
+	alice.join("lobby", "alice")
+	bob := dialTCP(t, b.tcpAddr)
+	bob.login()
+	bob.join("lobby", "bob")
+	waitUntil(t, 30*time.Second, "A and B to find each other in lobby", func() bool {
+		return len(a.node.ChannelPeers("lobby")) > 0 && len(b.node.ChannelPeers("lobby")) > 0
+	})
+
+	// What alice and bob say; each keeps the other's messages as received
+	// and its own as sent.
+	const n = 10
+	var aliceHeld, bobHeld []frame
+	for i := range n {
+		from, to := alice, bob
+		user := "alice"
+		if i%2 == 1 {
+			from, to, user = bob, alice, "bob"
+		}
+		from.say("lobby", user, fmt.Sprintf("line %d", i))
+		f := to.expect("message")
+		aliceHeld, bobHeld = append(aliceHeld, f), append(bobHeld, f)
+	}
+
+	dave := dialTCP(t, a.tcpAddr)
+	dave.login()
+	dave.join("lobby", "dave")
+	reqID := newHistoryID(t)
+	have := decodeLate(t, aliceHeld[3]).ID
+	dave.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":50,"have":[%q]}`, reqID, have))
+	answerHistory(alice, aliceHeld)
+	answerHistory(bob, bobHeld)
+
+	var got []string
+	for {
+		f := dave.expectOneOf("message", "history_end")
+		l := decodeLate(t, f)
+		if f.Type == "history_end" {
+			if l.ID != reqID || l.Count != len(got) {
+				t.Fatalf("history_end %s after %d messages", f.raw, len(got))
+			}
+			break
+		}
+		if !l.Late || l.History != reqID {
+			t.Fatalf("history message not marked late for %s: %s", reqID, f.raw)
+		}
+		got = append(got, l.Body)
+	}
+	var want []string
+	for i := range n {
+		if i != 3 {
+			want = append(want, fmt.Sprintf("line %d", i))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("history:\n got %q\nwant %q", got, want)
+	}
+	// Nobody else got the answers, and the requester was not asked.
+	alice.assertNoMore("message")
+	bob.assertNoMore("message")
+	dave.assertNoMore("history_request")
+}
+
+// What a history request may not do: ask for a channel not joined, reuse
+// an ID, come faster than once every 2 s after a burst of 4, or answer a
+// request the node did not give the session.
+func TestHistoryLimits(t *testing.T) {
+	a := startNode(t, nil)
+	c := dialTCP(t, a.tcpAddr)
+	c.login()
+	c.send(map[string]any{"type": "history", "channel": "lobby", "id": newHistoryID(t)})
+	if f := c.expectError(codeNotJoined); f.Channel != "lobby" {
+		t.Fatalf("not_joined without the channel: %s", f.raw)
+	}
+	c.join("lobby", "carol")
+	c.send(map[string]any{"type": "history", "channel": "lobby", "id": newHistoryID(t), "limit": 201})
+	c.expectError(codeBadJSON)
+	id := newHistoryID(t)
+	c.send(map[string]any{"type": "history", "channel": "lobby", "id": id})
+	c.send(map[string]any{"type": "history", "channel": "lobby", "id": id})
+	if f := c.expectError(codeDuplicate); f.ID != id {
+		t.Fatalf("duplicate without the request's id: %s", f.raw)
+	}
+	for range 3 {
+		c.send(map[string]any{"type": "history", "channel": "lobby", "id": newHistoryID(t)})
+	}
+	c.expectError(codeRateLimited)
+
+	m, err := identity.NewChannelMessage(c.key, "lobby", "carol", "hi", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sendRaw(fmt.Sprintf(`{"type":"history_answer","id":%q,"message":{"channel":"lobby","username":"carol","key":%q,"body":"hi","ts":%d,"id":%q,"sig":%q}}`,
+		newHistoryID(t), c.key.Public().String(), m.Timestamp, hex.EncodeToString(m.ID[:]), hex.EncodeToString(m.Sig[:])))
+	c.expectError(codeBadJSON)
+	// The first request ends with nothing found.
+	if f := c.expect("history_end"); decodeLate(t, f).Count != 0 {
+		t.Fatalf("history_end on a channel nobody else is in: %s", f.raw)
+	}
+}
