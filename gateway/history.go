@@ -3,9 +3,11 @@ package gateway
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -343,11 +345,15 @@ type historyAgent struct {
 	mu       sync.Mutex
 	pending  map[messageID]*historyCollector
 	assigned map[messageID]*historyAssignment
+	recent   map[string]*recentDelivered // by channel
 }
 
-// historyCollector gathers the answers to one session's request.
+// historyCollector gathers the answers to one session's request, or to
+// the node's own repair request (s nil: for every member session, those
+// the answers reached).
 type historyCollector struct {
 	s       *session
+	members map[*session]struct{} // repair: the member sessions
 	channel string
 	start   time.Time
 	last    time.Time // of the last answer
@@ -375,7 +381,8 @@ type historyAssignment struct {
 }
 
 func newHistoryAgent() *historyAgent {
-	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment)}
+	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment),
+		recent: make(map[string]*recentDelivered)}
 }
 
 // history handles a session's history request.
@@ -462,16 +469,38 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	}
 	delete(a.pending, id)
 	var found []collected
+	recent := a.recentLocked(c.channel)
 	for _, m := range c.msgs {
-		if m.msg.Channel != "" { // not one the requester had
-			found = append(found, m)
+		if m.msg.Channel == "" { // one the requester had
+			continue
 		}
+		if c.s == nil {
+			// Repair: what this node delivered already is not news to
+			// its members.
+			if _, had := recent.set[m.msg.ID]; had {
+				continue
+			}
+			recent.add(m.msg.ID)
+		}
+		found = append(found, m)
 	}
+	members := slices.Collect(maps.Keys(c.members))
 	a.mu.Unlock()
 	slices.SortFunc(found, func(x, y collected) int {
 		return cmp.Or(cmp.Compare(x.msg.Timestamp, y.msg.Timestamp), cmp.Compare(y.seq, x.seq))
 	})
 	hexID := string(proto.AppendHex(nil, id[:]))
+	if c.s == nil {
+		for i := range found {
+			m := proto.NewMessage(&found[i].msg)
+			m.Late = true
+			frame := mustJSON(m)
+			for _, s := range members {
+				s.enqueueDelivery(frame)
+			}
+		}
+		return
+	}
 	for i := range found {
 		m := proto.NewMessage(&found[i].msg)
 		m.Late, m.History = true, hexID
@@ -498,11 +527,14 @@ func (s *session) deliverHistoryRequest(p *historyRequestPayload) {
 	}
 }
 
+// requestedBy reports whether the request id is s's own, or this node's
+// repair request, which its own members cannot help with (what they hold,
+// the node delivered).
 func (a *historyAgent) requestedBy(id messageID, s *session) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.pending[id]
-	return c != nil && c.s == s
+	return c != nil && (c.s == s || c.s == nil)
 }
 
 // askMember sends the request to one of the member sessions that got it,
@@ -605,8 +637,14 @@ func (s *session) deliverHistoryAnswer(p *historyAnswerPayload) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.pending[p.id]
-	if c == nil || c.s != s {
+	if c == nil || (c.s != nil && c.s != s) {
 		return
+	}
+	if c.s == nil {
+		if len(c.members) >= maxRepairMembers {
+			return
+		}
+		c.members[s] = struct{}{}
 	}
 	for _, m := range p.msgs {
 		if _, ok := c.msgs[m.ID]; !ok && len(c.msgs) < proto.MaxHistoryLimit+proto.MaxHistoryHave {
@@ -614,4 +652,155 @@ func (s *session) deliverHistoryAnswer(p *historyAnswerPayload) {
 		}
 	}
 	c.last = time.Now()
+}
+
+// Repair after a partition or a restart. A node that gains a mesh peer in a
+// channel (a partition heals, a node comes back) asks the channel for what
+// its members may have missed, on their behalf: a request like a
+// session's, listing the IDs this node delivered last, and the messages it
+// had not delivered reach every member session as late messages (no
+// history_end: no session asked).
+const (
+	// syncSettle is how long after a new mesh peer the node waits for
+	// its subscriptions before looking at which channels it shares.
+	syncSettle = 2 * time.Second
+	// syncEvery bounds a channel's repair requests.
+	syncEvery = 10 * time.Second
+	// syncSince is how far back a repair request reaches.
+	syncSince = 10 * time.Minute
+	// recentIDs is how many delivered message IDs the node remembers per
+	// channel (IDs only, never bodies), for a repair request's have list
+	// and to deliver nothing twice; maxRecentChannels bounds the channels.
+	recentIDs         = proto.MaxHistoryHave
+	maxRecentChannels = 1024
+	// meshPeerQueue bounds the new mesh peers waiting to be looked at.
+	meshPeerQueue = 64
+	// maxRepairMembers bounds the sessions a repair delivers to: a
+	// channel's members on one node, at most.
+	maxRepairMembers = 1 << 16
+)
+
+// ChannelPeerLister is the part of the mesh that names a channel's peers;
+// a Mesh that has it gets repair after partitions.
+type ChannelPeerLister interface {
+	ChannelPeers(channel string) []peer.ID
+	OnMeshPeer(func(peer.ID))
+}
+
+// recentDelivered remembers the last recentIDs message IDs delivered in
+// one channel.
+type recentDelivered struct {
+	ring [recentIDs]messageID
+	next int
+	n    int
+	set  map[messageID]struct{}
+}
+
+func (r *recentDelivered) add(id messageID) {
+	if _, ok := r.set[id]; ok {
+		return
+	}
+	if r.n == recentIDs {
+		delete(r.set, r.ring[r.next])
+	} else {
+		r.n++
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % recentIDs
+	r.set[id] = struct{}{}
+}
+
+func (r *recentDelivered) list() []messageID {
+	out := make([]messageID, 0, r.n)
+	for i := range r.n {
+		out = append(out, r.ring[(r.next-r.n+i+recentIDs)%recentIDs])
+	}
+	return out
+}
+
+// delivered records that the node delivered id in channel.
+func (a *historyAgent) delivered(channel string, id messageID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recentLocked(channel).add(id)
+}
+
+func (a *historyAgent) recentLocked(channel string) *recentDelivered {
+	r := a.recent[channel]
+	if r == nil {
+		if len(a.recent) >= maxRecentChannels {
+			for ch := range a.recent { // any one: a channel gone quiet loses little
+				delete(a.recent, ch)
+				break
+			}
+		}
+		r = &recentDelivered{set: make(map[messageID]struct{})}
+		a.recent[channel] = r
+	}
+	return r
+}
+
+// watchMeshPeers runs repair for the channels each new mesh peer shares
+// with this node, until the server closes.
+func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID) {
+	defer srv.bgWG.Done()
+	lastSync := make(map[string]time.Time)
+	for {
+		var p peer.ID
+		select {
+		case <-srv.bgCtx.Done():
+			return
+		case p = <-peers:
+		}
+		t := time.NewTimer(syncSettle)
+		select {
+		case <-srv.bgCtx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for ch, last := range lastSync {
+			if now.Sub(last) >= syncEvery {
+				delete(lastSync, ch)
+			}
+		}
+		for _, ch := range srv.channels.names() {
+			if _, recent := lastSync[ch]; recent || !slices.Contains(lister.ChannelPeers(ch), p) {
+				continue
+			}
+			lastSync[ch] = now
+			srv.syncChannel(ch)
+		}
+	}
+}
+
+// syncChannel asks channel for what this node's members may have missed.
+func (srv *Server) syncChannel(channel string) {
+	w := &historyRequestWire{limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli()}
+	crand.Read(w.id[:])
+	a := srv.history
+	a.mu.Lock()
+	if r := a.recent[channel]; r != nil {
+		w.have = r.list()
+	}
+	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), members: make(map[*session]struct{})}
+	for _, id := range w.have {
+		c.msgs[id] = collected{}
+	}
+	a.pending[w.id] = c
+	c.timer = time.AfterFunc(historyCollect, func() { srv.finishHistory(w.id, c) })
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(srv.bgCtx, publishTimeout)
+	err := srv.mesh.Publish(ctx, channel, w.marshal())
+	cancel()
+	if err != nil {
+		a.mu.Lock()
+		if a.pending[w.id] == c {
+			delete(a.pending, w.id)
+			c.timer.Stop()
+		}
+		a.mu.Unlock()
+		srv.log.Debug("repair request not sent", "channel", channel, "err", err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/proto"
 )
 
 // expectOneOf is expect for the first frame of any of types, in the
@@ -54,15 +55,24 @@ type historyFrame struct {
 }
 
 // answerHistory plays a client that keeps held (message frames, oldest
-// first): it waits for a history_request and answers with what it holds,
-// newest first, as PROTOCOL.md §2.8 says.
-func answerHistory(c *client, held []frame) {
+// first): it waits for the history_request id (any, if empty) and answers
+// with what it holds, newest first, as PROTOCOL.md §2.8 says. Other
+// requests are set aside.
+func answerHistory(c *client, id string, held []frame) {
 	c.t.Helper()
-	f := c.expect("history_request")
 	var r historyFrame
-	if err := json.Unmarshal(f.raw, &r); err != nil {
-		c.t.Fatal(err)
+	var aside []frame
+	for {
+		f := c.expect("history_request")
+		if err := json.Unmarshal(f.raw, &r); err != nil {
+			c.t.Fatal(err)
+		}
+		if id == "" || r.ID == id {
+			break
+		}
+		aside = append(aside, f)
 	}
+	c.stash = append(c.stash, aside...)
 	sent := 0
 	for i := len(held) - 1; i >= 0 && sent < r.Limit; i-- {
 		var m struct {
@@ -132,8 +142,8 @@ func TestHistoryFromMembers(t *testing.T) {
 	reqID := newHistoryID(t)
 	have := decodeLate(t, aliceHeld[3]).ID
 	dave.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":50,"have":[%q]}`, reqID, have))
-	answerHistory(alice, aliceHeld)
-	answerHistory(bob, bobHeld)
+	answerHistory(alice, reqID, aliceHeld)
+	answerHistory(bob, reqID, bobHeld)
 
 	var got []string
 	for {
@@ -162,7 +172,11 @@ func TestHistoryFromMembers(t *testing.T) {
 	// Nobody else got the answers, and the requester was not asked.
 	alice.assertNoMore("message")
 	bob.assertNoMore("message")
-	dave.assertNoMore("history_request")
+	for _, f := range dave.stash {
+		if f.Type == "history_request" && decodeLate(t, f).ID == reqID {
+			t.Fatalf("the requester was asked for its own request: %s", f.raw)
+		}
+	}
 }
 
 // What a history request may not do: ask for a channel not joined, reuse
@@ -200,5 +214,71 @@ func TestHistoryLimits(t *testing.T) {
 	// The first request ends with nothing found.
 	if f := c.expect("history_end"); decodeLate(t, f).Count != 0 {
 		t.Fatalf("history_end on a channel nobody else is in: %s", f.raw)
+	}
+}
+
+// sayHeld sends body as c's message in channel and returns it as the
+// message frame a client keeps for history.
+func sayHeld(c *client, channel, user, body string) frame {
+	c.t.Helper()
+	m, err := identity.NewChannelMessage(c.key, channel, user, body, time.Now())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	line, err := proto.Encode(proto.NewSend(&m))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(string(line))
+	if f := c.expect("ok"); f.ID != hex.EncodeToString(m.ID[:]) {
+		c.t.Fatalf("ok for %s", f.raw)
+	}
+	raw, err := json.Marshal(proto.NewMessage(&m))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return frame{Type: "message", raw: raw}
+}
+
+// Two nodes apart while their users talk, then joined: each node asks the
+// channel for what its members missed, and each user gets the other
+// side's messages, marked late, once, without anyone asking.
+func TestRepairAfterPartition(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	alice := dialTCP(t, a.tcpAddr)
+	alice.login()
+	alice.join("lobby", "alice")
+	bob := dialTCP(t, b.tcpAddr)
+	bob.login()
+	bob.join("lobby", "bob")
+
+	var aliceHeld, bobHeld []frame
+	for i := range 3 {
+		aliceHeld = append(aliceHeld, sayHeld(alice, "lobby", "alice", fmt.Sprintf("a%d", i)))
+		bobHeld = append(bobHeld, sayHeld(bob, "lobby", "bob", fmt.Sprintf("b%d", i)))
+	}
+	linkNodes(t, a, b)
+	// Each node asks once the other is its mesh peer in lobby; each
+	// client answers from what it keeps.
+	answerHistory(alice, "", aliceHeld)
+	answerHistory(bob, "", bobHeld)
+	for _, tc := range []struct {
+		c    *client
+		want []string
+	}{{alice, []string{"b0", "b1", "b2"}}, {bob, []string{"a0", "a1", "a2"}}} {
+		var got []string
+		for range tc.want {
+			f := tc.c.expect("message")
+			l := decodeLate(t, f)
+			if !l.Late || l.History != "" {
+				t.Fatalf("repaired message not marked late, or with a request: %s", f.raw)
+			}
+			got = append(got, l.Body)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("repaired:\n got %q\nwant %q", got, tc.want)
+		}
+		tc.c.assertNoMore("message")
+		tc.c.assertNoMore("history_end")
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -423,6 +424,13 @@ func newChannelLimiter(perSource, max int, now time.Time) *channelLimiter {
 		members: make(map[string]int), bySource: make(map[netip.Addr]map[string]int),
 		node:    newTokenBucket(subscribeRate, subscribeBurst, now),
 		sources: make(map[netip.Addr]*tokenBucket), pruneSize: 64}
+}
+
+// names returns the channels with local members.
+func (l *channelLimiter) names() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.members))
 }
 
 // join counts a session from src joining channel, or returns the error

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"darkchat/identity"
 	"darkchat/internal/synfilter"
@@ -138,6 +139,17 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	go s.republishLoop()
 	go s.logRefusals()
 	go s.updateFloodFilter()
+	if lister, ok := mesh.(ChannelPeerLister); ok {
+		peers := make(chan peer.ID, meshPeerQueue)
+		lister.OnMeshPeer(func(p peer.ID) {
+			select {
+			case peers <- p:
+			default: // a burst of new peers: the queued ones cover the channels
+			}
+		})
+		s.bgWG.Add(1)
+		go s.watchMeshPeers(lister, peers)
+	}
 	return s, nil
 }
 

@@ -585,6 +585,9 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 	default:
 		return
 	}
+	if mm.recorded.CompareAndSwap(false, true) {
+		s.srv.history.delivered(mm.msg.Channel, mm.msg.ID)
+	}
 	if m.Local && s.isOwnEcho(mm.msg.ID) {
 		return
 	}

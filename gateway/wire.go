@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"darkchat/identity"
 	"darkchat/proto"
@@ -144,6 +145,9 @@ func decodeHexInto(dst []byte, field, s string) *clientError {
 // receives it.
 type meshMessage struct {
 	msg identity.ChannelMessage
+	// recorded: the node has noted its ID as delivered in the channel
+	// (historyAgent.delivered), once for all member sessions.
+	recorded atomic.Bool
 
 	once  sync.Once
 	frame []byte

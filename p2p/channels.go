@@ -442,6 +442,12 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 	return n.routers.routable(topic.ListPeers())
 }
 
+// OnMeshPeer has f called for each peer GossipSub opens a stream to: a
+// new mesh peer, or one back after a partition or a restart, which may
+// hold messages this node's members missed. f runs on GossipSub's event
+// loop and must return at once (record the peer, act elsewhere).
+func (n *Node) OnMeshPeer(f func(peer.ID)) { n.drops.onMeshPeer.Store(&f) }
+
 // Publish validates data with the node's Validator and sends it to the
 // channel's subscribers on the mesh; local members receive it too. The
 // channel must have a local member. A message the validator refuses is

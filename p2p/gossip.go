@@ -495,6 +495,9 @@ func (r *routerPeers) waitForRoom(ctx context.Context, ps []peer.ID) error {
 type dropTracer struct {
 	routers *routerPeers // told when GossipSub opens or loses a peer's stream
 	guard   *peerGuard
+	// onMeshPeer, if set, is told of each peer GossipSub opens a stream
+	// to (Node.OnMeshPeer).
+	onMeshPeer atomic.Pointer[func(peer.ID)]
 	log     *slog.Logger
 	dropped atomic.Uint64
 	notSent atomic.Uint64
@@ -570,5 +573,10 @@ func (t *dropTracer) SendRPCCompleted(_ *pubsub.RPC, p peer.ID, _ time.Duration)
 }
 
 // The outbound stream opens after GossipSub has created the peer's queue.
-func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) { t.routers.add(p) }
+func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) {
+	t.routers.add(p)
+	if f := t.onMeshPeer.Load(); f != nil {
+		(*f)(p)
+	}
+}
 func (t *dropTracer) OnClosedOutboundStream(p peer.ID)             { t.routers.remove(p) }
