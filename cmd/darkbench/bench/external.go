@@ -108,6 +108,12 @@ func probeRoute(ctx context.Context, sender *protoClient, receivers []*protoClie
 
 // probeRouteOn is probeRoute on channel.
 func probeRouteOn(ctx context.Context, channel string, sender *protoClient, receivers []*protoClient) error {
+	return probeRouteEvery(ctx, channel, sender, receivers, 50*time.Millisecond)
+}
+
+// probeRouteEvery is probeRouteOn sending a probe every interval (at
+// least 200 ms keeps within the nodes' default rate limit).
+func probeRouteEvery(ctx context.Context, channel string, sender *protoClient, receivers []*protoClient, interval time.Duration) error {
 	got := make([]chan struct{}, len(receivers))
 	for i, c := range receivers {
 		got[i] = make(chan struct{})
@@ -157,7 +163,7 @@ func probeRouteOn(ctx context.Context, channel string, sender *protoClient, rece
 		if routed.IsZero() && allGot() {
 			routed = time.Now()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval) // the probe's pace
 	}
 	for _, c := range receivers {
 		c.setReadDeadline(time.Time{})
