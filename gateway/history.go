@@ -669,9 +669,11 @@ const (
 	// syncSince is how far back a repair request reaches.
 	syncSince = 10 * time.Minute
 	// recentIDs is how many delivered message IDs the node remembers per
-	// channel (IDs only, never bodies), for a repair request's have list
-	// and to deliver nothing twice; maxRecentChannels bounds the channels.
-	recentIDs         = proto.MaxHistoryHave
+	// channel (IDs only, never bodies, about 50 KB a channel at most), so
+	// that a repair delivers nothing twice; the newest MaxHistoryHave of
+	// them make a repair request's have list. maxRecentChannels bounds
+	// the channels.
+	recentIDs         = 1024
 	maxRecentChannels = 1024
 	// meshPeerQueue bounds the new mesh peers waiting to be looked at.
 	meshPeerQueue = 64
@@ -710,10 +712,12 @@ func (r *recentDelivered) add(id messageID) {
 	r.set[id] = struct{}{}
 }
 
-func (r *recentDelivered) list() []messageID {
-	out := make([]messageID, 0, r.n)
-	for i := range r.n {
-		out = append(out, r.ring[(r.next-r.n+i+recentIDs)%recentIDs])
+// newest returns the k most recently delivered IDs, oldest first.
+func (r *recentDelivered) newest(k int) []messageID {
+	k = min(k, r.n)
+	out := make([]messageID, 0, k)
+	for i := range k {
+		out = append(out, r.ring[(r.next-k+i+recentIDs)%recentIDs])
 	}
 	return out
 }
@@ -782,7 +786,7 @@ func (srv *Server) syncChannel(channel string) {
 	a := srv.history
 	a.mu.Lock()
 	if r := a.recent[channel]; r != nil {
-		w.have = r.list()
+		w.have = r.newest(proto.MaxHistoryHave)
 	}
 	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), members: make(map[*session]struct{})}
 	for _, id := range w.have {

@@ -282,3 +282,24 @@ func TestRepairAfterPartition(t *testing.T) {
 		tc.c.assertNoMore("history_end")
 	}
 }
+
+// The node remembers the last recentIDs delivered IDs of a channel, and
+// lists the newest of them, oldest first.
+func TestRecentDelivered(t *testing.T) {
+	r := &recentDelivered{set: make(map[messageID]struct{})}
+	id := func(i int) messageID { var m messageID; m[0], m[1] = byte(i>>8), byte(i); return m }
+	for i := range recentIDs + 10 {
+		r.add(id(i))
+		r.add(id(i)) // twice: counted once
+	}
+	if len(r.set) != recentIDs {
+		t.Fatalf("%d IDs remembered, want %d", len(r.set), recentIDs)
+	}
+	if _, ok := r.set[id(9)]; ok {
+		t.Error("the oldest IDs were not forgotten")
+	}
+	got := r.newest(3)
+	if want := []messageID{id(recentIDs + 7), id(recentIDs + 8), id(recentIDs + 9)}; !slices.Equal(got, want) {
+		t.Errorf("newest(3) = %x, want %x", got, want)
+	}
+}
