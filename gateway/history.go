@@ -29,11 +29,14 @@ import (
 // already answered, for historyTTL), and the answers its own sessions are
 // waiting for (at most historyMaxWait).
 //
-// Wire forms on a channel topic, beside a channel message (kind 1):
+// Requests and answers travel on the one history topic (p2p's
+// JoinHistory), not on the channels' topics, which nodes of the previous
+// version share and where they would reject them. Wire forms:
 //
-//	request (kind 2): 0x02 || id (16) || limit (2) || since (8, Unix ms) ||
-//	                  count (2) || count × message ID (16)   (the requester has these)
-//	answer (kind 3):  0x03 || id (16) || count (2) ||
+//	request (kind 2): 0x02 || id (16) || len (1) || channel || limit (2) ||
+//	                  since (8, Unix ms) || count (2) || count × message ID (16)
+//	                  (the IDs the requester has)
+//	answer (kind 3):  0x03 || id (16) || len (1) || channel || count (2) ||
 //	                  count × (length (4) || channel message wire form)
 //
 // Integers are big-endian; limit is 1..MaxHistoryLimit, count of IDs at
@@ -84,16 +87,19 @@ type messageID = [identity.MessageIDSize]byte
 
 // historyRequestWire is a request as it travels on the mesh.
 type historyRequestWire struct {
-	id    messageID
-	limit int
-	since int64
-	have  []messageID
+	id      messageID
+	channel string
+	limit   int
+	since   int64
+	have    []messageID
 }
 
 func (r *historyRequestWire) marshal() []byte {
-	b := make([]byte, 0, 1+16+2+8+2+16*len(r.have))
+	b := make([]byte, 0, 1+16+1+len(r.channel)+2+8+2+16*len(r.have))
 	b = append(b, wireHistoryRequest)
 	b = append(b, r.id[:]...)
+	b = append(b, byte(len(r.channel)))
+	b = append(b, r.channel...)
 	b = binary.BigEndian.AppendUint16(b, uint16(r.limit))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.since))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(r.have)))
@@ -105,34 +111,59 @@ func (r *historyRequestWire) marshal() []byte {
 
 var errHistoryWire = fmt.Errorf("%w: history", identity.ErrMalformed)
 
+// historyChannel reads the channel name that follows a history message's
+// kind and ID, and returns it with the rest.
+func historyChannel(b []byte) (string, []byte, error) {
+	if len(b) < 1+16+1 {
+		return "", nil, fmt.Errorf("%w: %d bytes", errHistoryWire, len(b))
+	}
+	l := int(b[17])
+	if len(b) < 18+l {
+		return "", nil, fmt.Errorf("%w: channel of %d bytes in %d", errHistoryWire, l, len(b))
+	}
+	ch := string(b[18 : 18+l])
+	if err := identity.ValidateChannelName(ch); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", errHistoryWire, err)
+	}
+	return ch, b[18+l:], nil
+}
+
 func unmarshalHistoryRequest(b []byte) (*historyRequestWire, error) {
-	if len(b) < 1+16+2+8+2 || b[0] != wireHistoryRequest {
+	if len(b) == 0 || b[0] != wireHistoryRequest {
+		return nil, fmt.Errorf("%w request: not one", errHistoryWire)
+	}
+	ch, rest, err := historyChannel(b)
+	if err != nil {
+		return nil, err
+	}
+	r := &historyRequestWire{channel: ch}
+	copy(r.id[:], b[1:17])
+	if len(rest) < 2+8+2 {
 		return nil, fmt.Errorf("%w request: %d bytes", errHistoryWire, len(b))
 	}
-	r := &historyRequestWire{}
-	copy(r.id[:], b[1:17])
-	r.limit = int(binary.BigEndian.Uint16(b[17:19]))
-	r.since = int64(binary.BigEndian.Uint64(b[19:27]))
-	n := int(binary.BigEndian.Uint16(b[27:29]))
-	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(b) != 29+16*n {
+	r.limit = int(binary.BigEndian.Uint16(rest[0:2]))
+	r.since = int64(binary.BigEndian.Uint64(rest[2:10]))
+	n := int(binary.BigEndian.Uint16(rest[10:12]))
+	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(rest) != 12+16*n {
 		return nil, fmt.Errorf("%w request: limit %d, %d IDs in %d bytes", errHistoryWire, r.limit, n, len(b))
 	}
 	r.have = make([]messageID, n)
 	for i := range r.have {
-		copy(r.have[i][:], b[29+16*i:])
+		copy(r.have[i][:], rest[12+16*i:])
 	}
 	return r, nil
 }
 
 // marshalHistoryAnswers packs wires (channel message wire forms) into
 // answers to id of at most historyAnswerBytes each.
-func marshalHistoryAnswers(id messageID, wires [][]byte) [][]byte {
+func marshalHistoryAnswers(id messageID, channel string, wires [][]byte) [][]byte {
 	var out [][]byte
 	var cur []byte
 	count := 0
+	countAt := 1 + 16 + 1 + len(channel)
 	flush := func() {
 		if count > 0 {
-			binary.BigEndian.PutUint16(cur[17:19], uint16(count))
+			binary.BigEndian.PutUint16(cur[countAt:countAt+2], uint16(count))
 			out = append(out, cur)
 		}
 		cur, count = nil, 0
@@ -142,7 +173,10 @@ func marshalHistoryAnswers(id messageID, wires [][]byte) [][]byte {
 			flush()
 		}
 		if cur == nil {
-			cur = append(append([]byte{wireHistoryAnswer}, id[:]...), 0, 0)
+			cur = append([]byte{wireHistoryAnswer}, id[:]...)
+			cur = append(cur, byte(len(channel)))
+			cur = append(cur, channel...)
+			cur = append(cur, 0, 0)
 		}
 		cur = binary.BigEndian.AppendUint32(cur, uint32(len(w)))
 		cur = append(cur, w...)
@@ -152,33 +186,40 @@ func marshalHistoryAnswers(id messageID, wires [][]byte) [][]byte {
 	return out
 }
 
-func unmarshalHistoryAnswer(b []byte) (messageID, [][]byte, error) {
+func unmarshalHistoryAnswer(b []byte) (messageID, string, [][]byte, error) {
 	var id messageID
-	if len(b) < 1+16+2 || b[0] != wireHistoryAnswer {
-		return id, nil, fmt.Errorf("%w answer: %d bytes", errHistoryWire, len(b))
+	if len(b) == 0 || b[0] != wireHistoryAnswer {
+		return id, "", nil, fmt.Errorf("%w answer: not one", errHistoryWire)
+	}
+	ch, rest, err := historyChannel(b)
+	if err != nil {
+		return id, "", nil, err
 	}
 	copy(id[:], b[1:17])
-	n := int(binary.BigEndian.Uint16(b[17:19]))
+	if len(rest) < 2 {
+		return id, "", nil, fmt.Errorf("%w answer: %d bytes", errHistoryWire, len(b))
+	}
+	n := int(binary.BigEndian.Uint16(rest))
 	if n < 1 || n > proto.MaxHistoryLimit {
-		return id, nil, fmt.Errorf("%w answer: %d messages", errHistoryWire, n)
+		return id, "", nil, fmt.Errorf("%w answer: %d messages", errHistoryWire, n)
 	}
 	wires := make([][]byte, 0, n)
-	rest := b[19:]
+	rest = rest[2:]
 	for range n {
 		if len(rest) < 4 {
-			return id, nil, fmt.Errorf("%w answer: truncated", errHistoryWire)
+			return id, "", nil, fmt.Errorf("%w answer: truncated", errHistoryWire)
 		}
 		l := int(binary.BigEndian.Uint32(rest))
 		if l > len(rest)-4 {
-			return id, nil, fmt.Errorf("%w answer: message of %d bytes in %d", errHistoryWire, l, len(rest)-4)
+			return id, "", nil, fmt.Errorf("%w answer: message of %d bytes in %d", errHistoryWire, l, len(rest)-4)
 		}
 		wires = append(wires, rest[4:4+l])
 		rest = rest[4+l:]
 	}
 	if len(rest) != 0 {
-		return id, nil, fmt.Errorf("%w answer: %d trailing bytes", errHistoryWire, len(rest))
+		return id, "", nil, fmt.Errorf("%w answer: %d trailing bytes", errHistoryWire, len(rest))
 	}
-	return id, wires, nil
+	return id, ch, wires, nil
 }
 
 // historyTracker is the validator's memory of history requests: which it
@@ -205,17 +246,11 @@ func newHistoryTracker() *historyTracker {
 	return &historyTracker{reqs: make(map[messageID]*trackedHistory), peers: make(map[peer.ID]*tokenBucket)}
 }
 
-// historyRequestPayload is a validated request, handed to every member
-// session on this node; the first to get it asks one of them (see
-// Server.askMember).
+// historyRequestPayload is a validated request, handed to the gateway
+// (Server.DeliverMessage), which asks one member session of the channel.
 type historyRequestPayload struct {
 	wire    *historyRequestWire
 	channel string
-	local   bool // published by this node's own session
-
-	mu         sync.Mutex
-	candidates []*session
-	asked      bool
 }
 
 // historyAnswerPayload carries the messages of an answer that were new
@@ -227,11 +262,12 @@ type historyAnswerPayload struct {
 
 // request validates a history request from the mesh (from empty: this
 // node's own session).
-func (t *historyTracker) request(from peer.ID, channel string, data []byte, now time.Time) (any, error) {
+func (t *historyTracker) request(from peer.ID, data []byte, now time.Time) (any, error) {
 	r, err := unmarshalHistoryRequest(data)
 	if err != nil {
 		return nil, err
 	}
+	channel := r.channel
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.expireLocked(now)
@@ -263,7 +299,7 @@ func (t *historyTracker) request(from peer.ID, channel string, data []byte, now 
 	}
 	t.reqs[r.id] = tr
 	t.order = append(t.order, r.id)
-	return &historyRequestPayload{wire: r, channel: channel, local: from == ""}, nil
+	return &historyRequestPayload{wire: r, channel: channel}, nil
 }
 
 func (t *historyTracker) expireLocked(now time.Time) {
@@ -282,8 +318,8 @@ func (t *historyTracker) expireLocked(now time.Time) {
 // future beyond window, and signed by its author. Messages the requester
 // has, or that were already answered, are skipped; if none is left the
 // answer is ignored, so it goes no further.
-func (t *historyTracker) answer(channel string, data []byte, now time.Time, window time.Duration) (any, error) {
-	id, wires, err := unmarshalHistoryAnswer(data)
+func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration) (any, error) {
+	id, channel, wires, err := unmarshalHistoryAnswer(data)
 	if err != nil {
 		return nil, err
 	}
@@ -345,15 +381,14 @@ type historyAgent struct {
 	mu       sync.Mutex
 	pending  map[messageID]*historyCollector
 	assigned map[messageID]*historyAssignment
-	recent   map[string]*recentDelivered // by channel
+	recent   map[string]*recentDelivered        // by channel
+	members  map[string]map[*session]struct{} // channel → member sessions
 }
 
 // historyCollector gathers the answers to one session's request, or to
-// the node's own repair request (s nil: for every member session, those
-// the answers reached).
+// the node's own repair request (s nil: for every member session).
 type historyCollector struct {
 	s       *session
-	members map[*session]struct{} // repair: the member sessions
 	channel string
 	start   time.Time
 	last    time.Time // of the last answer
@@ -382,7 +417,7 @@ type historyAssignment struct {
 
 func newHistoryAgent() *historyAgent {
 	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment),
-		recent: make(map[string]*recentDelivered)}
+		recent: make(map[string]*recentDelivered), members: make(map[string]map[*session]struct{})}
 }
 
 // history handles a session's history request.
@@ -393,7 +428,7 @@ func (s *session) history(req request) *clientError {
 	if _, joined := s.channels[req.Channel]; !joined {
 		return ferr(codeNotJoined, "join "+quote(req.Channel)+" first")
 	}
-	w := &historyRequestWire{limit: int(req.Limit), since: req.Since}
+	w := &historyRequestWire{channel: req.Channel, limit: int(req.Limit), since: req.Since}
 	if cerr := decodeHexInto(w.id[:], "id", req.ID); cerr != nil {
 		cerr.id, cerr.channel = req.ID, req.Channel
 		return cerr
@@ -433,7 +468,7 @@ func (s *session) history(req request) *clientError {
 	a.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	err := s.srv.mesh.Publish(ctx, req.Channel, w.marshal())
+	err := s.srv.publishHistory(ctx, w.marshal())
 	cancel()
 	if err != nil {
 		a.mu.Lock()
@@ -484,7 +519,7 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 		}
 		found = append(found, m)
 	}
-	members := slices.Collect(maps.Keys(c.members))
+	members := slices.Collect(maps.Keys(a.members[c.channel]))
 	a.mu.Unlock()
 	slices.SortFunc(found, func(x, y collected) int {
 		return cmp.Or(cmp.Compare(x.msg.Timestamp, y.msg.Timestamp), cmp.Compare(y.seq, x.seq))
@@ -511,61 +546,101 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	c.s.enqueue(mustJSON(&proto.HistoryEnd{Channel: c.channel, ID: hexID, Count: int64(len(found))}))
 }
 
-// deliverHistoryRequest is a request reaching one of this node's member
-// sessions. The first of them schedules asking one member (not the
-// requester), after a random delay.
-func (s *session) deliverHistoryRequest(p *historyRequestPayload) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s.srv.history.requestedBy(p.wire.id, s) {
-		return
+// HistoryMesh is the part of the mesh that carries history; a Mesh that
+// has it serves history requests and repairs channels.
+type HistoryMesh interface {
+	JoinHistory(p2p.Member) error
+	LeaveHistory(p2p.Member)
+	PublishHistory(ctx context.Context, data []byte) error
+}
+
+var errNoHistory = errors.New("this node's mesh carries no history")
+
+// publishHistory sends a history request or answer on the mesh.
+func (srv *Server) publishHistory(ctx context.Context, data []byte) error {
+	if srv.historyMesh == nil {
+		return errNoHistory
 	}
-	p.candidates = append(p.candidates, s)
-	if len(p.candidates) == 1 {
-		delay := rand.N(historyAskDelay)
-		time.AfterFunc(delay, func() { s.srv.askMember(p) })
+	return srv.historyMesh.PublishHistory(ctx, data)
+}
+
+// DeliverMessage implements p2p.Member for the history topic: the server
+// is its one member on this node.
+func (srv *Server) DeliverMessage(m *p2p.Message) {
+	switch p := m.Payload.(type) {
+	case *historyRequestPayload:
+		srv.onHistoryRequest(p)
+	case *historyAnswerPayload:
+		srv.onHistoryAnswer(p)
 	}
 }
 
-// requestedBy reports whether the request id is s's own, or this node's
-// repair request, which its own members cannot help with (what they hold,
-// the node delivered).
-func (a *historyAgent) requestedBy(id messageID, s *session) bool {
+// joined and left keep the history agent's list of a channel's member
+// sessions.
+func (a *historyAgent) joined(channel string, s *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := a.pending[id]
-	return c != nil && (c.s == s || c.s == nil)
+	m := a.members[channel]
+	if m == nil {
+		m = make(map[*session]struct{})
+		a.members[channel] = m
+	}
+	m[s] = struct{}{}
 }
 
-// askMember sends the request to one of the member sessions that got it,
-// picked at random.
-func (srv *Server) askMember(p *historyRequestPayload) {
-	p.mu.Lock()
-	if p.asked || len(p.candidates) == 0 {
-		p.mu.Unlock()
-		return
+func (a *historyAgent) left(channel string, s *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m := a.members[channel]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(a.members, channel)
+		}
 	}
-	p.asked = true
-	s := p.candidates[rand.N(len(p.candidates))]
-	p.candidates = nil
-	p.mu.Unlock()
+}
 
+// onHistoryRequest schedules asking one of the channel's member sessions
+// (never the requester, and none for this node's own repair request),
+// after a random delay.
+func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 	a := srv.history
 	a.mu.Lock()
+	c := a.pending[p.wire.id]
+	own := c != nil && c.s == nil
+	a.mu.Unlock()
+	if own {
+		return // what this node's members hold, it delivered
+	}
+	time.AfterFunc(rand.N(historyAskDelay), func() { srv.askMember(p) })
+}
+
+// askMember sends the request to one of the channel's member sessions,
+// picked at random.
+func (srv *Server) askMember(p *historyRequestPayload) {
+	a := srv.history
+	a.mu.Lock()
+	var requester *session
+	if c := a.pending[p.wire.id]; c != nil {
+		requester = c.s
+	}
+	var candidates []*session
+	for s := range a.members[p.channel] {
+		if s != requester {
+			candidates = append(candidates, s)
+		}
+	}
 	now := time.Now()
 	for id, as := range a.assigned {
 		if now.After(as.expires) {
 			delete(a.assigned, id)
 		}
 	}
-	if len(a.assigned) >= maxAssignedHistory {
+	_, already := a.assigned[p.wire.id]
+	if len(candidates) == 0 || already || len(a.assigned) >= maxAssignedHistory {
 		a.mu.Unlock()
 		return
 	}
-	if _, ok := a.assigned[p.wire.id]; ok {
-		a.mu.Unlock()
-		return
-	}
+	s := candidates[rand.N(len(candidates))]
 	a.assigned[p.wire.id] = &historyAssignment{s: s, channel: p.channel, limit: p.wire.limit, expires: now.Add(historyAssignTTL)}
 	a.mu.Unlock()
 	s.enqueue(mustJSON(&proto.HistoryRequest{Channel: p.channel, ID: string(proto.AppendHex(nil, p.wire.id[:])),
@@ -620,9 +695,9 @@ func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 	as.wires = nil
 	as.timer = nil
 	a.mu.Unlock()
-	for _, ans := range marshalHistoryAnswers(id, wires) {
+	for _, ans := range marshalHistoryAnswers(id, as.channel, wires) {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-		err := srv.mesh.Publish(ctx, as.channel, ans)
+		err := srv.publishHistory(ctx, ans)
 		cancel()
 		if err != nil && !errors.Is(err, p2p.ErrIgnore) {
 			srv.log.Debug("history answer not sent", "channel", as.channel, "err", err)
@@ -630,21 +705,15 @@ func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 	}
 }
 
-// deliverHistoryAnswer hands an answer's messages to the collector of the
-// request, if this session made it.
-func (s *session) deliverHistoryAnswer(p *historyAnswerPayload) {
-	a := s.srv.history
+// onHistoryAnswer hands an answer's messages to the collector of the
+// request, if this node made it.
+func (srv *Server) onHistoryAnswer(p *historyAnswerPayload) {
+	a := srv.history
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.pending[p.id]
-	if c == nil || (c.s != nil && c.s != s) {
+	if c == nil {
 		return
-	}
-	if c.s == nil {
-		if len(c.members) >= maxRepairMembers {
-			return
-		}
-		c.members[s] = struct{}{}
 	}
 	for _, m := range p.msgs {
 		if _, ok := c.msgs[m.ID]; !ok && len(c.msgs) < proto.MaxHistoryLimit+proto.MaxHistoryHave {
@@ -677,9 +746,6 @@ const (
 	maxRecentChannels = 1024
 	// meshPeerQueue bounds the new mesh peers waiting to be looked at.
 	meshPeerQueue = 64
-	// maxRepairMembers bounds the sessions a repair delivers to: a
-	// channel's members on one node, at most.
-	maxRepairMembers = 1 << 16
 )
 
 // ChannelPeerLister is the part of the mesh that names a channel's peers;
@@ -781,14 +847,14 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 
 // syncChannel asks channel for what this node's members may have missed.
 func (srv *Server) syncChannel(channel string) {
-	w := &historyRequestWire{limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli()}
+	w := &historyRequestWire{channel: channel, limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli()}
 	crand.Read(w.id[:])
 	a := srv.history
 	a.mu.Lock()
 	if r := a.recent[channel]; r != nil {
 		w.have = r.newest(proto.MaxHistoryHave)
 	}
-	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), members: make(map[*session]struct{})}
+	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected)}
 	for _, id := range w.have {
 		c.msgs[id] = collected{}
 	}
@@ -796,7 +862,7 @@ func (srv *Server) syncChannel(channel string) {
 	c.timer = time.AfterFunc(historyCollect, func() { srv.finishHistory(w.id, c) })
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(srv.bgCtx, publishTimeout)
-	err := srv.mesh.Publish(ctx, channel, w.marshal())
+	err := srv.publishHistory(ctx, w.marshal())
 	cancel()
 	if err != nil {
 		a.mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"darkchat/internal/synfilter"
-	"darkchat/p2p"
 )
 
 // Connection limits are applied when a connection is accepted, on both
@@ -382,8 +381,11 @@ func (s *Server) logRefusals() {
 // them, one client joining and leaving new channels in a loop had the node
 // banned by every peer within a second.
 
-// meshTopicBudget is the topics a peer lets the node subscribe to at once.
-const meshTopicBudget = p2p.MaxTopicsPerPeer
+// meshTopicBudget is the channel and inbox topics a peer lets the node
+// subscribe to at once: 1024, what nodes of the previous version allow
+// (they do not count the history topic; nodes of this version allow
+// p2p.MaxTopicsPerPeer, room for it).
+const meshTopicBudget = 1024
 
 // New-subscription pacing. After a peer connects and takes the node's
 // subscription list (at most meshTopicBudget − 64 topics, leaving 64 of the

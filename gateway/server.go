@@ -71,8 +71,10 @@ type Server struct {
 
 	bundles bundles
 	// history holds this node's sessions' history requests in flight,
-	// and those they were asked to answer.
-	history *historyAgent
+	// and those they were asked to answer; historyMesh carries them (nil
+	// for a mesh without history).
+	history     *historyAgent
+	historyMesh HistoryMesh
 	// Background work (DHT puts, the republish loop), stopped by Close.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -139,6 +141,14 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	go s.republishLoop()
 	go s.logRefusals()
 	go s.updateFloodFilter()
+	if hm, ok := mesh.(HistoryMesh); ok {
+		if err := hm.JoinHistory(s); err != nil {
+			// Sessions still chat; their history requests fail.
+			s.log.Warn("history unavailable: cannot join the history topic", "err", err)
+		} else {
+			s.historyMesh = hm
+		}
+	}
 	if lister, ok := mesh.(ChannelPeerLister); ok {
 		peers := make(chan peer.ID, meshPeerQueue)
 		lister.OnMeshPeer(func(p peer.ID) {
@@ -394,6 +404,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	for _, sess := range sessions {
 		sess.shutdown(errorf(codeShutdown, "node is shutting down"))
+	}
+	if s.historyMesh != nil {
+		s.historyMesh.LeaveHistory(s)
 	}
 	s.bgCancel()
 	done := make(chan struct{})

@@ -485,6 +485,7 @@ func (s *session) join(req request) *clientError {
 			s.srv.log.Warn("join channel", "channel", req.Channel, "err", err)
 			return &clientError{code: codeInternal, msg: "cannot join channel: " + err.Error(), channel: req.Channel}
 		}
+		s.srv.history.joined(req.Channel, s)
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]string, 1)
@@ -499,6 +500,7 @@ func (s *session) leave(req request) *clientError {
 		return &clientError{code: codeNotJoined, msg: "not in channel " + quote(req.Channel), channel: req.Channel}
 	}
 	delete(s.channels, req.Channel)
+	s.srv.history.left(req.Channel, s)
 	s.srv.mesh.Leave(req.Channel, s)
 	s.srv.channels.leave(s.src, req.Channel)
 	s.enqueue(mustJSON(&proto.Left{Channel: req.Channel}))
@@ -576,12 +578,6 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 	switch p := m.Payload.(type) {
 	case *meshMessage:
 		mm = p
-	case *historyRequestPayload:
-		s.deliverHistoryRequest(p)
-		return
-	case *historyAnswerPayload:
-		s.deliverHistoryAnswer(p)
-		return
 	default:
 		return
 	}
@@ -791,6 +787,7 @@ func (s *session) cleanup() {
 		s.srv.poller.remove(s)
 	}
 	for ch := range s.channels {
+		s.srv.history.left(ch, s)
 		s.srv.mesh.Leave(ch, s)
 		s.srv.channels.leave(s.src, ch)
 	}

@@ -36,13 +36,14 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 	limiter := newAuthorLimiter(authors)
 	history := newHistoryTracker()
 	return func(from peer.ID, channel string, data []byte) (any, error) {
-		if len(data) > 0 {
-			switch data[0] {
-			case wireHistoryRequest:
-				return history.request(from, channel, data, now())
-			case wireHistoryAnswer:
-				return history.answer(channel, data, now(), window)
+		if channel == "" { // the history topic (p2p.Node.JoinHistory)
+			switch {
+			case len(data) > 0 && data[0] == wireHistoryRequest:
+				return history.request(from, data, now())
+			case len(data) > 0 && data[0] == wireHistoryAnswer:
+				return history.answer(data, now(), window)
 			}
+			return nil, fmt.Errorf("%w: not a history request or answer", identity.ErrMalformed)
 		}
 		m := &meshMessage{}
 		if err := m.msg.UnmarshalBinary(data); err != nil {

@@ -23,6 +23,16 @@ import (
 const (
 	channelTopicPrefix = "darkchat/v1/channel/"
 	inboxTopicPrefix   = "darkchat/v1/dm/"
+	// historyTopic carries the history requests and answers of every
+	// channel (the gateway's wire forms name the channel). It is a topic
+	// of its own, not the channels' topics, so that nodes of the previous
+	// version, which know only channel messages there, never see them:
+	// their subscription filter drops this topic, and they keep working
+	// beside newer nodes.
+	historyTopic = "darkchat/v1/history"
+	// historyName is its name in the node's table of topics, and the
+	// channel its validator is called with: none.
+	historyName = ""
 )
 
 // MaxChannelNameLen bounds channel names at this layer; the gateway applies
@@ -165,6 +175,26 @@ func (n *Node) Join(name string, m Member) error {
 // last one leaves. Leaving a channel one is not in is a no-op.
 func (n *Node) Leave(name string, m Member) {
 	n.leave(channelTopicPrefix+name, m)
+}
+
+// JoinHistory adds m to the members of the history topic, subscribing to
+// it with the first member. Its messages are checked by Config.Validator,
+// with channel "" (the data names the channel).
+func (n *Node) JoinHistory(m Member) error {
+	return n.join(historyName, historyTopic, false, m)
+}
+
+// LeaveHistory removes m from the history topic's members.
+func (n *Node) LeaveHistory(m Member) { n.leave(historyTopic, m) }
+
+// PublishHistory validates data and sends it on the history topic. The
+// node must have joined it.
+func (n *Node) PublishHistory(ctx context.Context, data []byte) error {
+	topic := n.joinedTopicNamed(historyTopic)
+	if topic == nil {
+		return fmt.Errorf("publish history: %w", ErrNotJoined)
+	}
+	return n.publish(ctx, topic, historyName, data)
 }
 
 // JoinInbox adds m to the members of DM inbox shard, subscribing to it with
@@ -412,7 +442,7 @@ func (n *Node) Channels() map[string]int {
 	defer n.chMu.Unlock()
 	out := make(map[string]int)
 	for _, c := range n.channels {
-		if k := len(c.memberList()); !c.inbox && k > 0 {
+		if k := len(c.memberList()); !c.inbox && c.topicName != historyTopic && k > 0 {
 			out[c.name] = k
 		}
 	}
@@ -421,9 +451,14 @@ func (n *Node) Channels() map[string]int {
 
 // joinedTopic returns the topic of a channel this node is subscribed to.
 func (n *Node) joinedTopic(name string) *pubsub.Topic {
+	return n.joinedTopicNamed(channelTopicPrefix + name)
+}
+
+// joinedTopicNamed is joinedTopic by topic name.
+func (n *Node) joinedTopicNamed(topicName string) *pubsub.Topic {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
-	c := n.channels[channelTopicPrefix+name]
+	c := n.channels[topicName]
 	if c == nil || c.sub == nil || c.busy != nil {
 		return nil
 	}

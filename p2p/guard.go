@@ -17,9 +17,10 @@ import (
 )
 
 // Topic namespaces darkchat uses: chat channels, named by the channel-name
-// rule of PROTOCOL.md, and DM inbox shards, numbered 0..MaxInboxShards-1.
+// rule of PROTOCOL.md, DM inbox shards, numbered 0..MaxInboxShards-1, and
+// the one history topic.
 // Nothing else enters the router's state.
-var topicFilter = regexp.MustCompile(`^darkchat/v1/(channel/[a-z0-9][a-z0-9._-]{0,63}|dm/(0|[1-9][0-9]{0,2}|10[01][0-9]|102[0-3]))$`)
+var topicFilter = regexp.MustCompile(`^darkchat/v1/(channel/[a-z0-9][a-z0-9._-]{0,63}|dm/(0|[1-9][0-9]{0,2}|10[01][0-9]|102[0-3])|history)$`)
 
 // Per-peer subscription limits. GossipSub keeps, for every topic a peer
 // announces, an entry in its topic tables, and go-libp2p-pubsub has no
@@ -33,9 +34,11 @@ var topicFilter = regexp.MustCompile(`^darkchat/v1/(channel/[a-z0-9][a-z0-9._-]{
 //     churn cannot stand in for many topics.
 //
 // A peer that exceeds either has the RPC dropped and is disconnected and
-// refused for peerBanDuration.
+// refused for peerBanDuration. A node carries at most 960 channels, 64 DM
+// shards and the history topic; nodes of the previous version allowed
+// 1024 topics and do not count the history topic (their filter drops it).
 const (
-	maxTopicsPerPeer = 1024
+	maxTopicsPerPeer = 1088
 	subscribeBurst   = 1024
 	subscribeRate    = 8
 	peerBanDuration  = 10 * time.Minute
