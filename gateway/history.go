@@ -52,10 +52,15 @@ const (
 	// maxTrackedHistory bounds the requests a node remembers; the oldest
 	// goes first.
 	maxTrackedHistory = 1024
-	// Requests a forwarding peer may bring, all its requesters together:
-	// a request costs every member node a session's answer.
+	// Requests a forwarding peer may bring, all its requesters together,
+	// and all peers together: a request costs every node with members in
+	// the channel a session's answer, and every node the verification of
+	// up to its limit of answered messages, so rotating peer IDs must not
+	// multiply them.
 	peerHistoryBurst = 16
 	peerHistoryRate  = 4
+	nodeHistoryBurst = 64
+	nodeHistoryRate  = 16
 	// A session's own requests (PROTOCOL.md: once every 2 s, 4 at once).
 	sessionHistoryBurst = 4
 	sessionHistoryRate  = 0.5
@@ -231,6 +236,7 @@ type historyTracker struct {
 	reqs  map[messageID]*trackedHistory
 	order []messageID // oldest first, for eviction
 	peers map[peer.ID]*tokenBucket
+	node  tokenBucket // requests from all peers
 }
 
 type trackedHistory struct {
@@ -243,7 +249,8 @@ type trackedHistory struct {
 }
 
 func newHistoryTracker() *historyTracker {
-	return &historyTracker{reqs: make(map[messageID]*trackedHistory), peers: make(map[peer.ID]*tokenBucket)}
+	return &historyTracker{reqs: make(map[messageID]*trackedHistory), peers: make(map[peer.ID]*tokenBucket),
+		node: newTokenBucket(nodeHistoryRate, nodeHistoryBurst, time.Now())}
 }
 
 // historyRequestPayload is a validated request, handed to the gateway
@@ -283,6 +290,9 @@ func (t *historyTracker) request(from peer.ID, data []byte, now time.Time) (any,
 		}
 		if !b.take(now) {
 			return nil, fmt.Errorf("history requests from this peer faster than %d a second: %w", peerHistoryRate, p2p.ErrIgnore)
+		}
+		if !t.node.take(now) {
+			return nil, fmt.Errorf("history requests from all peers faster than %d a second: %w", nodeHistoryRate, p2p.ErrIgnore)
 		}
 	}
 	if _, ok := t.reqs[r.id]; ok {
@@ -381,7 +391,7 @@ type historyAgent struct {
 	mu       sync.Mutex
 	pending  map[messageID]*historyCollector
 	assigned map[messageID]*historyAssignment
-	recent   map[string]*recentDelivered        // by channel
+	recent   map[string]*recentDelivered      // by channel
 	members  map[string]map[*session]struct{} // channel → member sessions
 }
 

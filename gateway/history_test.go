@@ -4,12 +4,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"darkchat/identity"
+	"darkchat/p2p"
 	"darkchat/proto"
 )
 
@@ -301,5 +305,103 @@ func TestRecentDelivered(t *testing.T) {
 	got := r.newest(3)
 	if want := []messageID{id(recentIDs + 7), id(recentIDs + 8), id(recentIDs + 9)}; !slices.Equal(got, want) {
 		t.Errorf("newest(3) = %x, want %x", got, want)
+	}
+}
+
+// The validator's side of history: requests are budgeted per forwarding
+// peer and per node; an answer is accepted only for a request seen, only
+// with messages new for it and validly signed, so a second member's
+// answer with the same messages goes no further, and a forged one is
+// rejected (held against the peer), not ignored.
+func TestHistoryTracker(t *testing.T) {
+	now := time.Now()
+	tr := newHistoryTracker()
+	req := func(from peer.ID, i int) error {
+		w := &historyRequestWire{channel: "lobby", limit: 5}
+		w.id[0], w.id[1] = byte(i>>8), byte(i)
+		_, err := tr.request(from, w.marshal(), now)
+		return err
+	}
+	for i := range peerHistoryBurst {
+		if err := req("p1", i); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if err := req("p1", 1000); !errors.Is(err, p2p.ErrIgnore) {
+		t.Fatalf("a peer's request over its budget: %v, want ignored", err)
+	}
+	accepted := peerHistoryBurst
+	for i := range 2 * nodeHistoryBurst {
+		if req(peer.ID(fmt.Sprint("p", i+2)), 2000+i) == nil {
+			accepted++
+		}
+	}
+	if accepted != nodeHistoryBurst {
+		t.Errorf("%d requests from many peers accepted at once, want the node's burst %d", accepted, nodeHistoryBurst)
+	}
+
+	key, _ := identity.GenerateKey()
+	var wires [][]byte
+	for i := range 3 {
+		m, err := identity.NewChannelMessage(key, "lobby", "bob", fmt.Sprint(i), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := m.MarshalBinary()
+		wires = append(wires, w)
+	}
+	var id messageID // request 0, seen above
+	ans := marshalHistoryAnswers(id, "lobby", wires)
+	if len(ans) != 1 {
+		t.Fatalf("%d answers for 3 small messages", len(ans))
+	}
+	p, err := tr.answer(ans[0], now, DefaultTimestampWindow)
+	if err != nil || len(p.(*historyAnswerPayload).msgs) != 3 {
+		t.Fatalf("first answer: %v, %v", p, err)
+	}
+	if _, err := tr.answer(ans[0], now, DefaultTimestampWindow); !errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("the same answer again: %v, want ignored", err)
+	}
+	var unknown messageID
+	unknown[0] = 0xff
+	if _, err := tr.answer(marshalHistoryAnswers(unknown, "lobby", wires)[0], now, DefaultTimestampWindow); !errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("an answer to an unknown request: %v, want ignored", err)
+	}
+	forged := slices.Clone(wires[0])
+	forged[len(forged)-1] ^= 1 // the signature's last byte
+	var id2 messageID
+	id2[1] = 1 // request 1
+	if _, err := tr.answer(marshalHistoryAnswers(id2, "lobby", [][]byte{forged})[0], now, DefaultTimestampWindow); err == nil || errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("a forged message in an answer: %v, want rejected", err)
+	}
+	if _, err := tr.answer(marshalHistoryAnswers(id2, "other", wires)[0], now, DefaultTimestampWindow); !errors.Is(err, p2p.ErrIgnore) {
+		t.Errorf("an answer naming another channel than its request: %v, want ignored", err)
+	}
+}
+
+// Every history wire form decodes to what was encoded, and truncated or
+// padded ones are refused.
+func TestHistoryWire(t *testing.T) {
+	w := &historyRequestWire{channel: "lobby", limit: 7, since: 1234, have: []messageID{{1}, {2}}}
+	w.id[3] = 9
+	b := w.marshal()
+	got, err := unmarshalHistoryRequest(b)
+	if err != nil || got.channel != "lobby" || got.limit != 7 || got.since != 1234 || len(got.have) != 2 || got.have[1] != (messageID{2}) || got.id != w.id {
+		t.Fatalf("request round trip: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(slices.Clone(b), 0), b[:20]} {
+		if _, err := unmarshalHistoryRequest(bad); err == nil {
+			t.Errorf("accepted a request of %d bytes", len(bad))
+		}
+	}
+	a := marshalHistoryAnswers(w.id, "lobby", [][]byte{{1, 2, 3}, {4}})[0]
+	id, ch, wires, err := unmarshalHistoryAnswer(a)
+	if err != nil || id != w.id || ch != "lobby" || len(wires) != 2 || !slices.Equal(wires[0], []byte{1, 2, 3}) {
+		t.Fatalf("answer round trip: %x %q %v %v", id, ch, wires, err)
+	}
+	for _, bad := range [][]byte{a[:len(a)-1], append(slices.Clone(a), 0)} {
+		if _, _, _, err := unmarshalHistoryAnswer(bad); err == nil {
+			t.Errorf("accepted an answer of %d bytes", len(bad))
+		}
 	}
 }
