@@ -22,6 +22,12 @@
 //	              bundle at login and refreshes it; whois, verified and
 //	              cached; seals DMs and tracks each until its receipt or
 //	              timeout; opens, de-duplicates and answers incoming DMs
+//	history.go    channel history (PROTOCOL.md §2.8): the Store of each
+//	              channel's last HistoryKeep messages and of the IDs shown;
+//	              History asks the members, late messages are reported
+//	              once, and the node's history requests are answered
+//	              from the Store through a queue of their own, which the
+//	              writer sends when nothing else waits
 //	sanitize.go   how untrusted text is made safe to print
 //
 // # Goroutines

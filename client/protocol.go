@@ -46,6 +46,12 @@ type (
 	Bundle  = proto.Bundle
 	DM      = proto.DM
 	DMSent  = proto.DMSent
+	// History, HistoryRequest, HistoryAnswer and HistoryEnd are the
+	// channel history objects (PROTOCOL.md §2.8).
+	History        = proto.History
+	HistoryRequest = proto.HistoryRequest
+	HistoryAnswer  = proto.HistoryAnswer
+	HistoryEnd     = proto.HistoryEnd
 	// Error is the node's error object, and the Go error a Session returns
 	// for a failure the node reported.
 	Error = proto.Error

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"darkchat/identity"
-	"darkchat/internal/fifo"
 	"darkchat/proto"
 )
 
@@ -52,11 +51,6 @@ const (
 	// reports an error on its own).
 	defaultKeepAlive = 30 * time.Second
 
-	// seenSize is how many message IDs are remembered to drop duplicates.
-	// The node already delivers each message at most once; this only
-	// guards the display against a node replaying recent messages.
-	seenSize = 1024
-
 	// rateMargin slows the client's pacing below the node's rate, so that
 	// jitter between the two token buckets never turns into rate_limited.
 	rateMargin = 0.9
@@ -88,6 +82,11 @@ type SessionConfig struct {
 	// ReceiptTimeout is how long after the node sent a DM the session
 	// waits for the recipient's receipt; zero means DefaultReceiptTimeout.
 	ReceiptTimeout time.Duration
+	// Store keeps the channels' recent messages (to answer history
+	// requests) and the IDs already shown. Nil means a new one for this
+	// session; a caller that reconnects passes the previous session's, so
+	// the history it asks for on joining again repeats nothing shown.
+	Store *Store
 }
 
 // Event is something the session reports: one of the Event* types.
@@ -109,9 +108,16 @@ type EventJoined struct{ Channel, Username string }
 // EventLeft: the node confirmed a leave.
 type EventLeft struct{ Channel string }
 
-// EventMessage: a channel message whose signature the client verified.
-// Its strings are untrusted: Sanitize them before printing.
-type EventMessage struct{ Message identity.ChannelMessage }
+// EventMessage: a channel message whose signature the client verified,
+// never one whose ID was reported before. Late marks a message that
+// answers the history request History (Session.History): sent earlier,
+// at Message.Timestamp. Its strings are untrusted: Sanitize them before
+// printing.
+type EventMessage struct {
+	Message identity.ChannelMessage
+	Late    bool
+	History string
+}
 
 // EventOK: the node accepted the message ID, sent to Channel.
 type EventOK struct{ ID, Channel string }
@@ -192,27 +198,30 @@ type Session struct {
 
 	receiptTimeout time.Duration
 	out            chan []byte   // encoded objects for the writer, at most sendQueue
+	answers        chan []byte   // encoded history answers, sent after out's objects; at most answerQueue
+	store          *Store        // the channels' recent messages and the IDs shown
+	historyLimiter *rate.Limiter // paces History to the node's limit
 	wake           chan struct{} // wakes the housekeeping goroutine
 	hkDone         chan struct{} // closed when the housekeeping goroutine ends
 	emitMu         sync.Mutex    // serialises OnEvent
 
 	lastRecv atomic.Int64 // Unix nanoseconds
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever the state below changes
-	state    sessionState
-	hello    Hello
-	limiter  *rate.Limiter
-	loginErr error             // why the login failed
-	fatal    error             // the node's closing error, the reason for the end that follows
-	reason   error             // set by abort: why the client ended the session
-	err      error             // set when the session has ended
-	joined   map[string]string // channel → username, confirmed by the node
-	joining  map[string]string // channel → username, join sent and not yet answered
-	requests map[string]int    // channel → joins and leaves not yet answered
-	pending  map[string]string // message ID → channel, sent and not yet answered
-	seen     *fifo.Map[[identity.MessageIDSize]byte, struct{}]
-	dm       dmState
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced whenever the state below changes
+	state     sessionState
+	hello     Hello
+	limiter   *rate.Limiter
+	loginErr  error                      // why the login failed
+	fatal     error                      // the node's closing error, the reason for the end that follows
+	reason    error                      // set by abort: why the client ended the session
+	err       error                      // set when the session has ended
+	joined    map[string]string          // channel → username, confirmed by the node
+	joining   map[string]string          // channel → username, join sent and not yet answered
+	requests  map[string]int             // channel → joins and leaves not yet answered
+	pending   map[string]sentMessage     // by message ID: sent and not yet answered
+	histories map[string]*historyRequest // by request ID: sent and not yet ended; at most historyPending
+	dm        dmState
 }
 
 // NewSession starts a session on t, which it now owns (Close closes it).
@@ -251,12 +260,18 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		joined:         make(map[string]string),
 		joining:        make(map[string]string),
 		requests:       make(map[string]int),
-		pending:        make(map[string]string),
-		seen:           fifo.NewMap[[identity.MessageIDSize]byte, struct{}](seenSize),
+		pending:        make(map[string]sentMessage),
+		histories:      make(map[string]*historyRequest),
+		answers:        make(chan []byte, answerQueue),
+		store:          cfg.Store,
+		historyLimiter: newHistoryLimiter(),
 		dm:             newDMState(),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.store == nil {
+		s.store = NewStore()
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.writeCtx, s.stopWrites = context.WithCancel(context.Background())
@@ -501,7 +516,7 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 		return "", fmt.Errorf("send: %w", err)
 	}
 	// Registered before sending: the answer can arrive before write returns.
-	s.pending[id] = channel
+	s.pending[id] = sentMessage{m}
 	s.mu.Unlock()
 	if err := s.write(ctx, NewSend(&m)); err != nil {
 		s.mu.Lock()
@@ -512,6 +527,10 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 	}
 	return id, nil
 }
+
+// sentMessage is a message sent and not yet answered: once the node
+// accepts it, the session keeps it for history requests.
+type sentMessage struct{ msg identity.ChannelMessage }
 
 // answeredLocked counts one join or leave on channel as answered; s.mu
 // must be held.
@@ -532,7 +551,8 @@ func (s *Session) Pending() int {
 }
 
 // WaitIdle waits until the node has answered every sent message, DM, join
-// and leave (so that a script's last lines show their results). It returns
+// and leave, and ended every history request (so that a script's last
+// lines show their results). It returns
 // the session's end reason if the session ends first, or ctx's error. DM
 // receipts may still be on their way: see WaitDMs.
 func (s *Session) WaitIdle(ctx context.Context) error {
@@ -546,7 +566,7 @@ func (s *Session) WaitIdle(ctx context.Context) error {
 // only after its DM timeout, and several such dms one after the other.
 func (s *Session) WaitIdleQuiet(ctx context.Context, quiet time.Duration) error {
 	idle := func() bool {
-		return len(s.pending) == 0 && len(s.requests) == 0 && s.unansweredDMsLocked() == 0
+		return len(s.pending) == 0 && len(s.requests) == 0 && len(s.histories) == 0 && s.unansweredDMsLocked() == 0
 	}
 	if quiet > 0 {
 		var cancel context.CancelCauseFunc
@@ -571,8 +591,8 @@ func (s *Session) WaitIdleQuiet(ctx context.Context, quiet time.Duration) error 
 	if err == nil {
 		err = s.err
 	}
-	return fmt.Errorf("%d messages, and joins or leaves in %d channels, unanswered: %w",
-		len(s.pending)+s.unansweredDMsLocked(), len(s.requests), err)
+	return fmt.Errorf("%d messages, %d history requests, and joins or leaves in %d channels, unanswered: %w",
+		len(s.pending)+s.unansweredDMsLocked(), len(s.histories), len(s.requests), err)
 }
 
 // waitFor waits until cond (called with s.mu held) holds, the session
@@ -682,9 +702,10 @@ func (s *Session) endReason() error {
 }
 
 // writeLoop is the session's writer: it hands queued objects to the
-// transport in order, each within writeTimeout. Once the session is
-// ending it writes what is still queued and exits, or exits when writeCtx
-// ends (see ending).
+// transport in order, each within writeTimeout, and history answers when
+// nothing else waits. Once the session is ending it writes what is still
+// queued (answers excepted) and exits, or exits when writeCtx ends (see
+// ending).
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
 	defer close(s.writerDone)
@@ -692,6 +713,18 @@ func (s *Session) writeLoop() {
 		select {
 		case data := <-s.out:
 			if !s.writeOne(data) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case data := <-s.out:
+			if !s.writeOne(data) {
+				return
+			}
+		case data := <-s.answers:
+			if s.ctx.Err() == nil && !s.writeOne(data) {
 				return
 			}
 		case <-s.ctx.Done():
@@ -789,7 +822,12 @@ func (s *Session) housekeeping() {
 		case <-s.wake:
 		case <-timer.C:
 		}
-		if next := s.expireDMs(time.Now()); !next.IsZero() {
+		now := time.Now()
+		next := s.expireDMs(now)
+		if h := s.expireHistories(now); !h.IsZero() && (next.IsZero() || h.Before(next)) {
+			next = h
+		}
+		if !next.IsZero() {
 			timer.Reset(time.Until(next))
 		} else {
 			timer.Stop()
@@ -845,22 +883,33 @@ func (s *Session) handle(obj Object) error {
 	case *Left:
 		s.mu.Lock()
 		delete(s.joined, o.Channel) // a join answered after the leave was sent
+		_, rejoining := s.joining[o.Channel]
 		s.answeredLocked(o.Channel)
 		s.mu.Unlock()
+		if !rejoining {
+			s.store.Forget(o.Channel) // no longer answered for
+		}
 		s.emit(EventLeft{Channel: o.Channel})
 	case *OK:
 		s.mu.Lock()
-		channel, ok := s.pending[o.ID]
+		sent, ok := s.pending[o.ID]
 		delete(s.pending, o.ID)
 		s.notifyLocked()
 		s.mu.Unlock()
 		if ok {
-			s.emit(EventOK{ID: o.ID, Channel: channel})
+			// Accepted, so on its way to the others: kept to answer
+			// history requests, and never shown as a late message.
+			s.store.receive(sent.msg)
+			s.emit(EventOK{ID: o.ID, Channel: sent.msg.Channel})
 		}
 	case *Error:
 		s.handleError(o)
 	case *Message:
 		s.handleMessage(o)
+	case *HistoryRequest:
+		s.answerHistory(o)
+	case *HistoryEnd:
+		s.handleHistoryEnd(o)
 	case *DM:
 		s.handleDM(o)
 	case *DMSent:
@@ -956,9 +1005,14 @@ func (s *Session) handleError(e *Error) {
 	}
 	channel := e.Channel
 	if e.ID != "" {
-		if c, ok := s.pending[e.ID]; ok {
-			channel = c
+		if sent, ok := s.pending[e.ID]; ok {
+			channel = sent.msg.Channel
 			delete(s.pending, e.ID)
+		}
+		if h, ok := s.histories[e.ID]; ok {
+			// The node refused a history request: that is its end.
+			channel = h.channel
+			delete(s.histories, e.ID)
 		}
 	}
 	if e.ID == "" && e.Channel != "" {
@@ -990,16 +1044,26 @@ func (s *Session) handleMessage(o *Message) {
 		s.emit(EventWarning{Err: fmt.Errorf("dropped a message in %s from %s: %w", o.Channel, o.Key, err)})
 		return
 	}
-	if s.seenBefore(m.ID) {
+	// A late message counts for its request even when it was shown
+	// before (the node's count includes it).
+	var h *historyRequest
+	if o.Late {
+		s.mu.Lock()
+		h = s.histories[o.History]
+		if h != nil {
+			h.count++
+		}
+		s.mu.Unlock()
+	}
+	if !s.store.receive(m) {
 		return
 	}
-	s.emit(EventMessage{Message: m})
-}
-
-// seenBefore records id and reports whether it was already recorded,
-// remembering the last seenSize IDs.
-func (s *Session) seenBefore(id [identity.MessageIDSize]byte) bool {
-	return !s.seen.Add(id)
+	if h != nil {
+		s.mu.Lock()
+		h.fresh++
+		s.mu.Unlock()
+	}
+	s.emit(EventMessage{Message: m, Late: o.Late, History: o.History})
 }
 
 // finish records why the session ended and reports it.
@@ -1023,6 +1087,7 @@ func (s *Session) finish(readErr error) {
 	s.reason = reason
 	s.err = reason
 	lost := s.endDMsLocked(reason)
+	clear(s.histories) // the session's end is their answer
 	s.notifyLocked()
 	s.mu.Unlock()
 

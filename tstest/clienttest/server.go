@@ -1,7 +1,9 @@
 // Package clienttest is a scripted peer for unit tests of the client: a
 // small in-process hub that plays the node's side of PROTOCOL.md (hello,
-// login, join, leave, send, ok, message, ping, error, and for direct
-// messages whois, bundle, dm, dm_sent) over TCP lines or WebSocket frames.
+// login, join, leave, send, ok, message, ping, error, for direct
+// messages whois, bundle, dm, dm_sent, and channel history: history,
+// history_request, history_answer, history_end) over TCP lines or
+// WebSocket frames.
 // It is not a node and not a stand-in for one: no mesh, no DHT (it keeps
 // the bundles its sessions gave it, for as long as it runs), no rate
 // limits, no timeouts beyond what a test needs. Real-node tests use
@@ -10,11 +12,13 @@ package clienttest
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -41,12 +45,17 @@ type Server struct {
 	Reject func(identity.ChannelMessage) string
 	// Now is the clock key bundles are verified with; nil means time.Now.
 	Now func() time.Time
+	// HistoryWait is how long a history request collects the members'
+	// answers before the requester gets them; zero means 300 ms.
+	HistoryWait time.Duration
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	bundles   map[identity.PublicKey]string // base64, as given
+	histories map[string]*historyAsk        // by request ID, every one ever made (no node forgets them sooner than a test ends)
+	quit      chan struct{}                 // closed by Close
 	wg        sync.WaitGroup
 }
 
@@ -180,9 +189,23 @@ func (s *Server) start(c *conn) {
 	go s.serve(c)
 }
 
+// quitLocked returns the channel Close closes; s.mu must be held.
+func (s *Server) quitLocked() chan struct{} {
+	if s.quit == nil {
+		s.quit = make(chan struct{})
+		if s.closed {
+			close(s.quit)
+		}
+	}
+	return s.quit
+}
+
 // Close closes the listeners and every session, and waits for them.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.quitLocked())
+	}
 	s.closed = true
 	for ln := range s.listeners {
 		ln.Close()
@@ -372,6 +395,11 @@ func (s *Server) handle(c *conn, obj proto.Object, challenge string) bool {
 		return c.write(&proto.Bundle{Key: c.key.String(), Bundle: o.Bundle}) == nil
 	case *proto.DM:
 		return s.dm(c, o)
+	case *proto.History:
+		return s.history(c, o)
+	case *proto.HistoryAnswer:
+		s.historyAnswer(c, o)
+		return true
 	}
 	return c.fail("unknown_type", "%s is not for the node", obj.Type()) == nil
 }
@@ -460,4 +488,134 @@ func (s *Server) dm(c *conn, o *proto.DM) bool {
 		}
 	}
 	return true
+}
+
+// historyAsk is one history request (PROTOCOL.md §2.8) while it collects
+// answers. One Server plays every node, so every other member session
+// of the channel is asked, as if each were on a node of its own.
+type historyAsk struct {
+	from    *conn
+	channel string
+	limit   int
+	since   int64
+	have    map[string]bool
+	asked   map[*conn]int // answers each may still send
+	got     map[string]proto.Message
+	done    bool
+}
+
+func (s *Server) historyWait() time.Duration {
+	if s.HistoryWait <= 0 {
+		return 300 * time.Millisecond
+	}
+	return s.HistoryWait
+}
+
+// history asks the channel's other members for their messages, and
+// after HistoryWait sends the requester what came.
+func (s *Server) history(c *conn, o *proto.History) bool {
+	answer := func(code proto.Code, msg string) bool {
+		return c.write(&proto.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
+	}
+	limit := int(o.Limit)
+	if limit == 0 {
+		limit = proto.DefaultHistoryLimit
+	}
+	req := &proto.HistoryRequest{Channel: o.Channel, ID: o.ID, Limit: int64(limit), Since: o.Since}
+	s.mu.Lock()
+	_, in := c.channels[o.Channel]
+	_, dup := s.histories[o.ID]
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if !in || dup {
+		s.mu.Unlock()
+		if !in {
+			return answer("not_joined", "join channel "+o.Channel+" first")
+		}
+		return answer("duplicate", "history request "+o.ID+" was already made")
+	}
+	ask := &historyAsk{from: c, channel: o.Channel, limit: limit, since: o.Since,
+		have: make(map[string]bool), asked: make(map[*conn]int), got: make(map[string]proto.Message)}
+	for _, id := range o.Have {
+		ask.have[id] = true
+	}
+	for other := range s.conns {
+		if _, in := other.channels[o.Channel]; in && other != c {
+			ask.asked[other] = limit
+		}
+	}
+	if s.histories == nil {
+		s.histories = make(map[string]*historyAsk)
+	}
+	s.histories[o.ID] = ask
+	s.wg.Add(1)
+	quit := s.quitLocked()
+	s.mu.Unlock()
+	for other := range ask.asked {
+		other.write(req)
+	}
+	go func() {
+		defer s.wg.Done()
+		// The answers' time to come, as a node waits for them.
+		t := time.NewTimer(s.historyWait())
+		defer t.Stop()
+		select {
+		case <-t.C:
+			s.endHistory(o.ID)
+		case <-quit:
+		}
+	}()
+	return true
+}
+
+// historyAnswer takes one member's answer, checked as a node checks it.
+func (s *Server) historyAnswer(c *conn, o *proto.HistoryAnswer) {
+	m, err := o.Message.ChannelMessage()
+	if err != nil || m.Verify() != nil {
+		c.write(&proto.Error{Code: "bad_signature", Message: "history answer: message signature does not verify", ID: o.ID})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ask := s.histories[o.ID]
+	if ask == nil || ask.done || ask.asked[c] <= 0 || m.Channel != ask.channel || m.Timestamp < ask.since {
+		return // not asked of this session, or not what was asked
+	}
+	ask.asked[c]--
+	if ask.have[o.Message.ID] {
+		return
+	}
+	msg := o.Message
+	msg.Late, msg.History = true, o.ID
+	ask.got[msg.ID] = msg
+}
+
+// endHistory sends the requester the newest limit messages that came,
+// oldest first, then history_end.
+func (s *Server) endHistory(id string) {
+	s.mu.Lock()
+	ask := s.histories[id]
+	ask.done = true
+	msgs := make([]proto.Message, 0, len(ask.got))
+	for _, m := range ask.got {
+		msgs = append(msgs, m)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(msgs, func(a, b proto.Message) int {
+		if c := cmp.Compare(a.TS, b.TS); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if len(msgs) > ask.limit {
+		msgs = msgs[len(msgs)-ask.limit:]
+	}
+	for i := range msgs {
+		if ask.from.write(&msgs[i]) != nil {
+			return
+		}
+	}
+	ask.from.write(&proto.HistoryEnd{Channel: ask.channel, ID: id, Count: int64(len(msgs))})
 }
