@@ -10,7 +10,12 @@
 //	Your PUBLIC KEY : <key>                             at Start
 //	Connected to Network as <key> via node <peer ID>    after a login
 //	VERIFY : "<challenge>"                              connect with ManualAuth
-//	<username>@<channel> - <message>                    a channel message
+//	<username>@<channel> - <message>                    a channel message, late ones too when scripted
+//	[late <time>] <username>@<channel> - <message>      interactive (Config.Interactive): a message that
+//	                                                    answers a history request, at its author's time
+//	                                                    ("14:03", local; "Dec 5 14:03" when not today)
+//	History of #<channel>: <n> messages                 a history request ended; "(<m> more already
+//	                                                    shown)" follows when some came again
 //	ERROR: <reason>                                     anything refused or failed
 //	<username>@private(<sender key>) - <message>        a DM received
 //	DM to <recipient key>: delivered                    its receipt arrived
@@ -21,7 +26,9 @@
 //	<key>: key bundle valid until <RFC 3339 UTC>, DM key <16 hex: SHA-256 of the DM public key>
 //
 // Every text taken from the node is passed through client.Sanitize before
-// it is printed. Every method of Interpreter is safe for concurrent use;
+// it is printed. In interactive mode a confirmed join (not a new username
+// in a channel) also asks for the channel's history, whose end is printed
+// only when it brought something. Every method of Interpreter is safe for concurrent use;
 // Output is called from the caller's goroutine and the session's reader,
 // one call at a time.
 package command

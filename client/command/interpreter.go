@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"darkchat/client"
 	"darkchat/identity"
+	"darkchat/internal/fifo"
 	"darkchat/proto"
 )
 
@@ -22,6 +24,16 @@ const defaultTimeout = 30 * time.Second
 
 // settleMargin is added to the receipt timeout to bound SettleDMs.
 const settleMargin = 2 * time.Second
+
+// autoHistorySize bounds the channels whose join is to ask for history
+// and the automatic requests remembered: more than a session's channels
+// (32 by default). A failed join leaves its channel behind, forgotten
+// oldest first.
+const autoHistorySize = 128
+
+// autoHistoryTimeout bounds the wait of an automatic history request for
+// its turn (the node allows one every 2 s, 4 at once).
+const autoHistoryTimeout = time.Minute
 
 // Config configures an Interpreter. Key, Dial and Output are required.
 type Config struct {
@@ -49,6 +61,11 @@ type Config struct {
 	// the recipient's receipt before printing "not delivered"; zero means
 	// client.DefaultReceiptTimeout (10 s).
 	DMTimeout time.Duration
+	// Interactive is set when a person reads the output (a terminal, the
+	// browser): late messages then carry a mark with their original time,
+	// and joining a channel asks for its recent history. Scripted output
+	// (unset) keeps exactly the lines scripts expect.
+	Interactive bool
 }
 
 // LineKind says what an output line is, so a UI can style it.
@@ -57,7 +74,7 @@ type LineKind int
 const (
 	LineNotice   LineKind = iota // anything else; never of the form "x@y - "
 	LineError                    // "ERROR: <reason>"
-	LineMessage                  // "<username>@<channel> - <message>", a DM's channel being "private(<sender key>)"
+	LineMessage                  // "<username>@<channel> - <message>", a DM's channel being "private(<sender key>)"; interactive, a late one is "[late <time>] " and that
 	LineDMStatus                 // "DM to <recipient key>: delivered" or "…: not delivered (<reason>)"
 )
 
@@ -67,7 +84,10 @@ const (
 // username by Author; a
 // direct message is a LineMessage whose Channel is "private(<Author in
 // hex>)" (no channel name has a parenthesis). For a LineDMStatus, Author is
-// the DM's recipient.
+// the DM's recipient. A late message (one that answers a history request)
+// has Late set and Time its author's timestamp; in interactive mode its
+// Text starts with Mark, "[late 14:03] " (local time; the date too when
+// not today), before the parts.
 type Line struct {
 	Kind    LineKind
 	Text    string
@@ -75,6 +95,9 @@ type Line struct {
 	Channel string
 	User    string
 	Body    string
+	Late    bool
+	Time    time.Time
+	Mark    string
 }
 
 // Command is one parsed input line. Name is a command name, "say" for
@@ -87,11 +110,12 @@ type Command struct {
 
 // commandSpec describes one command for the parser and for help.
 type commandSpec struct {
-	name  string
-	args  string // usage after the name
-	nargs int    // number of arguments
-	rest  bool   // the last argument is the rest of the line
-	help  string
+	name     string
+	args     string // usage after the name
+	nargs    int    // number of arguments
+	optional int    // how many of the last arguments may be left out
+	rest     bool   // the last argument is the rest of the line
+	help     string
 }
 
 var commandSpecs = []commandSpec{
@@ -100,6 +124,7 @@ var commandSpecs = []commandSpec{
 	{name: "verify", args: "<signature>", nargs: 1, help: "log in with the signature printed by sign"},
 	{name: "join", args: "<channel> <username>", nargs: 2, help: "join a channel (again: change your username there)"},
 	{name: "leave", args: "<channel>", nargs: 1, help: "leave a channel"},
+	{name: "history", args: "<channel> [N]", nargs: 2, optional: 1, help: fmt.Sprintf("ask the channel's members for its last N messages you missed (default %d, at most %d)", proto.DefaultHistoryLimit, proto.MaxHistoryLimit)},
 	{name: "private", args: "<public-key> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message"},
 	{name: "whois", args: "<public-key>", nargs: 1, help: "look up a user's key bundle"},
 	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
@@ -143,7 +168,7 @@ func Parse(line string) (Command, error) {
 		arg, rest = cutWord(rest)
 		args = append(args, arg)
 	}
-	if len(args) != spec.nargs || rest != "" {
+	if len(args) < spec.nargs-spec.optional || rest != "" {
 		return Command{}, fmt.Errorf("usage: %s", strings.TrimSpace(spec.name+" "+spec.args))
 	}
 	return Command{Name: name, Args: args}, nil
@@ -170,10 +195,23 @@ type Interpreter struct {
 
 	connMu sync.Mutex // held while connecting, so connects do not overlap
 
+	// store outlives the sessions: what a reconnect asks for on joining
+	// again shows nothing already shown.
+	store *client.Store
+	// autoWG counts the goroutines asking for history after a join; Close
+	// waits for them (they end with the session).
+	autoWG sync.WaitGroup
+
 	mu       sync.Mutex
 	sess     *client.Session
 	nick     string
 	lastJoin string
+	// joinHistory holds the channels whose confirmed join asks for their
+	// history (interactive: a channel joined, not a new username in one);
+	// auto the requests so made, whose end is printed only if they
+	// brought something.
+	joinHistory *fifo.Map[string, struct{}]
+	auto        *fifo.Map[string, struct{}]
 
 	brokenOnce sync.Once
 	broken     chan struct{}
@@ -198,7 +236,14 @@ func New(cfg Config) (*Interpreter, error) {
 	if cfg.DMTimeout <= 0 {
 		cfg.DMTimeout = client.DefaultReceiptTimeout
 	}
-	return &Interpreter{cfg: cfg, nick: cfg.Name, broken: make(chan struct{})}, nil
+	return &Interpreter{
+		cfg:         cfg,
+		nick:        cfg.Name,
+		broken:      make(chan struct{}),
+		store:       client.NewStore(),
+		joinHistory: fifo.NewMap[string, struct{}](autoHistorySize),
+		auto:        fifo.NewMap[string, struct{}](autoHistorySize),
+	}, nil
 }
 
 // PublicKey returns the user's address.
@@ -272,8 +317,9 @@ func (c *Interpreter) DMName() string {
 // Close closes the current session. It is idempotent.
 func (c *Interpreter) Close() error {
 	if s := c.Session(); s != nil {
-		return s.Close()
+		s.Close()
 	}
+	c.autoWG.Wait()
 	return nil
 }
 
@@ -298,6 +344,8 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 		c.join(ctx, a[0], a[1])
 	case "leave":
 		c.leave(ctx, a[0])
+	case "history":
+		c.history(ctx, a[0], a[1:])
 	case "say":
 		c.say(ctx, a[0], a[1])
 	case "private":
@@ -348,6 +396,7 @@ func (c *Interpreter) connect(ctx context.Context) error {
 		Now:            c.cfg.Now,
 		KeepAlive:      c.cfg.KeepAlive,
 		ReceiptTimeout: c.cfg.DMTimeout,
+		Store:          c.store,
 	})
 	if err != nil {
 		t.Close()
@@ -427,6 +476,12 @@ func (c *Interpreter) join(ctx context.Context, channel, username string) {
 	if s == nil {
 		return
 	}
+	_, already := s.Username(channel)
+	if c.cfg.Interactive && !already {
+		c.mu.Lock()
+		c.joinHistory.Set(channel, struct{}{})
+		c.mu.Unlock()
+	}
 	if err := s.Join(ctx, channel, username); err != nil {
 		c.fail(err)
 		return
@@ -434,6 +489,65 @@ func (c *Interpreter) join(ctx context.Context, channel, username string) {
 	c.mu.Lock()
 	c.lastJoin = username
 	c.mu.Unlock()
+}
+
+// history asks a channel's members for the messages the user missed. The
+// late messages are printed as they come, then the request's end.
+func (c *Interpreter) history(ctx context.Context, channel string, args []string) {
+	if err := identity.ValidateChannelName(channel); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	limit := proto.DefaultHistoryLimit
+	if len(args) > 0 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > proto.MaxHistoryLimit {
+			c.errorf("history: N must be a number from 1 to %d, got %q", proto.MaxHistoryLimit, args[0])
+			return
+		}
+		limit = n
+	}
+	s := c.loggedIn()
+	if s == nil {
+		return
+	}
+	if _, err := s.History(ctx, channel, limit); err != nil {
+		if errors.Is(err, client.ErrNotJoined) {
+			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
+			return
+		}
+		c.fail(err)
+	}
+}
+
+// joinedHistory asks, after a join the user typed, for the channel's
+// recent history: a user returning to a channel sees what was said
+// meanwhile. History may wait for its turn, so it runs on its own
+// goroutine (the event's, the reader, must not wait), which ends with
+// the session at the latest.
+func (c *Interpreter) joinedHistory(s *client.Session, channel string) {
+	c.mu.Lock()
+	ask := c.joinHistory.Has(channel)
+	c.joinHistory.Delete(channel)
+	c.mu.Unlock()
+	if !ask {
+		return
+	}
+	c.autoWG.Add(1)
+	go func() {
+		defer c.autoWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), autoHistoryTimeout)
+		defer cancel()
+		id, err := s.History(ctx, channel, proto.DefaultHistoryLimit)
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			c.auto.Set(id, struct{}{})
+			c.mu.Unlock()
+		case s.Err() == nil && !errors.Is(err, client.ErrNotJoined):
+			c.fail(err) // the user left meanwhile, or the session ended: nothing to say
+		}
+	}()
 }
 
 func (c *Interpreter) leave(ctx context.Context, channel string) {
@@ -591,7 +705,16 @@ func (c *Interpreter) onEvent(ev client.Event) {
 			Body:    client.Sanitize(m.Body),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
+		if e.Late {
+			line.Late, line.Time = true, time.UnixMilli(m.Timestamp)
+			if c.cfg.Interactive {
+				line.Mark = lateMark(line.Time, c.now())
+				line.Text = line.Mark + line.Text
+			}
+		}
 		c.print(line)
+	case client.EventHistoryEnd:
+		c.historyEnd(e)
 	case client.EventDM:
 		m := e.DM
 		line := Line{
@@ -607,6 +730,9 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		c.dmStatus(e.To, e.Delivered, e.Err)
 	case client.EventJoined:
 		c.notice("Joined " + e.Channel + " as " + e.Username)
+		if s := c.Session(); s != nil {
+			c.joinedHistory(s, e.Channel)
+		}
 	case client.EventLeft:
 		c.notice("Left " + e.Channel)
 	case client.EventError:
@@ -625,6 +751,55 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		}
 		c.errorf("disconnected: %s", client.Sanitize(e.Err.Error()))
 	}
+}
+
+// historyEnd prints the end of a history request: how many messages came
+// (those already shown are not printed again). An automatic request that
+// brought nothing new ends without a word.
+func (c *Interpreter) historyEnd(e client.EventHistoryEnd) {
+	c.mu.Lock()
+	auto := c.auto.Has(e.ID)
+	c.auto.Delete(e.ID)
+	c.mu.Unlock()
+	if e.Err != nil {
+		if !auto {
+			c.errorf("%s", client.Sanitize(e.Err.Error()))
+		}
+		return
+	}
+	if auto && e.Fresh == 0 {
+		return
+	}
+	text := fmt.Sprintf("History of #%s: %d %s", e.Channel, e.Fresh, plural(e.Fresh, "message", "messages"))
+	if shown := e.Count - e.Fresh; shown > 0 {
+		text += fmt.Sprintf(" (%d more already shown)", shown)
+	}
+	c.notice(text)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// lateMark is the mark before a late message in interactive mode: its
+// author's time, local, with the date when it is not today's.
+func lateMark(at, now time.Time) string {
+	at, now = at.Local(), now.Local()
+	layout := "15:04"
+	if y, m, d := at.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		layout = "Jan 2 15:04"
+	}
+	return "[late " + at.Format(layout) + "] "
+}
+
+func (c *Interpreter) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
 }
 
 // loginFailed prints why a connect or verify failed and marks the run as

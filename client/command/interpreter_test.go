@@ -110,7 +110,7 @@ func TestClientHelpAndNick(t *testing.T) {
 	c.Execute(ctx, "help")
 	out.waitLine(t, "Commands:")
 	for _, cmd := range []string{"connect", "sign <challenge>", "verify <signature>", "join <channel> <username>",
-		"leave <channel>", "private <public-key> <message…>", "whois <public-key>", "nick <username>", "help", "exit", "<channel> <message…>"} {
+		"leave <channel>", "history <channel> [N]", "private <public-key> <message…>", "whois <public-key>", "nick <username>", "help", "exit", "<channel> <message…>"} {
 		out.waitLine(t, "  "+cmd+" ")
 	}
 

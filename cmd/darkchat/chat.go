@@ -70,6 +70,9 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		ManualAuth: o.manual,
 		Node:       o.node,
 		Name:       o.name,
+		// A person reading sees late messages marked, and the history of
+		// each channel joined; scripts get exactly their lines.
+		Interactive: interactive,
 	})
 	if err != nil {
 		return err

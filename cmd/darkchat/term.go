@@ -35,6 +35,7 @@ var userColors = []string{
 const (
 	colorReset = "\x1b[0m"
 	colorError = "\x1b[1;31m"
+	colorLate  = "\x1b[2m" // dim: the mark of a late message
 )
 
 func newTermUI(in *os.File, out io.Writer) (*termUI, error) {
@@ -72,6 +73,9 @@ func (u *termUI) print(l command.Line) {
 		switch l.Kind {
 		case command.LineMessage:
 			text = colorOf(l.Author) + l.User + colorReset + "@" + l.Channel + " - " + l.Body
+			if l.Mark != "" {
+				text = colorLate + l.Mark + colorReset + text
+			}
 		case command.LineError:
 			text = colorError + text + colorReset
 		}
