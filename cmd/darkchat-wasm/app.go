@@ -93,6 +93,10 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 		Key:    key,
 		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, url) },
 		Output: a.output,
+		// A person reads the page: late messages carry their mark, and
+		// joining a channel (the rejoins after a reconnect too) asks for
+		// what was said meanwhile.
+		Interactive: true,
 	})
 	if err != nil {
 		return nil, err

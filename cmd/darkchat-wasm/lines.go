@@ -11,7 +11,7 @@ import (
 
 // lineValue is the page's view of one output line:
 //
-//	{kind, text, time, own?, channel?, user?, body?, author?, peer?}
+//	{kind, text, time, own?, channel?, user?, body?, author?, peer?, late?, ts?, mark?}
 //
 // kind is "message" (a channel message or a DM: "<user>@<channel> - <body>"),
 // "error" ("ERROR: …"), "notice" (anything else, DM statuses included) or
@@ -22,7 +22,10 @@ import (
 // "private(<sender key>)" and peer is the sender's key. author is also set
 // on a DM status line: the recipient. own marks the echo of the user's own
 // message (see app.echo); for a DM, peer is then the recipient. time is
-// Unix milliseconds, when the line was produced.
+// Unix milliseconds, when the line was produced. late marks a message that
+// answers a history request: ts is its author's time (Unix milliseconds)
+// and mark the text before the parts ("[late 14:03] "), so that mark,
+// user, "@", channel, " - " and body still add up to text.
 //
 // All of it is untrusted text: the page must insert it as text, never as
 // HTML.
@@ -44,6 +47,11 @@ func lineValue(l outLine) js.Value {
 		v["body"] = l.Body
 		if peer, ok := strings.CutPrefix(l.Channel, "private("); ok {
 			v["peer"] = strings.TrimSuffix(peer, ")")
+		}
+		if l.Late {
+			v["late"] = true
+			v["ts"] = l.Time.UnixMilli()
+			v["mark"] = l.Mark
 		}
 	}
 	if l.own {

@@ -319,6 +319,14 @@
     }
     const conv = convOf(line);
     row.dataset.conv = conv;
+    if (line.late) {
+      // A message that answers a history request: shown with its
+      // author's time, and marked, wherever it falls in the log.
+      row.classList.add('late');
+      row.dataset.time = timeOf(line.ts);
+      row.title = 'Sent ' + new Date(line.ts).toLocaleString() + ', shown late (from the channel\'s history)';
+      row.append(el('span', 'late-mark', line.mark || ''));
+    }
     if (line.own) row.classList.add('own');
     if (line.peer) row.classList.add('dm');
     if (line.own && line.peer) {
@@ -357,7 +365,7 @@
     });
     row.append(user, where, el('span', 'sep', ' - '), el('span', 'body', line.body));
     if (row.textContent !== line.text) {
-      // The parts always add up to the line; if a future core formats
+      // The parts (and a late mark) always add up to the line; if a future core formats
       // differently, show its text as it is.
       row.replaceChildren(line.text);
     }
