@@ -4,7 +4,9 @@ package command_test
 
 import (
 	"regexp"
+	"sync"
 	"testing"
+	"time"
 
 	"darkchat/client/command"
 	"darkchat/tstest/clienttest"
@@ -18,7 +20,16 @@ var lateLine = regexp.MustCompile(`^\[late \d\d:\d\d\] alice@lobby - (.*)$`)
 func TestClientHistory(t *testing.T) {
 	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
-	alice, aliceOut := newClient(t, addr, command.Config{})
+	// Alice's clock steps, so her messages' timestamps differ and give
+	// the order the history must have.
+	var mu sync.Mutex
+	clock := time.Now().Add(-time.Minute)
+	alice, aliceOut := newClient(t, addr, command.Config{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Millisecond)
+		return clock
+	}})
 	alice.Execute(ctx, "join lobby alice")
 	aliceOut.waitLine(t, "Joined lobby as alice")
 	alice.Execute(ctx, "lobby hello")

@@ -552,8 +552,12 @@ func (s *Server) history(c *conn, o *proto.History) bool {
 	s.histories[o.ID] = ask
 	s.wg.Add(1)
 	quit := s.quitLocked()
-	s.mu.Unlock()
+	members := make([]*conn, 0, len(ask.asked))
 	for other := range ask.asked {
+		members = append(members, other)
+	}
+	s.mu.Unlock()
+	for _, other := range members {
 		other.write(req)
 	}
 	go func() {
