@@ -363,6 +363,32 @@ func TestChatScripted(t *testing.T) {
 	}
 }
 
+// history in a script prints the plain channel lines and the end, and
+// the end of input waits for it.
+func TestChatHistory(t *testing.T) {
+	host, port := serve(t, &clienttest.Server{})
+	env := testEnv(t)
+	bob := start(t, env, "--key", filepath.Join(t.TempDir(), "bob.key"), host, port)
+	bob.expect(`^Connected to Network as `)
+	bob.send("join lobby bob")
+	bob.expect(`^Joined lobby as bob$`)
+	r := runBin(t, env, "join lobby alice\nlobby hello from alice\n", "--key", filepath.Join(t.TempDir(), "alice.key"), host, port)
+	if r.code != 0 {
+		t.Fatalf("alice: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	bob.expect(`^alice@lobby - hello from alice$`)
+
+	// Alice has gone: bob's client answers for the channel.
+	r = runBin(t, env, "join lobby carol\nhistory lobby\n", "--key", filepath.Join(t.TempDir(), "carol.key"), host, port)
+	want := "Joined lobby as carol\nalice@lobby - hello from alice\nHistory of #lobby: 1 message\n"
+	if r.code != 0 || !strings.HasSuffix(r.stdout, want) {
+		t.Fatalf("carol: exit %d\n%s\nwant the end %q", r.code, r.stdout, want)
+	}
+	if code, rest := bob.end(); code != 0 {
+		t.Fatalf("bob: exit %d, %q, %s", code, rest, bob.err.String())
+	}
+}
+
 // A DM between two scripted clients: the sender's run ends once the
 // receipt is in, with the status line.
 func TestChatDM(t *testing.T) {
