@@ -268,3 +268,59 @@ func TestSessionHistoryKeepsBoundedLog(t *testing.T) {
 		t.Fatalf("answering ended alice's session: %v", alice.Err())
 	}
 }
+
+// The session answers the node's history request with the messages it
+// keeps of that channel since the time asked, newest first, as many as
+// asked, and ignores one for a channel it is not in.
+func TestSessionAnswersHistoryRequest(t *testing.T) {
+	key := newKey(t)
+	ev := newEvents()
+	s, node := newRawSession(t, client.SessionConfig{Key: key, OnEvent: ev.on})
+	node.login(key)
+	waitEvent[client.EventLoggedIn](t, ev)
+	ctx := testCtx(t)
+	s.Join(ctx, "lobby", "carol")
+	if _, ok := node.recv().(*client.Join); !ok {
+		t.Fatal("no join")
+	}
+	node.sendObj(&client.Joined{Channel: "lobby", Username: "carol"})
+	waitEvent[client.EventJoined](t, ev)
+
+	author := newKey(t)
+	base := time.Now().Add(-time.Hour)
+	for i := range 5 {
+		m, err := identity.NewChannelMessage(author, "lobby", "dave", fmt.Sprint(i), base.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.sendObj(&client.Message{Channel: m.Channel, Username: m.Username, Key: m.Author.String(), Body: m.Body,
+			TS: m.Timestamp, ID: hex.EncodeToString(m.ID[:]), Sig: hex.EncodeToString(m.Sig[:])})
+		waitEvent[client.EventMessage](t, ev)
+	}
+	const other, id = "ffeeddccbbaa99887766554433221100", "00112233445566778899aabbccddeeff"
+	node.sendObj(&client.HistoryRequest{Channel: "elsewhere", ID: other, Limit: 10})
+	node.sendObj(&client.HistoryRequest{Channel: "lobby", ID: id, Limit: 2, Since: base.Add(time.Second).UnixMilli()})
+	var got []string
+	for range 2 {
+		a, ok := node.recv().(*client.HistoryAnswer)
+		if !ok || a.ID != id {
+			t.Fatalf("got %+v, want an answer to %s", a, id)
+		}
+		m, err := a.Message.ChannelMessage()
+		if err != nil || m.Verify() != nil || a.Message.Late || a.Message.History != "" {
+			t.Fatalf("answer %+v: %v", a.Message, err)
+		}
+		got = append(got, m.Body)
+	}
+	if fmt.Sprint(got) != "[4 3]" {
+		t.Fatalf("answers %v, want the newest two, newest first", got)
+	}
+	node.sendObj(&client.HistoryRequest{Channel: "lobby", ID: other, Limit: 10, Since: base.Add(3500 * time.Millisecond).UnixMilli()})
+	if a, ok := node.recv().(*client.HistoryAnswer); !ok || a.ID != other || a.Message.Body != "4" {
+		t.Fatalf("got %+v, want the one message since", a)
+	}
+	node.sendObj(&client.Ping{})
+	if _, ok := node.recv().(*client.Pong); !ok {
+		t.Fatal("more answers than asked for")
+	}
+}
