@@ -544,8 +544,11 @@ func (c *Interpreter) joinedHistory(s *client.Session, channel string) {
 			c.mu.Lock()
 			c.auto.Set(id, struct{}{})
 			c.mu.Unlock()
-		case s.Err() == nil && !errors.Is(err, client.ErrNotJoined):
-			c.fail(err) // the user left meanwhile, or the session ended: nothing to say
+		case s.Err() != nil || errors.Is(err, client.ErrNotJoined):
+			// The session ended, or the user left the channel
+			// meanwhile: nothing to say.
+		default:
+			c.fail(err)
 		}
 	}()
 }
