@@ -536,6 +536,8 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	})
 	hexID := string(proto.AppendHex(nil, id[:]))
 	if c.s == nil {
+		// At most one line per channel every syncEvery.
+		srv.log.Info("repaired channel from its members", "channel", c.channel, "delivered_late", len(found), "to_sessions", len(members))
 		for i := range found {
 			m := proto.NewMessage(&found[i].msg)
 			m.Late = true

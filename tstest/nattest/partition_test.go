@@ -103,6 +103,16 @@ func TestPartitionHeals(t *testing.T) {
 			}
 		}
 	}
+	// Which way the messages came: repair from the members (the
+	// connection was lost and made again), or the connection's own
+	// retransmissions (it outlived the cut).
+	for _, n := range []*node{a, b} {
+		for _, l := range strings.Split(n.Stderr(), "\n") {
+			if strings.Contains(l, "repaired channel") {
+				t.Logf("%s: %s", n.name, l)
+			}
+		}
+	}
 }
 
 func contains(lines []string, s string) bool { return count(lines, s) > 0 }
