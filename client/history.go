@@ -38,6 +38,13 @@ const (
 	// forgotten.
 	storeChannels = 64
 
+	// storeBytes bounds what a Store keeps in all (bodies, names and the
+	// signed fields): a channel's 1,000 messages take at most about
+	// 4.4 MB, so this lets a few channels of the largest messages, or
+	// many ordinary ones, be kept; past it, the channels written to
+	// longest ago are forgotten first.
+	storeBytes = 16 << 20
+
 	// shownSize is how many message IDs a Store remembers as handed to
 	// the application, so that neither a replayed message nor a late
 	// copy of one already shown is shown twice. The messages kept
@@ -77,15 +84,22 @@ type Store struct {
 	logs  map[string]*channelLog
 	shown *fifo.Map[[identity.MessageIDSize]byte, struct{}]
 	clock uint64 // counts writes, to find the log written to longest ago
+	bytes int    // kept, in all logs (keptSize)
+}
+
+// keptSize is what keeping m costs, about.
+func keptSize(m *identity.ChannelMessage) int {
+	return len(m.Channel) + len(m.Username) + len(m.Body) + 200
 }
 
 // channelLog is one channel's last messages, a ring of at most HistoryKeep
 // in the order they were kept, with an index by ID.
 type channelLog struct {
-	msgs []identity.ChannelMessage
-	next int // the slot the next message takes once the ring is full
-	ids  map[[identity.MessageIDSize]byte]struct{}
-	used uint64
+	msgs  []identity.ChannelMessage
+	next  int // the slot the next message takes once the ring is full
+	ids   map[[identity.MessageIDSize]byte]struct{}
+	used  uint64
+	bytes int // keptSize of msgs
 }
 
 // NewStore returns an empty Store.
@@ -110,7 +124,14 @@ func (st *Store) Len(channel string) int {
 func (st *Store) Forget(channel string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.logs, channel)
+	st.dropLocked(channel)
+}
+
+func (st *Store) dropLocked(channel string) {
+	if l := st.logs[channel]; l != nil {
+		st.bytes -= l.bytes
+		delete(st.logs, channel)
+	}
 }
 
 // keep adds m to its channel's log, unless it is there already.
@@ -135,15 +156,25 @@ func (st *Store) keepLocked(m identity.ChannelMessage) {
 		return
 	}
 	l.ids[m.ID] = struct{}{}
+	size := keptSize(&m)
+	l.bytes += size
+	st.bytes += size
 	if len(l.msgs) < HistoryKeep {
 		l.msgs = append(l.msgs, m)
-		return
+	} else {
+		old := &l.msgs[l.next]
+		delete(l.ids, old.ID)
+		l.bytes -= keptSize(old)
+		st.bytes -= keptSize(old)
+		l.msgs[l.next] = m
+		l.next = (l.next + 1) % HistoryKeep
 	}
-	delete(l.ids, l.msgs[l.next].ID)
-	l.msgs[l.next] = m
-	l.next = (l.next + 1) % HistoryKeep
+	for st.bytes > storeBytes && len(st.logs) > 1 {
+		st.forgetOldestLocked()
+	}
 }
 
+// forgetOldestLocked forgets the log written to longest ago.
 func (st *Store) forgetOldestLocked() {
 	var oldest string
 	var used uint64
@@ -152,7 +183,7 @@ func (st *Store) forgetOldestLocked() {
 			oldest, used = c, l.used
 		}
 	}
-	delete(st.logs, oldest)
+	st.dropLocked(oldest)
 }
 
 // receive keeps m and reports whether it is new to the application: not
