@@ -99,7 +99,28 @@ type channelLog struct {
 	next  int // the slot the next message takes once the ring is full
 	ids   map[[identity.MessageIDSize]byte]struct{}
 	used  uint64
-	bytes int // keptSize of msgs
+	bytes int   // keptSize of msgs
+	maxTS int64 // the latest timestamp kept, Unix ms
+}
+
+// maxTimestampLead bounds how far ahead of the clock sendTime may date a
+// message to keep it after those seen (nodes refuse more than 2 minutes).
+const maxTimestampLead = time.Second
+
+// sendTime is the time to sign a new message of channel with: now, or,
+// if a message of the channel already kept is dated as late or later
+// (another member's clock, or several messages in one millisecond), one
+// millisecond after it, but never more than maxTimestampLead ahead of now.
+// Messages are then ordered by timestamp as their authors saw them, like
+// a Lamport clock on the authors' own clocks.
+func (st *Store) sendTime(channel string, now time.Time) time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l := st.logs[channel]
+	if l == nil || l.maxTS < now.UnixMilli() {
+		return now
+	}
+	return time.UnixMilli(min(l.maxTS+1, now.Add(maxTimestampLead).UnixMilli()))
 }
 
 // NewStore returns an empty Store.
@@ -156,6 +177,7 @@ func (st *Store) keepLocked(m identity.ChannelMessage) {
 		return
 	}
 	l.ids[m.ID] = struct{}{}
+	l.maxTS = max(l.maxTS, m.Timestamp)
 	size := keptSize(&m)
 	l.bytes += size
 	st.bytes += size

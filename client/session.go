@@ -503,8 +503,11 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 	if err := limiter.Wait(ctx); err != nil {
 		return "", fmt.Errorf("send: %w", s.closedOr(err))
 	}
-	// Sign after the wait, so the timestamp is the sending time.
-	m, err := identity.NewChannelMessage(s.cfg.Key, channel, username, body, s.now())
+	// Sign after the wait, so the timestamp is the sending time; and
+	// after every message of the channel seen so far (Store.sendTime), so
+	// that ordering by timestamp, as history does, keeps a reply after
+	// what it answers.
+	m, err := identity.NewChannelMessage(s.cfg.Key, channel, username, body, s.store.sendTime(channel, s.now()))
 	if err != nil {
 		return "", fmt.Errorf("send: %w", err)
 	}
