@@ -498,9 +498,9 @@ type dropTracer struct {
 	// onMeshPeer, if set, is told of each peer GossipSub opens a stream
 	// to (Node.OnMeshPeer).
 	onMeshPeer atomic.Pointer[func(peer.ID)]
-	log     *slog.Logger
-	dropped atomic.Uint64
-	notSent atomic.Uint64
+	log        *slog.Logger
+	dropped    atomic.Uint64
+	notSent    atomic.Uint64
 
 	queueFull, undeliverable atomic.Uint64 // parts of dropped, by where
 	reported                 struct{ queueFull, undeliverable, notSent uint64 }
@@ -579,4 +579,4 @@ func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) {
 		(*f)(p)
 	}
 }
-func (t *dropTracer) OnClosedOutboundStream(p peer.ID)             { t.routers.remove(p) }
+func (t *dropTracer) OnClosedOutboundStream(p peer.ID) { t.routers.remove(p) }

@@ -58,10 +58,10 @@ const (
 	// sees is what the attack costs the victim.
 	maxLatencyFactor = 2.0
 	maxRSS           = 256 << 20
-	maxLogPerMin  = 1 << 20
-	bannedWithin  = 10 * time.Second
-	honestRate    = 200 // messages a second
-	honestChannel = "lobby"
+	maxLogPerMin     = 1 << 20
+	bannedWithin     = 10 * time.Second
+	honestRate       = 200 // messages a second
+	honestChannel    = "lobby"
 )
 
 // attackPeers is how many attacking peer IDs the channel attacks run at
