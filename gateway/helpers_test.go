@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,8 +209,16 @@ func (c *client) next(timeout time.Duration) (frame, error) {
 // are dropped).
 func (c *client) expect(typ string) frame {
 	c.t.Helper()
+	return c.expectOneOf(typ)
+}
+
+// expectOneOf is expect for the first frame of any of types, in the
+// order they came; an error frame fails the test unless "error" is one of
+// types.
+func (c *client) expectOneOf(types ...string) frame {
+	c.t.Helper()
 	for i, f := range c.stash {
-		if f.Type == typ {
+		if slices.Contains(types, f.Type) {
 			c.stash = append(c.stash[:i], c.stash[i+1:]...)
 			return f
 		}
@@ -217,16 +226,14 @@ func (c *client) expect(typ string) frame {
 	for {
 		f, err := c.next(10 * time.Second)
 		if err != nil {
-			c.t.Fatalf("waiting for %s: %v (set aside: %d frames)", typ, err, len(c.stash))
+			c.t.Fatalf("waiting for %v: %v (set aside: %d frames)", types, err, len(c.stash))
 		}
-		switch f.Type {
-		case typ:
+		switch {
+		case slices.Contains(types, f.Type):
 			return f
-		case "ping":
-		case "error":
-			if typ != "error" {
-				c.t.Fatalf("waiting for %s, got error %s", typ, f.raw)
-			}
+		case f.Type == "ping":
+		case f.Type == "error":
+			c.t.Fatalf("waiting for %v, got error %s", types, f.raw)
 		default:
 			c.stash = append(c.stash, f)
 		}

@@ -17,33 +17,6 @@ import (
 	"darkchat/proto"
 )
 
-// expectOneOf is expect for the first frame of any of types, in the
-// order they came.
-func (c *client) expectOneOf(types ...string) frame {
-	c.t.Helper()
-	for i, f := range c.stash {
-		if slices.Contains(types, f.Type) {
-			c.stash = append(c.stash[:i], c.stash[i+1:]...)
-			return f
-		}
-	}
-	for {
-		f, err := c.next(10 * time.Second)
-		if err != nil {
-			c.t.Fatalf("waiting for %v: %v", types, err)
-		}
-		switch {
-		case slices.Contains(types, f.Type):
-			return f
-		case f.Type == "ping":
-		case f.Type == "error":
-			c.t.Fatalf("waiting for %v, got error %s", types, f.raw)
-		default:
-			c.stash = append(c.stash, f)
-		}
-	}
-}
-
 func newHistoryID(t testing.TB) string {
 	var id [16]byte
 	rand.Read(id[:])

@@ -66,7 +66,11 @@ func Unwindowed(ctx context.Context, sendAddr, recvAddr, channel string, senders
 	oked := map[string]bool{}    // message ID → answered ok
 	written := map[string]bool{} // message IDs the senders wrote
 	got := make([]map[string]int, receivers)
-	var lastGot time.Time
+	// Once the senders are done (final), have counts each receiver's
+	// distinct messages answered ok, and arrived wakes the wait for them.
+	var final bool
+	have := make([]int, receivers)
+	arrived := make(chan struct{}, 1)
 	var recvWG sync.WaitGroup
 	for i, c := range recv {
 		got[i] = map[string]int{}
@@ -84,8 +88,14 @@ func Unwindowed(ctx context.Context, sendAddr, recvAddr, channel string, senders
 				}
 				mu.Lock()
 				got[i][a.ID]++
-				lastGot = time.Now()
+				if final && got[i][a.ID] == 1 && oked[a.ID] {
+					have[i]++
+				}
 				mu.Unlock()
+				select {
+				case arrived <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
@@ -189,29 +199,35 @@ func Unwindowed(ctx context.Context, sendAddr, recvAddr, channel string, senders
 	}
 	// The receivers read until they have everything answered ok, or until
 	// nothing has come for quiet.
-	for {
-		mu.Lock()
-		done := true
-		for i := range got {
-			n := 0
-			for id := range got[i] {
-				if oked[id] {
-					n++
-				}
-			}
-			if n < r.OK {
-				done = false
+	mu.Lock()
+	final = true
+	for i := range got {
+		for id := range got[i] {
+			if oked[id] {
+				have[i]++
 			}
 		}
-		idle := time.Since(lastGot)
+	}
+	mu.Unlock()
+	quietTimer := time.NewTimer(quiet)
+	defer quietTimer.Stop()
+	for waiting := true; waiting; {
+		mu.Lock()
+		done := true
+		for i := range have {
+			done = done && have[i] >= r.OK
+		}
 		mu.Unlock()
-		if done || idle > quiet {
+		if done {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-arrived:
+			quietTimer.Reset(quiet)
+		case <-quietTimer.C:
+			waiting = false
 		}
 	}
 	closeAll(recv)
