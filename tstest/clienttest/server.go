@@ -427,9 +427,6 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 			return answer(proto.Code(code), "rejected by the test: "+code)
 		}
 	}
-	if c.write(&proto.OK{ID: o.ID}) != nil {
-		return false
-	}
 	msg := &proto.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID, Sig: o.Sig}
 	data, err := proto.Encode(msg)
 	if err != nil {
@@ -448,7 +445,10 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 			other.raw.Close()
 		}
 	}
-	return true
+	// The ok goes after the fan-out: a sender that has its ok knows the
+	// members of the moment have the message, and one joining later
+	// does not get it live.
+	return c.write(&proto.OK{ID: o.ID}) == nil
 }
 
 // dm routes an envelope to the sessions whose user's tag it carries.
