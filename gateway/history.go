@@ -536,7 +536,7 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	})
 	hexID := string(proto.AppendHex(nil, id[:]))
 	if c.s == nil {
-		// At most one line per channel every syncEvery.
+		// At most one line per channel every syncMinInterval.
 		srv.log.Info("repaired channel from its members", "channel", c.channel, "delivered_late", len(found), "to_sessions", len(members))
 		for i := range found {
 			m := proto.NewMessage(&found[i].msg)
@@ -745,8 +745,15 @@ const (
 	// syncSettle is how long after a new mesh peer the node waits for
 	// its subscriptions before looking at which channels it shares.
 	syncSettle = 2 * time.Second
-	// syncEvery bounds a channel's repair requests.
-	syncEvery = 10 * time.Second
+	// syncMinInterval bounds a channel's repair requests. A peer's
+	// stream may come back twice in a few seconds after a partition (the
+	// side that saw the cut first dials again; the other side's stale
+	// connection is closed when it stops answering, and its stream
+	// opens anew), and each time messages may have been lost on the way.
+	syncMinInterval = 3 * time.Second
+	// syncTick is how often the watcher looks at its schedule while it
+	// has work.
+	syncTick = 250 * time.Millisecond
 	// syncSince is how far back a repair request reaches.
 	syncSince = 10 * time.Minute
 	// recentIDs is how many delivered message IDs the node remembers per
@@ -823,36 +830,65 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 }
 
 // watchMeshPeers runs repair for the channels each new mesh peer shares
-// with this node, until the server closes.
+// with this node, until the server closes: syncSettle after the peer
+// appears (its subscriptions arrive meanwhile), at most one request per
+// channel every syncMinInterval, the reasons that come meanwhile merged
+// into the next.
 func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID) {
 	defer srv.bgWG.Done()
-	lastSync := make(map[string]time.Time)
-	for {
-		var p peer.ID
-		select {
-		case <-srv.bgCtx.Done():
-			return
-		case p = <-peers:
+	settling := make(map[peer.ID]time.Time) // when to look at a new peer's channels; at most meshPeerQueue
+	wanted := make(map[string]struct{})     // channels to repair once syncMinInterval allows
+	lastSync := make(map[string]time.Time)  // channels repaired less than syncMinInterval ago
+	var tick *time.Ticker                   // runs only while there is work
+	var tickC <-chan time.Time
+	defer func() {
+		if tick != nil {
+			tick.Stop()
 		}
-		t := time.NewTimer(syncSettle)
+	}()
+	for {
 		select {
 		case <-srv.bgCtx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case p := <-peers:
+			if _, ok := settling[p]; !ok && len(settling) < meshPeerQueue {
+				settling[p] = time.Now().Add(syncSettle)
+			}
+			if tick == nil {
+				tick = time.NewTicker(syncTick)
+				tickC = tick.C
+			}
+			continue
+		case <-tickC:
 		}
 		now := time.Now()
+		for p, at := range settling {
+			if now.Before(at) {
+				continue
+			}
+			delete(settling, p)
+			for _, ch := range srv.channels.names() {
+				if slices.Contains(lister.ChannelPeers(ch), p) {
+					wanted[ch] = struct{}{}
+				}
+			}
+		}
 		for ch, last := range lastSync {
-			if now.Sub(last) >= syncEvery {
+			if now.Sub(last) >= syncMinInterval {
 				delete(lastSync, ch)
 			}
 		}
-		for _, ch := range srv.channels.names() {
-			if _, recent := lastSync[ch]; recent || !slices.Contains(lister.ChannelPeers(ch), p) {
+		for ch := range wanted {
+			if _, recent := lastSync[ch]; recent {
 				continue
 			}
+			delete(wanted, ch)
 			lastSync[ch] = now
 			srv.syncChannel(ch)
+		}
+		if len(settling) == 0 && len(wanted) == 0 {
+			tick.Stop()
+			tick, tickC = nil, nil
 		}
 	}
 }

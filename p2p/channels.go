@@ -477,10 +477,11 @@ func (n *Node) ChannelPeers(name string) []peer.ID {
 	return n.routers.routable(topic.ListPeers())
 }
 
-// OnMeshPeer has f called for each peer GossipSub opens a stream to: a
-// new mesh peer, or one back after a partition or a restart, which may
-// hold messages this node's members missed. f runs on GossipSub's event
-// loop and must return at once (record the peer, act elsewhere).
+// OnMeshPeer has f called for each peer GossipSub opens a stream to or
+// accepts one from: a new mesh peer, or one back after a partition or a
+// restart, which may hold messages this node's members missed. f runs on
+// GossipSub's and the host's goroutines and must return at once (record
+// the peer, act elsewhere).
 func (n *Node) OnMeshPeer(f func(peer.ID)) { n.drops.onMeshPeer.Store(&f) }
 
 // Publish validates data with the node's Validator and sends it to the

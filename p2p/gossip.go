@@ -41,7 +41,7 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 	if n.disc != nil {
 		opts = append(opts, pubsub.WithDiscovery(n.disc))
 	}
-	return pubsub.NewGossipSub(ctx, gatedHost{Host: n.host, ctx: ctx, guard: n.guard}, opts...)
+	return pubsub.NewGossipSub(ctx, gatedHost{Host: n.host, ctx: ctx, guard: n.guard, onStream: n.drops.meshPeer}, opts...)
 }
 
 // gatedHost is the host as GossipSub sees it: the streams its handlers
@@ -50,10 +50,16 @@ type gatedHost struct {
 	host.Host
 	ctx   context.Context
 	guard *peerGuard
+	// onStream is told of each inbound GossipSub stream: a peer that
+	// opens its stream again after losing the old one may have sent
+	// this node messages, repair answers among them, that went down with
+	// the old one.
+	onStream func(peer.ID)
 }
 
 func (h gatedHost) gate(handler network.StreamHandler) network.StreamHandler {
 	return func(s network.Stream) {
+		h.onStream(s.Conn().RemotePeer())
 		handler(&gatedStream{Stream: s, ctx: h.ctx, guard: h.guard, peer: s.Conn().RemotePeer()})
 	}
 }
@@ -575,6 +581,11 @@ func (t *dropTracer) SendRPCCompleted(_ *pubsub.RPC, p peer.ID, _ time.Duration)
 // The outbound stream opens after GossipSub has created the peer's queue.
 func (t *dropTracer) OnNewOutboundStream(p peer.ID, _ protocol.ID) {
 	t.routers.add(p)
+	t.meshPeer(p)
+}
+
+// meshPeer tells Node.OnMeshPeer's function of p, if one is set.
+func (t *dropTracer) meshPeer(p peer.ID) {
 	if f := t.onMeshPeer.Load(); f != nil {
 		(*f)(p)
 	}

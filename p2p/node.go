@@ -47,6 +47,9 @@ type Node struct {
 	guard    *peerGuard // per-peer budgets and bans (guard.go)
 	routers  *routerPeers
 	dedup    *dedupSet
+	// staleProbe checks a peer's older connections when it makes a new
+	// one (liveness.go).
+	staleProbe network.Notifiee
 
 	// ctx is the node's lifetime: it ends when Close begins, and every
 	// goroutine the node starts (spawn) ends with it.
@@ -222,6 +225,8 @@ func (n *Node) start() (err error) {
 	if n.ps, err = newPubSub(psCtx, n); err != nil {
 		return fmt.Errorf("start GossipSub: %w", err)
 	}
+	n.staleProbe = newStaleProber(n).notifiee()
+	n.basic.Network().Notify(n.staleProbe)
 	// Nothing else can call Close yet, so these start.
 	n.spawn(func() { n.eventLoop(events) })
 	n.spawn(n.discoveryLoop)
@@ -264,6 +269,9 @@ func (n *Node) Close() error {
 
 // closeParts closes what New or NewWithHost has started so far.
 func (n *Node) closeParts() error {
+	if n.staleProbe != nil {
+		n.basic.Network().StopNotify(n.staleProbe)
+	}
 	n.stopGoroutines()
 	n.closeTopics()
 	if n.psCancel != nil {
