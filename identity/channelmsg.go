@@ -12,8 +12,22 @@ const (
 	// MaxBodyLen is the largest channel message body, in bytes of UTF-8.
 	MaxBodyLen = 4096
 
-	// ChannelMessageVersion is the first byte of the wire form.
-	ChannelMessageVersion = 0x01
+	// ChannelMessageVersion is the first byte of the wire form of a
+	// message without causal context, ChannelMessageVersion2 of one with
+	// it (Causal.Present).
+	ChannelMessageVersion  = 0x01
+	ChannelMessageVersion2 = 0x02
+
+	// ShortIDSize is the size of a causal reference: the first 8 bytes of
+	// the message ID it names. Within the last thousand messages of a
+	// channel two IDs share them with odds of about 1 in 10^13, and an
+	// author cannot aim a new ID at another's short ID (2^64 tries).
+	ShortIDSize = 8
+	// MaxCausalRefs bounds Causal.Refs.
+	MaxCausalRefs = 2
+	// causalMaxLen is the largest causal context on the wire: prev, a
+	// count, the references.
+	causalMaxLen = ShortIDSize + 1 + MaxCausalRefs*ShortIDSize
 
 	// MessageIDSize is the size of a random message ID.
 	MessageIDSize = 16
@@ -26,7 +40,7 @@ const (
 	// form (135 and 4325 bytes): use the maximum as the mesh's message size
 	// limit.
 	MinChannelMessageWireLen = channelMessageFixedLen + 1 + 1
-	MaxChannelMessageWireLen = channelMessageFixedLen + MaxChannelLen + MaxUsernameLen + MaxBodyLen
+	MaxChannelMessageWireLen = channelMessageFixedLen + MaxChannelLen + MaxUsernameLen + MaxBodyLen + causalMaxLen
 
 	// maxSignedLen is the largest SignedBytes of a valid message; Verify
 	// builds the signed bytes in a stack buffer of this size.
@@ -44,8 +58,40 @@ type ChannelMessage struct {
 	Body      string
 	Timestamp int64 // Unix milliseconds, set by the author
 	ID        [MessageIDSize]byte
-	Sig       [SignatureSize]byte
+	// Causal is what the author had seen of the channel when writing
+	// (version 2, when Causal.Present); the signature covers it.
+	Causal Causal
+	Sig    [SignatureSize]byte
 }
+
+// ShortID names a message in a causal context: its ID's first ShortIDSize
+// bytes.
+type ShortID [ShortIDSize]byte
+
+// Short returns the short form of a message ID.
+func Short(id [MessageIDSize]byte) ShortID { return ShortID(id[:ShortIDSize]) }
+
+// Causal is a message's causal context, after Waku's Scalable Data Sync:
+// the author's previous message in the channel and the newest messages of
+// others the author had seen. A receiver that does not hold a message named
+// here has missed it and can ask the channel for it; an author whose
+// message is named, directly or through the messages that name it, learns
+// that the naming member has seen it.
+type Causal struct {
+	// Present makes the message a version-2 one; the other fields are
+	// zero otherwise.
+	Present bool
+	// Prev is the author's previous message in this channel, zero when
+	// the author has none (or no longer remembers it).
+	Prev ShortID
+	// Refs[:NRefs] are the newest messages of other authors in this
+	// channel that the author had seen, newest first.
+	Refs  [MaxCausalRefs]ShortID
+	NRefs int
+}
+
+// RefList returns the references in use.
+func (c *Causal) RefList() []ShortID { return c.Refs[:c.NRefs] }
 
 // NewMessageID returns a random message ID. With 128 random bits, IDs do
 // not collide in practice, so receivers de-duplicate by ID.
@@ -98,6 +144,9 @@ func (m *ChannelMessage) Validate() error {
 	if !utf8.ValidString(m.Body) {
 		return fmt.Errorf("%w channel message: body is not valid UTF-8", ErrMalformed)
 	}
+	if c := &m.Causal; c.NRefs < 0 || c.NRefs > MaxCausalRefs || (!c.Present && (c.NRefs != 0 || c.Prev != ShortID{})) {
+		return fmt.Errorf("%w channel message: causal context with %d references (at most %d, and none without a version-2 message)", ErrMalformed, c.NRefs, MaxCausalRefs)
+	}
 	return nil
 }
 
@@ -105,12 +154,21 @@ func (m *ChannelMessage) Validate() error {
 //
 //	DomainChannelMessage || author (32) || len u32 || channel ||
 //	len u32 || username || len u32 || body || timestamp i64 || id (16)
+//
+// and for a version-2 message (Causal.Present)
+//
+//	DomainChannelMessage2 || the same fields ||
+//	prev (8) || n u8 (0..2) || n × ref (8)
 func (m *ChannelMessage) SignedBytes() []byte {
 	return m.appendSigned(make([]byte, 0, maxSignedLen))
 }
 
 func (m *ChannelMessage) appendSigned(b []byte) []byte {
-	b = append(b, DomainChannelMessage...)
+	if m.Causal.Present {
+		b = append(b, DomainChannelMessage2...)
+	} else {
+		b = append(b, DomainChannelMessage...)
+	}
 	return m.appendFields(b)
 }
 
@@ -122,7 +180,24 @@ func (m *ChannelMessage) appendFields(b []byte) []byte {
 	b = appendStr(b, m.Username)
 	b = appendStr(b, m.Body)
 	b = appendInt64(b, m.Timestamp)
-	return append(b, m.ID[:]...)
+	b = append(b, m.ID[:]...)
+	if c := &m.Causal; c.Present {
+		b = append(b, c.Prev[:]...)
+		b = append(b, byte(c.NRefs))
+		for _, r := range c.RefList() {
+			b = append(b, r[:]...)
+		}
+	}
+	return b
+}
+
+// Version returns the message's wire version: ChannelMessageVersion2 with
+// a causal context, ChannelMessageVersion without.
+func (m *ChannelMessage) Version() byte {
+	if m.Causal.Present {
+		return ChannelMessageVersion2
+	}
+	return ChannelMessageVersion
 }
 
 // Sign sets Author to priv's public key and Sig to the signature over
@@ -155,14 +230,18 @@ func (m *ChannelMessage) Verify() error {
 //	0x01 || author (32) || len u32 || channel || len u32 || username ||
 //	len u32 || body || timestamp i64 || id (16) || sig (64)
 //
+// or, for a version-2 message,
+//
+//	0x02 || the same fields || prev (8) || n u8 || n × ref (8) || sig (64)
+//
 // that is the version byte, SignedBytes without the domain prefix, and the
 // signature. It refuses a message that UnmarshalBinary would reject.
 func (m *ChannelMessage) MarshalBinary() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, channelMessageFixedLen+len(m.Channel)+len(m.Username)+len(m.Body))
-	b = append(b, ChannelMessageVersion)
+	b := make([]byte, 0, channelMessageFixedLen+len(m.Channel)+len(m.Username)+len(m.Body)+causalMaxLen)
+	b = append(b, m.Version())
 	b = m.appendFields(b)
 	return append(b, m.Sig[:]...), nil
 }
@@ -177,8 +256,9 @@ func (m *ChannelMessage) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w channel message: %d bytes, %w (%d bytes)", ErrMalformed, len(data), ErrTooLarge, MaxChannelMessageWireLen)
 	}
 	d := decoder{buf: data}
-	if v := d.uint8("version"); d.err == nil && v != ChannelMessageVersion {
-		return fmt.Errorf("%w channel message: unknown version %#02x, want %#02x", ErrMalformed, v, ChannelMessageVersion)
+	v := d.uint8("version")
+	if d.err == nil && v != ChannelMessageVersion && v != ChannelMessageVersion2 {
+		return fmt.Errorf("%w channel message: unknown version %#02x, want %#02x or %#02x", ErrMalformed, v, ChannelMessageVersion, ChannelMessageVersion2)
 	}
 	author := d.raw("author", PublicKeySize)
 	channel := d.bytes("channel", MaxChannelLen)
@@ -186,6 +266,18 @@ func (m *ChannelMessage) UnmarshalBinary(data []byte) error {
 	body := d.bytes("body", MaxBodyLen)
 	ts := d.int64("timestamp")
 	id := d.raw("id", MessageIDSize)
+	var causal Causal
+	if v == ChannelMessageVersion2 {
+		causal.Present = true
+		copy(causal.Prev[:], d.raw("prev", ShortIDSize))
+		causal.NRefs = int(d.uint8("reference count"))
+		if d.err == nil && causal.NRefs > MaxCausalRefs {
+			return fmt.Errorf("%w channel message: %d causal references, at most %d", ErrMalformed, causal.NRefs, MaxCausalRefs)
+		}
+		for i := range causal.NRefs {
+			copy(causal.Refs[i][:], d.raw("reference", ShortIDSize))
+		}
+	}
 	sig := d.raw("signature", SignatureSize)
 	if err := d.finish(); err != nil {
 		return fmt.Errorf("%w channel message: %w", ErrMalformed, err)
@@ -197,6 +289,7 @@ func (m *ChannelMessage) UnmarshalBinary(data []byte) error {
 	out.Body = string(body)
 	out.Timestamp = ts
 	copy(out.ID[:], id)
+	out.Causal = causal
 	copy(out.Sig[:], sig)
 	if err := out.Validate(); err != nil {
 		if errors.Is(err, ErrMalformed) {

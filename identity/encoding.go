@@ -15,9 +15,12 @@ import (
 const (
 	DomainLogin          = "darkchat/v1/login\x00"
 	DomainChannelMessage = "darkchat/v1/channel-message\x00"
-	DomainDM             = "darkchat/v1/dm\x00"
-	DomainKeyBundle      = "darkchat/v1/key-bundle\x00"
-	DomainReceipt        = "darkchat/v1/receipt\x00"
+	// DomainChannelMessage2 covers a channel message with its causal
+	// context (ChannelMessage.Causal).
+	DomainChannelMessage2 = "darkchat/v2/channel-message\x00"
+	DomainDM              = "darkchat/v1/dm\x00"
+	DomainKeyBundle       = "darkchat/v1/key-bundle\x00"
+	DomainReceipt         = "darkchat/v1/receipt\x00"
 )
 
 // Field encoding, shared by every signed structure and wire form:

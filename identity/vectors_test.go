@@ -71,7 +71,11 @@ type channelMessageVector struct {
 	Body            string `json:"body"`
 	TimestampUnixMs int64  `json:"timestamp_unix_ms"`
 	MessageIDHex    string `json:"message_id_hex"`
-	SignedBytesHex  string `json:"signed_bytes_hex"`
+	// Version 2 only: the causal context.
+	Version        int      `json:"version"`
+	PrevHex        string   `json:"prev_hex,omitempty"`
+	RefsHex        []string `json:"refs_hex,omitempty"`
+	SignedBytesHex string   `json:"signed_bytes_hex"`
 	SignatureHex    string `json:"signature_hex"`
 	WireHex         string `json:"wire_hex"`
 }
@@ -151,11 +155,13 @@ func buildVectors(t *testing.T) vectorFile {
 			"keys: seed -> public key and key-file text (ParseKeyFile(key_file_text) must give the seed back).",
 			"logins: challenge = dcl1.<node_id>.<nonce_hex>.<expiry_unix_seconds>; signed statement = login prefix || u32 len(challenge) || challenge || public key; the login must verify for node_id at verify_at_unix_seconds.",
 			"channel_messages: signed bytes = channel-message prefix || author || len||channel || len||username || len||body || i64 timestamp || id; wire = 0x01 || signed bytes without prefix || signature.",
+			"channel_messages of version 2: signed bytes = channel-message-2 prefix || the same fields || prev (8) || u8 count (0..2) || count x ref (8); wire = 0x02 || signed bytes without prefix || signature.",
 			"negative_cases: check names the operation that must fail, expected_error the error class (malformed, bad_signature, expired, wrong_node).",
 		},
 		Domains: []domainVector{
 			{"login", identity.DomainLogin, hx([]byte(identity.DomainLogin))},
 			{"channel-message", identity.DomainChannelMessage, hx([]byte(identity.DomainChannelMessage))},
+			{"channel-message-2", identity.DomainChannelMessage2, hx([]byte(identity.DomainChannelMessage2))},
 			{"dm", identity.DomainDM, hx([]byte(identity.DomainDM))},
 			{"key-bundle", identity.DomainKeyBundle, hx([]byte(identity.DomainKeyBundle))},
 			{"receipt", identity.DomainReceipt, hx([]byte(identity.DomainReceipt))},
@@ -196,18 +202,32 @@ func buildVectors(t *testing.T) vectorFile {
 		login("seed 0x02, base32 peer ID", 0x02, vectorNodeIDBase32, 0xf0, 60),
 	}
 
-	msg := func(name string, seed byte, channel, username, body string, ts int64, id byte) channelMessageVector {
+	msg2 := func(name string, seed byte, channel, username, body string, ts int64, id byte, causal *identity.Causal) channelMessageVector {
 		k := mustKey(t, seedOf(seed))
 		m := identity.ChannelMessage{Channel: channel, Username: username, Body: body, Timestamp: ts}
 		for i := range m.ID {
 			m.ID[i] = id + byte(i)
+		}
+		if causal != nil {
+			m.Causal = *causal
 		}
 		m.Sign(k)
 		wire, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		var refs []string
+		for _, r := range m.Causal.RefList() {
+			refs = append(refs, hx(r[:]))
+		}
+		var prev string
+		if m.Causal.Present {
+			prev = hx(m.Causal.Prev[:])
+		}
 		return channelMessageVector{
+			Version:         int(m.Version()),
+			PrevHex:         prev,
+			RefsHex:         refs,
 			Name:            name,
 			SeedHex:         hx(k.Seed()),
 			AuthorHex:       m.Author.String(),
@@ -221,6 +241,15 @@ func buildVectors(t *testing.T) vectorFile {
 			WireHex:         hx(wire),
 		}
 	}
+	msg := func(name string, seed byte, channel, username, body string, ts int64, id byte) channelMessageVector {
+		return msg2(name, seed, channel, username, body, ts, id, nil)
+	}
+	short := func(b byte) (s identity.ShortID) {
+		for i := range s {
+			s[i] = b + byte(i)
+		}
+		return s
+	}
 	v.ChannelMessages = []channelMessageVector{
 		msg("simple", 0x01, "general", "alice", "hello, world", 1700000000123, 0x00),
 		msg("unicode body, all name characters", 0x02, "dev.go_1-x", "Bob_2.x-Y", "héllo 🌍 — ünïcödé\nsecond line", 1700000001000, 0x10),
@@ -228,6 +257,10 @@ func buildVectors(t *testing.T) vectorFile {
 		msg("maximum lengths: channel 64, username 32, body 4096 bytes (2048 two-byte characters)", 0x02,
 			strings.Repeat("c", identity.MaxChannelLen), strings.Repeat("U", identity.MaxUsernameLen),
 			strings.Repeat("é", identity.MaxBodyLen/2), 1700000002000, 0x80),
+		msg2("version 2: causal context with a previous message and two references", 0x01, "general", "alice", "replying to both", 1700000003000, 0x20,
+			&identity.Causal{Present: true, Prev: short(0x30), Refs: [identity.MaxCausalRefs]identity.ShortID{short(0x40), short(0x50)}, NRefs: 2}),
+		msg2("version 2: the author's first message, having seen nothing (zero prev, no references)", 0x02, "general", "bob", "first", 1700000004000, 0x60,
+			&identity.Causal{Present: true}),
 	}
 
 	v.NegativeCases = buildNegatives(t, v)
@@ -299,13 +332,42 @@ func buildNegatives(t *testing.T, v vectorFile) []negativeVector {
 	loginCase("truncated signature", "63-byte signature",
 		"bad_signature", l0.PublicKeyHex, l0.Challenge, l0.SignatureHex[:126], l0.NodeID, l0.VerifyAtUnixSeconds)
 
+	// Version 2 (v.ChannelMessages[4]: prev and two references).
+	m4 := v.ChannelMessages[4]
+	wire4 := unhex(t, m4.WireHex)
+	offCausal4 := len(wire4) - 64 - (8 + 1 + 2*8)
+	edit4 := func(f func(w []byte) []byte) string {
+		w := append([]byte(nil), wire4...)
+		return hx(f(w))
+	}
+	add(negativeVector{Name: "version 2: tampered reference", Check: checkMessageVerify, ExpectedError: "bad_signature",
+		Description: "last byte of the second reference changed after signing: the signature covers the causal context",
+		WireHex:     edit4(func(w []byte) []byte { w[len(w)-64-1] ^= 1; return w })})
+	add(negativeVector{Name: "version 2: signed under the version-1 domain", Check: checkMessageVerify, ExpectedError: "bad_signature",
+		Description: "signature over the version-1 channel-message prefix || the version-2 fields: each version's prefix must be checked",
+		WireHex: edit4(func(w []byte) []byte {
+			copy(w[len(w)-64:], ed25519.Sign(ed1, append([]byte(identity.DomainChannelMessage), w[1:len(w)-64]...)))
+			return w
+		})})
+	add(negativeVector{Name: "version 1 message relabelled version 2", Check: checkMessageVerify, ExpectedError: "bad_signature",
+		Description: "channel_messages[0] with version 0x02 and an empty causal context (zero prev, count 0) added, its version-1 signature kept",
+		WireHex: hx(func() []byte {
+			w := append([]byte{2}, wire[1:offSig]...)
+			w = append(w, make([]byte, 9)...)
+			return append(w, wire[offSig:]...)
+		}())})
+
 	// Wire forms that must not decode.
 	unmarshal := func(name, desc, w string) {
 		add(negativeVector{Name: name, Check: checkMessageUnmarshal, Description: desc, ExpectedError: "malformed", WireHex: w})
 	}
+	unmarshal("version 2: three references", "reference count 3 (at most 2)",
+		edit4(func(w []byte) []byte { w[offCausal4+8] = 3; return w }))
+	unmarshal("version 2: references past the end", "reference count 2 with one reference and the signature after it",
+		edit4(func(w []byte) []byte { return append(w[:offCausal4+8+1+8], w[len(w)-64:]...) }))
 	unmarshal("truncated", "last byte of the signature missing", edit(func(w []byte) []byte { return w[:len(w)-1] }))
 	unmarshal("trailing byte", "one 0x00 byte after the signature", edit(func(w []byte) []byte { return append(w, 0) }))
-	unmarshal("unknown version", "version byte 0x02", edit(func(w []byte) []byte { w[0] = 2; return w }))
+	unmarshal("unknown version", "version byte 0x03", edit(func(w []byte) []byte { w[0] = 3; return w }))
 	unmarshal("channel length past the end", "channel length 0xffffffff",
 		edit(func(w []byte) []byte { binary.BigEndian.PutUint32(w[offChannel:], 0xffffffff); return w }))
 	unmarshal("body length over MaxBodyLen", "body length field 4097 (the limit is 4096)",
@@ -377,8 +439,8 @@ func checkVectors(t *testing.T, v vectorFile) {
 			t.Errorf("domain %s: text and hex disagree or no NUL terminator", d.Purpose)
 		}
 	}
-	if len(v.Domains) != 5 {
-		t.Errorf("want 5 domains, got %d", len(v.Domains))
+	if len(v.Domains) != 6 {
+		t.Errorf("want 6 domains, got %d", len(v.Domains))
 	}
 
 	for _, kv := range v.Keys {
@@ -423,6 +485,14 @@ func checkVectors(t *testing.T, v vectorFile) {
 		k := mustKey(t, unhex(t, mv.SeedHex))
 		m := identity.ChannelMessage{Channel: mv.Channel, Username: mv.Username, Body: mv.Body, Timestamp: mv.TimestampUnixMs}
 		copy(m.ID[:], unhex(t, mv.MessageIDHex))
+		if mv.Version == 2 {
+			m.Causal.Present = true
+			copy(m.Causal.Prev[:], unhex(t, mv.PrevHex))
+			for i, r := range mv.RefsHex {
+				copy(m.Causal.Refs[i][:], unhex(t, r))
+			}
+			m.Causal.NRefs = len(mv.RefsHex)
+		}
 		m.Sign(k)
 		if m.Author.String() != mv.AuthorHex {
 			t.Errorf("message %q: author %s, want %s", mv.Name, m.Author, mv.AuthorHex)

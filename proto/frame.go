@@ -25,7 +25,7 @@ func AppendOK(b []byte, id string) []byte {
 // AppendMessageFrame appends the message object (Message) that delivers
 // msg to a client.
 func AppendMessageFrame(b []byte, msg *identity.ChannelMessage) []byte {
-	size := len(`{"type":"message","channel":"","username":"","key":"","body":"","ts":-9223372036854775808,"id":"","sig":""}`) +
+	size := len(`{"type":"message","channel":"","username":"","key":"","body":"","ts":-9223372036854775808,"id":"","prev":"","refs":"","sig":""}`) + 2*identity.MaxCausalRefs*identity.ShortIDSize + 2*identity.ShortIDSize +
 		len(msg.Channel) + len(msg.Username) + 2*len(msg.Author) + len(msg.Body) + 2*len(msg.ID) + 2*len(msg.Sig)
 	b = slices.Grow(b, size+8)
 	b = append(b, `{"type":"message","channel":`...)
@@ -40,7 +40,9 @@ func AppendMessageFrame(b []byte, msg *identity.ChannelMessage) []byte {
 	b = strconv.AppendInt(b, msg.Timestamp, 10)
 	b = append(b, `,"id":"`...)
 	b = AppendHex(b, msg.ID[:])
-	b = append(b, `","sig":"`...)
+	b = append(b, '"')
+	b = appendCausal(b, &msg.Causal)
+	b = append(b, `,"sig":"`...)
 	b = AppendHex(b, msg.Sig[:])
 	return append(b, `"}`...)
 }
@@ -48,7 +50,7 @@ func AppendMessageFrame(b []byte, msg *identity.ChannelMessage) []byte {
 // AppendSend appends the send object (Send) that hands the signed
 // message m to a node: what NewSend and Encode make of it.
 func AppendSend(b []byte, m *identity.ChannelMessage) []byte {
-	size := len(`{"type":"send","channel":"","username":"","body":"","ts":-9223372036854775808,"id":"","sig":""}`) +
+	size := len(`{"type":"send","channel":"","username":"","body":"","ts":-9223372036854775808,"id":"","prev":"","refs":"","sig":""}`) + 2*identity.MaxCausalRefs*identity.ShortIDSize + 2*identity.ShortIDSize +
 		len(m.Channel) + len(m.Username) + len(m.Body) + 2*len(m.ID) + 2*len(m.Sig)
 	b = slices.Grow(b, size+8)
 	b = append(b, `{"type":"send","channel":`...)
@@ -61,7 +63,9 @@ func AppendSend(b []byte, m *identity.ChannelMessage) []byte {
 	b = strconv.AppendInt(b, m.Timestamp, 10)
 	b = append(b, `,"id":"`...)
 	b = AppendHex(b, m.ID[:])
-	b = append(b, `","sig":"`...)
+	b = append(b, '"')
+	b = appendCausal(b, &m.Causal)
+	b = append(b, `,"sig":"`...)
 	b = AppendHex(b, m.Sig[:])
 	return append(b, `"}`...)
 }

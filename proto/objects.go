@@ -89,7 +89,13 @@ type Send struct {
 	Body     string `json:"body"`
 	TS       int64  `json:"ts"`
 	ID       string `json:"id"`
-	Sig      string `json:"sig"`
+	// Prev and Refs are the causal context of a version-2 message
+	// (PROTOCOL.md §4.3): Prev, present on every version-2 message, is 16
+	// hex digits; Refs is 0, 1 or 2 references of 16 hex digits each,
+	// written one after the other.
+	Prev string `json:"prev,omitempty"`
+	Refs string `json:"refs,omitempty"`
+	Sig  string `json:"sig"`
 }
 
 // OK confirms that the message ID was accepted and sent to the mesh.
@@ -106,7 +112,11 @@ type Message struct {
 	Body     string `json:"body"`
 	TS       int64  `json:"ts"`
 	ID       string `json:"id"`
-	Sig      string `json:"sig"`
+	// Prev and Refs: the causal context of a version-2 message, as in
+	// Send.
+	Prev string `json:"prev,omitempty"`
+	Refs string `json:"refs,omitempty"`
+	Sig  string `json:"sig"`
 	// Late marks a message answering a History request, which History
 	// names (PROTOCOL.md §2.8).
 	Late    bool   `json:"late,omitempty"`
@@ -418,6 +428,7 @@ func (s *Send) validate() error {
 		checkNames(s.Channel, s.Username),
 		checkBody(s.Body),
 		CheckHex("id", s.ID, IDHexLen),
+		checkCausal(s.Prev, s.Refs),
 		CheckHex("sig", s.Sig, SigHexLen))
 }
 
@@ -431,8 +442,89 @@ func (m *Message) validate() error {
 		CheckHex("key", m.Key, KeyHexLen),
 		checkBody(m.Body),
 		CheckHex("id", m.ID, IDHexLen),
+		checkCausal(m.Prev, m.Refs),
 		CheckHex("sig", m.Sig, SigHexLen),
 		history)
+}
+
+// ShortIDHexLen is the length of a causal reference in hex.
+const ShortIDHexLen = 2 * identity.ShortIDSize
+
+// checkCausal checks a causal context's fields: none (version 1), or prev
+// and up to identity.MaxCausalRefs references.
+func checkCausal(prev, refs string) error {
+	if prev == "" {
+		if refs != "" {
+			return fmt.Errorf("%w: refs without prev (a version-2 message has both)", ErrMalformed)
+		}
+		return nil
+	}
+	if err := CheckHex("prev", prev, ShortIDHexLen); err != nil {
+		return err
+	}
+	if len(refs)%ShortIDHexLen != 0 || len(refs) > identity.MaxCausalRefs*ShortIDHexLen {
+		return fmt.Errorf("%w: refs must be 0 to %d references of %d hex digits, written together", ErrMalformed, identity.MaxCausalRefs, ShortIDHexLen)
+	}
+	if refs == "" {
+		return nil
+	}
+	return CheckHex("refs", refs, len(refs))
+}
+
+// DecodeCausal decodes a causal context's fields (checked by checkCausal)
+// into c; with prev empty c is left as version 1.
+func DecodeCausal(c *identity.Causal, prev, refs string) error {
+	*c = identity.Causal{}
+	if prev == "" {
+		return checkCausal(prev, refs)
+	}
+	if err := checkCausal(prev, refs); err != nil {
+		return err
+	}
+	c.Present = true
+	if err := DecodeHex(c.Prev[:], "prev", prev); err != nil {
+		return err
+	}
+	for i := 0; i < len(refs); i += ShortIDHexLen {
+		if err := DecodeHex(c.Refs[c.NRefs][:], "refs", refs[i:i+ShortIDHexLen]); err != nil {
+			return err
+		}
+		c.NRefs++
+	}
+	return nil
+}
+
+// appendCausal appends c's prev and refs fields to a JSON object being
+// written, as encoding/json writes Send's and Message's.
+func appendCausal(b []byte, c *identity.Causal) []byte {
+	if !c.Present {
+		return b
+	}
+	b = append(b, `,"prev":"`...)
+	b = AppendHex(b, c.Prev[:])
+	b = append(b, '"')
+	if c.NRefs > 0 {
+		b = append(b, `,"refs":"`...)
+		for _, r := range c.RefList() {
+			b = AppendHex(b, r[:])
+		}
+		b = append(b, '"')
+	}
+	return b
+}
+
+// causalFields returns c's prev and refs fields as Send and Message hold
+// them.
+func causalFields(c *identity.Causal) (prev, refs string) {
+	if !c.Present {
+		return "", ""
+	}
+	prev = string(AppendHex(nil, c.Prev[:]))
+	var r []byte
+	for _, ref := range c.RefList() {
+		r = AppendHex(r, ref[:])
+	}
+	return prev, string(r)
 }
 
 func (h *History) validate() error {
@@ -497,18 +589,22 @@ func (e *Error) validate() error {
 
 // NewSend returns the send object for a signed channel message.
 func NewSend(m *identity.ChannelMessage) *Send {
+	prev, refs := causalFields(&m.Causal)
 	return &Send{
 		Channel:  m.Channel,
 		Username: m.Username,
 		Body:     m.Body,
 		TS:       m.Timestamp,
 		ID:       string(AppendHex(nil, m.ID[:])),
+		Prev:     prev,
+		Refs:     refs,
 		Sig:      string(AppendHex(nil, m.Sig[:])),
 	}
 }
 
 // NewMessage returns the message object that delivers m.
 func NewMessage(m *identity.ChannelMessage) *Message {
+	prev, refs := causalFields(&m.Causal)
 	return &Message{
 		Channel:  m.Channel,
 		Username: m.Username,
@@ -516,6 +612,8 @@ func NewMessage(m *identity.ChannelMessage) *Message {
 		Body:     m.Body,
 		TS:       m.Timestamp,
 		ID:       string(AppendHex(nil, m.ID[:])),
+		Prev:     prev,
+		Refs:     refs,
 		Sig:      string(AppendHex(nil, m.Sig[:])),
 	}
 }
@@ -532,6 +630,7 @@ func (m *Message) ChannelMessage() (identity.ChannelMessage, error) {
 	if err := firstErr(
 		DecodeHex(cm.Author[:], "key", m.Key),
 		DecodeHex(cm.ID[:], "id", m.ID),
+		DecodeCausal(&cm.Causal, m.Prev, m.Refs),
 		DecodeHex(cm.Sig[:], "sig", m.Sig)); err != nil {
 		return identity.ChannelMessage{}, fmt.Errorf("%w: message: %w", ErrMalformed, err)
 	}

@@ -30,6 +30,9 @@ type Request struct {
 	Bundle   string `json:"bundle"`
 	Envelope string `json:"envelope"`
 	Ref      string `json:"ref"`
+	// send: the causal context of a version-2 message
+	Prev string `json:"prev"`
+	Refs string `json:"refs"`
 	// history and history_answer
 	Limit   int64    `json:"limit"`
 	Since   int64    `json:"since"`
@@ -233,6 +236,10 @@ func (r *Request) stringField(key string) *string {
 		return &r.Envelope
 	case "ref":
 		return &r.Ref
+	case "prev":
+		return &r.Prev
+	case "refs":
+		return &r.Refs
 	}
 	return nil
 }
