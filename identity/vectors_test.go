@@ -76,8 +76,8 @@ type channelMessageVector struct {
 	PrevHex        string   `json:"prev_hex,omitempty"`
 	RefsHex        []string `json:"refs_hex,omitempty"`
 	SignedBytesHex string   `json:"signed_bytes_hex"`
-	SignatureHex    string `json:"signature_hex"`
-	WireHex         string `json:"wire_hex"`
+	SignatureHex   string   `json:"signature_hex"`
+	WireHex        string   `json:"wire_hex"`
 }
 
 // negativeVector is an input that must be rejected. Check names the
