@@ -37,7 +37,7 @@ const (
 	channelMessageFixedLen = 1 + PublicKeySize + 3*lenPrefixSize + 8 + MessageIDSize + SignatureSize
 
 	// MinChannelMessageWireLen and MaxChannelMessageWireLen bound the wire
-	// form (135 and 4325 bytes): use the maximum as the mesh's message size
+	// form (135 and 4350 bytes): use the maximum as the mesh's message size
 	// limit.
 	MinChannelMessageWireLen = channelMessageFixedLen + 1 + 1
 	MaxChannelMessageWireLen = channelMessageFixedLen + MaxChannelLen + MaxUsernameLen + MaxBodyLen + causalMaxLen

@@ -46,6 +46,7 @@
 //
 //	login            "darkchat/v1/login\x00"            (18 bytes)
 //	channel message  "darkchat/v1/channel-message\x00"  (28 bytes)
+//	  version 2      "darkchat/v2/channel-message\x00"  (28 bytes)
 //	DM inner message "darkchat/v1/dm\x00"               (15 bytes)
 //	key bundle       "darkchat/v1/key-bundle\x00"       (23 bytes)
 //	receipt          "darkchat/v1/receipt\x00"          (20 bytes)
@@ -88,10 +89,20 @@
 //	timestamp                          8 bytes, int64 Unix milliseconds
 //	message ID                         16 random bytes
 //
-// The wire form on the mesh (135 to 4325 bytes) is
+// A version-2 message adds its causal context (Causal): under the
+// version-2 prefix, the same fields, then
 //
-//	0x01                               version, 1 byte
-//	author .. message ID               the signed fields above, same bytes,
+//	prev                               8 bytes: first 8 bytes of the author's
+//	                                   previous message ID in the channel
+//	                                   (zeros: none)
+//	count                              1 byte, 0..2
+//	count × ref                        8 bytes each: newest messages of other
+//	                                   authors the author had seen
+//
+// The wire form on the mesh (135 to 4350 bytes) is
+//
+//	0x01 or 0x02                       version, 1 byte
+//	author .. message ID (.. refs)     the signed fields above, same bytes,
 //	                                   without the domain prefix
 //	signature                          64 bytes
 //
