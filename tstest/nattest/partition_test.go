@@ -1,9 +1,12 @@
 package nattest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +104,29 @@ func TestPartitionHeals(t *testing.T) {
 			if n := count(tc.to.Lines(), want(i)); n != 1 {
 				t.Errorf("%s printed %q %d times", tc.to.Name, want(i), n)
 			}
+		}
+	}
+	// Nodes store no message: nothing any user said is in a data
+	// directory.
+	for _, n := range []*node{a, b} {
+		dir := filepath.Join(tn.dir, n.name)
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, said := range []string{"during ", "before"} {
+				if bytes.Contains(data, []byte(said)) {
+					t.Errorf("%s: %s holds what users said (%q)", n.name, path, said)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%s: reading its data directory: %v", n.name, err)
 		}
 	}
 	// Which way the messages came: repair from the members (the
