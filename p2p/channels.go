@@ -17,11 +17,18 @@ import (
 )
 
 // Topic namespaces; the subscription filter refuses every topic outside
-// them. Chat channels are darkchat/v1/channel/<name>; direct messages travel
+// them. Chat channels are darkchat/v2/channel/<name>; direct messages travel
 // on darkchat/v1/dm/<shard>, inbox topics sharded by a hash of the
 // recipient's key so that a node subscribes only to its users' shards.
+//
+// Channels moved from darkchat/v1/channel/ with version-2 channel messages
+// (PROTOCOL.md §4.3): nodes of the previous version refuse those as
+// malformed and would penalise the node forwarding them, so the two
+// versions share no channel topic. The old channel topics are outside the
+// filter: a peer announcing them spends a subscription token per topic, as
+// for any unknown topic, and holds no state (see peerGuard.inspect).
 const (
-	channelTopicPrefix = "darkchat/v1/channel/"
+	channelTopicPrefix = "darkchat/v2/channel/"
 	inboxTopicPrefix   = "darkchat/v1/dm/"
 	// historyTopic carries the history requests and answers of every
 	// channel (the gateway's wire forms name the channel). It is a topic

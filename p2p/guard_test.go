@@ -18,17 +18,22 @@ import (
 
 func TestTopicFilterAdmitsOnlyDarkchatNamespaces(t *testing.T) {
 	for topic, want := range map[string]bool{
-		"darkchat/v1/channel/lobby":                       true,
-		"darkchat/v1/channel/a.b_c-9":                     true,
+		"darkchat/v2/channel/lobby":                       true,
+		"darkchat/v2/channel/a.b_c-9":                     true,
 		"darkchat/v1/dm/0":                                true,
 		"darkchat/v1/dm/1023":                             true,
+		"darkchat/v1/history":                             true,
 		"darkchat/v1/dm/01":                               false,
 		"darkchat/v1/dm/10000":                            false,
-		"darkchat/v1/channel/Lobby":                       false,
-		"darkchat/v1/channel/":                            false,
-		"darkchat/v1/channel/a/b":                         false,
+		"darkchat/v2/channel/Lobby":                       false,
+		"darkchat/v2/channel/":                            false,
+		"darkchat/v2/channel/a/b":                         false,
 		"darkchat/v1/other/lobby":                         false,
-		"darkchat/v1/channel/" + string(make([]byte, 65)): false,
+		"darkchat/v2/channel/" + string(make([]byte, 65)): false,
+		// the previous version's channels, and namespaces never used
+		"darkchat/v1/channel/lobby": false,
+		"darkchat/v2/dm/0":          false,
+		"darkchat/v2/history":       false,
 	} {
 		if got := topicFilter.MatchString(topic); got != want {
 			t.Errorf("topicFilter(%q) = %v, want %v", topic, got, want)
@@ -38,6 +43,45 @@ func TestTopicFilterAdmitsOnlyDarkchatNamespaces(t *testing.T) {
 		if got, want := topicFilter.MatchString(inboxTopicPrefix+strconv.Itoa(shard)), shard < MaxInboxShards; got != want {
 			t.Errorf("inbox shard %d admitted %v, want %v (MaxInboxShards %d)", shard, got, want, MaxInboxShards)
 		}
+	}
+}
+
+// A node of the previous version announces its channels on
+// darkchat/v1/channel/: each costs a subscription token, as any topic
+// outside the filter, and no place in the peer's topics; a full node's
+// announcement (channels and DM shards) is not a violation.
+func TestPreviousVersionChannelTopicsCostNoBan(t *testing.T) {
+	var banned []peer.ID
+	g := newPeerGuard(slog.New(slog.DiscardHandler), func(p peer.ID) { banned = append(banned, p) }, func(peer.ID) string { return "198.18.0.9" })
+	yes := true
+	sub := func(topics ...string) *pubsub.RPC {
+		rpc := &pubsub.RPC{}
+		for _, topic := range topics {
+			rpc.Subscriptions = append(rpc.Subscriptions, &pb.RPC_SubOpts{Subscribe: &yes, Topicid: &topic})
+		}
+		return rpc
+	}
+	var topics []string
+	for i := range subscribeBurst - 64 {
+		topics = append(topics, "darkchat/v1/channel/c"+strconv.Itoa(i))
+	}
+	for shard := range 64 {
+		topics = append(topics, inboxTopicPrefix+strconv.Itoa(shard))
+	}
+	if err := g.inspect("old", sub(topics...)); err != nil {
+		t.Fatalf("a previous-version node's subscriptions: %v", err)
+	}
+	g.mu.Lock()
+	held, tokens := len(g.peers["old"].topics), g.peers["old"].subTokens
+	g.mu.Unlock()
+	if held != 64 {
+		t.Errorf("the peer holds %d topics, want its 64 DM shards alone", held)
+	}
+	if tokens >= 1 {
+		t.Errorf("%v subscription tokens left after %d announcements (burst %d): unknown topics were free", tokens, len(topics), subscribeBurst)
+	}
+	if len(banned) > 0 {
+		t.Fatalf("banned %v", banned)
 	}
 }
 

@@ -123,8 +123,8 @@ func TestReplayBeyondSeenCacheIsDropped(t *testing.T) {
 	// Simulate the seen-cache forgetting: ask the validator directly, as
 	// GossipSub would on a late copy.
 	v := n.topicValidator("lobby", nil)
-	msg := &pubsub.Message{ID: messageID(mustPB("darkchat/v1/channel/lobby", "once"))}
-	msg.Message = mustPB("darkchat/v1/channel/lobby", "once")
+	msg := &pubsub.Message{ID: messageID(mustPB(channelTopicPrefix+"lobby", "once"))}
+	msg.Message = mustPB(channelTopicPrefix+"lobby", "once")
 	if r := v(t.Context(), "", msg); r != pubsub.ValidationIgnore {
 		t.Fatalf("replay validated as %v, want ignore", r)
 	}

@@ -36,6 +36,10 @@ import (
 // meshsub is the GossipSub protocol the attacker speaks.
 const meshsub = protocol.ID("/meshsub/1.1.0")
 
+// channelTopicPrefix is the namespace of channel topics (PROTOCOL.md §4.3),
+// the one darkchatd's subscription filter admits for channels.
+const channelTopicPrefix = "darkchat/v2/channel/"
+
 // Peer is one attacking libp2p host with one peer ID.
 type Peer struct {
 	h host.Host
@@ -100,7 +104,7 @@ func writeRPC(s network.Stream, rpc *pb.RPC, buf []byte) ([]byte, error) {
 }
 
 // SubscriptionFlood announces subscriptions to fresh topics in channel
-// namespace ("darkchat/v1/channel/<prefix><n>"), perRPC at a time, until
+// namespace ("darkchat/v2/channel/<prefix><n>"), perRPC at a time, until
 // ctx ends, the target closes the stream, or max topics were announced. It
 // returns how many it announced and the error that ended it (nil when ctx
 // or max did).
@@ -116,7 +120,7 @@ func (p *Peer) SubscriptionFlood(ctx context.Context, target peer.AddrInfo, pref
 	for announced < max && ctx.Err() == nil {
 		rpc := &pb.RPC{}
 		for range min(perRPC, max-announced) {
-			topic := "darkchat/v1/channel/" + prefix + strconv.Itoa(announced)
+			topic := channelTopicPrefix + prefix + strconv.Itoa(announced)
 			rpc.Subscriptions = append(rpc.Subscriptions, &pb.RPC_SubOpts{Subscribe: &sub, Topicid: &topic})
 			announced++
 		}
@@ -145,7 +149,7 @@ func (p *Peer) InvalidFlood(ctx context.Context, target peer.AddrInfo, channel s
 	if err != nil {
 		return err
 	}
-	topic := "darkchat/v1/channel/" + channel
+	topic := channelTopicPrefix + channel
 	var buf []byte
 	for n := 0; n < max && ctx.Err() == nil; {
 		rpc := &pb.RPC{}
@@ -178,7 +182,7 @@ func (p *Peer) publishFlood(ctx context.Context, target peer.AddrInfo, channel s
 		return err
 	}
 	defer s.Reset()
-	topic := "darkchat/v1/channel/" + channel
+	topic := channelTopicPrefix + channel
 	var buf []byte
 	for ctx.Err() == nil {
 		rpc := &pb.RPC{}
@@ -258,7 +262,7 @@ func (p *Peer) ControlFlood(ctx context.Context, target peer.AddrInfo, channel s
 		return err
 	}
 	defer s.Reset()
-	topic := "darkchat/v1/channel/" + channel
+	topic := channelTopicPrefix + channel
 	sub := true
 	// Join the topic first, as a peer must for its GRAFTs to count.
 	buf, err := writeRPC(s, &pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: &sub, Topicid: &topic}}}, nil)

@@ -286,7 +286,7 @@ func (m *meshNet) startStock(ctx context.Context, edges [][2]int) error {
 
 // p2ptestChannelTopic is the stock mesh's topic name; any name does, the
 // stock router has no topic filter.
-const p2ptestChannelTopic = "darkchat/v1/channel/" + benchChannel
+const p2ptestChannelTopic = "darkchat/v2/channel/" + benchChannel
 
 func (m *meshNet) close() { m.stop() }
 
