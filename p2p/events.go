@@ -21,8 +21,10 @@ import (
 //     others; a lost one may be reachable another way), the guard (which
 //     forgets a disconnected peer) and the reachability decision;
 //   - identify results: the `nat` report (how peers observe us), the
-//     reachability decision and AutoRelay's candidates (a peer may relay);
-//   - protocol updates: AutoRelay's candidates (a peer started relaying);
+//     reachability decision, AutoRelay's candidates (a peer may relay) and
+//     the warning about peers of the previous version (checkPeerVersion);
+//   - protocol updates: AutoRelay's candidates (a peer started relaying)
+//     and that warning (a peer started GossipSub after identify);
 //   - AutoNAT v2's address checks: the reachability decision;
 //   - the NAT type and AutoRelay's reservations: the `nat` report.
 var hostEvents = []any{
@@ -137,8 +139,10 @@ func (n *Node) eventLoop(sub event.Subscription) {
 				n.nat.record(e)
 				signal(n.reachWake)
 				n.relays.notify()
+				n.checkPeerVersion(e.Peer, e.AgentVersion, e.Protocols)
 			case event.EvtPeerProtocolsUpdated:
 				n.relays.notify()
+				n.checkPeerVersionUpdate(e.Peer, e.Added)
 			case event.EvtHostReachableAddrsChanged:
 				signal(n.reachWake)
 			case event.EvtNATDeviceTypeChanged, event.EvtAutoRelayAddrsUpdated:

@@ -88,7 +88,7 @@ func newHost(cfg *Config, guard *peerGuard, relays *relaySource) (introspectable
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(bannedPeerGater{guard}),
-		libp2p.UserAgent("darkchatd"),
+		libp2p.UserAgent(nodeAgent),
 		pinAutoNATv1(network.ReachabilityUnknown),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableAutoRelayWithPeerSource(relays.candidates,

@@ -47,6 +47,9 @@ type Node struct {
 	guard    *peerGuard // per-peer budgets and bans (guard.go)
 	routers  *routerPeers
 	dedup    *dedupSet
+	// oldPeers: the previous-version peers already warned about; the
+	// event loop's alone (version.go).
+	oldPeers *oldPeers
 	// staleProbe checks a peer's older connections when it makes a new
 	// one (liveness.go).
 	staleProbe network.Notifiee
@@ -166,6 +169,7 @@ func newNode(cfg Config) (*Node, error) {
 		cfg:              cfg,
 		log:              cfg.Logger,
 		nat:              newNATTracker(),
+		oldPeers:         newOldPeers(maxOldPeersRemembered),
 		dedup:            newDedupSet(cfg.DedupTTL, cfg.DedupMax, time.Now),
 		ctx:              ctx,
 		cancel:           cancel,
@@ -203,6 +207,9 @@ func (n *Node) start() (err error) {
 		}
 	}()
 	n.host = n.basic
+	// Before GossipSub: a peer that identifies this node while only one of
+	// the two is announced must not take it for the previous version.
+	registerChannelsMarker(n.basic)
 	if !n.cfg.NoDHT {
 		if n.dht, err = newDHT(n.basic, &n.cfg, n.guard); err != nil {
 			return fmt.Errorf("start DHT: %w", err)
