@@ -85,6 +85,9 @@ type Store struct {
 	shown *fifo.Map[[identity.MessageIDSize]byte, struct{}]
 	clock uint64 // counts writes, to find the log written to longest ago
 	bytes int    // kept, in all logs (keptSize)
+	// lastOwn is, per channel, the user's last message signed (sent,
+	// perhaps not yet accepted): the next one's prev (see causalFor).
+	lastOwn map[string]identity.ShortID
 }
 
 // keptSize is what keeping m costs, about.
@@ -101,6 +104,18 @@ type channelLog struct {
 	used  uint64
 	bytes int   // keptSize of msgs
 	maxTS int64 // the latest timestamp kept, Unix ms
+
+	// byShort finds a kept message by the short ID causal contexts name
+	// it with: its slot in msgs.
+	byShort map[identity.ShortID]int
+	// own holds the user's last ownKeep messages of the channel, oldest
+	// first, with who has seen each (see causal.go); ownBy finds them.
+	own   []*ownMessage
+	ownBy map[identity.ShortID]*ownMessage
+	// walked holds the (author, message) pairs the delivery status has
+	// already walked back from: the message is known to be seen by the
+	// author (see seenWalkLocked). Made on first use.
+	walked *fifo.Map[walkKey, struct{}]
 }
 
 // maxTimestampLead bounds how far ahead of the clock sendTime may date a
@@ -126,8 +141,9 @@ func (st *Store) sendTime(channel string, now time.Time) time.Time {
 // NewStore returns an empty Store.
 func NewStore() *Store {
 	return &Store{
-		logs:  make(map[string]*channelLog),
-		shown: fifo.NewMap[[identity.MessageIDSize]byte, struct{}](shownSize),
+		logs:    make(map[string]*channelLog),
+		shown:   fifo.NewMap[[identity.MessageIDSize]byte, struct{}](shownSize),
+		lastOwn: make(map[string]identity.ShortID),
 	}
 }
 
@@ -153,6 +169,7 @@ func (st *Store) dropLocked(channel string) {
 		st.bytes -= l.bytes
 		delete(st.logs, channel)
 	}
+	delete(st.lastOwn, channel)
 }
 
 // keep adds m to its channel's log, unless it is there already.
@@ -162,19 +179,24 @@ func (st *Store) keep(m identity.ChannelMessage) {
 	st.keepLocked(m)
 }
 
-func (st *Store) keepLocked(m identity.ChannelMessage) {
+// keepLocked keeps m and reports whether it was new to the log.
+func (st *Store) keepLocked(m identity.ChannelMessage) (added bool) {
 	l := st.logs[m.Channel]
 	if l == nil {
 		if len(st.logs) >= storeChannels {
 			st.forgetOldestLocked()
 		}
-		l = &channelLog{ids: make(map[[identity.MessageIDSize]byte]struct{})}
+		l = &channelLog{
+			ids:     make(map[[identity.MessageIDSize]byte]struct{}),
+			byShort: make(map[identity.ShortID]int),
+			ownBy:   make(map[identity.ShortID]*ownMessage),
+		}
 		st.logs[m.Channel] = l
 	}
 	st.clock++
 	l.used = st.clock
 	if _, ok := l.ids[m.ID]; ok {
-		return
+		return false
 	}
 	l.ids[m.ID] = struct{}{}
 	l.maxTS = max(l.maxTS, m.Timestamp)
@@ -182,18 +204,24 @@ func (st *Store) keepLocked(m identity.ChannelMessage) {
 	l.bytes += size
 	st.bytes += size
 	if len(l.msgs) < HistoryKeep {
+		l.byShort[identity.Short(m.ID)] = len(l.msgs)
 		l.msgs = append(l.msgs, m)
 	} else {
 		old := &l.msgs[l.next]
 		delete(l.ids, old.ID)
+		if short := identity.Short(old.ID); l.byShort[short] == l.next {
+			delete(l.byShort, short)
+		}
 		l.bytes -= keptSize(old)
 		st.bytes -= keptSize(old)
 		l.msgs[l.next] = m
+		l.byShort[identity.Short(m.ID)] = l.next
 		l.next = (l.next + 1) % HistoryKeep
 	}
 	for st.bytes > storeBytes && len(st.logs) > 1 {
 		st.forgetOldestLocked()
 	}
+	return true
 }
 
 // forgetOldestLocked forgets the log written to longest ago.
@@ -206,24 +234,6 @@ func (st *Store) forgetOldestLocked() {
 		}
 	}
 	st.dropLocked(oldest)
-}
-
-// receive keeps m and reports whether it is new to the application: not
-// kept before, and not shown before.
-func (st *Store) receive(m identity.ChannelMessage) (fresh bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if l := st.logs[m.Channel]; l != nil {
-		_, kept := l.ids[m.ID]
-		fresh = !kept
-	} else {
-		fresh = true
-	}
-	if !st.shown.Add(m.ID) {
-		fresh = false
-	}
-	st.keepLocked(m)
-	return fresh
 }
 
 // newestFirst returns the messages of channel kept with a timestamp of
@@ -263,23 +273,17 @@ func (st *Store) have(channel string) []string {
 	return ids
 }
 
-// messageOf returns the message object that carries m.
+// messageOf returns the message object that carries m, with its causal
+// context when it has one (the signature covers it).
 func messageOf(m *identity.ChannelMessage) Message {
-	return Message{
-		Channel:  m.Channel,
-		Username: m.Username,
-		Key:      m.Author.String(),
-		Body:     m.Body,
-		TS:       m.Timestamp,
-		ID:       hex.EncodeToString(m.ID[:]),
-		Sig:      hex.EncodeToString(m.Sig[:]),
-	}
+	return *proto.NewMessage(m)
 }
 
 // historyRequest is a history request the session sent and the node has
 // not ended yet.
 type historyRequest struct {
 	channel  string
+	auto     bool      // asked by the session itself, for a gap
 	deadline time.Time // real clock
 	count    int       // late messages that came for it
 	fresh    int       // of those, the ones handed to the application
@@ -290,11 +294,13 @@ type historyRequest struct {
 // EventMessage (Late set); the others had been shown already. Err is nil
 // when the node ended the request, else why it did not (no answer in
 // time). A request the node refused is an EventError naming its ID
-// instead.
+// instead. Auto marks a request the session made by itself, for messages
+// a causal context named that it did not have (PROTOCOL.md §2.11).
 type EventHistoryEnd struct {
 	Channel, ID  string
 	Count, Fresh int
 	Err          error
+	Auto         bool
 }
 
 func (EventHistoryEnd) event() {}
@@ -312,6 +318,10 @@ func newHistoryLimiter() *rate.Limiter {
 // then an EventHistoryEnd (or an EventError naming the ID). It paces
 // itself to the node's limits, so it may wait; ctx bounds the wait.
 func (s *Session) History(ctx context.Context, channel string, limit int) (id string, err error) {
+	return s.history(ctx, channel, limit, false)
+}
+
+func (s *Session) history(ctx context.Context, channel string, limit int, auto bool) (id string, err error) {
 	if limit == 0 {
 		limit = proto.DefaultHistoryLimit
 	}
@@ -346,7 +356,7 @@ func (s *Session) History(ctx context.Context, channel string, limit int) (id st
 		return "", fmt.Errorf("history: %w", err)
 	}
 	// Registered before sending: the answer can arrive before write returns.
-	s.histories[id] = &historyRequest{channel: channel, deadline: time.Now().Add(historyTimeout)}
+	s.histories[id] = &historyRequest{channel: channel, auto: auto, deadline: time.Now().Add(historyTimeout)}
 	s.notifyLocked()
 	s.mu.Unlock()
 	if err := s.write(ctx, req); err != nil {
@@ -398,7 +408,7 @@ func (s *Session) handleHistoryEnd(e *HistoryEnd) {
 	if !ok {
 		return // not ours, or already given up on
 	}
-	s.emit(EventHistoryEnd{Channel: h.channel, ID: e.ID, Count: int(e.Count), Fresh: h.fresh})
+	s.emit(EventHistoryEnd{Channel: h.channel, ID: e.ID, Count: int(e.Count), Fresh: h.fresh, Auto: h.auto})
 }
 
 // expireHistories reports the history requests the node did not end in
@@ -414,7 +424,7 @@ func (s *Session) expireHistories(now time.Time) (next time.Time) {
 			continue
 		}
 		delete(s.histories, id)
-		expired = append(expired, EventHistoryEnd{Channel: h.channel, ID: id, Count: h.count, Fresh: h.fresh,
+		expired = append(expired, EventHistoryEnd{Channel: h.channel, ID: id, Count: h.count, Fresh: h.fresh, Auto: h.auto,
 			Err: fmt.Errorf("%w: history of %s not ended within %v", ErrNoAnswer, h.channel, historyTimeout)})
 	}
 	if len(expired) > 0 {

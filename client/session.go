@@ -222,6 +222,17 @@ type Session struct {
 	pending   map[string]sentMessage     // by message ID: sent and not yet answered
 	histories map[string]*historyRequest // by request ID: sent and not yet ended; at most historyPending
 	dm        dmState
+	// gaps holds, per channel, the references missing from the causal
+	// contexts that came, until they are asked for (causal.go); active
+	// the channels where a message came or was sent in this session:
+	// only there are references looked for (a new member does not ask
+	// for everything said before it came).
+	gaps   map[string]*gapState
+	active map[string]bool
+
+	// sendMu makes signing a message and recording it as the user's last
+	// in its channel one step, so that the next message names it.
+	sendMu sync.Mutex
 }
 
 // NewSession starts a session on t, which it now owns (Close closes it).
@@ -262,6 +273,8 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		requests:       make(map[string]int),
 		pending:        make(map[string]sentMessage),
 		histories:      make(map[string]*historyRequest),
+		gaps:           make(map[string]*gapState),
+		active:         make(map[string]bool),
 		answers:        make(chan []byte, answerQueue),
 		store:          cfg.Store,
 		historyLimiter: newHistoryLimiter(),
@@ -429,6 +442,7 @@ func (s *Session) Leave(ctx context.Context, channel string) error {
 	_, joining := s.joining[channel]
 	delete(s.joined, channel)
 	delete(s.joining, channel)
+	s.forgetGapsLocked(channel)
 	if in || joining {
 		s.requests[channel]++
 	}
@@ -506,11 +520,23 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 	// Sign after the wait, so the timestamp is the sending time; and
 	// after every message of the channel seen so far (Store.sendTime), so
 	// that ordering by timestamp, as history does, keeps a reply after
-	// what it answers.
-	m, err := identity.NewChannelMessage(s.cfg.Key, channel, username, body, s.store.sendTime(channel, s.now()))
-	if err != nil {
+	// what it answers. The message names the user's previous one and the
+	// newest of others held (PROTOCOL.md §2.11).
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	m := identity.ChannelMessage{
+		Author:    s.pub,
+		Channel:   channel,
+		Username:  username,
+		Body:      body,
+		Timestamp: s.store.sendTime(channel, s.now()).UnixMilli(),
+		ID:        identity.NewMessageID(),
+		Causal:    s.store.causalFor(channel, s.pub),
+	}
+	if err := m.Validate(); err != nil {
 		return "", fmt.Errorf("send: %w", err)
 	}
+	m.Sign(s.cfg.Key)
 	id = hex.EncodeToString(m.ID[:])
 	s.mu.Lock()
 	if s.err != nil {
@@ -521,11 +547,13 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 	// Registered before sending: the answer can arrive before write returns.
 	s.pending[id] = sentMessage{m}
 	s.mu.Unlock()
+	s.store.signed(&m)
 	if err := s.write(ctx, NewSend(&m)); err != nil {
 		s.mu.Lock()
 		delete(s.pending, id)
 		s.notifyLocked()
 		s.mu.Unlock()
+		s.store.refused(&m)
 		return "", fmt.Errorf("send: %w", err)
 	}
 	return id, nil
@@ -830,6 +858,9 @@ func (s *Session) housekeeping() {
 		if h := s.expireHistories(now); !h.IsZero() && (next.IsZero() || h.Before(next)) {
 			next = h
 		}
+		if g := s.askGaps(now); !g.IsZero() && (next.IsZero() || g.Before(next)) {
+			next = g
+		}
 		if !next.IsZero() {
 			timer.Reset(time.Until(next))
 		} else {
@@ -888,6 +919,9 @@ func (s *Session) handle(obj Object) error {
 		delete(s.joined, o.Channel) // a join answered after the leave was sent
 		_, rejoining := s.joining[o.Channel]
 		s.answeredLocked(o.Channel)
+		if !rejoining {
+			s.forgetGapsLocked(o.Channel)
+		}
 		s.mu.Unlock()
 		if !rejoining {
 			s.store.Forget(o.Channel) // no longer answered for
@@ -897,12 +931,16 @@ func (s *Session) handle(obj Object) error {
 		s.mu.Lock()
 		sent, ok := s.pending[o.ID]
 		delete(s.pending, o.ID)
+		if ok {
+			s.active[sent.msg.Channel] = true
+		}
 		s.notifyLocked()
 		s.mu.Unlock()
 		if ok {
 			// Accepted, so on its way to the others: kept to answer
-			// history requests, and never shown as a late message.
-			s.store.receive(sent.msg)
+			// history requests, never shown as a late message, and
+			// followed for its delivery status.
+			s.store.add(sent.msg, s.pub)
 			s.emit(EventOK{ID: o.ID, Channel: sent.msg.Channel})
 		}
 	case *Error:
@@ -1011,6 +1049,7 @@ func (s *Session) handleError(e *Error) {
 		if sent, ok := s.pending[e.ID]; ok {
 			channel = sent.msg.Channel
 			delete(s.pending, e.ID)
+			s.store.refused(&sent.msg)
 		}
 		if h, ok := s.histories[e.ID]; ok {
 			// The node refused a history request: that is its end.
@@ -1058,15 +1097,25 @@ func (s *Session) handleMessage(o *Message) {
 		}
 		s.mu.Unlock()
 	}
-	if !s.store.receive(m) {
-		return
-	}
-	if h != nil {
-		s.mu.Lock()
+	r := s.store.add(m, s.pub)
+	s.mu.Lock()
+	wasActive := s.active[m.Channel]
+	s.active[m.Channel] = true
+	if r.fresh && h != nil {
 		h.fresh++
-		s.mu.Unlock()
 	}
-	s.emit(EventMessage{Message: m, Late: o.Late, History: o.History})
+	s.mu.Unlock()
+	if !o.Late && wasActive && len(r.missing) > 0 {
+		// It names messages not held: they may still come, else the
+		// channel is asked for them (PROTOCOL.md §2.11).
+		s.noteGap(m.Channel, r.missing)
+	}
+	if r.fresh {
+		s.emit(EventMessage{Message: m, Late: o.Late, History: o.History})
+	}
+	for _, ev := range r.seen {
+		s.emit(ev)
+	}
 }
 
 // finish records why the session ended and reports it.

@@ -66,6 +66,13 @@ type Config struct {
 	// and joining a channel asks for its recent history. Scripted output
 	// (unset) keeps exactly the lines scripts expect.
 	Interactive bool
+	// OnSent, when set, is told the ID (hex) of every channel message
+	// the user sends, once it is queued for the node; it is called on
+	// the goroutine that called Execute. OnSeen, when set, receives the
+	// session's delivery status events (one of the user's messages has
+	// been seen by more members). Neither prints anything.
+	OnSent func(channel, id string)
+	OnSeen func(client.EventSeen)
 }
 
 // LineKind says what an output line is, so a UI can style it.
@@ -125,6 +132,7 @@ var commandSpecs = []commandSpec{
 	{name: "join", args: "<channel> <username>", nargs: 2, help: "join a channel (again: change your username there)"},
 	{name: "leave", args: "<channel>", nargs: 1, help: "leave a channel"},
 	{name: "history", args: "<channel> [N]", nargs: 2, optional: 1, help: fmt.Sprintf("ask the channel's members for its last N messages you missed (default %d, at most %d)", proto.DefaultHistoryLimit, proto.MaxHistoryLimit)},
+	{name: "seen", args: "[channel]", nargs: 1, optional: 1, help: "list your recent messages in a channel (default: the current one) and who has seen each"},
 	{name: "private", args: "<public-key> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message"},
 	{name: "whois", args: "<public-key>", nargs: 1, help: "look up a user's key bundle"},
 	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
@@ -206,6 +214,9 @@ type Interpreter struct {
 	sess     *client.Session
 	nick     string
 	lastJoin string
+	// current is the channel the user last joined or wrote to: seen's
+	// default in interactive mode.
+	current string
 	// joinHistory holds the channels whose confirmed join asks for their
 	// history (interactive: a channel joined, not a new username in one);
 	// auto the requests so made, whose end is printed only if they
@@ -346,6 +357,8 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 		c.leave(ctx, a[0])
 	case "history":
 		c.history(ctx, a[0], a[1:])
+	case "seen":
+		c.seen(a)
 	case "say":
 		c.say(ctx, a[0], a[1])
 	case "private":
@@ -488,6 +501,7 @@ func (c *Interpreter) join(ctx context.Context, channel, username string) {
 	}
 	c.mu.Lock()
 	c.lastJoin = username
+	c.current = channel
 	c.mu.Unlock()
 }
 
@@ -572,12 +586,75 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	if s == nil {
 		return
 	}
-	if _, err := s.Send(ctx, channel, body); err != nil {
+	id, err := s.Send(ctx, channel, body)
+	if err != nil {
 		if errors.Is(err, client.ErrNotJoined) {
 			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
 			return
 		}
 		c.fail(err)
+		return
+	}
+	c.mu.Lock()
+	c.current = channel
+	c.mu.Unlock()
+	if c.cfg.OnSent != nil {
+		c.cfg.OnSent(channel, id)
+	}
+}
+
+// seenBodyChars is how much of a message seen shows.
+const seenBodyChars = 40
+
+// seen lists the user's recent messages in a channel, oldest first, each
+// with the members who have seen it (PROTOCOL.md §2.11):
+// "<HH:MM> <first 40 characters> — seen by 2: bob, carol", or
+// "… — not seen yet".
+func (c *Interpreter) seen(args []string) {
+	var channel string
+	if len(args) > 0 {
+		channel = args[0]
+	} else if c.cfg.Interactive {
+		c.mu.Lock()
+		channel = c.current
+		c.mu.Unlock()
+		if channel == "" {
+			c.errorf("seen: no current channel: type seen <channel>")
+			return
+		}
+	} else {
+		c.errorf("usage: seen <channel>")
+		return
+	}
+	if err := identity.ValidateChannelName(channel); err != nil {
+		c.errorf("%v", err)
+		return
+	}
+	msgs := c.store.Seen(channel)
+	if len(msgs) == 0 {
+		c.notice("No messages of yours in #" + channel + " to show")
+		return
+	}
+	for _, m := range msgs {
+		body := m.Body
+		if n := 0; len(body) > seenBodyChars {
+			for i := range body {
+				if n == seenBodyChars {
+					body = body[:i]
+					break
+				}
+				n++
+			}
+		}
+		status := "not seen yet"
+		if m.Count > 0 {
+			names := make([]string, len(m.By))
+			for i, u := range m.By {
+				names[i] = client.Sanitize(u)
+			}
+			status = fmt.Sprintf("seen by %d: %s", m.Count, strings.Join(names, ", "))
+		}
+		c.notice(m.Time.Local().Format("15:04") + " " + client.Sanitize(body) + " — " + status)
 	}
 }
 
@@ -718,6 +795,10 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		c.print(line)
 	case client.EventHistoryEnd:
 		c.historyEnd(e)
+	case client.EventSeen:
+		if c.cfg.OnSeen != nil {
+			c.cfg.OnSeen(e)
+		}
 	case client.EventDM:
 		m := e.DM
 		line := Line{
@@ -760,6 +841,11 @@ func (c *Interpreter) onEvent(ev client.Event) {
 // (those already shown are not printed again). An automatic request that
 // brought nothing new ends without a word.
 func (c *Interpreter) historyEnd(e client.EventHistoryEnd) {
+	if e.Auto {
+		// The session asked by itself, for messages it missed: they
+		// were shown as they came (late), and that is all.
+		return
+	}
 	c.mu.Lock()
 	auto := c.auto.Has(e.ID)
 	c.auto.Delete(e.ID)

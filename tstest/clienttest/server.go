@@ -43,6 +43,10 @@ type Server struct {
 	// non-empty result is the error code to answer instead of ok (the
 	// message is then not delivered).
 	Reject func(identity.ChannelMessage) string
+	// Drop, when set, is asked about every member a sent message is
+	// handed to live: true loses it on the way to that member (the
+	// member's client sees a gap; history still finds the message).
+	Drop func(to identity.PublicKey, m identity.ChannelMessage) bool
 	// Now is the clock key bundles are verified with; nil means time.Now.
 	Now func() time.Time
 	// HistoryWait is how long a history request collects the members'
@@ -408,6 +412,9 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 	m := identity.ChannelMessage{Author: c.key, Channel: o.Channel, Username: o.Username, Body: o.Body, Timestamp: o.TS}
 	hex.Decode(m.ID[:], []byte(o.ID))
 	hex.Decode(m.Sig[:], []byte(o.Sig))
+	// Decode checked prev and refs: a version-2 message's causal context,
+	// signed with it and carried unchanged.
+	proto.DecodeCausal(&m.Causal, o.Prev, o.Refs)
 	answer := func(code proto.Code, msg string) bool {
 		return c.write(&proto.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
 	}
@@ -427,7 +434,8 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 			return answer(proto.Code(code), "rejected by the test: "+code)
 		}
 	}
-	msg := &proto.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID, Sig: o.Sig}
+	msg := &proto.Message{Channel: o.Channel, Username: o.Username, Key: c.key.String(), Body: o.Body, TS: o.TS, ID: o.ID,
+		Prev: o.Prev, Refs: o.Refs, Sig: o.Sig}
 	data, err := proto.Encode(msg)
 	if err != nil {
 		return false
@@ -435,7 +443,7 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 	s.mu.Lock()
 	var to []*conn
 	for other := range s.conns {
-		if _, in := other.channels[o.Channel]; in && other != c {
+		if _, in := other.channels[o.Channel]; in && other != c && (s.Drop == nil || !s.Drop(other.key, m)) {
 			to = append(to, other)
 		}
 	}
