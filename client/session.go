@@ -299,6 +299,10 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 // PublicKey returns the key the session logs in with.
 func (s *Session) PublicKey() identity.PublicKey { return s.pub }
 
+// Store returns the Store the session keeps messages in (its own, or
+// SessionConfig.Store).
+func (s *Session) Store() *Store { return s.store }
+
 // Done is closed when the session has ended; Err then says why.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
