@@ -74,6 +74,14 @@ type outLine struct {
 	status bool   // shown as connection status rather than in the log
 	own    bool   // echo of the user's own message
 	peer   string // for the echo of a DM: the recipient's key
+
+	// kind, when set, makes this no line but news about the user's own
+	// messages: "sent" (the last echo of a channel message was sent as
+	// id) or "seen" (id has been seen by count members, by).
+	kind  string
+	id    string
+	count int
+	by    []string
 }
 
 func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app, error) {
@@ -97,6 +105,18 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 		// joining a channel (the rejoins after a reconnect too) asks for
 		// what was said meanwhile.
 		Interactive: true,
+		// The page marks the user's messages with who has seen them.
+		OnSent: func(channel, id string) {
+			a.lines <- outLine{at: time.Now(), kind: "sent", id: id, Line: command.Line{Channel: channel}}
+		},
+		OnSeen: func(e client.EventSeen) {
+			by := make([]string, len(e.By))
+			for i, u := range e.By {
+				by[i] = client.Sanitize(u)
+			}
+			a.lines <- outLine{at: time.Now(), kind: "seen", id: e.ID, count: e.Count, by: by,
+				Line: command.Line{Channel: client.Sanitize(e.Channel)}}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -29,7 +29,24 @@ import (
 //
 // All of it is untrusted text: the page must insert it as text, never as
 // HTML.
+//
+// News about the user's own channel messages comes as
+//
+//	{kind: "sent", channel, id}              the last echo for channel was sent as id
+//	{kind: "seen", channel, id, count, by}   id has been seen by count members (usernames by)
 func lineValue(l outLine) js.Value {
+	if l.kind != "" {
+		v := map[string]any{"kind": l.kind, "channel": l.Channel, "id": l.id, "time": l.at.UnixMilli()}
+		if l.kind == "seen" {
+			by := make([]any, len(l.by))
+			for i, u := range l.by {
+				by[i] = u
+			}
+			v["count"] = l.count
+			v["by"] = by
+		}
+		return js.ValueOf(v)
+	}
 	v := map[string]any{
 		"kind": kindName(l.Kind),
 		"text": l.Text,

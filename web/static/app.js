@@ -77,6 +77,9 @@
     unread: new Map(), // conversation id → count
     current: null, // conversation id: "ch:<name>" or "dm:<key>"
     pending: new Map(), // peer key → own DM rows awaiting their status
+    ownLast: new Map(), // channel → the last echo of an own channel message, until it is sent
+    ownRows: new Map(), // message ID → own channel message row (the newest MAX_LOG_LINES)
+    seenEarly: new Map(), // message ID → seen news that came before its row had its ID
     retryAt: 0,
     detail: '',
     history: [],
@@ -387,7 +390,43 @@
 
   const DM_STATUS = /^DM to ([0-9a-f]{64})\b.*?\b(not delivered|delivered)\b/;
 
+  // markSeen shows under an own message how many members have seen it.
+  function markSeen(row, count, by) {
+    row.dataset.seen = String(count);
+    row.title = 'Seen by ' + by.join(', ');
+  }
+
+  // ownNews takes the core's news about the user's channel messages: an
+  // echo's message ID once sent, and who has seen a message.
+  function ownNews(line) {
+    if (line.kind === 'sent') {
+      const row = S.ownLast.get(line.channel);
+      S.ownLast.delete(line.channel);
+      if (!row) return;
+      row.dataset.id = line.id;
+      S.ownRows.set(line.id, row);
+      while (S.ownRows.size > MAX_LOG_LINES) S.ownRows.delete(S.ownRows.keys().next().value);
+      const early = S.seenEarly.get(line.id);
+      if (early) {
+        S.seenEarly.delete(line.id);
+        markSeen(row, early.count, early.by);
+      }
+      return;
+    }
+    const row = S.ownRows.get(line.id);
+    if (row) {
+      markSeen(row, line.count, line.by || []);
+      return;
+    }
+    S.seenEarly.set(line.id, { count: line.count, by: line.by || [] });
+    while (S.seenEarly.size > 256) S.seenEarly.delete(S.seenEarly.keys().next().value);
+  }
+
   function onLine(line) {
+    if (line.kind === 'sent' || line.kind === 'seen') {
+      ownNews(line);
+      return;
+    }
     if (line.kind === 'status') {
       S.detail = line.text;
       renderBanner();
@@ -397,6 +436,7 @@
     appendRow(row);
     if (line.kind === 'message') {
       const conv = convOf(line);
+      if (line.own && !line.peer) S.ownLast.set(line.channel, row);
       if (line.peer) {
         noteDM(line.peer, line.own ? '' : line.user);
         if (line.own) {
