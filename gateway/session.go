@@ -530,6 +530,11 @@ func (s *session) send(req request) *clientError {
 		cerr.id, cerr.channel = req.ID, req.Channel
 		return cerr
 	}
+	// prev and refs: the causal context of a version-2 message (PROTOCOL.md
+	// §2.5); without prev the message is version 1, as older clients send.
+	if err := proto.DecodeCausal(&msg.Causal, req.Prev, req.Refs); err != nil {
+		return &clientError{code: codeBadJSON, msg: "causal context (prev, refs): " + err.Error(), id: req.ID, channel: req.Channel, protocol: true}
+	}
 	now := s.srv.cfg.Now()
 	if ok, gap := checkTimestamp(req.TS, now, s.srv.cfg.TimestampWindow); !ok {
 		return ferr(codeBadTimestamp, "timestamp is "+gap+" the node's clock (window ±"+s.srv.cfg.TimestampWindow.String()+"); check your clock")

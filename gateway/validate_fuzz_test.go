@@ -43,14 +43,24 @@ func fuzzKey(f *testing.F, seed byte) identity.PrivateKey {
 
 func FuzzChannelValidator(f *testing.F) {
 	k := fuzzKey(f, 1)
-	for i, m := range []struct{ channel, username, body string }{
-		{"lobby", "alice", "hello, world"},
-		{"dev.go_1-x", "Bob_2.x-Y", "héllo \"quoted\" \\ <b>🌍</b>\n"},
-		{"a", "Z", ""},
+	for i, m := range []struct {
+		channel, username, body string
+		causal                  identity.Causal // version 2 when Present
+	}{
+		{"lobby", "alice", "hello, world", identity.Causal{}},
+		{"dev.go_1-x", "Bob_2.x-Y", "héllo \"quoted\" \\ <b>🌍</b>\n", identity.Causal{}},
+		{"a", "Z", "", identity.Causal{}},
+		{"lobby", "alice", "answering two", identity.Causal{Present: true, Prev: identity.ShortID{1, 2, 3, 4, 5, 6, 7, 8},
+			Refs: [identity.MaxCausalRefs]identity.ShortID{{0xa0, 0xa1}, {0xb0}}, NRefs: 2}},
+		{"lobby", "bob", "first in the channel", identity.Causal{Present: true}},
 	} {
-		cm, err := identity.NewChannelMessage(k, m.channel, m.username, m.body, fuzzNow.Add(time.Duration(i-1)*time.Minute))
+		cm, err := identity.NewChannelMessage(k, m.channel, m.username, m.body, fuzzNow.Add(time.Duration(i%3-1)*time.Minute))
 		if err != nil {
 			f.Fatal(err)
+		}
+		if m.causal.Present {
+			cm.Causal = m.causal
+			cm.Sign(k)
 		}
 		wire, err := cm.MarshalBinary()
 		if err != nil {
@@ -106,6 +116,18 @@ func FuzzChannelValidator(f *testing.F) {
 		if fr.Channel != m.Channel || fr.Username != m.Username || fr.Body != m.Body ||
 			fr.TS != m.Timestamp || fr.Key != m.Author.String() {
 			t.Fatalf("client frame %s does not carry the message %+v", mm.clientFrame(), m)
+		}
+		// Whole, causal context included (version 2): a client verifies
+		// the signature from the frame's fields.
+		back, err := fr.ChannelMessage()
+		if err != nil {
+			t.Fatalf("client frame %s: %v", mm.clientFrame(), err)
+		}
+		if back != m {
+			t.Fatalf("client frame %s carries %+v, not the message %+v", mm.clientFrame(), back, m)
+		}
+		if err := back.Verify(); err != nil {
+			t.Fatalf("client frame %s does not verify: %v", mm.clientFrame(), err)
 		}
 	})
 }
@@ -327,9 +349,17 @@ func FuzzHistoryWire(f *testing.F) {
 		f.Fatal(err)
 	}
 	wire, _ := cm.MarshalBinary()
+	cm2, err := identity.NewChannelMessage(k, "lobby", "alice", "and then", fuzzNow.Add(time.Millisecond))
+	if err != nil {
+		f.Fatal(err)
+	}
+	cm2.Causal = identity.Causal{Present: true, Prev: identity.Short(cm.ID), Refs: [identity.MaxCausalRefs]identity.ShortID{{9}}, NRefs: 1}
+	cm2.Sign(k)
+	wire2, _ := cm2.MarshalBinary()
 	req := &historyRequestWire{channel: "lobby", limit: 3, since: 1, have: []messageID{{7}}}
 	f.Add(req.marshal())
 	f.Add(marshalHistoryAnswers(req.id, "lobby", [][]byte{wire})[0])
+	f.Add(marshalHistoryAnswers(req.id, "lobby", [][]byte{wire, wire2})[0])
 	f.Add([]byte{wireHistoryAnswer})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if r, err := unmarshalHistoryRequest(data); err == nil {
