@@ -28,6 +28,10 @@
 //	              once, and the node's history requests are answered
 //	              from the Store through a queue of their own, which the
 //	              writer sends when nothing else waits
+//	causal.go     the causal context (PROTOCOL.md §2.11): what a sent
+//	              message names, the gaps a received one shows (asked
+//	              for as history after 2 s, at most every 5 s per
+//	              channel), and who has seen the user's messages
 //	sanitize.go   how untrusted text is made safe to print
 //
 // # Goroutines
