@@ -68,7 +68,9 @@ func TestLogMessagesLogsMetadataOnly(t *testing.T) {
 		return atA != nil
 	})
 
-	wantBytes := strconv.Itoa(identity.MinChannelMessageWireLen - 2 + len(channel) + len(username) + len(body))
+	// The client sends version-2 messages: the version-1 fields, then
+	// prev and a reference count, and no reference (nobody else wrote).
+	wantBytes := strconv.Itoa(identity.MinChannelMessageWireLen - 2 + len(channel) + len(username) + len(body) + identity.ShortIDSize + 1)
 	author := alice.PublicKey().String()[:16]
 	for _, c := range []struct {
 		node *daemon
