@@ -32,11 +32,11 @@ const (
 	inboxTopicPrefix   = "darkchat/v1/dm/"
 	// historyTopic carries the history requests and answers of every
 	// channel (the gateway's wire forms name the channel). It is a topic
-	// of its own, not the channels' topics, so that nodes of the previous
-	// version, which know only channel messages there, never see them:
-	// their subscription filter drops this topic, and they keep working
-	// beside newer nodes.
-	historyTopic = "darkchat/v1/history"
+	// of its own, not the channels' topics, and of this version: history
+	// answers carry version-2 messages, which nodes of the previous
+	// version would refuse; their subscription filter drops this topic,
+	// and they keep working beside newer nodes.
+	historyTopic = "darkchat/v2/history"
 	// historyName is its name in the node's table of topics, and the
 	// channel its validator is called with: none.
 	historyName = ""

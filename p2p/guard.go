@@ -19,11 +19,11 @@ import (
 // Topic namespaces darkchat uses: chat channels (darkchat/v2/channel/),
 // named by the channel-name rule of PROTOCOL.md, DM inbox shards
 // (darkchat/v1/dm/), numbered 0..MaxInboxShards-1, and the one history
-// topic (darkchat/v1/history).
+// topic (darkchat/v2/history).
 // Nothing else enters the router's state; in particular not the previous
 // version's channel topics (darkchat/v1/channel/), which its nodes keep
 // announcing: they cost a subscription token each, like any unknown topic.
-var topicFilter = regexp.MustCompile(`^darkchat/(v2/channel/[a-z0-9][a-z0-9._-]{0,63}|v1/(dm/(0|[1-9][0-9]{0,2}|10[01][0-9]|102[0-3])|history))$`)
+var topicFilter = regexp.MustCompile(`^darkchat/(v2/(channel/[a-z0-9][a-z0-9._-]{0,63}|history)|v1/dm/(0|[1-9][0-9]{0,2}|10[01][0-9]|102[0-3]))$`)
 
 // Per-peer subscription limits. GossipSub keeps, for every topic a peer
 // announces, an entry in its topic tables, and go-libp2p-pubsub has no

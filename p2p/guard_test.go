@@ -22,7 +22,7 @@ func TestTopicFilterAdmitsOnlyDarkchatNamespaces(t *testing.T) {
 		"darkchat/v2/channel/a.b_c-9":                     true,
 		"darkchat/v1/dm/0":                                true,
 		"darkchat/v1/dm/1023":                             true,
-		"darkchat/v1/history":                             true,
+		"darkchat/v2/history":                             true,
 		"darkchat/v1/dm/01":                               false,
 		"darkchat/v1/dm/10000":                            false,
 		"darkchat/v2/channel/Lobby":                       false,
@@ -33,7 +33,7 @@ func TestTopicFilterAdmitsOnlyDarkchatNamespaces(t *testing.T) {
 		// the previous version's channels, and namespaces never used
 		"darkchat/v1/channel/lobby": false,
 		"darkchat/v2/dm/0":          false,
-		"darkchat/v2/history":       false,
+		"darkchat/v1/history":       false,
 	} {
 		if got := topicFilter.MatchString(topic); got != want {
 			t.Errorf("topicFilter(%q) = %v, want %v", topic, got, want)
