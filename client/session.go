@@ -535,7 +535,12 @@ func (s *Session) Send(ctx context.Context, channel, body string) (id string, er
 		Body:      body,
 		Timestamp: s.store.sendTime(channel, s.now()).UnixMilli(),
 		ID:        identity.NewMessageID(),
-		Causal:    s.store.causalFor(channel, s.pub),
+	}
+	// A node of the previous version takes version-1 messages only
+	// (its hello has no message_version): it would find the causal
+	// context's signature bad.
+	if s.hello.MessageVersion >= identity.ChannelMessageVersion2 {
+		m.Causal = s.store.causalFor(channel, s.pub)
 	}
 	if err := m.Validate(); err != nil {
 		return "", fmt.Errorf("send: %w", err)

@@ -113,7 +113,8 @@ func (s *session) greet() {
 	}
 	s.challenge = challenge
 	s.enqueue(mustJSON(&proto.Hello{
-		Protocol: ProtocolVersion, Node: s.srv.nodeID, Challenge: challenge,
+		Protocol: ProtocolVersion, MessageVersion: identity.ChannelMessageVersion2,
+		Node: s.srv.nodeID, Challenge: challenge,
 		Limits: proto.Limits{
 			MaxLine: s.srv.cfg.MaxLine, MaxBody: identity.MaxBodyLen, MaxChannels: s.srv.cfg.MaxChannels,
 			Rate: s.srv.cfg.Rate, Burst: s.srv.cfg.Burst,

@@ -42,6 +42,10 @@ type Hello struct {
 	Node      string `json:"node"`
 	Challenge string `json:"challenge"`
 	Limits    Limits `json:"limits"`
+	// MessageVersion is the highest channel message version the node
+	// takes (PROTOCOL.md §4.3); nodes of the previous version leave it
+	// out, which means 1.
+	MessageVersion int `json:"message_version,omitempty"`
 }
 
 // Login answers the challenge: the user's key and its signature over the

@@ -52,6 +52,11 @@ type Server struct {
 	// HistoryWait is how long a history request collects the members'
 	// answers before the requester gets them; zero means 300 ms.
 	HistoryWait time.Duration
+	// PreviousVersion makes the server a node of the previous version:
+	// its hello has no message_version, and it refuses version-2
+	// messages as such a node does (their signature, checked over the
+	// version-1 fields it knows, is bad).
+	PreviousVersion bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -304,7 +309,10 @@ func (s *Server) serve(c *conn) {
 	if limits == (proto.Limits{}) {
 		limits = proto.DefaultLimits
 	}
-	hello := &proto.Hello{Protocol: proto.Version, Node: s.nodeID(), Challenge: challenge, Limits: limits}
+	hello := &proto.Hello{Protocol: proto.Version, MessageVersion: identity.ChannelMessageVersion2, Node: s.nodeID(), Challenge: challenge, Limits: limits}
+	if s.PreviousVersion {
+		hello.MessageVersion = 0
+	}
 	if c.write(hello) != nil {
 		return
 	}
@@ -414,7 +422,9 @@ func (s *Server) send(c *conn, o *proto.Send) bool {
 	hex.Decode(m.Sig[:], []byte(o.Sig))
 	// Decode checked prev and refs: a version-2 message's causal context,
 	// signed with it and carried unchanged.
-	proto.DecodeCausal(&m.Causal, o.Prev, o.Refs)
+	if !s.PreviousVersion { // it knows no prev or refs, and ignores them
+		proto.DecodeCausal(&m.Causal, o.Prev, o.Refs)
+	}
 	answer := func(code proto.Code, msg string) bool {
 		return c.write(&proto.Error{Code: code, Message: msg, ID: o.ID, Channel: o.Channel}) == nil
 	}
