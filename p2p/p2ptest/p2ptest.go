@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -36,7 +37,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	"github.com/libp2p/go-libp2p/x/simlibp2p"
 	"github.com/marcopolo/simnet"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -109,6 +109,20 @@ type Options struct {
 	// Logger receives the nodes' and the network's logs; nil discards
 	// them.
 	Logger *slog.Logger
+	// Stock starts stock go-libp2p-pubsub GossipSub with its defaults
+	// (StockNode, in Mesh.Stock) on the hosts instead of darkchat nodes
+	// (Mesh.Nodes stays empty): the baseline, on the same hosts, keys and
+	// topology. Mesh.Join, JoinNode and Publish work on either.
+	Stock bool
+	// OnRPC, if set, is called for every GossipSub RPC frame node
+	// receives from a peer, as read off the node's inbound GossipSub
+	// streams before GossipSub looks at it: the frame's size on the
+	// stream (length prefix included) and the data of every message it
+	// carries, duplicates included. It runs on the stream's reading
+	// goroutine and must not block or keep published.
+	OnRPC func(node int, frameBytes int, published [][]byte)
+	// NoConnect leaves the nodes unconnected: call Mesh.Connect.
+	NoConnect bool
 }
 
 // Mesh is a running set of nodes. Close it when done (inside the synctest
@@ -119,8 +133,20 @@ type Mesh struct {
 	// Edges is the topology the nodes were connected as.
 	Edges [][2]int
 
-	sim *simnet.Simnet
-	mn  mocknet.Mocknet
+	// Stock holds the stock GossipSub nodes under Options.Stock.
+	Stock []*StockNode
+
+	sim  *simnet.Simnet
+	mn   mocknet.Mocknet
+	opts Options
+	// SimNet only: each node's UDP endpoint, and the node index of each
+	// address (read by the router's latency function while AddNode
+	// writes).
+	conns     []*simConn
+	addrMu    sync.RWMutex
+	addrIndex map[string]int
+	// down marks the nodes stopped by Crash or Leave.
+	down []bool
 }
 
 // NodeKey is node i's host key for seed: Ed25519, as libp2p's default
@@ -149,7 +175,7 @@ func Start(ctx context.Context, opts Options) (_ *Mesh, err error) {
 	if opts.Latency == nil {
 		opts.Latency = func(int, int) time.Duration { return DefaultLatency }
 	}
-	m := &Mesh{Edges: opts.Edges}
+	m := &Mesh{Edges: opts.Edges, opts: opts}
 	if m.Edges == nil {
 		d := opts.Degree
 		if d == 0 {
@@ -180,20 +206,13 @@ func Start(ctx context.Context, opts Options) (_ *Mesh, err error) {
 	if err != nil {
 		return m, err
 	}
-	for i, h := range m.Hosts {
-		cfg := p2p.Config{NoDHT: !opts.DHT, Logger: opts.Logger.With("node", i)}
-		if opts.Gateway {
-			cfg.Validator = gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
-			cfg.InboxValidator = gateway.InboxValidator()
+	for i := range m.Hosts {
+		if err := m.startNode(i); err != nil {
+			return m, err
 		}
-		if opts.Config != nil {
-			opts.Config(i, &cfg)
-		}
-		n, err := p2p.NewWithHost(h, cfg)
-		if err != nil {
-			return m, fmt.Errorf("node %d: %w", i, err)
-		}
-		m.Nodes = append(m.Nodes, n)
+	}
+	if opts.NoConnect {
+		return m, nil
 	}
 	if opts.Network == SimNet {
 		for _, e := range m.Edges {
@@ -212,24 +231,75 @@ func Start(ctx context.Context, opts Options) (_ *Mesh, err error) {
 	return m, nil
 }
 
+// startNode starts node i's darkchat node (or stock GossipSub) on its
+// host.
+func (m *Mesh) startNode(i int) error {
+	opts := m.opts
+	m.down = append(m.down, false)
+	var h host.Host = m.Hosts[i]
+	if opts.OnRPC != nil {
+		h = &countingHost{Host: h, node: i, onRPC: opts.OnRPC}
+	}
+	if opts.Stock {
+		s, err := newStockNode(h)
+		if err != nil {
+			return fmt.Errorf("stock node %d: %w", i, err)
+		}
+		m.Stock = append(m.Stock, s)
+		return nil
+	}
+	cfg := p2p.Config{NoDHT: !opts.DHT, Logger: opts.Logger.With("node", i)}
+	if opts.Gateway {
+		cfg.Validator = gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
+		cfg.InboxValidator = gateway.InboxValidator()
+	}
+	if opts.Config != nil {
+		opts.Config(i, &cfg)
+	}
+	n, err := p2p.NewWithHost(h, cfg)
+	if err != nil {
+		return fmt.Errorf("node %d: %w", i, err)
+	}
+	m.Nodes = append(m.Nodes, n)
+	return nil
+}
+
 // simnetPort is the UDP port every SimNet node listens on, each at its own
 // public IPv4 address (GossipSub's IP colocation score would penalise
 // nodes sharing one).
 const simnetPort = 8000
 
 func (m *Mesh) buildSimNet(opts Options) error {
-	addrIndex := make(map[string]int, opts.Nodes)
+	m.addrIndex = make(map[string]int, opts.Nodes)
 	latency := opts.Latency
 	m.sim = &simnet.Simnet{
 		Logger: opts.Logger.With("component", "simnet"),
 		LatencyFunc: func(p *simnet.Packet) time.Duration {
-			from, okFrom := addrIndex[p.From.(*net.UDPAddr).IP.String()]
-			to, okTo := addrIndex[p.To.(*net.UDPAddr).IP.String()]
+			m.addrMu.RLock()
+			from, okFrom := m.addrIndex[p.From.(*net.UDPAddr).IP.String()]
+			to, okTo := m.addrIndex[p.To.(*net.UDPAddr).IP.String()]
+			m.addrMu.RUnlock()
 			if !okFrom || !okTo {
 				return DefaultLatency
 			}
 			return latency(from, to)
 		},
+	}
+	for i := range opts.Nodes {
+		if err := m.addSimNetHost(i); err != nil {
+			return err
+		}
+	}
+	m.sim.Start()
+	return nil
+}
+
+// addSimNetHost builds node i's host on the simulated network.
+func (m *Mesh) addSimNetHost(i int) error {
+	opts := m.opts
+	key, err := NodeKey(opts.Seed, i)
+	if err != nil {
+		return err
 	}
 	bw := opts.Bandwidth
 	if bw == 0 {
@@ -239,29 +309,28 @@ func (m *Mesh) buildSimNet(opts Options) error {
 		Downlink: simnet.LinkSettings{BitsPerSecond: bw},
 		Uplink:   simnet.LinkSettings{BitsPerSecond: bw},
 	}
-	for i := range opts.Nodes {
-		key, err := NodeKey(opts.Seed, i)
-		if err != nil {
-			return err
-		}
-		ip := simnet.IntToPublicIPv4(i)
-		addrIndex[ip.String()] = i
-		h, err := libp2p.New(
-			libp2p.Identity(key),
-			libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", ip, simnetPort)),
-			simlibp2p.QUICSimnet(m.sim, link),
-			// As x/simlibp2p does: identify's address discovery stalls
-			// synctest, and the simulated network needs no resource
-			// accounting.
-			libp2p.DisableIdentifyAddressDiscovery(),
-			libp2p.ResourceManager(&network.NullResourceManager{}),
-		)
-		if err != nil {
-			return fmt.Errorf("node %d host: %w", i, err)
-		}
-		m.Hosts = append(m.Hosts, h)
+	ip := simnet.IntToPublicIPv4(i)
+	m.addrMu.Lock()
+	m.addrIndex[ip.String()] = i
+	m.addrMu.Unlock()
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", ip, simnetPort)),
+		quicSimnet(m.sim, link, ip, func(c *simConn) { m.conns = append(m.conns, c) }),
+		// As x/simlibp2p does: identify's address discovery stalls
+		// synctest, and the simulated network needs no resource
+		// accounting.
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+	)
+	if err != nil {
+		return fmt.Errorf("node %d host: %w", i, err)
 	}
-	m.sim.Start()
+	if len(m.conns) != i+1 {
+		h.Close()
+		return fmt.Errorf("node %d host: %d UDP endpoints for %d hosts", i, len(m.conns), i+1)
+	}
+	m.Hosts = append(m.Hosts, h)
 	return nil
 }
 
@@ -294,10 +363,27 @@ func (m *Mesh) buildMockNet(opts Options) error {
 
 // Join adds member(i) to channel on every node i.
 func (m *Mesh) Join(channel string, member func(i int) p2p.Member) error {
-	for i, n := range m.Nodes {
-		if err := n.Join(channel, member(i)); err != nil {
-			return fmt.Errorf("node %d joins %q: %w", i, channel, err)
+	for i := range m.Hosts {
+		if m.down[i] {
+			continue
 		}
+		if err := m.JoinNode(i, channel, member(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JoinNode adds member to channel on node i (darkchat or stock).
+func (m *Mesh) JoinNode(i int, channel string, member p2p.Member) error {
+	var err error
+	if m.opts.Stock {
+		err = m.Stock[i].Join(channel, member)
+	} else {
+		err = m.Nodes[i].Join(channel, member)
+	}
+	if err != nil {
+		return fmt.Errorf("node %d joins %q: %w", i, channel, err)
 	}
 	return nil
 }
@@ -311,6 +397,10 @@ func (m *Mesh) Close() error {
 		}
 	}
 	m.Nodes = nil
+	for _, s := range m.Stock {
+		s.Close()
+	}
+	m.Stock = nil
 	if m.mn != nil {
 		// Closes the hosts too.
 		if err := m.mn.Close(); err != nil {

@@ -1,0 +1,562 @@
+package p2ptest_test
+
+// Reliability figures on the simulated mesh: darkchat's nodes beside
+// stock go-libp2p-pubsub GossipSub (defaults, plus a validator checking
+// the user's signature) on the same hosts, seed, topology, latency and
+// message schedule. Every run is inside synctest: times are the network's
+// fake time. 100 nodes run in every `go test`; 300 and 1,000 need
+// DARKCHAT_SIM_FULL=1. RELIABILITY.md ("Simulated mesh") has the figures.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"darkchat/identity"
+	"darkchat/p2p"
+	"darkchat/p2p/p2ptest"
+)
+
+const (
+	relChannel = "lobby"
+	relSeed    = 42
+	// relDrain is how long a run waits, after its last message, for
+	// deliveries to finish.
+	relDrain = 20 * time.Second
+)
+
+// relSizes are the node counts; all but the first need DARKCHAT_SIM_FULL.
+var relSizes = []int{100, 300, 1000}
+
+type relImpl struct {
+	name  string
+	stock bool
+}
+
+var relImpls = []relImpl{{"darkchat", false}, {"stock", true}}
+
+// forEachCase runs f for every size and implementation, each in its own
+// synctest bubble, skipping the large sizes unless DARKCHAT_SIM_FULL=1.
+func forEachCase(t *testing.T, f func(t *testing.T, nodes int, impl relImpl)) {
+	for _, n := range relSizes {
+		for _, impl := range relImpls {
+			t.Run(fmt.Sprintf("%d/%s", n, impl.name), func(t *testing.T) {
+				if n > relSizes[0] && os.Getenv("DARKCHAT_SIM_FULL") != "1" {
+					t.Skipf("%d nodes take minutes of wall time: set DARKCHAT_SIM_FULL=1 to run them", n)
+				}
+				wall := time.Now()
+				synctest.Test(t, func(t *testing.T) { f(t, n, impl) })
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				t.Logf("wall %v, memory from the OS %d MiB", time.Since(wall).Round(time.Second), ms.Sys>>20)
+			})
+		}
+	}
+}
+
+// relMsg is one message of a run's schedule.
+type relMsg struct {
+	from int
+	sent time.Time
+	// first is when each node first had it delivered (unix nanos; 0:
+	// never), by its member.
+	first  []atomic.Int64
+	copies atomic.Int64 // copies read off the wire, all nodes
+}
+
+// relRun tracks one run: what was sent, what each node was delivered and
+// read off the wire.
+type relRun struct {
+	t     *testing.T
+	m     *p2ptest.Mesh
+	stock bool
+	max   int // node slots (initial nodes and those churn adds)
+	rng   *rand.Rand
+	keys  []identity.PrivateKey
+
+	byWire   sync.Map // string(wire) -> *relMsg
+	mu       sync.Mutex
+	msgs     []*relMsg
+	pubErrs  atomic.Int64
+	rpcBytes atomic.Int64
+	extra    atomic.Int64 // deliveries to a member beyond the first
+	pubs     sync.WaitGroup
+	// live[i] is when node i joined the channel connected (0: never) and
+	// gone[i] when it stopped (0: still running).
+	live, gone []time.Time
+}
+
+type relMember struct {
+	r    *relRun
+	node int
+}
+
+func (mm relMember) DeliverMessage(msg *p2p.Message) {
+	if msg.Local {
+		return
+	}
+	v, ok := mm.r.byWire.Load(string(msg.Data))
+	if !ok {
+		return
+	}
+	if !v.(*relMsg).first[mm.node].CompareAndSwap(0, time.Now().UnixNano()) {
+		mm.r.extra.Add(1)
+	}
+}
+
+// startRun starts nodes nodes (and room for extra more) of impl, joins
+// them all to the channel and, unless noConnect, connects them and lets
+// the meshes form.
+func startRun(t *testing.T, nodes, extra int, impl relImpl, noConnect bool) *relRun {
+	r := &relRun{t: t, stock: impl.stock, max: nodes + extra,
+		rng:  rand.New(rand.NewPCG(relSeed, uint64(nodes))),
+		live: make([]time.Time, nodes+extra), gone: make([]time.Time, nodes+extra)}
+	for i := range 16 {
+		seed := make([]byte, 32)
+		binary.BigEndian.PutUint64(seed, uint64(i+1))
+		k, err := identity.NewKeyFromSeed(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.keys = append(r.keys, k)
+	}
+	m, err := p2ptest.Start(t.Context(), p2ptest.Options{
+		Nodes: nodes, Seed: relSeed, Degree: 8, Gateway: true, Stock: impl.stock, NoConnect: noConnect,
+		OnRPC: func(node, frameBytes int, published [][]byte) {
+			r.rpcBytes.Add(int64(frameBytes))
+			for _, d := range published {
+				if v, ok := r.byWire.Load(string(d)); ok {
+					v.(*relMsg).copies.Add(1)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
+	t.Cleanup(func() {
+		r.pubs.Wait()
+		m.Close()
+	})
+	if err := m.Join(relChannel, func(i int) p2p.Member { return relMember{r, i} }); err != nil {
+		t.Fatal(err)
+	}
+	if !noConnect {
+		time.Sleep(meshFormation)
+	}
+	now := time.Now()
+	for i := range nodes {
+		r.live[i] = now
+	}
+	return r
+}
+
+// liveNodes lists the nodes running now.
+func (r *relRun) liveNodes() []int {
+	var out []int
+	for i := range r.m.Hosts {
+		if !r.live[i].IsZero() && r.gone[i].IsZero() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// publish signs message k of the schedule now, as user k%16, and
+// publishes it from node from, on its own goroutine (GossipSub's publish
+// may wait on the router).
+func (r *relRun) publish(from int) *relMsg {
+	r.mu.Lock()
+	k := len(r.msgs)
+	rec := &relMsg{from: from, sent: time.Now(), first: make([]atomic.Int64, r.max)}
+	r.msgs = append(r.msgs, rec)
+	r.mu.Unlock()
+	cm, err := identity.NewChannelMessage(r.keys[k%len(r.keys)], relChannel, fmt.Sprintf("u%d", k%len(r.keys)),
+		fmt.Sprintf("message %d from node %d", k, from), rec.sent)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	wire, err := cm.MarshalBinary()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.byWire.Store(string(wire), rec)
+	var pub func(context.Context, string, []byte) error
+	if r.stock {
+		pub = r.m.Stock[from].Publish
+	} else {
+		pub = r.m.Nodes[from].Publish
+	}
+	r.pubs.Go(func() {
+		if err := pub(context.Background(), relChannel, wire); err != nil {
+			r.pubErrs.Add(1)
+		}
+	})
+	return rec
+}
+
+// traffic publishes rate messages a second from random live nodes (not
+// in skip) for d; at each of events' times (from the start) it calls the
+// event first.
+func (r *relRun) traffic(rate int, d time.Duration, skip func(int) bool, events map[time.Duration]func()) []*relMsg {
+	var out []*relMsg
+	start := time.Now()
+	step := time.Second / time.Duration(rate)
+	for k := range int(d / step) {
+		at := time.Duration(k) * step
+		time.Sleep(time.Until(start.Add(at)))
+		for et, ev := range events {
+			if et <= at && ev != nil {
+				ev()
+				events[et] = nil
+			}
+		}
+		var from []int
+		for _, i := range r.liveNodes() {
+			if skip == nil || !skip(i) {
+				from = append(from, i)
+			}
+		}
+		out = append(out, r.publish(from[r.rng.IntN(len(from))]))
+	}
+	return out
+}
+
+// drain waits until every message reached every node in want, or relDrain.
+func (r *relRun) drain(msgs []*relMsg, want func(m *relMsg, node int) bool) {
+	deadline := time.Now().Add(relDrain)
+	for time.Now().Before(deadline) {
+		done := true
+	check:
+		for _, m := range msgs {
+			for i := range r.max {
+				if want(m, i) && m.first[i].Load() == 0 {
+					done = false
+					break check
+				}
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.pubs.Wait()
+}
+
+// spread is how a set of messages spread.
+type spread struct {
+	msgs, pairs, got int
+	// p50, p99, p100: per message, the time from publication until
+	// 50%, 99%, 100% of its receivers had it; med and max across
+	// messages (never: some message did not reach that share).
+	p50, p99, p100    [2]time.Duration
+	never99, never100 int
+	dupPerNode        float64 // copies off the wire beyond the first, per receiver that got it
+}
+
+const never = time.Duration(math.MaxInt64)
+
+func (s spread) ratio() float64 { return float64(s.got) / float64(max(1, s.pairs)) }
+
+// measure computes the spread of msgs among the receivers want says.
+func (r *relRun) measure(msgs []*relMsg, want func(m *relMsg, node int) bool) spread {
+	var s spread
+	var q50, q99, q100 []time.Duration
+	var copies, gotAny int64
+	for _, m := range msgs {
+		var d []time.Duration
+		eligible := 0
+		for i := range r.max {
+			if i == m.from || !want(m, i) {
+				continue
+			}
+			eligible++
+			if f := m.first[i].Load(); f != 0 {
+				d = append(d, time.Unix(0, f).Sub(m.sent))
+			}
+		}
+		if eligible == 0 {
+			continue
+		}
+		s.msgs++
+		s.pairs += eligible
+		s.got += len(d)
+		slices.Sort(d)
+		reach := func(q float64) time.Duration {
+			need := int(math.Ceil(q * float64(eligible)))
+			if need == 0 {
+				return 0
+			}
+			if len(d) < need {
+				return never
+			}
+			return d[need-1]
+		}
+		q50, q99, q100 = append(q50, reach(0.5)), append(q99, reach(0.99)), append(q100, reach(1))
+		// Copies include those the publisher's peers send back to it.
+		copies += m.copies.Load()
+		gotAny += int64(len(d))
+	}
+	medMax := func(q []time.Duration) [2]time.Duration {
+		if len(q) == 0 {
+			return [2]time.Duration{}
+		}
+		slices.Sort(q)
+		return [2]time.Duration{q[len(q)/2], q[len(q)-1]}
+	}
+	s.p50, s.p99, s.p100 = medMax(q50), medMax(q99), medMax(q100)
+	for i := range q99 {
+		if q99[i] == never {
+			s.never99++
+		}
+		if q100[i] == never {
+			s.never100++
+		}
+	}
+	if gotAny > 0 {
+		s.dupPerNode = float64(copies-gotAny) / float64(gotAny)
+	}
+	return s
+}
+
+func fd(d time.Duration) string {
+	if d == never {
+		return "never"
+	}
+	return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
+}
+
+func (s spread) String() string {
+	return fmt.Sprintf("delivered %.4f%% (%d of %d), to 50%% med %s max %s, to 99%% med %s max %s (never %d), to 100%% med %s max %s (never %d), dup/node/msg %.2f",
+		100*s.ratio(), s.got, s.pairs, fd(s.p50[0]), fd(s.p50[1]), fd(s.p99[0]), fd(s.p99[1]), s.never99,
+		fd(s.p100[0]), fd(s.p100[1]), s.never100, s.dupPerNode)
+}
+
+func everyone(*relMsg, int) bool { return true }
+
+func (r *relRun) bytesSent() int64 {
+	var total int64
+	for i := range r.m.Hosts {
+		total += r.m.BytesSent(i)
+	}
+	return total
+}
+
+// Steady state: 20 messages a second from random nodes for 30 s.
+func TestReliabilitySteady(t *testing.T) {
+	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+		const rate, span = 20, 30 * time.Second
+		r := startRun(t, nodes, 0, impl, false)
+		udp0, rpc0 := r.bytesSent(), r.rpcBytes.Load()
+		msgs := r.traffic(rate, span, nil, nil)
+		r.drain(msgs, everyone)
+		udp, rpc := r.bytesSent()-udp0, r.rpcBytes.Load()-rpc0
+		s := r.measure(msgs, everyone)
+		per := float64(nodes * len(msgs))
+		t.Logf("steady %s n=%d %d msg/s %v: %s, bytes sent/node/msg UDP %.0f GossipSub RPC %.0f, publish errors %d, member repeats %d",
+			impl.name, nodes, rate, span, s, float64(udp)/per, float64(rpc)/per, r.pubErrs.Load(), r.extra.Load())
+		if !impl.stock && s.ratio() < 0.999 {
+			t.Errorf("darkchat delivered %.4f%% in steady state, want >= 99.9%%", 100*s.ratio())
+		}
+		if r.extra.Load() != 0 {
+			t.Errorf("%d messages delivered twice to a member", r.extra.Load())
+		}
+	})
+}
+
+// Churn: every simulated minute for three minutes, 10% of the nodes are
+// replaced (half crash: host closed without leaving; half leave: the
+// node's Close, its host closed a second later), and as many new nodes
+// start, join the channel and connect to 8 random live nodes; 5 messages
+// a second throughout. A message counts for the nodes that were up (for a
+// new node: joined and connected) when it was published and stayed up
+// for its whole life (publication + relLife), its publisher included.
+func TestReliabilityChurn(t *testing.T) {
+	const relLife = 10 * time.Second
+	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+		const rate, rounds, period = 5, 3, time.Minute
+		replace := nodes / 10
+		r := startRun(t, nodes, rounds*replace, impl, false)
+		ctx := t.Context()
+		round := func() {
+			live := r.liveNodes()
+			r.rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+			victims := live[:replace]
+			now := time.Now()
+			for k, v := range victims {
+				r.gone[v] = now
+				var err error
+				if k%2 == 0 {
+					err = r.m.Crash(v)
+				} else {
+					err = r.m.Leave(v)
+				}
+				if err != nil {
+					t.Logf("stop node %d: %v", v, err)
+				}
+			}
+			rest := live[replace:]
+			var added []int
+			for range replace {
+				i, err := r.m.AddNode(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.m.JoinNode(i, relChannel, relMember{r, i}); err != nil {
+					t.Fatal(err)
+				}
+				added = append(added, i)
+			}
+			var wg sync.WaitGroup
+			for _, i := range added {
+				peers := make([]int, 0, 8)
+				for _, p := range r.rng.Perm(len(rest))[:8] {
+					peers = append(peers, rest[p])
+				}
+				wg.Go(func() {
+					for _, p := range peers {
+						h := r.m.Hosts[p]
+						if err := r.m.Hosts[i].Connect(ctx, peerInfo(h)); err != nil {
+							t.Errorf("connect new node %d to %d: %v", i, p, err)
+						}
+					}
+				})
+			}
+			time.Sleep(time.Second)
+			for k, v := range victims {
+				if k%2 == 1 {
+					r.m.CloseHost(v)
+				}
+			}
+			wg.Wait()
+			now = time.Now()
+			for _, i := range added {
+				r.live[i] = now
+			}
+		}
+		events := map[time.Duration]func(){}
+		for k := range rounds {
+			events[period/2+time.Duration(k)*period] = round
+		}
+		msgs := r.traffic(rate, rounds*period, nil, events)
+		alive := func(m *relMsg, i int) bool {
+			end := m.sent.Add(relLife)
+			return !r.live[i].IsZero() && !r.live[i].After(m.sent) && (r.gone[i].IsZero() || r.gone[i].After(end))
+		}
+		counted := msgs[:0:0]
+		for _, m := range msgs {
+			if alive(m, m.from) {
+				counted = append(counted, m)
+			}
+		}
+		r.drain(counted, alive)
+		s := r.measure(counted, alive)
+		t.Logf("churn %s n=%d %d msg/s, %d rounds of %d replaced (every %v, from %v): %s (%d of %d messages counted: publisher up for the message's life), publish errors %d",
+			impl.name, nodes, rate, rounds, replace, period, period/2, s, len(counted), len(msgs), r.pubErrs.Load())
+		if !impl.stock && s.ratio() < 0.99 {
+			t.Errorf("darkchat delivered %.4f%% under churn, want >= 99%%", 100*s.ratio())
+		}
+	})
+}
+
+// Cold boot: every node starts and joins the channel unconnected, then all
+// the topology's connections are dialled at once (t0); messages are
+// published from t0 on, 20 a second for 10 s.
+func TestReliabilityColdBoot(t *testing.T) {
+	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+		const rate, span = 20, 10 * time.Second
+		r := startRun(t, nodes, 0, impl, true)
+		t0 := time.Now()
+		connected := make(chan time.Duration, 1)
+		go func() {
+			if err := r.m.Connect(t.Context()); err != nil {
+				t.Errorf("connect: %v", err)
+			}
+			connected <- time.Since(t0)
+		}()
+		msgs := r.traffic(rate, span, nil, nil)
+		r.drain(msgs, everyone)
+		dialled := <-connected
+		s := r.measure(msgs, everyone)
+		first := r.measure(msgs[:1], everyone)
+		// ready: the first message published that reached every node.
+		ready := "never"
+		for _, m := range msgs {
+			if r.measure([]*relMsg{m}, everyone).got == nodes-1 {
+				ready = fd(m.sent.Sub(t0))
+				break
+			}
+		}
+		t.Logf("coldboot %s n=%d: all dials done at %s; first message (at t0) to 99%% %s, to 100%% %s (reached %d of %d); first message to reach all published at t0+%s; messages of the first %v (%d msg/s): %s",
+			impl.name, nodes, fd(dialled), fd(first.p99[0]), fd(first.p100[0]), first.got, nodes-1, ready, span, rate, s)
+	})
+}
+
+// A paused node: 10 messages a second; 10 s in, one node is cut off the
+// network for 30 s (every packet it sends or is sent is dropped; it keeps
+// running), then traffic goes on 30 s more. The paused node sends nothing
+// meanwhile.
+func TestReliabilityPausedNode(t *testing.T) {
+	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+		const rate, pause = 10, 30 * time.Second
+		r := startRun(t, nodes, 0, impl, false)
+		paused := r.rng.IntN(nodes)
+		var pausedAt, resumedAt time.Time
+		msgs := r.traffic(rate, 70*time.Second, func(i int) bool { return i == paused && !pausedAt.IsZero() && resumedAt.IsZero() },
+			map[time.Duration]func(){
+				10 * time.Second: func() { pausedAt = time.Now(); r.m.Pause(paused, true) },
+				40 * time.Second: func() { resumedAt = time.Now(); r.m.Pause(paused, false) },
+			})
+		isPaused := func(_ *relMsg, i int) bool { return i == paused }
+		others := func(_ *relMsg, i int) bool { return i != paused }
+		var during, after, late []*relMsg
+		for _, m := range msgs {
+			switch {
+			case !m.sent.Before(pausedAt) && m.sent.Before(resumedAt):
+				during = append(during, m)
+			case !m.sent.Before(resumedAt):
+				after = append(after, m)
+				if m.sent.Sub(resumedAt) >= 10*time.Second {
+					late = append(late, m)
+				}
+			}
+		}
+		r.drain(msgs, others)
+		sd, so := r.measure(during, isPaused), r.measure(during, others)
+		sa, sl := r.measure(after, isPaused), r.measure(late, isPaused)
+		var firstAfter time.Duration = never
+		for _, m := range after {
+			if f := m.first[paused].Load(); f != 0 {
+				firstAfter = min(firstAfter, time.Unix(0, f).Sub(resumedAt))
+			}
+		}
+		var peers int
+		if impl.stock {
+			peers = len(r.m.Stock[paused].PubSub.ListPeers(p2ptest.StockTopic(relChannel)))
+		} else {
+			peers = len(r.m.Nodes[paused].ChannelPeers(relChannel))
+		}
+		t.Logf("pause %s n=%d %v: messages sent during the pause: paused node got %d of %d, the others %.4f%%; after resuming the paused node got %d of %d (%.1f%%; of those sent 10 s or more after: %.1f%%), first at resume+%s, channel peers at the end %d; all nodes' connections to it %d",
+			impl.name, nodes, pause, sd.got, sd.pairs, 100*so.ratio(), sa.got, sa.pairs, 100*sa.ratio(), 100*sl.ratio(), fd(firstAfter), peers, len(r.m.Hosts[paused].Network().Peers()))
+		if so.ratio() < 0.999 && !impl.stock {
+			t.Errorf("the other nodes got %.4f%% of the messages sent during the pause, want >= 99.9%%", 100*so.ratio())
+		}
+	})
+}
+
+func peerInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
