@@ -90,6 +90,7 @@ type relRun struct {
 	byWire   sync.Map // string(wire) -> *relMsg
 	mu       sync.Mutex
 	msgs     []*relMsg
+	ids      [][identity.MessageIDSize]byte // of msgs, for the causal context of later ones
 	pubErrs  atomic.Int64
 	rpcBytes atomic.Int64
 	extra    atomic.Int64 // deliveries to a member beyond the first
@@ -184,12 +185,28 @@ func (r *relRun) publish(from int) *relMsg {
 	k := len(r.msgs)
 	rec := &relMsg{from: from, sent: time.Now(), first: make([]atomic.Int64, r.max)}
 	r.msgs = append(r.msgs, rec)
-	r.mu.Unlock()
-	cm, err := identity.NewChannelMessage(r.keys[k%len(r.keys)], relChannel, fmt.Sprintf("u%d", k%len(r.keys)),
+	key := r.keys[k%len(r.keys)]
+	cm, err := identity.NewChannelMessage(key, relChannel, fmt.Sprintf("u%d", k%len(r.keys)),
 		fmt.Sprintf("message %d from node %d", k, from), rec.sent)
 	if err != nil {
+		r.mu.Unlock()
 		r.t.Fatal(err)
 	}
+	if relMessageVersion == identity.ChannelMessageVersion2 {
+		// As the clients write them: the author's previous message and
+		// the two newest of others.
+		cm.Causal.Present = true
+		if j := k - len(r.keys); j >= 0 {
+			cm.Causal.Prev = identity.Short(r.ids[j])
+		}
+		for j := k - 1; j >= 0 && j > k-len(r.keys) && cm.Causal.NRefs < identity.MaxCausalRefs; j-- {
+			cm.Causal.Refs[cm.Causal.NRefs] = identity.Short(r.ids[j])
+			cm.Causal.NRefs++
+		}
+		cm.Sign(key)
+	}
+	r.ids = append(r.ids, cm.ID)
+	r.mu.Unlock()
 	wire, err := cm.MarshalBinary()
 	if err != nil {
 		r.t.Fatal(err)
@@ -356,6 +373,16 @@ func (r *relRun) bytesSent() int64 {
 	}
 	return total
 }
+
+// relMessageVersion is the channel message version the runs publish:
+// version 2 (with a causal context, what clients send), or 1 with
+// DARKCHAT_SIM_MESSAGE_VERSION=1, to measure what the causal context costs.
+var relMessageVersion = func() byte {
+	if os.Getenv("DARKCHAT_SIM_MESSAGE_VERSION") == "1" {
+		return identity.ChannelMessageVersion
+	}
+	return identity.ChannelMessageVersion2
+}()
 
 // Steady state: 20 messages a second from random nodes for 30 s.
 func TestReliabilitySteady(t *testing.T) {
