@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	mss "github.com/multiformats/go-multistream"
 )
@@ -105,7 +106,8 @@ func (sp *staleProber) probe(net network.Network, p peer.ID, fresh network.Conn)
 }
 
 // pingConn runs one libp2p ping (ping.ID) over c itself, not over the
-// connection the host would pick for the peer.
+// connection the host would pick for the peer. A peer that answers it does
+// not speak ping is alive all the same.
 func pingConn(ctx context.Context, c network.Conn) error {
 	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "liveness probe"))
 	if err != nil {
@@ -118,7 +120,11 @@ func pingConn(ctx context.Context, c network.Conn) error {
 	if err := s.SetProtocol(ping.ID); err != nil {
 		return err
 	}
-	if err := mss.SelectProtoOrFail(ping.ID, s); err != nil {
+	if err := mss.SelectProtoOrFail(protocol.ID(ping.ID), s); err != nil {
+		var na mss.ErrNotSupported[protocol.ID]
+		if errors.As(err, &na) {
+			return nil // it answered: alive, without the ping service
+		}
 		return fmt.Errorf("negotiate ping: %w", err)
 	}
 	var out, in [ping.PingSize]byte
