@@ -265,6 +265,7 @@ type historyRequestPayload struct {
 type historyAnswerPayload struct {
 	id   messageID
 	msgs []identity.ChannelMessage
+	size int // of the answer on the mesh
 }
 
 // request validates a history request from the mesh (from empty: this
@@ -381,7 +382,7 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 	if len(out) == 0 {
 		return nil, fmt.Errorf("history answer holds nothing new: %w", p2p.ErrIgnore)
 	}
-	return &historyAnswerPayload{id: id, msgs: out}, nil
+	return &historyAnswerPayload{id: id, msgs: out, size: len(data)}, nil
 }
 
 // historyAgent is the gateway's side of history: the requests of its own
@@ -404,6 +405,9 @@ type historyCollector struct {
 	last    time.Time // of the last answer
 	msgs    map[messageID]collected
 	timer   *time.Timer
+	// What the request cost this node, for the repair's log line: its
+	// own size, and the answers and their bytes that reached it.
+	requestBytes, answers, answerBytes int
 }
 
 // collected is an answered message and when it came: members answer
@@ -537,7 +541,8 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	hexID := string(proto.AppendHex(nil, id[:]))
 	if c.s == nil {
 		// At most one line per channel every syncMinInterval.
-		srv.log.Info("repaired channel from its members", "channel", c.channel, "delivered_late", len(found), "to_sessions", len(members))
+		srv.log.Info("repaired channel from its members", "channel", c.channel, "delivered_late", len(found), "to_sessions", len(members),
+			"request_bytes", c.requestBytes, "answers", c.answers, "answer_bytes", c.answerBytes)
 		for i := range found {
 			m := proto.NewMessage(&found[i].msg)
 			m.Late = true
@@ -733,6 +738,8 @@ func (srv *Server) onHistoryAnswer(p *historyAnswerPayload) {
 		}
 	}
 	c.last = time.Now()
+	c.answers++
+	c.answerBytes += p.size
 }
 
 // Repair after a partition or a restart. A node that gains a mesh peer in a
@@ -902,7 +909,8 @@ func (srv *Server) syncChannel(channel string) {
 	if r := a.recent[channel]; r != nil {
 		w.have = r.newest(proto.MaxHistoryHave)
 	}
-	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected)}
+	wire := w.marshal()
+	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), requestBytes: len(wire)}
 	for _, id := range w.have {
 		c.msgs[id] = collected{}
 	}
@@ -910,7 +918,7 @@ func (srv *Server) syncChannel(channel string) {
 	c.timer = time.AfterFunc(historyCollect, func() { srv.finishHistory(w.id, c) })
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(srv.bgCtx, publishTimeout)
-	err := srv.publishHistory(ctx, w.marshal())
+	err := srv.publishHistory(ctx, wire)
 	cancel()
 	if err != nil {
 		a.mu.Lock()
