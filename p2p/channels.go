@@ -688,6 +688,9 @@ func (n *Node) publish(ctx context.Context, topic *pubsub.Topic, name string, da
 	if !slot.validated {
 		return fmt.Errorf("publish to %q: %w", name, ErrDuplicate)
 	}
+	if m := n.drops.metrics; m != nil {
+		m.published[kindOf(topic.String())].Inc()
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Validator checks one channel message received from the mesh or published
@@ -72,6 +73,13 @@ type Config struct {
 	// and PutBundle and GetBundle fail with ErrNoDHT. Bootstrap peers are
 	// still dialled.
 	NoDHT bool
+	// Registerer, if set, receives the node's metrics: libp2p's own
+	// (swarm, resource manager, identify, AutoNAT, AutoRelay, hole
+	// punching, relay service, event bus), GossipSub's (metrics.go) and the
+	// node's gauges. nil: the node and its host keep no metrics. libp2p's
+	// collectors are process-wide, so nodes sharing a process share their
+	// figures; darkchatd runs one node per process.
+	Registerer prometheus.Registerer
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// OnAddrsChanged, if set, is called from the node's event goroutine with

@@ -497,9 +497,11 @@ func (r *routerPeers) waitForRoom(ctx context.Context, ps []peer.ID) error {
 // silent, and logs them as one summary line per interval (an attacker can
 // cause them by the million). It also tells the guard when a peer's
 // message leaves validation. Its methods run synchronously in GossipSub's
-// event loop and validation worker and must stay cheap.
+// event loop and validation worker and must stay cheap. With metrics, it
+// also counts GossipSub's traffic for Prometheus (metrics.go).
 type dropTracer struct {
-	routers *routerPeers // told when GossipSub opens or loses a peer's stream
+	metrics *gossipMetrics // nil: no Config.Registerer
+	routers *routerPeers   // told when GossipSub opens or loses a peer's stream
 	guard   *peerGuard
 	// onMeshPeer, if set, is told of each peer GossipSub opens a stream
 	// to (Node.OnMeshPeer).
@@ -535,15 +537,24 @@ func (t *dropTracer) summarize() {
 func (t *dropTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
 	if k := len(rpc.GetPublish()); k > 0 {
 		t.notSent.Add(uint64(k))
+		if t.metrics != nil {
+			t.metrics.dropped[dropNotQueuedToPeer].Add(float64(k))
+		}
 	}
 }
 
 func (t *dropTracer) UndeliverableMessage(m *pubsub.Message) {
 	t.dropped.Add(1)
 	t.undeliverable.Add(1)
+	if t.metrics != nil {
+		t.metrics.dropped[dropSubscriptionQueueFull].Inc()
+	}
 }
 
 func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
+	if t.metrics != nil {
+		t.metrics.reject(m, reason)
+	}
 	switch reason {
 	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
 		t.dropped.Add(1)
@@ -559,21 +570,63 @@ func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 }
 
 func (t *dropTracer) DeliverMessage(m *pubsub.Message) {
+	if t.metrics != nil {
+		t.metrics.delivered[kindOf(m.GetTopic())].Inc()
+	}
 	if !m.Local {
 		t.guard.validated(m.ReceivedFrom, true)
 	}
 }
 
-func (t *dropTracer) DuplicateMessage(m *pubsub.Message) { t.guard.left(m.ReceivedFrom) }
+func (t *dropTracer) DuplicateMessage(m *pubsub.Message) {
+	if t.metrics != nil {
+		t.metrics.receive(m)
+		t.metrics.duplicate[kindOf(m.GetTopic())].Inc()
+	}
+	t.guard.left(m.ReceivedFrom)
+}
 
-func (t *dropTracer) Join(string)                      {}
-func (t *dropTracer) Leave(string)                     {}
-func (t *dropTracer) Graft(peer.ID, string)            {}
-func (t *dropTracer) Prune(peer.ID, string)            {}
-func (t *dropTracer) ValidateMessage(*pubsub.Message)  {}
-func (t *dropTracer) ThrottlePeer(peer.ID)             {}
-func (t *dropTracer) RecvRPC(*pubsub.RPC)              {}
-func (t *dropTracer) SendRPC(_ *pubsub.RPC, p peer.ID) { t.routers.queued(p) }
+func (t *dropTracer) Join(string)  {}
+func (t *dropTracer) Leave(string) {}
+
+func (t *dropTracer) Graft(p peer.ID, topic string) {
+	if t.metrics != nil {
+		t.metrics.graftPeer(p, topic)
+	}
+}
+
+func (t *dropTracer) Prune(p peer.ID, topic string) {
+	if t.metrics != nil {
+		t.metrics.prunePeer(p, topic)
+	}
+}
+
+// ValidateMessage sees each message the first time it arrives, before
+// validation; local publications too, which are not counted as received.
+func (t *dropTracer) ValidateMessage(m *pubsub.Message) {
+	if t.metrics != nil && !m.Local {
+		t.metrics.receive(m)
+	}
+}
+
+func (t *dropTracer) ThrottlePeer(peer.ID) {
+	if t.metrics != nil {
+		t.metrics.throttled.Inc()
+	}
+}
+
+func (t *dropTracer) RecvRPC(rpc *pubsub.RPC) {
+	if t.metrics != nil {
+		countRPC(&t.metrics.rpcRecv, rpc)
+	}
+}
+
+func (t *dropTracer) SendRPC(rpc *pubsub.RPC, p peer.ID) {
+	if t.metrics != nil {
+		countRPC(&t.metrics.rpcSent, rpc)
+	}
+	t.routers.queued(p)
+}
 func (t *dropTracer) SendRPCCompleted(_ *pubsub.RPC, p peer.ID, _ time.Duration) {
 	t.routers.written(p)
 }
@@ -590,4 +643,9 @@ func (t *dropTracer) meshPeer(p peer.ID) {
 		(*f)(p)
 	}
 }
-func (t *dropTracer) OnClosedOutboundStream(p peer.ID) { t.routers.remove(p) }
+func (t *dropTracer) OnClosedOutboundStream(p peer.ID) {
+	if t.metrics != nil {
+		t.metrics.peerGone(p)
+	}
+	t.routers.remove(p)
+}

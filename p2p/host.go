@@ -73,8 +73,15 @@ func newHost(cfg *Config, guard *peerGuard, relays *relaySource) (introspectable
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
 	v4, v6 := connLimitsPerSubnet()
-	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(peerFDBudget(processFDLimit()))),
-		rcmgr.WithLimitPerSubnet(v4, v6))
+	rcOpts := []rcmgr.Option{rcmgr.WithLimitPerSubnet(v4, v6)}
+	if cfg.Registerer == nil {
+		rcOpts = append(rcOpts, rcmgr.WithMetricsDisabled())
+	}
+	// With metrics, the resource manager reports its use and limits
+	// through its default stats reporter (rcmgr.StatsTraceReporter);
+	// libp2p registers those collectors (libp2p_rcmgr_*) on the
+	// registerer it is given below.
+	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(peerFDBudget(processFDLimit()))), rcOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -111,6 +118,13 @@ func newHost(cfg *Config, guard *peerGuard, relays *relaySource) (introspectable
 			// asked again after a minute.
 			autorelay.WithBackoff(time.Minute),
 		),
+	}
+	if cfg.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
+	} else {
+		// Without it libp2p would register on Prometheus's global
+		// registry, which nothing serves.
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if cfg.RelayService {
 		opts = append(opts, libp2p.EnableRelayService(relay.WithResources(relayResources())))

@@ -182,6 +182,14 @@ func newNode(cfg Config) (*Node, error) {
 	n.routers = newRouterPeers()
 	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
 	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
+	if cfg.Registerer != nil {
+		m, err := newGossipMetrics(cfg.Registerer)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("p2p: register GossipSub metrics: %w", err)
+		}
+		n.drops.metrics = m
+	}
 	n.relays = newRelaySource(n.spawn, ctx.Done())
 	n.publishersDone = sync.NewCond(&n.chMu)
 	empty := map[peer.ID]float64{}
@@ -234,6 +242,11 @@ func (n *Node) start() (err error) {
 	}
 	n.staleProbe = newStaleProber(n).notifiee()
 	n.basic.Network().Notify(n.staleProbe)
+	if n.cfg.Registerer != nil {
+		if err := n.cfg.Registerer.Register(newNodeCollector(n)); err != nil {
+			return fmt.Errorf("register the node's metrics: %w", err)
+		}
+	}
 	// Nothing else can call Close yet, so these start.
 	n.spawn(func() { n.eventLoop(events) })
 	n.spawn(n.discoveryLoop)
