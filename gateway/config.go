@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"darkchat/identity"
 	"darkchat/proto"
 )
@@ -67,6 +69,9 @@ type Config struct {
 	AllowedOrigins []string
 	// TLS, when set, makes the WebSocket gateway serve https and wss.
 	TLS *tls.Config
+	// Registerer, if set, receives the gateway's metrics (metrics.go);
+	// nil keeps none.
+	Registerer prometheus.Registerer
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests override it.

@@ -183,13 +183,17 @@ func (s *session) whois(req request) *clientError {
 		return &clientError{code: codeBadKey, msg: err.Error(), key: req.Key}
 	}
 	raw := s.srv.localBundle(key)
-	if raw == nil {
+	if raw != nil {
+		s.srv.metrics.bundleLookup(bundleLocal)
+	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), dhtTimeout)
 		raw, err = s.srv.mesh.GetBundle(ctx, key.String())
 		cancel()
 		if err != nil {
+			s.srv.metrics.bundleLookup(bundleNotFound)
 			return &clientError{code: codeUnknownUser, msg: "no key bundle found for " + key.String() + ": the user has not logged in recently", key: key.String()}
 		}
+		s.srv.metrics.bundleLookup(bundleDHT)
 	}
 	s.enqueue(mustJSON(&proto.Bundle{Key: key.String(), Bundle: base64.StdEncoding.EncodeToString(raw)}))
 	return nil
@@ -235,8 +239,8 @@ func (s *session) dm(req request) *clientError {
 
 // deliverDM hands an envelope to the session if it is addressed to it.
 func (s *session) deliverDM(e *dmEnvelope) {
-	if e.tag == s.tag {
-		s.enqueueDelivery(e.clientFrame())
+	if e.tag == s.tag && s.enqueueDelivery(e.clientFrame()) {
+		s.srv.metrics.dmHandedOver()
 	}
 }
 

@@ -121,8 +121,9 @@ type connLimiter struct {
 	// ends.
 	flooding map[netip.Addr]*floodMark
 
-	// Refusals since the last summary log line, by reason.
-	refused [3]atomic.Int64
+	// Refusals since the last summary log line, by reason; refusedTotal
+	// since the start, for metrics.
+	refused, refusedTotal [3]atomic.Int64
 	// changed is signalled when a source is marked as flooding.
 	changed chan struct{}
 }
@@ -169,6 +170,7 @@ func (l *connLimiter) acquire(src netip.Addr) refusal {
 	}
 	if why != admitted {
 		l.refused[why].Add(1)
+		l.refusedTotal[why].Add(1)
 		if sc != nil && l.floodRefusals > 0 {
 			l.countRefusal(src, sc, time.Now())
 		}

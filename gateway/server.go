@@ -75,6 +75,8 @@ type Server struct {
 	// for a mesh without history).
 	history     *historyAgent
 	historyMesh HistoryMesh
+	// metrics is nil without Config.Registerer.
+	metrics *gatewayMetrics
 	// Background work (DHT puts, the republish loop), stopped by Close.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -127,6 +129,13 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 	}
 	if s.page == nil {
 		s.page = http.NotFoundHandler()
+	}
+	if cfg.Registerer != nil {
+		m, err := newGatewayMetrics(cfg.Registerer, s)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+		s.metrics = m
 	}
 	if p, err := newPoller(); err == nil {
 		s.poller = p
@@ -356,6 +365,7 @@ func (s *Server) start(conn frameConn, ip netip.Addr) {
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.metrics.sessionOpened(sess.transport, 1)
 	sess.start()
 }
 
@@ -363,6 +373,7 @@ func (s *Server) unregister(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+	s.metrics.sessionOpened(sess.transport, -1)
 	s.wg.Done()
 }
 

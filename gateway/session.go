@@ -35,6 +35,8 @@ type session struct {
 	conn frameConn
 	ip   netip.Addr
 	src  netip.Addr // sourceOf(ip), what the per-IP limits count by
+	// transport is transportTCP or transportWS, for metrics.
+	transport int
 
 	challenge string
 	key       identity.PublicKey
@@ -73,12 +75,17 @@ type session struct {
 }
 
 func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
+	transport := transportTCP
+	if _, ok := conn.(*wsConn); ok {
+		transport = transportWS
+	}
 	return &session{
-		srv:    srv,
-		conn:   conn,
-		ip:     ip,
-		src:    sourceOf(ip),
-		bucket: newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
+		transport: transport,
+		srv:       srv,
+		conn:      conn,
+		ip:        ip,
+		src:       sourceOf(ip),
+		bucket:    newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
 
 		historyBucket: newTokenBucket(sessionHistoryRate, sessionHistoryBurst, srv.cfg.Now()),
 	}
@@ -279,7 +286,9 @@ func (s *session) tick() {
 	cfg := &s.srv.cfg
 	loginBy := s.loginBy.Load()
 	if loginBy != 0 && now.UnixNano() >= loginBy {
-		s.shutdown(errorf(codeLoginTimeout, "no login within %v", cfg.LoginTimeout))
+		cerr := errorf(codeLoginTimeout, "no login within %v", cfg.LoginTimeout)
+		s.srv.metrics.login(cerr)
+		s.shutdown(cerr)
 		return
 	}
 	idle := now.Sub(time.Unix(0, s.lastRead.Load()))
@@ -313,6 +322,7 @@ func (s *session) report(cerr *clientError) bool {
 	if cerr.protocol {
 		s.errors++
 		if s.errors >= maxErrors && !cerr.closes {
+			s.srv.metrics.clientError(cerr.code)
 			s.enqueue(cerr.frame())
 			cerr = errorf(codeTooManyErrors, "%d malformed requests or refused joins; closing", s.errors)
 			cerr.closes = true
@@ -326,6 +336,7 @@ func (s *session) report(cerr *clientError) bool {
 		s.shutdown(cerr)
 		return false
 	}
+	s.srv.metrics.clientError(cerr.code)
 	s.enqueue(cerr.frame())
 	return true
 }
@@ -364,6 +375,7 @@ func (s *session) handle(frame []byte) *clientError {
 	if cerr != nil {
 		return cerr
 	}
+	s.srv.metrics.request(req.Type)
 	switch req.Type {
 	case "ping":
 		s.enqueue(pongFrame)
@@ -371,7 +383,9 @@ func (s *session) handle(frame []byte) *clientError {
 	case "pong":
 		return nil
 	case "login":
-		return s.login(req)
+		cerr := s.login(req)
+		s.srv.metrics.login(cerr)
+		return cerr
 	}
 	if !s.loggedIn {
 		return (&clientError{code: codeNotLoggedIn, msg: "log in first: only login and ping are allowed before welcome", protocol: true}).about(&req)
@@ -395,7 +409,9 @@ func (s *session) handle(frame []byte) *clientError {
 	case "whois":
 		return s.whois(req)
 	case "dm":
-		return s.dm(req)
+		cerr := s.dm(req)
+		s.srv.metrics.dmResult(cerr)
+		return cerr
 	case "history":
 		return s.history(req)
 	case "history_answer":
@@ -589,11 +605,14 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 	}
 	if mm.recorded.CompareAndSwap(false, true) {
 		s.srv.history.delivered(mm.msg.Channel, mm.msg.ID)
+		s.srv.metrics.handedOver(mm.msg.Timestamp, m.Local)
 	}
 	if m.Local && s.isOwnEcho(mm.msg.ID) {
 		return
 	}
-	s.enqueueDelivery(mm.clientFrame())
+	if s.enqueueDelivery(mm.clientFrame()) {
+		s.srv.metrics.deliveredToSession()
+	}
 }
 
 func (s *session) expectEcho(id [identity.MessageIDSize]byte) {
@@ -683,6 +702,7 @@ func (s *session) end(final *clientError, closeFrame []byte) {
 	s.stopping.Store(true)
 	s.openRoomLocked()
 	if final != nil {
+		s.srv.metrics.clientError(final.code)
 		s.queue = append(s.queue, outFrame{data: final.frame()})
 	}
 	s.queue = append(s.queue, outFrame{kind: outClose, data: closeFrame})
