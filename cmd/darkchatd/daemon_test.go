@@ -329,6 +329,10 @@ func TestUsageErrors(t *testing.T) {
 		{"conn watermarks", nil, []string{"cli", "127.0.0.1", "0", "0", "--conn-low", "50", "--conn-high", "40"}, "--conn-high"},
 		{"bad env", []string{"DARKCHAT_CONN_LOW=many"}, []string{"cli", "127.0.0.1", "0", "0"}, "DARKCHAT_CONN_LOW"},
 		{"bad env list", []string{"DARKCHAT_PUBLIC_CIDR=10.0.0.0/8,nope"}, []string{"cli", "127.0.0.1", "0", "0"}, "DARKCHAT_PUBLIC_CIDR"},
+		{"pprof without metrics", nil, []string{"cli", "127.0.0.1", "0", "0", "--pprof"}, "--pprof needs --metrics"},
+		{"metrics on a gateway port", nil, []string{"full", "127.0.0.1", "7001", "7002", "0", "--metrics", "127.0.0.1:7002"}, "port 7002 is the node's <ws-port>"},
+		{"metrics on the peer port", []string{"DARKCHAT_METRICS=:7003"}, []string{"cli", "127.0.0.1", "7001", "7003"}, "port 7003 is the node's <peer-port>"},
+		{"bad metrics address", nil, []string{"cli", "127.0.0.1", "0", "0", "--metrics", "9464"}, "want host:port"},
 		{"ctl without command", nil, []string{"ctl"}, "ctl needs a console command"},
 		{"ctl unknown flag", nil, []string{"ctl", "--frob", "peers"}, "flag provided but not defined"},
 	}
@@ -351,6 +355,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, want := range []string{"full", "cli", "websock", "ctl", "DARKCHAT_<FLAG_NAME>", "DARKCHAT_DATA_DIR",
 		"--peer", "--data-dir", "--admin", "--console", "--no-console", "--log-messages", "--log-level",
 		"--tls-cert", "--tls-key", "--relay-service", "--reachability", "--announce", "--public-cidr", "--conn-low", "--conn-high", "--max-message-size",
+		"--metrics", "DARKCHAT_METRICS", "--pprof",
 		"connect <peer-ip> <peer-port>", "peers", "channels", "nat", "exit"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("--help does not mention %q", want)

@@ -115,6 +115,8 @@ type options struct {
 	maxMessageSize int
 	gateway        gateway.Config        // client gateway limits
 	wsOrigins      *cliflag.List[string] // canonical origins or "*"
+	metrics        string                // host:port of the metrics listener, or ""
+	pprof          bool
 }
 
 // maxMessageSizeLimit caps --max-message-size: GossipSub refuses RPC frames
@@ -174,6 +176,10 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.Float64Var(&g.Rate, "rate", gateway.DefaultRate, "messages a client may send per second, sustained (`N`)")
 	fs.IntVar(&g.Burst, "burst", gateway.DefaultBurst, "messages a client may send at once (`N`)")
 	fs.IntVar(&g.SendQueue, "send-queue", gateway.DefaultSendQueue, "frames queued for a client before it is dropped as too slow (`N`)")
+	fs.Var(hostPortFlag{&o.metrics}, "metrics", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over plain HTTP on `ADDR`,\n"+
+		"host:port such as 127.0.0.1:9464 (off by default). Keep it on loopback or a private network:\n"+
+		"it shows the node's traffic, peers and limits to anyone who can reach it")
+	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the --metrics listener (needs --metrics)")
 	fs.Var(o.wsOrigins, "ws-origin", "also accept WebSocket connections from pages at `ORIGIN`, scheme://host[:port] as browsers\n"+
 		"send it (e.g. https://chat.example; * for any; repeatable). The gateway's own origin is always accepted")
 }
@@ -218,6 +224,22 @@ func (o *options) validate() error {
 	}
 	if o.maxMessageSize < 1024 || o.maxMessageSize > maxMessageSizeLimit {
 		return usageErrorf("--max-message-size must be between 1024 and %d bytes, got %d", maxMessageSizeLimit, o.maxMessageSize)
+	}
+	if o.pprof && o.metrics == "" {
+		return usageErrorf("--pprof needs --metrics: the profiler is served only on the metrics listener")
+	}
+	if o.metrics != "" {
+		_, p, _ := net.SplitHostPort(o.metrics)
+		port, _ := strconv.Atoi(p)
+		for _, other := range []struct {
+			name string
+			port int
+			used bool
+		}{{"<cli-port>", o.cliPort, o.typ.cli}, {"<ws-port>", o.wsPort, o.typ.ws}, {"<peer-port>", o.peerPort, true}} {
+			if port != 0 && other.used && port == other.port {
+				return usageErrorf("--metrics %s: port %d is the node's %s; the metrics listener needs a port of its own, never a gateway's", o.metrics, port, other.name)
+			}
+		}
 	}
 	return nil
 }
@@ -398,6 +420,29 @@ func parseOrigin(s string) (string, error) {
 		host = "[" + host + "]"
 	}
 	return scheme + "://" + host, nil
+}
+
+// hostPortFlag is --metrics: host:port, the host optional (all
+// interfaces), the port a number (0 picks a free one).
+type hostPortFlag struct{ s *string }
+
+func (f hostPortFlag) String() string {
+	if f.s == nil {
+		return ""
+	}
+	return *f.s
+}
+
+func (f hostPortFlag) Set(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want host:port, such as 127.0.0.1:9464")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("want host:port, such as 127.0.0.1:9464; bad port %q", port)
+	}
+	*f.s = v
+	return nil
 }
 
 // consoleFlag is --console (on=true) or --no-console (on=false); both write

@@ -85,6 +85,10 @@ var flagCases = map[string]flagCase{
 		invalid: "0", wantErr: "--burst must be at least 1"},
 	"send-queue": {value: "64", got: func(o *options) any { return o.gateway.SendQueue }, want: 64,
 		invalid: "8", wantErr: "--send-queue must be at least 16"},
+	"metrics": {value: "127.0.0.1:9464", got: func(o *options) any { return o.metrics }, want: "127.0.0.1:9464",
+		invalid: "9464", wantErr: "want host:port"},
+	"pprof": {value: "true", extra: []string{"--metrics", "127.0.0.1:9464"}, got: func(o *options) any { return o.pprof }, want: true,
+		invalid: "perhaps", wantErr: "parse error"},
 	"ws-origin": {value: "HTTPS://Chat.Example:443/", got: func(o *options) any { return o.wsOrigins.Values() }, want: []string{"https://chat.example"},
 		invalid: "chat.example", wantErr: "is not scheme://host[:port]"},
 }

@@ -110,6 +110,7 @@ type daemon struct {
 	cliAddr  string
 	wsURL    string
 	admin    string
+	metrics  string // the metrics URL (--metrics), or ""
 	runtimes string // XDG_RUNTIME_DIR given to the process
 }
 
@@ -259,6 +260,8 @@ func (d *daemon) waitStarted() {
 			d.cliAddr = strings.TrimPrefix(l, "CLI gateway: ")
 		case strings.HasPrefix(l, "WebSocket gateway: "):
 			d.wsURL = strings.TrimPrefix(l, "WebSocket gateway: ")
+		case strings.HasPrefix(l, "Metrics: "):
+			d.metrics = strings.TrimPrefix(l, "Metrics: ")
 		case strings.HasPrefix(l, "Admin socket: "):
 			d.admin = strings.TrimPrefix(l, "Admin socket: ")
 			if d.id == "" || d.tcpPort == 0 {

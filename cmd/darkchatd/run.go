@@ -77,6 +77,12 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		log.Info("treating CIDRs as public", "cidrs", o.publicCIDRs.String())
 	}
 
+	obs, err := startObservability(o, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close() // last: /healthz answers while the node shuts down
+
 	out := &printer{w: stdout}
 	node, err := p2p.New(p2p.Config{
 		Key:             key,
@@ -92,6 +98,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		Announce:        slices.Concat(o.announce.Values()...),
 		ConnLow:         o.connLow,
 		ConnHigh:        o.connHigh,
+		Registerer:      obs.registerer(),
 		Logger:          log,
 		OnAddrsChanged:  out.addrsChanged,
 	})
@@ -103,6 +110,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 			err = cerr
 		}
 	}()
+	obs.nodeStarted(node)
 	peerPort, err := boundTCPPort(node, o.peerPort)
 	if err != nil {
 		return err
@@ -117,6 +125,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	// before a handshake is spent on a connection it refuses.
 	gwCfg.TLS = tlsConfig
 	gwCfg.Logger = log.With("component", "gateway")
+	gwCfg.Registerer = obs.registerer()
 	gw, err := gateway.New(gwCfg, node, node.ID().String(), web.Handler())
 	if err != nil {
 		return err
@@ -168,6 +177,11 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		log.Info("WebSocket gateway listening", "url", url)
 	}
 
+	obs.gatewaysListening()
+	if obs != nil {
+		footer = append(footer, "Metrics: http://"+obs.addr+"/metrics")
+	}
+
 	con := &console{node: node, shutdown: func() { stop(nil) }}
 	adminPath, privateDir := o.admin, false
 	if adminPath == "" {
@@ -193,13 +207,14 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	}
 
 	<-runCtx.Done()
+	obs.shuttingDown()
 	if cause := context.Cause(runCtx); !errors.Is(cause, context.Canceled) {
 		log.Error("shutting down", "err", cause)
 		err = cause
 	} else {
 		log.Info("shutting down")
 	}
-	// Deferred, in order: admin socket, gateways, node.
+	// Deferred, in order: admin socket, gateways, node, metrics listener.
 	return err
 }
 
