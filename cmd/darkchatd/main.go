@@ -45,6 +45,8 @@ func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv fu
 		return 0
 	case "ctl":
 		return runCtl(args[1:], getenv, stdout, stderr)
+	case "health":
+		return runHealth(args[1:], getenv, stdout, stderr)
 	}
 	st, ok := lookupServerType(args[0])
 	if !ok {
