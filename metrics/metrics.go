@@ -8,14 +8,19 @@
 //	/healthz         200 while the process serves HTTP at all
 //	/readyz          200 when every readiness check passes, else 503 and
 //	                 one line naming the first check that failed
+//	/status          a live status page: peers, reachability, sessions,
+//	                 channels, and plots of the last 15 minutes (status.go)
+//	/status.json     what the page shows, from the Sampler
 //	/debug/pprof/... Go's profiler, only with Config.Pprof (--pprof)
 //
 // Ownership: the registry is the node's, created by the daemon before
 // anything registers on it; p2p (libp2p's own collectors and GossipSub's)
 // and gateway (sessions, deliveries, DMs) register on it through their
-// Config.Registerer. Whatever else reads the node's figures (ctl stats, a
+// Config.Registerer. Whatever else reads the node's figures (ctl stats, the
 // status page) gathers from the same registry rather than keeping counts of
-// its own.
+// its own: the Sampler (sampler.go) gathers it every few seconds into a
+// ring of the last 15 minutes. The registry and the sampler exist on every
+// node, with or without the listener.
 //
 // Metric names: darkchat's own series are prefixed darkchat_; GossipSub's
 // follow the draft libp2p GossipSub metrics specification (gossipsub_);
@@ -100,6 +105,12 @@ type Config struct {
 	// operator who opts in (--pprof): a profile costs CPU and shows the
 	// node's internals, so it never runs by default.
 	Pprof bool
+	// Sampler, if set, feeds the live status page: /status and
+	// /status.json.
+	Sampler *Sampler
+	// Status returns what the status page shows of the node itself (its
+	// ID, reachability and peers); nil shows none of it.
+	Status func() NodeStatus
 }
 
 // Handler returns the metrics listener's HTTP handler. Any other path is
@@ -124,6 +135,9 @@ func Handler(cfg Config) http.Handler {
 		}
 		plain(w, http.StatusOK, "ready")
 	})
+	if cfg.Sampler != nil {
+		statusHandlers(mux, cfg.Sampler, cfg.Status)
+	}
 	if cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

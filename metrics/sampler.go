@@ -25,7 +25,8 @@ const (
 	seriesPeers       = "darkchat_p2p_connected_peers"              // path: direct, relayed
 	seriesSessions    = "darkchat_gateway_sessions"                 // transport: tcp, ws
 	seriesChannels    = "darkchat_gateway_channels"                 // gauge
-	seriesIn          = "gossipsub_message_delivered_total"         // kind="channel"
+	seriesIn          = "gossipsub_message_delivered_total"         // kind="channel": from peers
+	seriesPublished   = "gossipsub_message_published_total"         // kind="channel": from this node's clients
 	seriesOut         = "darkchat_channel_messages_delivered_total" // counter
 	seriesDrops       = "gossipsub_message_dropped_total"           // every reason
 	seriesRejects     = "gossipsub_message_rejected_total"          // every kind and reason
@@ -49,9 +50,9 @@ type Sample struct {
 	PeersDirect, PeersRelayed int
 	SessionsTCP, SessionsWS   int
 	Channels                  int
-	// MessagesIn is channel messages the node accepted: GossipSub
-	// delivered them to its subscription, from peers and from its own
-	// clients.
+	// MessagesIn is channel messages the node took in: from peers
+	// (validated and delivered by GossipSub) and from its own clients
+	// (published).
 	MessagesIn float64
 	// MessagesOut is channel messages handed to local sessions, one per
 	// session.
@@ -160,7 +161,7 @@ func Read(families []*dto.MetricFamily, at time.Time) Sample {
 				}
 			case seriesChannels:
 				s.Channels = int(m.GetGauge().GetValue())
-			case seriesIn:
+			case seriesIn, seriesPublished:
 				if label(m, "kind") == "channel" {
 					s.MessagesIn += m.GetCounter().GetValue()
 				}

@@ -12,12 +12,12 @@ import (
 // synthetic is a registry holding the series the sampler reads, under their
 // real names and labels, set by hand.
 type synthetic struct {
-	reg                       *prometheus.Registry
-	peers, sessions, in       *prometheus.GaugeVec
-	channels                  prometheus.Gauge
-	out, dmSent, dmDelivered  prometheus.Counter
-	delivered, drops, rejects *prometheus.CounterVec
-	latency                   *prometheus.HistogramVec
+	reg                                  *prometheus.Registry
+	peers, sessions                      *prometheus.GaugeVec
+	channels                             prometheus.Gauge
+	out, dmSent, dmDelivered             prometheus.Counter
+	delivered, published, drops, rejects *prometheus.CounterVec
+	latency                              *prometheus.HistogramVec
 }
 
 func newSynthetic(t *testing.T) *synthetic {
@@ -27,6 +27,7 @@ func newSynthetic(t *testing.T) *synthetic {
 	s.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: seriesSessions}, []string{"transport"})
 	s.channels = prometheus.NewGauge(prometheus.GaugeOpts{Name: seriesChannels})
 	s.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: seriesIn}, []string{"kind"})
+	s.published = prometheus.NewCounterVec(prometheus.CounterOpts{Name: seriesPublished}, []string{"kind"})
 	s.out = prometheus.NewCounter(prometheus.CounterOpts{Name: seriesOut})
 	s.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: seriesDrops}, []string{"reason"})
 	s.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{Name: seriesRejects}, []string{"kind", "reason"})
@@ -35,7 +36,7 @@ func newSynthetic(t *testing.T) *synthetic {
 	// Buckets 10, 20, 40, 80 ms.
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: seriesLatency,
 		Buckets: []float64{0.01, 0.02, 0.04, 0.08}}, []string{"origin"})
-	s.reg.MustRegister(s.peers, s.sessions, s.channels, s.delivered, s.out, s.drops, s.rejects, s.dmSent, s.dmDelivered, s.latency)
+	s.reg.MustRegister(s.peers, s.sessions, s.channels, s.delivered, s.published, s.out, s.drops, s.rejects, s.dmSent, s.dmDelivered, s.latency)
 	return s
 }
 
@@ -98,10 +99,13 @@ func TestSamplerStats(t *testing.T) {
 	}
 
 	// A minute of traffic, sampled every 5 s: 12 channel messages per
-	// second in (plus DMs, which are not channel messages), 30 out.
+	// second in, 10 from peers and 2 from clients (plus DMs, which are not
+	// channel messages), 30 out.
 	for range 12 {
 		clock = clock.Add(5 * time.Second)
-		s.delivered.WithLabelValues("channel").Add(60)
+		s.delivered.WithLabelValues("channel").Add(50)
+		s.published.WithLabelValues("channel").Add(10)
+		s.published.WithLabelValues("dm").Add(10)
 		s.delivered.WithLabelValues("dm").Add(500)
 		s.out.Add(150)
 		sm.Tick()

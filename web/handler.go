@@ -45,7 +45,7 @@ func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; p {
 	case "/", "/index.html":
 		a = as.index
-		h.Set("Content-Security-Policy", contentSecurityPolicy(r.Host))
+		h.Set("Content-Security-Policy", ContentSecurityPolicy(r.Host))
 		h.Set("X-Frame-Options", "DENY")
 	default:
 		a = as.byName[strings.TrimPrefix(p, "/")]
@@ -78,11 +78,14 @@ func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
-// contentSecurityPolicy allows the page its own scripts (and compiling its
-// WebAssembly), styles and images, and connections to its own origin: the
-// module's fetch and the WebSocket to /ws on the same host. Nothing else
-// loads, nothing may frame it, and it has no forms that post anywhere.
-func contentSecurityPolicy(host string) string {
+// ContentSecurityPolicy is the chat page's policy for a request to host: it
+// allows the page its own scripts (and compiling its WebAssembly), styles
+// and images, and connections to its own origin: the module's fetch and the
+// WebSocket to /ws on the same host. Nothing else loads, no inline script
+// or style runs, nothing may frame it, and it has no forms that post
+// anywhere. The node's status page (package metrics) is sent with the same
+// policy.
+func ContentSecurityPolicy(host string) string {
 	connect := "'self'"
 	if validHost(host) {
 		// 'self' covers ws: and wss: to the same host in CSP Level 3;

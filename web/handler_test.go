@@ -206,7 +206,7 @@ func TestContentSecurityPolicyHost(t *testing.T) {
 		"evil; script-src *": false,
 		"":                   false,
 	} {
-		csp := contentSecurityPolicy(host)
+		csp := ContentSecurityPolicy(host)
 		if got := strings.Contains(csp, "ws://"); got != ws {
 			t.Errorf("host %q: CSP %q", host, csp)
 		}
