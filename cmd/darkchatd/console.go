@@ -46,7 +46,10 @@ type console struct {
 	node nodeAPI
 	// shutdown starts the node's graceful shutdown without waiting for
 	// it; `exit` calls it.
-	shutdown       func()
+	shutdown func()
+	// figures returns `stats`' lines: the node's figures over the last
+	// minute, from its metrics sampler. nil: the command fails.
+	figures        func() []string
 	connectTimeout time.Duration
 }
 
@@ -66,6 +69,7 @@ func init() {
 		{"id", "", "print this node's peer ID and listen addresses", (*console).id},
 		{"channels", "", "list channels with local members and member counts", (*console).channels},
 		{"nat", "", "reachability report: AutoNAT verdict, observed addrs, relays, hole punching", (*console).nat},
+		{"stats", "", "the node at a glance: peers, sessions, message rates, drops, latency, DMs", (*console).stats},
 		{"help", "", "list the commands", (*console).help},
 		{"exit", "", "shut the node down gracefully", (*console).exit},
 	}
@@ -267,6 +271,16 @@ func (c *console) nat(_ context.Context, args []string) ([]string, error) {
 		return nil, err
 	}
 	return c.node.NATReport(), nil
+}
+
+func (c *console) stats(_ context.Context, args []string) ([]string, error) {
+	if err := noArgs("stats", args); err != nil {
+		return nil, err
+	}
+	if c.figures == nil {
+		return nil, errors.New("stats: this node keeps no figures")
+	}
+	return c.figures(), nil
 }
 
 func (c *console) help(_ context.Context, args []string) ([]string, error) {

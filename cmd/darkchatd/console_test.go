@@ -170,7 +170,7 @@ func TestConsoleExitAndHelp(t *testing.T) {
 	}
 	got, _ = c.Exec(t.Context(), "help")
 	text := strings.Join(got, "\n")
-	for _, cmd := range []string{"connect <peer-ip> <peer-port>", "connect <multiaddr>", "peers", "id", "channels", "nat", "help", "exit"} {
+	for _, cmd := range []string{"connect <peer-ip> <peer-port>", "connect <multiaddr>", "peers", "id", "channels", "nat", "stats", "help", "exit"} {
 		if !strings.Contains(text, "  "+cmd+" ") {
 			t.Errorf("help does not list %q:\n%s", cmd, text)
 		}

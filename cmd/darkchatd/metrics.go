@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,13 +25,19 @@ const metricsShutdownTimeout = 2 * time.Second
 // clients.
 const metricsReadTimeout = 5 * time.Second
 
-// observability is the node's metrics listener (--metrics) and what
-// /readyz checks. It starts before the node, so that /healthz answers and
-// /readyz says "starting" while the peer host and gateways come up.
+// observability is the node's registry, the sampler that keeps its
+// headline figures (ctl stats, /status), and the metrics listener
+// (--metrics) with what /readyz checks. The registry and the sampler exist
+// on every node, so that ctl stats works without --metrics; only the
+// listener is optional. The listener starts before the node, so that
+// /healthz answers and /readyz says "starting" while the peer host and
+// gateways come up.
 type observability struct {
 	reg      *prometheus.Registry
-	srv      *http.Server
-	addr     string // the bound address
+	sampler  *metrics.Sampler
+	stop     context.CancelFunc // stops the sampler
+	srv      *http.Server       // nil without --metrics
+	addr     string             // the bound address, or ""
 	node     atomic.Pointer[p2p.Node]
 	gateways atomic.Int32 // gatewaysStarting, gatewaysListening or gatewaysClosing
 }
@@ -41,13 +48,15 @@ const (
 	gatewaysClosing
 )
 
-// startObservability listens on o.metrics and serves the metrics handler;
-// it returns nil without --metrics.
+// startObservability creates the node's registry and starts its sampler,
+// and with --metrics listens on o.metrics and serves the metrics handler.
 func startObservability(o *options, log *slog.Logger) (*observability, error) {
-	if o.metrics == "" {
-		return nil, nil
-	}
 	ob := &observability{reg: metrics.NewRegistry()}
+	ob.sampler = metrics.NewSampler(metrics.SamplerConfig{Gatherer: ob.reg})
+	if o.metrics == "" {
+		ob.startSampler()
+		return ob, nil
+	}
 	var ready metrics.Readiness
 	ready.Add("peer host", func() error {
 		if ob.node.Load() == nil {
@@ -80,7 +89,8 @@ func startObservability(o *options, log *slog.Logger) (*observability, error) {
 	}
 	ob.addr = ln.Addr().String()
 	ob.srv = &http.Server{
-		Handler:           metrics.Handler(metrics.Config{Gatherer: ob.reg, Ready: &ready, Pprof: o.pprof}),
+		Handler: metrics.Handler(metrics.Config{Gatherer: ob.reg, Ready: &ready, Pprof: o.pprof,
+			Sampler: ob.sampler, Status: ob.status}),
 		ReadHeaderTimeout: metricsReadTimeout,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
@@ -91,19 +101,40 @@ func startObservability(o *options, log *slog.Logger) (*observability, error) {
 			log.Error("metrics listener failed", "err", err)
 		}
 	}()
-	log.Info("metrics listening", "url", "http://"+ob.addr+"/metrics", "pprof", o.pprof)
+	ob.startSampler()
+	log.Info("metrics listening", "url", "http://"+ob.addr+"/metrics", "status", "http://"+ob.addr+"/status", "pprof", o.pprof)
 	if o.pprof {
 		log.Warn("--pprof: Go's profiler is served on the metrics listener; keep it off public networks", "addr", ob.addr)
 	}
 	return ob, nil
 }
 
-// registerer is what the node and the gateway register their metrics on:
-// nil without --metrics (an untyped nil, which they take as "no metrics").
-func (ob *observability) registerer() prometheus.Registerer {
-	if ob == nil {
-		return nil
+func (ob *observability) startSampler() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ob.stop = cancel
+	go ob.sampler.Run(ctx)
+}
+
+// stats is ctl stats' output: the figures over the last minute.
+func (ob *observability) stats() []string {
+	return ob.sampler.Stats(metrics.StatsWindow).Lines()
+}
+
+// status is what /status shows of the node beside the sampler's figures.
+func (ob *observability) status() metrics.NodeStatus {
+	n := ob.node.Load()
+	if n == nil {
+		return metrics.NodeStatus{Reachability: "starting"}
 	}
+	st := metrics.NodeStatus{ID: n.ID().String(), Reachability: strings.ToLower(n.Reachability().String())}
+	for _, p := range n.Peers() {
+		st.Peers = append(st.Peers, metrics.PeerStatus{ID: p.ID.String(), Addr: p.Addr.String(), Relayed: p.Relayed})
+	}
+	return st
+}
+
+// registerer is what the node and the gateway register their metrics on.
+func (ob *observability) registerer() prometheus.Registerer {
 	return ob.reg
 }
 
@@ -128,7 +159,8 @@ func (ob *observability) shuttingDown() {
 }
 
 func (ob *observability) close() {
-	if ob == nil {
+	ob.stop()
+	if ob.srv == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -93,21 +95,13 @@ func watchingSession(t *testing.T, addr string, got *atomic.Int64) *client.Sessi
 	return s
 }
 
-// Two users chat through two real nodes with --metrics: each node's
-// /metrics counts the sessions, logins, messages and their latency, and
-// carries libp2p's and GossipSub's series; no series carries the channel,
-// a username or a key. /healthz and /readyz answer 200, and /debug/pprof
-// is there only on the node started with --pprof.
-func TestMetricsAfterChat(t *testing.T) {
-	t.Parallel()
-	a := startDaemon(t, "A", daemonSpec{args: nodeArgs(t, "cli", "--metrics", "127.0.0.1:0", "--pprof")})
-	b := startDaemon(t, "B", daemonSpec{args: nodeArgs(t, "cli", "--peer", a.tcpMultiaddr()),
-		env: []string{"DARKCHAT_METRICS=127.0.0.1:0"}})
-
-	const channel, userA, userB = "backroom-9", "alice7", "bob8"
+// chatThrough logs alice in at a's CLI gateway and bob at b's, joins both
+// to channel, and has them chat until each has a message from the other.
+func chatThrough(t *testing.T, a, b *daemon, channel, userA, userB string) (alice, bob *client.Session) {
+	t.Helper()
 	var atA, atB atomic.Int64
-	alice := watchingSession(t, a.cliAddr, &atA)
-	bob := watchingSession(t, b.cliAddr, &atB)
+	alice = watchingSession(t, a.cliAddr, &atA)
+	bob = watchingSession(t, b.cliAddr, &atB)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := alice.Join(ctx, channel, userA); err != nil {
@@ -139,6 +133,22 @@ func TestMetricsAfterChat(t *testing.T) {
 			next = now.Add(2 * time.Second)
 		}
 	}
+	return alice, bob
+}
+
+// Two users chat through two real nodes with --metrics: each node's
+// /metrics counts the sessions, logins, messages and their latency, and
+// carries libp2p's and GossipSub's series; no series carries the channel,
+// a username or a key. /healthz and /readyz answer 200, and /debug/pprof
+// is there only on the node started with --pprof.
+func TestMetricsAfterChat(t *testing.T) {
+	t.Parallel()
+	a := startDaemon(t, "A", daemonSpec{args: nodeArgs(t, "cli", "--metrics", "127.0.0.1:0", "--pprof")})
+	b := startDaemon(t, "B", daemonSpec{args: nodeArgs(t, "cli", "--peer", a.tcpMultiaddr()),
+		env: []string{"DARKCHAT_METRICS=127.0.0.1:0"}})
+
+	const channel, userA, userB = "backroom-9", "alice7", "bob8"
+	alice, bob := chatThrough(t, a, b, channel, userA, userB)
 
 	secrets := []string{channel, userA, userB, alice.PublicKey().String(), bob.PublicKey().String()}
 	for _, d := range []*daemon{a, b} {
@@ -262,5 +272,56 @@ func TestReadyzFollowsStartAndShutdown(t *testing.T) {
 	obs.shuttingDown()
 	if code, body := readyz(); code != 503 || body != "not ready: gateways: the node is shutting down\n" {
 		t.Errorf("shutting down: %d %q", code, body)
+	}
+}
+
+// ctl stats works on nodes without --metrics: after two users chat
+// through two nodes, each shows its session, messages in and out over the
+// last minute, and the channel latency; no figure names the channel or a
+// user.
+func TestCtlStatsAfterChat(t *testing.T) {
+	t.Parallel()
+	a := startDaemon(t, "A", daemonSpec{args: nodeArgs(t, "cli")})
+	b := startDaemon(t, "B", daemonSpec{args: nodeArgs(t, "cli", "--peer", a.tcpMultiaddr())})
+	if a.metrics != "" || b.metrics != "" {
+		t.Fatalf("nodes without --metrics printed a Metrics: line")
+	}
+	const channel, userA, userB = "statsroom-3", "carol5", "dave6"
+	chatThrough(t, a, b, channel, userA, userB)
+
+	rate := regexp.MustCompile(`^messages (in|out): ([0-9.]+)/s over the last [0-9]+s$`)
+	for _, d := range []*daemon{a, b} {
+		var lines []string
+		eventually(t, 20*time.Second, d.name+"'s ctl stats to show the chat", func() bool {
+			r := d.ctl("stats")
+			if r.code != 0 {
+				t.Fatalf("%s: ctl stats exited %d: %s%s", d.name, r.code, r.stdout, r.stderr)
+			}
+			lines = r.lines()
+			positive := 0
+			for _, l := range lines {
+				if m := rate.FindStringSubmatch(l); m != nil && m[2] != "0.00" {
+					positive++
+				}
+			}
+			return positive == 2 && len(lines) == 9 && strings.HasPrefix(lines[7], "channel latency: p50 ")
+		})
+		t.Logf("%s: darkchatd ctl stats\n%s", d.name, strings.Join(lines, "\n"))
+		want := []string{"peers: 1 (1 direct, 0 relayed)", "sessions: 1 (1 tcp, 0 ws)", "channels: 1"}
+		if !slices.Equal(lines[:3], want) {
+			t.Errorf("%s: %q, want %q", d.name, lines[:3], want)
+		}
+		for i, prefix := range []string{"drops: ", "rejects: ", "channel latency: p50 ", "DM delivery: no DMs over the last "} {
+			if !strings.HasPrefix(lines[5+i], prefix) {
+				t.Errorf("%s: line %d is %q, want it to start %q", d.name, 6+i, lines[5+i], prefix)
+			}
+		}
+		for _, l := range lines {
+			for _, secret := range []string{channel, userA, userB} {
+				if strings.Contains(l, secret) {
+					t.Errorf("%s: %q names %q", d.name, l, secret)
+				}
+			}
+		}
 	}
 }

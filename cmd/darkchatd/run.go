@@ -178,11 +178,11 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	}
 
 	obs.gatewaysListening()
-	if obs != nil {
+	if obs.addr != "" {
 		footer = append(footer, "Metrics: http://"+obs.addr+"/metrics")
 	}
 
-	con := &console{node: node, shutdown: func() { stop(nil) }}
+	con := &console{node: node, shutdown: func() { stop(nil) }, figures: obs.stats}
 	adminPath, privateDir := o.admin, false
 	if adminPath == "" {
 		adminPath, privateDir = defaultAdminPath(defaultAdminDir(getenv), peerPort), true
