@@ -1,7 +1,10 @@
 // Package composetest brings up the docker-compose testnet at the root of
-// the repository (built by docker/build.sh, with no registry), chats across
-// it with real darkchat clients on its published ports, including through
-// the nodes behind the NAT router containers, and tears it down.
+// the repository (built by docker/build.sh, with no registry) with its
+// metrics profile (Prometheus, built by docker/build-prometheus.sh), chats
+// across it with real darkchat clients on its published ports, including
+// through the nodes behind the NAT router containers, checks that every
+// node's healthcheck passes and that Prometheus has every node's darkchat
+// series and runs every dashboard query, and tears it down.
 //
 // It skips when Docker or a compose tool is missing, and fails instead when
 // DARKCHAT_REQUIRE_ALL=1 (as in CI).
@@ -34,6 +37,10 @@ type compose struct {
 	env     []string
 }
 
+// profile is the compose profile every command names: the metrics one,
+// so that up starts Prometheus and down removes it too.
+const profile = "metrics"
+
 // findCompose returns the compose tool, or why there is none.
 func findCompose() ([]string, error) {
 	if _, err := exec.LookPath("docker"); err != nil {
@@ -54,7 +61,7 @@ func findCompose() ([]string, error) {
 }
 
 func (c *compose) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	argv := append(append(slices.Clone(c.argv[1:]), "-p", c.project), args...)
+	argv := append(append(slices.Clone(c.argv[1:]), "-p", c.project, "--profile", profile), args...)
 	cmd := exec.CommandContext(ctx, c.argv[0], argv...)
 	cmd.Dir = c.dir
 	cmd.Env = chatproc.CleanEnv(c.env...)
@@ -118,6 +125,16 @@ func TestDockerTestnet(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("docker/build.sh: %v\n%s", err, out)
 	}
+	// Prometheus, built from its Go module once (minutes) and then taken
+	// from the cache the script keeps.
+	began := time.Now()
+	build = exec.Command(filepath.Join(root, "docker", "build-prometheus.sh"))
+	build.Dir = root
+	build.Env = chatproc.CleanEnv()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("docker/build-prometheus.sh: %v\n%s", err, out)
+	}
+	t.Logf("docker/build-prometheus.sh took %v", time.Since(began).Round(100*time.Millisecond))
 	bins, err := chatproc.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +154,7 @@ func TestDockerTestnet(t *testing.T) {
 			"DARKCHAT_TESTNET_LAN2=198.19." + strconv.Itoa(lan2),
 			"DARKCHAT_TESTNET_BIND=127.0.0.1",
 		}
-		for _, p := range []string{"PUB1_CLI", "PUB1_WS", "PUB2_WS", "PUB3_CLI", "LAN1_CLI", "LAN2_WS"} {
+		for _, p := range []string{"PUB1_CLI", "PUB1_WS", "PUB2_WS", "PUB3_CLI", "LAN1_CLI", "LAN2_WS", "PROMETHEUS"} {
 			c.env = append(c.env, "DARKCHAT_TESTNET_PORT_"+p+"=0") // the kernel picks
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -220,6 +237,10 @@ func TestDockerTestnet(t *testing.T) {
 	}
 	peers, _ := c.ctl("lan1-cli", "peers")
 	t.Logf("lan1-cli peers:\n%s", strings.Join(peers, "\n"))
+
+	checkHealth(t, c)
+	checkPrometheus(t, c)
+	t.Logf("testnet up, chatted and checked in %v", time.Since(start).Round(100*time.Millisecond))
 }
 
 func (c *compose) down(t *testing.T) {
