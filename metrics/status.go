@@ -68,8 +68,11 @@ type MinuteJSON struct {
 	Rejects              float64  `json:"rejects"`
 	LatencyP50Seconds    *float64 `json:"latency_p50_seconds"`
 	LatencyP99Seconds    *float64 `json:"latency_p99_seconds"`
-	DMSent               float64  `json:"dm_sent"`
-	DMDelivered          float64  `json:"dm_delivered"`
+	// LatencyP99Above: the p99 is beyond the largest bucket, which
+	// latency_p99_seconds then is.
+	LatencyP99Above bool    `json:"latency_p99_above"`
+	DMSent          float64 `json:"dm_sent"`
+	DMDelivered     float64 `json:"dm_delivered"`
 }
 
 // HistoryJSON is the plots' data over the last 15 minutes, one point per
@@ -116,6 +119,7 @@ func (s *Sampler) Status(node NodeStatus) StatusJSON {
 			Rejects:              minute.Rejects,
 			LatencyP50Seconds:    finite(minute.P50),
 			LatencyP99Seconds:    finite(minute.P99),
+			LatencyP99Above:      minute.P99Above,
 			DMSent:               minute.DMSent,
 			DMDelivered:          minute.DMDelivered,
 		},

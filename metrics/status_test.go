@@ -78,8 +78,8 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("peers %s\nwant  %s", peers, want)
 	}
 	minute := doc["minute"].(map[string]any)
-	if got, want := keys(minute), []string{"dm_delivered", "dm_sent", "drops", "latency_p50_seconds", "latency_p99_seconds",
-		"messages_in_per_second", "messages_out_per_second", "rejects", "window_seconds"}; !slices.Equal(got, want) {
+	if got, want := keys(minute), []string{"dm_delivered", "dm_sent", "drops", "latency_p50_seconds", "latency_p99_above",
+		"latency_p99_seconds", "messages_in_per_second", "messages_out_per_second", "rejects", "window_seconds"}; !slices.Equal(got, want) {
 		t.Errorf("minute keys %q, want %q", got, want)
 	}
 	if minute["window_seconds"] != 13.0 || minute["drops"] != 3.0 || minute["latency_p99_seconds"] == nil {

@@ -113,8 +113,9 @@
     setText('session-split', st.sessions_tcp + ' tcp, ' + st.sessions_ws + ' ws');
     setText('channels', String(st.channels));
     const m = st.minute;
-    setText('latency', m.latency_p50_seconds === null ? 'no deliveries'
-      : seconds(m.latency_p50_seconds) + ' / ' + seconds(m.latency_p99_seconds));
+    setText('latency', m.latency_p99_seconds === null ? 'no deliveries'
+      : (m.latency_p99_above ? '> ' : '') + seconds(m.latency_p99_seconds));
+    setText('latency-p50', m.latency_p50_seconds === null ? '' : 'p50 ' + seconds(m.latency_p50_seconds));
     if (m.dm_sent === 0 && m.dm_delivered === 0) {
       setText('dm', 'no DMs');
       setText('dm-split', '');
