@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -174,16 +175,43 @@ var labelLists = map[string]bool{
 // and Grafana's variables are not names. It is a scanner, not a parser:
 // it does not check the syntax (Prometheus does that, in composetest).
 func MetricNames(expr string) ([]string, error) {
+	sels, err := Selectors(expr)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	seen := map[string]bool{}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
+	for _, sel := range sels {
+		if sel.Name != "" && !slices.Contains(names, sel.Name) {
+			names = append(names, sel.Name)
 		}
+	}
+	return names, nil
+}
+
+// Selector is one series selector of a PromQL expression: the metric
+// name (empty if it has none) and its label matchers, values unquoted.
+type Selector struct {
+	Name     string
+	Matchers []Matcher
+}
+
+// Matcher is a label matcher: Label Op "Value", Op one of = != =~ !~.
+type Matcher struct {
+	Label, Op, Value string
+}
+
+// Selectors returns the series selectors of a PromQL expression in the
+// order they appear (see MetricNames for what is a name).
+func Selectors(expr string) ([]Selector, error) {
+	var sels []Selector
+	// add starts a selector named n; the matchers that follow it, if
+	// any, are added to it.
+	add := func(n string) {
+		sels = append(sels, Selector{Name: n})
 	}
 	s := expr
 	i := 0
+	nameEnd := -1 // where the last bare metric name ended
 	skipSpace := func() {
 		for i < len(s) && strings.IndexByte(" \t\r\n", s[i]) >= 0 {
 			i++
@@ -259,6 +287,11 @@ func MetricNames(expr string) ([]string, error) {
 			// is __name__'s value.
 			start := i
 			i++
+			// Matchers belong to the name just before the brace, if any.
+			if nameEnd < 0 || strings.TrimSpace(s[nameEnd:start]) != "" {
+				add("")
+			}
+			cur := &sels[len(sels)-1]
 			label, op := "", ""
 			for {
 				skipSpace()
@@ -282,11 +315,13 @@ func MetricNames(expr string) ([]string, error) {
 						label = v // a quoted label name, or a quoted metric name
 						skipSpace()
 						if i < len(s) && (s[i] == ',' || s[i] == '}') {
-							add(v)
+							cur.Name = v
 							label = ""
 						}
 					case label == "__name__" && op == "=":
-						add(v)
+						cur.Name = v
+					default:
+						cur.Matchers = append(cur.Matchers, Matcher{label, op, v})
 					}
 					continue
 				case c == '=' || c == '!' || c == '~':
@@ -336,10 +371,11 @@ func MetricNames(expr string) ([]string, error) {
 				// A function call: its arguments are scanned in turn.
 			default:
 				add(word)
+				nameEnd = j + len(word)
 			}
 		default:
 			i++ // operators, parentheses, commas, @
 		}
 	}
-	return names, nil
+	return sels, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,6 +46,22 @@ func TestMetricNames(t *testing.T) {
 		if _, err := MetricNames(bad); err == nil {
 			t.Errorf("MetricNames(%s): no error", bad)
 		}
+	}
+}
+
+func TestSelectors(t *testing.T) {
+	got, err := Selectors(`sum by (kind) (rate(a_total{kind="dm", reason=~"x|y"}[5m])) / ignoring (r) b and {__name__="c", path!="relayed"} or d {q!~"z"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Selector{
+		{"a_total", []Matcher{{"kind", "=", "dm"}, {"reason", "=~", "x|y"}}},
+		{"b", nil},
+		{"c", []Matcher{{"path", "!=", "relayed"}}},
+		{"d", []Matcher{{"q", "!~", "z"}}},
+	}
+	if !slices.EqualFunc(got, want, func(a, b Selector) bool { return a.Name == b.Name && slices.Equal(a.Matchers, b.Matchers) }) {
+		t.Errorf("Selectors = %+v, want %+v", got, want)
 	}
 }
 
@@ -207,6 +224,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 
 	exported := map[string]string{} // name as queried → its family's type
+	labels := labelSets{}
 	for _, n := range []*chatproc.TestNode{a, b} {
 		url := metricsURL(t, n)
 		tstest.WaitFor(t, 15*time.Second, n.Name+"'s /metrics to count a delivered message", func() (bool, string) {
@@ -217,6 +235,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 			for name, typ := range families(body) {
 				exported[name] = typ
 			}
+			labels.add(body)
 			return counted(body, "darkchat_channel_messages_delivered_total"), "no delivery counted yet"
 		})
 	}
@@ -229,9 +248,13 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Logf("the nodes export %d names:\n%s", len(names), strings.Join(names, "\n"))
 	}
 
-	// The check itself finds a name no node exports.
+	// The checks themselves find a name no node exports, and a label or
+	// value its series never carry.
 	if missing := missingNames(`rate(darkchat_no_such_series_total[5m])`, exported); len(missing) != 1 {
 		t.Fatalf("a made-up name is not reported missing: %q", missing)
+	}
+	if missing := labels.missing(`darkchat_p2p_connected_peers{path="relayd"} + darkchat_p2p_connected_peers{paht=~"direct"} + gossipsub_rpc_sent_total{message_type=~"ihave|iwnat"}`); len(missing) != 3 {
+		t.Fatalf("made-up labels and values are not all reported: %q", missing)
 	}
 	perDashboard := map[string]int{}
 	for _, q := range queries {
@@ -245,6 +268,9 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 		for _, m := range missingNames(q.Expr, exported) {
 			t.Errorf("%s, panel %q: %s is not a metric the nodes export (query %s)", q.Dashboard, q.Panel, m, q.Expr)
+		}
+		for _, m := range labels.missing(q.Expr) {
+			t.Errorf("%s, panel %q: %s (query %s)", q.Dashboard, q.Panel, m, q.Expr)
 		}
 		perDashboard[q.Dashboard]++
 	}
@@ -261,6 +287,88 @@ func missingNames(expr string, exported map[string]string) []string {
 		}
 	}
 	return missing
+}
+
+// labelSets holds, for each series name in a /metrics body, each label
+// and the values it takes.
+type labelSets map[string]map[string]map[string]bool
+
+// add records the series of a /metrics body.
+func (ls labelSets) add(body string) {
+	for _, l := range strings.Split(body, "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		name, rest, ok := strings.Cut(l, "{")
+		if !ok {
+			name, _, _ = strings.Cut(l, " ")
+		}
+		if ls[name] == nil {
+			ls[name] = map[string]map[string]bool{}
+		}
+		for ok && len(rest) > 0 && rest[0] != '}' {
+			label, after, found := strings.Cut(rest, `="`)
+			if !found {
+				break
+			}
+			var v strings.Builder
+			i := 0
+			for ; i < len(after) && after[i] != '"'; i++ {
+				if after[i] == '\\' && i+1 < len(after) {
+					i++
+				}
+				v.WriteByte(after[i])
+			}
+			if ls[name][label] == nil {
+				ls[name][label] = map[string]bool{}
+			}
+			ls[name][label][v.String()] = true
+			rest = strings.TrimPrefix(after[min(i+1, len(after)):], ",")
+		}
+	}
+}
+
+// literalAlternation is a regexp value that only lists values (a|b|c).
+var literalAlternation = regexp.MustCompile(`^[a-zA-Z0-9_]+(\|[a-zA-Z0-9_]+)*$`)
+
+// missing returns, for the selectors of expr whose names the nodes
+// export, each matcher on a label their series never carry, and each
+// value an = or a literal =~ (a|b) asks for that the label never takes.
+// job and instance (Prometheus adds them) and Grafana's variables are
+// not checked.
+func (ls labelSets) missing(expr string) []string {
+	sels, _ := Selectors(expr)
+	var out []string
+	for _, sel := range sels {
+		series := ls[sel.Name]
+		if series == nil {
+			continue // reported as a missing name
+		}
+		for _, m := range sel.Matchers {
+			if m.Label == "job" || m.Label == "instance" {
+				continue
+			}
+			values := series[m.Label]
+			if values == nil {
+				out = append(out, fmt.Sprintf("%s has no label %s", sel.Name, m.Label))
+				continue
+			}
+			var want []string
+			switch {
+			case strings.Contains(m.Value, "$"):
+			case m.Op == "=":
+				want = []string{m.Value}
+			case m.Op == "=~" && literalAlternation.MatchString(m.Value):
+				want = strings.Split(m.Value, "|")
+			}
+			for _, v := range want {
+				if !values[v] {
+					out = append(out, fmt.Sprintf("%s{%s} never takes the value %q", sel.Name, m.Label, v))
+				}
+			}
+		}
+	}
+	return out
 }
 
 // families returns the names a query may select in a /metrics body, each
