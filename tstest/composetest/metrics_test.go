@@ -148,6 +148,6 @@ func checkPrometheus(t *testing.T, c *compose) {
 			empty = append(empty, q.Dashboard+": "+q.Panel)
 		}
 	}
-	t.Logf("Prometheus ran the dashboards' %d queries; %d had no data yet (rates and ratios of counters still at zero): %s",
+	t.Logf("Prometheus ran the dashboards' %d queries; %d had no data yet (a rate needs two scrapes in its window, and a panel filtered on > 0 shows nothing while its counters stand still): %s",
 		len(queries), len(empty), strings.Join(slices.Compact(empty), "; "))
 }
