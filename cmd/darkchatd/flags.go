@@ -572,11 +572,14 @@ Usage:
   darkchatd cli     <ip> <cli-port> <peer-port>           [flags]
   darkchatd websock <ip> <ws-port> <peer-port>            [flags]
   darkchatd ctl [--admin PATH] <console command ...>
+  darkchatd health [ADDR|URL]
 
   full     serves both the TCP (CLI) and the WebSocket client gateways
   cli      serves the TCP gateway for the command-line client
   websock  serves the WebSocket gateway for browser and WebSocket clients
   ctl      runs one console command on a running node via its admin socket
+  health   asks a node's metrics listener (default $DARKCHAT_METRICS) whether
+           it is ready (/readyz): exit 0 if so, 1 otherwise
 
 <ip> is the address the gateways and the peer port listen on (0.0.0.0 for
 all). libp2p listens on TCP and QUIC at <peer-port>. A port of 0 picks a
