@@ -145,6 +145,12 @@ func newGatewayMetrics(reg prometheus.Registerer, s *Server) (*gatewayMetrics, e
 			func() float64 { return float64(s.limiter.refusedTotal[refusedFull].Load()) }),
 		gauge("darkchat_gateway_flooding_sources", "Sources whose connection attempts the kernel thins out (the flood filter).",
 			func() float64 { return float64(s.limiter.floodingCount()) }),
+		gauge("darkchat_gateway_send_queue_frames", "Frames waiting in the sessions' send queues, all sessions together (read at scrape time).",
+			func() float64 { total, _ := s.sendQueueDepth(); return float64(total) }),
+		gauge("darkchat_gateway_send_queue_max_frames", "The deepest session send queue, in frames; a session is cut off (slow_consumer) when it reaches darkchat_gateway_send_queue_limit.",
+			func() float64 { _, deepest := s.sendQueueDepth(); return float64(deepest) }),
+		gauge("darkchat_gateway_send_queue_limit", "Frames a session's send queue may hold (--send-queue).",
+			func() float64 { return float64(cfg.SendQueue) }),
 	}
 	for _, c := range append([]prometheus.Collector{sessions, logins, errs, reqs, m.slowConsumers, m.rateLimited, lat,
 		m.delivered, m.dmSent, m.dmDelivered, notDelivered, lookups}, limits...) {
@@ -244,4 +250,24 @@ func (m *gatewayMetrics) bundleLookup(result int) {
 	if m != nil {
 		m.bundleLookups[result].Inc()
 	}
+}
+
+// sendQueueDepth reads every session's send queue: the frames waiting in
+// all, and in the deepest. It runs at scrape time (and the sampler's), never
+// per message: one pass over the sessions, each locked briefly.
+func (s *Server) sendQueueDepth() (total, deepest int) {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		n := len(sess.queue)
+		sess.mu.Unlock()
+		total += n
+		deepest = max(deepest, n)
+	}
+	return total, deepest
 }

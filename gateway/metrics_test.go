@@ -100,6 +100,9 @@ func TestGatewayMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
 	}
+	if q, ok := sa["darkchat_gateway_send_queue_frames{}"]; !ok || q < 0 || sa["darkchat_gateway_send_queue_max_frames{}"] > q || sa["darkchat_gateway_send_queue_limit{}"] != DefaultSendQueue {
+		t.Errorf("send queues: frames %v (exported %v), deepest %v, limit %v", q, ok, sa["darkchat_gateway_send_queue_max_frames{}"], sa["darkchat_gateway_send_queue_limit{}"])
+	}
 	if sa["darkchat_gateway_max_connections{}"] < 1 || sa["darkchat_gateway_max_channels{}"] != DefaultMaxNodeChannels {
 		t.Errorf("limits: max_connections %v, max_channels %v", sa["darkchat_gateway_max_connections{}"], sa["darkchat_gateway_max_channels{}"])
 	}
