@@ -189,6 +189,12 @@ func newNode(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("p2p: register GossipSub metrics: %w", err)
 		}
 		n.drops.metrics = m
+		if !cfg.NoDHT {
+			if err := exportDHTMetrics(cfg.Registerer); err != nil {
+				cancel()
+				return nil, err
+			}
+		}
 	}
 	n.relays = newRelaySource(n.spawn, ctx.Done())
 	n.publishersDone = sync.NewCond(&n.chMu)
