@@ -603,9 +603,6 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	}
 }
 
-// seenBodyChars is how much of a message seen shows.
-const seenBodyChars = 40
-
 // seen lists the user's recent messages in a channel, oldest first, each
 // with the members who have seen it (PROTOCOL.md §2.11):
 // "<HH:MM> <first 40 characters> — seen by 2: bob, carol", or
@@ -636,16 +633,6 @@ func (c *Interpreter) seen(args []string) {
 		return
 	}
 	for _, m := range msgs {
-		body := m.Body
-		if n := 0; len(body) > seenBodyChars {
-			for i := range body {
-				if n == seenBodyChars {
-					body = body[:i]
-					break
-				}
-				n++
-			}
-		}
 		status := "not seen yet"
 		if m.Count > 0 {
 			names := make([]string, len(m.By))
@@ -654,7 +641,8 @@ func (c *Interpreter) seen(args []string) {
 			}
 			status = fmt.Sprintf("seen by %d: %s", m.Count, strings.Join(names, ", "))
 		}
-		c.notice(m.Time.Local().Format("15:04") + " " + client.Sanitize(body) + " — " + status)
+		// The Store keeps the first 40 characters of each body (SeenMessage).
+		c.notice(m.Time.Local().Format("15:04") + " " + client.Sanitize(m.Body) + " — " + status)
 	}
 }
 
