@@ -8,43 +8,24 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"darkchat/metrics"
 )
 
 // gathered returns the value of every series of reg whose name starts with
 // prefix, keyed "name{label=value,...}".
 func gathered(t *testing.T, reg prometheus.Gatherer, prefix string) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	out, err := metrics.Series(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if !strings.HasPrefix(mf.GetName(), prefix) {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = value(m)
+	for k := range out {
+		if !strings.HasPrefix(k, prefix) {
+			delete(out, k)
 		}
 	}
 	return out
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
 }
 
 // Two nodes with registries chat in one channel: each counts the traffic
