@@ -628,7 +628,40 @@ func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 	if own {
 		return // what this node's members hold, it delivered
 	}
+	if srv.behind(p) {
+		select {
+		case srv.repairHints <- p.channel:
+		default: // a burst of hints: the queued ones cover it
+		}
+	}
 	time.AfterFunc(rand.N(historyAskDelay), func() { srv.askMember(p) })
+}
+
+// behind reports whether a request from elsewhere lists, among the
+// messages its requester has, one this node has not delivered to the
+// channel's members here: the two sides were apart (a partition heals and
+// only the other side noticed), and this node's members may lack what
+// was said over there.
+func (srv *Server) behind(p *historyRequestPayload) bool {
+	if srv.repairHints == nil || len(p.wire.have) == 0 {
+		return false
+	}
+	a := srv.history
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.members[p.channel]) == 0 {
+		return false
+	}
+	r := a.recent[p.channel]
+	if r == nil {
+		return true
+	}
+	for _, id := range p.wire.have {
+		if _, ok := r.set[id]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // askMember sends the request to one of the channel's member sessions,
@@ -758,6 +791,16 @@ const (
 	// connection is closed when it stops answering, and its stream
 	// opens anew), and each time messages may have been lost on the way.
 	syncMinInterval = 3 * time.Second
+	// syncFollowUp is how long after a repair request its one follow-up
+	// goes (watchMeshPeers).
+	syncFollowUp = 5 * time.Second
+	// settleTries is how many times a new mesh peer is looked at before
+	// the node decides it shares no channel.
+	settleTries = 3
+	// syncHintInterval bounds the repairs another node's requests can
+	// start in one channel: a forged have list costs the mesh one request
+	// per node with members, at most this often.
+	syncHintInterval = 30 * time.Second
 	// syncTick is how often the watcher looks at its schedule while it
 	// has work.
 	syncTick = 250 * time.Millisecond
@@ -838,15 +881,27 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 
 // watchMeshPeers runs repair for the channels each new mesh peer shares
 // with this node, until the server closes: syncSettle after the peer
-// appears (its subscriptions arrive meanwhile), at most one request per
-// channel every syncMinInterval, the reasons that come meanwhile merged
-// into the next.
+// appears (its subscriptions arrive meanwhile; a peer not yet in any
+// channel is looked at again, settleTries times in all), at most one
+// request per channel every syncMinInterval, the reasons that come
+// meanwhile merged into the next. Each request is followed by one more
+// syncFollowUp later: right after a partition heals, a request can leave
+// on a connection that is about to be found dead, and the side that did
+// not notice the heal is reached by the second one (see behind). Channels
+// another node's request shows this node to be behind in are repaired
+// too, at most once every syncHintInterval each.
 func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID) {
 	defer srv.bgWG.Done()
-	settling := make(map[peer.ID]time.Time) // when to look at a new peer's channels; at most meshPeerQueue
-	wanted := make(map[string]struct{})     // channels to repair once syncMinInterval allows
-	lastSync := make(map[string]time.Time)  // channels repaired less than syncMinInterval ago
-	var tick *time.Ticker                   // runs only while there is work
+	type settle struct {
+		at    time.Time
+		tries int
+	}
+	settling := make(map[peer.ID]settle)   // when to look at a new peer's channels; at most meshPeerQueue
+	wanted := make(map[string]bool)        // channels to repair once syncMinInterval allows; true: a follow-up
+	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
+	followUp := make(map[string]time.Time) // channels to repair once more, and when
+	lastHint := make(map[string]time.Time) // channels repaired on a hint less than syncHintInterval ago
+	var tick *time.Ticker                  // runs only while there is work
 	var tickC <-chan time.Time
 	defer func() {
 		if tick != nil {
@@ -859,24 +914,49 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			return
 		case p := <-peers:
 			if _, ok := settling[p]; !ok && len(settling) < meshPeerQueue {
-				settling[p] = time.Now().Add(syncSettle)
+				settling[p] = settle{at: time.Now().Add(syncSettle)}
 			}
-			if tick == nil {
-				tick = time.NewTicker(syncTick)
-				tickC = tick.C
+		case ch := <-srv.repairHints:
+			now := time.Now()
+			for c, at := range lastHint {
+				if now.Sub(at) >= syncHintInterval {
+					delete(lastHint, c)
+				}
 			}
-			continue
+			if _, recent := lastHint[ch]; !recent {
+				lastHint[ch] = now
+				if _, ok := wanted[ch]; !ok {
+					wanted[ch] = false
+				}
+			}
 		case <-tickC:
 		}
+		if tick == nil {
+			tick = time.NewTicker(syncTick)
+			tickC = tick.C
+		}
 		now := time.Now()
-		for p, at := range settling {
-			if now.Before(at) {
+		for p, st := range settling {
+			if now.Before(st.at) {
 				continue
 			}
 			delete(settling, p)
+			shared := false
 			for _, ch := range srv.channels.names() {
 				if slices.Contains(lister.ChannelPeers(ch), p) {
-					wanted[ch] = struct{}{}
+					wanted[ch] = false
+					shared = true
+				}
+			}
+			if !shared && st.tries+1 < settleTries {
+				settling[p] = settle{at: now.Add(syncSettle), tries: st.tries + 1}
+			}
+		}
+		for ch, at := range followUp {
+			if !now.Before(at) {
+				delete(followUp, ch)
+				if _, ok := wanted[ch]; !ok {
+					wanted[ch] = true
 				}
 			}
 		}
@@ -885,15 +965,18 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 				delete(lastSync, ch)
 			}
 		}
-		for ch := range wanted {
+		for ch, isFollowUp := range wanted {
 			if _, recent := lastSync[ch]; recent {
 				continue
 			}
 			delete(wanted, ch)
 			lastSync[ch] = now
+			if !isFollowUp {
+				followUp[ch] = now.Add(syncFollowUp)
+			}
 			srv.syncChannel(ch)
 		}
-		if len(settling) == 0 && len(wanted) == 0 {
+		if len(settling) == 0 && len(wanted) == 0 && len(followUp) == 0 {
 			tick.Stop()
 			tick, tickC = nil, nil
 		}

@@ -260,6 +260,45 @@ func TestRepairAfterPartition(t *testing.T) {
 	}
 }
 
+// A repair request from another node whose have list names a message
+// this node never delivered in a channel with members here shows that
+// this node was cut off too: it is behind and repairs the channel itself
+// (a healed partition that only the other side noticed). A have list it
+// knows all of, or a channel without members here, is no reason.
+func TestBehindOnAnotherNodesHaveList(t *testing.T) {
+	n := startNode(t, nil)
+	bob := dialTCP(t, n.tcpAddr)
+	bob.login()
+	bob.join("lobby", "bob")
+	held := sayHeld(bob, "lobby", "bob", "known")
+	known, err := hex.DecodeString(decodeLate(t, held).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var knownID, unknownID messageID
+	copy(knownID[:], known)
+	unknownID[0] = 1
+	payload := func(channel string, have ...messageID) *historyRequestPayload {
+		return &historyRequestPayload{wire: &historyRequestWire{channel: channel, limit: 10, have: have}, channel: channel}
+	}
+	// The node records a delivery on its topic's reader, after the ok.
+	waitUntil(t, 5*time.Second, "the node to record bob's message", func() bool { return !n.gw.behind(payload("lobby", knownID)) })
+	for _, tc := range []struct {
+		channel string
+		have    []messageID
+		want    bool
+	}{
+		{"lobby", []messageID{knownID}, false},
+		{"lobby", nil, false},
+		{"lobby", []messageID{knownID, unknownID}, true},
+		{"elsewhere", []messageID{unknownID}, false},
+	} {
+		if got := n.gw.behind(payload(tc.channel, tc.have...)); got != tc.want {
+			t.Errorf("behind(%s, have %x) = %v, want %v", tc.channel, tc.have, got, tc.want)
+		}
+	}
+}
+
 // The node remembers the last recentIDs delivered IDs of a channel, and
 // lists the newest of them, oldest first.
 func TestRecentDelivered(t *testing.T) {

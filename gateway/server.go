@@ -75,6 +75,10 @@ type Server struct {
 	// for a mesh without history).
 	history     *historyAgent
 	historyMesh HistoryMesh
+	// repairHints carries channels another node's repair request shows
+	// this node to be behind in (onHistoryRequest), to watchMeshPeers;
+	// at most meshPeerQueue wait.
+	repairHints chan string
 	// metrics is nil without Config.Registerer.
 	metrics *gatewayMetrics
 	// Background work (DHT puts, the republish loop), stopped by Close.
@@ -159,6 +163,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		}
 	}
 	if lister, ok := mesh.(ChannelPeerLister); ok {
+		s.repairHints = make(chan string, meshPeerQueue)
 		peers := make(chan peer.ID, meshPeerQueue)
 		lister.OnMeshPeer(func(p peer.ID) {
 			select {
