@@ -237,13 +237,14 @@ func (st *Store) forgetOldestLocked() {
 }
 
 // newestFirst returns the messages of channel kept with a timestamp of
-// at least since, newest first (by timestamp, then ID), at most limit.
-func (st *Store) newestFirst(channel string, since int64, limit int) []identity.ChannelMessage {
+// at least since and, unless before is 0, less than before, newest first
+// (by timestamp, then ID), at most limit.
+func (st *Store) newestFirst(channel string, since, before int64, limit int) []identity.ChannelMessage {
 	st.mu.Lock()
 	var out []identity.ChannelMessage
 	if l := st.logs[channel]; l != nil {
 		for _, m := range l.msgs {
-			if m.Timestamp >= since {
+			if m.Timestamp >= since && (before == 0 || m.Timestamp < before) {
 				out = append(out, m)
 			}
 		}
@@ -265,7 +266,7 @@ func (st *Store) newestFirst(channel string, since int64, limit int) []identity.
 // messages of channel kept: what a history request says nobody needs to
 // send again.
 func (st *Store) have(channel string) []string {
-	msgs := st.newestFirst(channel, 0, proto.MaxHistoryHave)
+	msgs := st.newestFirst(channel, 0, 0, proto.MaxHistoryHave)
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = hex.EncodeToString(m.ID[:])
@@ -385,7 +386,7 @@ func (s *Session) answerHistory(r *HistoryRequest) {
 	if maxLine <= 0 {
 		maxLine = MaxObjectSize
 	}
-	for _, m := range s.store.newestFirst(r.Channel, r.Since, int(r.Limit)) {
+	for _, m := range s.store.newestFirst(r.Channel, r.Since, r.Before, int(r.Limit)) {
 		data, err := Encode(&HistoryAnswer{ID: r.ID, Message: messageOf(&m)})
 		if err != nil || len(data) > maxLine {
 			continue // the node would refuse it

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -34,7 +35,8 @@ import (
 // version share and where they would reject them. Wire forms:
 //
 //	request (kind 2): 0x02 || id (16) || len (1) || channel || limit (2) ||
-//	                  since (8, Unix ms) || count (2) || count × message ID (16)
+//	                  since (8, Unix ms) || before (8, Unix ms; 0: none) ||
+//	                  count (2) || count × message ID (16)
 //	                  (the IDs the requester has)
 //	answer (kind 3):  0x03 || id (16) || len (1) || channel || count (2) ||
 //	                  count × (length (4) || channel message wire form)
@@ -65,9 +67,12 @@ const (
 	sessionHistoryBurst = 4
 	sessionHistoryRate  = 0.5
 	// historyAskDelay bounds the random delay before a member session is
-	// asked, so that the members of many nodes do not all answer at once
-	// and answers already on the mesh suppress later duplicates.
-	historyAskDelay = 300 * time.Millisecond
+	// asked (backoff, exponentially more likely towards the end), so
+	// that the members of many nodes do not all answer at once: what
+	// earlier answers brought through a node is not sent again from it
+	// (historyAssignment.elsewhere).
+	historyAskDelay       = 600 * time.Millisecond
+	historyAskDelayLambda = 6.0
 	// historyAnswerWindow: a member's answers are collected this long
 	// after its first one, then sent on the mesh; historyAssignTTL is how
 	// long a member may take to answer at all.
@@ -83,6 +88,11 @@ const (
 	// default message limit, 64 KiB); a member's answers take as many as
 	// they need.
 	historyAnswerBytes = 48 << 10
+	// maxElsewhere bounds historyAssignment.elsewhere.
+	maxElsewhere = 2 * proto.MaxHistoryLimit
+	// maxMemberPages bounds the pages a member session is asked for to
+	// answer one request: its client keeps 1,000 messages a channel.
+	maxMemberPages = 5
 	// maxAssignedHistory bounds the requests this node's sessions are
 	// answering at once.
 	maxAssignedHistory = 256
@@ -96,22 +106,25 @@ type historyRequestWire struct {
 	channel string
 	limit   int
 	since   int64
+	before  int64 // 0: none
 	have    []messageID
+	filter  *haveFilter // nil: none (a session's request)
 }
 
 func (r *historyRequestWire) marshal() []byte {
-	b := make([]byte, 0, 1+16+1+len(r.channel)+2+8+2+16*len(r.have))
+	b := make([]byte, 0, 1+16+1+len(r.channel)+2+8+8+2+16*len(r.have))
 	b = append(b, wireHistoryRequest)
 	b = append(b, r.id[:]...)
 	b = append(b, byte(len(r.channel)))
 	b = append(b, r.channel...)
 	b = binary.BigEndian.AppendUint16(b, uint16(r.limit))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.since))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.before))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(r.have)))
 	for _, id := range r.have {
 		b = append(b, id[:]...)
 	}
-	return b
+	return r.filter.appendWire(b)
 }
 
 var errHistoryWire = fmt.Errorf("%w: history", identity.ErrMalformed)
@@ -143,18 +156,26 @@ func unmarshalHistoryRequest(b []byte) (*historyRequestWire, error) {
 	}
 	r := &historyRequestWire{channel: ch}
 	copy(r.id[:], b[1:17])
-	if len(rest) < 2+8+2 {
+	const fixed = 2 + 8 + 8 + 2
+	if len(rest) < fixed {
 		return nil, fmt.Errorf("%w request: %d bytes", errHistoryWire, len(b))
 	}
 	r.limit = int(binary.BigEndian.Uint16(rest[0:2]))
 	r.since = int64(binary.BigEndian.Uint64(rest[2:10]))
-	n := int(binary.BigEndian.Uint16(rest[10:12]))
-	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(rest) != 12+16*n {
+	r.before = int64(binary.BigEndian.Uint64(rest[10:18]))
+	n := int(binary.BigEndian.Uint16(rest[18:20]))
+	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(rest) < fixed+16*n {
 		return nil, fmt.Errorf("%w request: limit %d, %d IDs in %d bytes", errHistoryWire, r.limit, n, len(b))
+	}
+	if r.before < 0 || r.before != 0 && r.before <= r.since {
+		return nil, fmt.Errorf("%w request: before %d not after since %d", errHistoryWire, r.before, r.since)
 	}
 	r.have = make([]messageID, n)
 	for i := range r.have {
-		copy(r.have[i][:], rest[12+16*i:])
+		copy(r.have[i][:], rest[fixed+16*i:])
+	}
+	if r.filter, err = parseHaveFilter(rest[fixed+16*n:], r.id); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -243,8 +264,10 @@ type trackedHistory struct {
 	channel  string
 	limit    int
 	since    int64
+	before   int64
 	seen     time.Time
 	have     map[messageID]struct{}
+	filter   *haveFilter
 	answered map[messageID]struct{}
 }
 
@@ -263,9 +286,10 @@ type historyRequestPayload struct {
 // historyAnswerPayload carries the messages of an answer that were new
 // for the request.
 type historyAnswerPayload struct {
-	id   messageID
-	msgs []identity.ChannelMessage
-	size int // of the answer on the mesh
+	id      messageID
+	channel string
+	msgs    []identity.ChannelMessage
+	size    int // of the answer on the mesh
 }
 
 // request validates a history request from the mesh (from empty: this
@@ -303,8 +327,8 @@ func (t *historyTracker) request(from peer.ID, data []byte, now time.Time) (any,
 		delete(t.reqs, t.order[0])
 		t.order = t.order[1:]
 	}
-	tr := &trackedHistory{channel: channel, limit: r.limit, since: r.since, seen: now,
-		have: make(map[messageID]struct{}, len(r.have)), answered: make(map[messageID]struct{})}
+	tr := &trackedHistory{channel: channel, limit: r.limit, since: r.since, before: r.before, seen: now,
+		have: make(map[messageID]struct{}, len(r.have)), filter: r.filter, answered: make(map[messageID]struct{})}
 	for _, id := range r.have {
 		tr.have[id] = struct{}{}
 	}
@@ -357,8 +381,9 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 			return nil, fmt.Errorf("history answer carries a message dated %v ahead", time.Duration(m.Timestamp-now.UnixMilli())*time.Millisecond)
 		}
 		_, had := tr.have[m.ID]
+		had = had || tr.filter != nil && tr.filter.has(m.ID)
 		_, done := tr.answered[m.ID]
-		if had || done || m.Timestamp < tr.since || slices.ContainsFunc(fresh, func(f identity.ChannelMessage) bool { return f.ID == m.ID }) {
+		if had || done || m.Timestamp < tr.since || tr.before != 0 && m.Timestamp >= tr.before || slices.ContainsFunc(fresh, func(f identity.ChannelMessage) bool { return f.ID == m.ID }) {
 			continue
 		}
 		fresh = append(fresh, m)
@@ -382,7 +407,7 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 	if len(out) == 0 {
 		return nil, fmt.Errorf("history answer holds nothing new: %w", p2p.ErrIgnore)
 	}
-	return &historyAnswerPayload{id: id, msgs: out, size: len(data)}, nil
+	return &historyAnswerPayload{id: id, channel: channel, msgs: out, size: len(data)}, nil
 }
 
 // historyAgent is the gateway's side of history: the requests of its own
@@ -394,6 +419,11 @@ type historyAgent struct {
 	assigned map[messageID]*historyAssignment
 	recent   map[string]*recentDelivered      // by channel
 	members  map[string]map[*session]struct{} // channel → member sessions
+	// memberSince is when each channel got its first member of the
+	// present ones (Unix ms): older messages were never this node's to
+	// deliver, so answers overheard for other nodes' requests bring
+	// none of them (onHistoryAnswer).
+	memberSince map[string]int64
 }
 
 // historyCollector gathers the answers to one session's request, or to
@@ -422,16 +452,31 @@ type collected struct {
 type historyAssignment struct {
 	s       *session
 	channel string
+	req     *historyRequestWire
+	have    map[messageID]struct{} // req.have
 	limit   int
-	wires   [][]byte
-	count   int
+	wires   [][]byte // answers not yet sent on the mesh
 	expires time.Time
 	timer   *time.Timer
+	// The member answers newest first, at most limit messages per page
+	// it is asked for; those the requester has are not sent, and while
+	// they crowd a full page out, the member is asked for the page
+	// before it (sendAnswers), up to maxMemberPages.
+	fresh int // messages the requester lacks, all pages
+	// elsewhere holds what other members' answers to the request
+	// brought through this node (onHistoryAnswer), at most
+	// maxElsewhere: not sent again from here. wireIDs are wires' IDs.
+	elsewhere      map[messageID]struct{}
+	wireIDs        []messageID
+	pages          int   // pages asked for
+	count          int   // messages of the current page
+	oldest, before int64 // the current page's oldest message; its bound
 }
 
 func newHistoryAgent() *historyAgent {
 	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment),
-		recent: make(map[string]*recentDelivered), members: make(map[string]map[*session]struct{})}
+		recent: make(map[string]*recentDelivered), members: make(map[string]map[*session]struct{}),
+		memberSince: make(map[string]int64)}
 }
 
 // history handles a session's history request.
@@ -518,10 +563,16 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	}
 	delete(a.pending, id)
 	var found []collected
+	var answered int
+	var oldest int64 // of the messages answered
 	recent := a.recentLocked(c.channel)
 	for _, m := range c.msgs {
 		if m.msg.Channel == "" { // one the requester had
 			continue
+		}
+		answered++
+		if oldest == 0 || m.msg.Timestamp < oldest {
+			oldest = m.msg.Timestamp
 		}
 		if c.s == nil {
 			// Repair: what this node delivered already is not news to
@@ -542,7 +593,19 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 	if c.s == nil {
 		// At most one line per channel every syncMinInterval.
 		srv.log.Info("repaired channel from its members", "channel", c.channel, "delivered_late", len(found), "to_sessions", len(members),
-			"request_bytes", c.requestBytes, "answers", c.answers, "answer_bytes", c.answerBytes)
+			"request_bytes", c.requestBytes, "answers", c.answers, "answer_bytes", c.answerBytes, "answered_messages", answered)
+		switch {
+		case c.answers == 0:
+			srv.hint(repairHint{channel: c.channel, kind: hintUnanswered})
+		case answered >= repairPageFull:
+			// A member answers with at most MaxHistoryLimit messages,
+			// newest first, and those the request lists as had count
+			// too: older ones may be missing. The next page asks for
+			// those before the oldest that came (whether this node
+			// had them: other nodes' answers may have brought them),
+			// until a page comes back far from full.
+			srv.hint(repairHint{channel: c.channel, kind: hintMore, before: oldest})
+		}
 		for i := range found {
 			m := proto.NewMessage(&found[i].msg)
 			m.Late = true
@@ -601,6 +664,7 @@ func (a *historyAgent) joined(channel string, s *session) {
 	if m == nil {
 		m = make(map[*session]struct{})
 		a.members[channel] = m
+		a.memberSince[channel] = time.Now().UnixMilli()
 	}
 	m[s] = struct{}{}
 }
@@ -612,6 +676,7 @@ func (a *historyAgent) left(channel string, s *session) {
 		delete(m, s)
 		if len(m) == 0 {
 			delete(a.members, channel)
+			delete(a.memberSince, channel)
 		}
 	}
 }
@@ -628,13 +693,92 @@ func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 	if own {
 		return // what this node's members hold, it delivered
 	}
-	if srv.behind(p) {
-		select {
-		case srv.repairHints <- p.channel:
-		default: // a burst of hints: the queued ones cover it
+	// Another node's request: if its requester has a message this node
+	// lacks, this node repairs too; if not and it is a repair, what it
+	// lacks is what this node lacks, and the answers, which every node
+	// hears, repair this node's members as well: a repair of its own
+	// would only repeat it (watchMeshPeers).
+	switch {
+	case srv.behind(p):
+		srv.hint(repairHint{channel: p.channel, kind: hintBehind})
+	case isRepairRequest(p.wire, time.Now()) && srv.knowsAllWeDo(p):
+		srv.hint(repairHint{channel: p.channel, kind: hintCovered})
+	}
+	if srv.history.prepareAnswer(p) {
+		time.AfterFunc(backoff(historyAskDelay, historyAskDelayLambda), func() { srv.askMember(p) })
+	}
+}
+
+// repairHint is what another node's request tells watchMeshPeers: this
+// node is behind in channel, or (not behind) a repair of channel is under
+// way that covers this node's own.
+type repairHint struct {
+	channel string
+	kind    hintKind
+	before  int64 // hintMore: the page's bound (historyRequestWire.before)
+}
+
+type hintKind uint8
+
+const (
+	// hintBehind: another node's request shows this node behind.
+	hintBehind hintKind = iota
+	// hintCovered: another node's repair request covers this node's.
+	hintCovered
+	// hintUnanswered: this node's repair request got no answer at all
+	// (it may have left on a connection about to be found dead).
+	hintUnanswered
+	// hintMore: this node's repair request got as many messages as a
+	// request may; there may be older ones.
+	hintMore
+)
+
+// hint sends h to watchMeshPeers without waiting.
+func (srv *Server) hint(h repairHint) {
+	if srv.repairHints == nil {
+		return
+	}
+	select {
+	case srv.repairHints <- h:
+	default: // a burst of hints: the queued ones cover it
+	}
+}
+
+// knowsAllWeDo reports whether another node's repair request's filter
+// holds (but for coverSlack) every message this node delivered in the
+// channel: then what its requester lacks includes what this node lacks,
+// and its answers repair this node too. A node on the other side of a
+// healed split fails it (its requester lacks this side's messages), as
+// does one that has repaired part of the way: this node then repairs for
+// itself.
+func (srv *Server) knowsAllWeDo(p *historyRequestPayload) bool {
+	f := p.wire.filter
+	if f == nil {
+		return false
+	}
+	a := srv.history
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.recent[p.channel]
+	if r == nil {
+		return true
+	}
+	unknown, slack := 0, max(coverSlackMin, r.n/100)
+	for id := range r.set {
+		if !f.has(id) {
+			if unknown++; unknown > slack {
+				return false
+			}
 		}
 	}
-	time.AfterFunc(rand.N(historyAskDelay), func() { srv.askMember(p) })
+	return true
+}
+
+// isRepairRequest reports whether w asks for as much as a node's repair
+// request does (syncChannel): the largest limit, from syncSince ago or
+// earlier.
+func isRepairRequest(w *historyRequestWire, now time.Time) bool {
+	return w.limit >= proto.MaxHistoryLimit && w.before == 0 && w.since <= now.Add(-syncSince+syncCover).UnixMilli()
 }
 
 // behind reports whether a request from elsewhere lists, among the
@@ -643,7 +787,7 @@ func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 // only the other side noticed), and this node's members may lack what
 // was said over there.
 func (srv *Server) behind(p *historyRequestPayload) bool {
-	if srv.repairHints == nil || len(p.wire.have) == 0 {
+	if len(p.wire.have) == 0 {
 		return false
 	}
 	a := srv.history
@@ -669,6 +813,11 @@ func (srv *Server) behind(p *historyRequestPayload) bool {
 func (srv *Server) askMember(p *historyRequestPayload) {
 	a := srv.history
 	a.mu.Lock()
+	as := a.assigned[p.wire.id]
+	if as == nil || as.s != nil || len(as.elsewhere) >= as.limit {
+		a.mu.Unlock()
+		return // not prepared, already asked, or already answered in full by others
+	}
 	var requester *session
 	if c := a.pending[p.wire.id]; c != nil {
 		requester = c.s
@@ -679,22 +828,46 @@ func (srv *Server) askMember(p *historyRequestPayload) {
 			candidates = append(candidates, s)
 		}
 	}
+	if len(candidates) == 0 {
+		delete(a.assigned, p.wire.id)
+		a.mu.Unlock()
+		return
+	}
+	s := candidates[rand.N(len(candidates))]
+	as.s = s
+	as.expires = time.Now().Add(historyAssignTTL)
+	a.mu.Unlock()
+	s.enqueue(mustJSON(&proto.HistoryRequest{Channel: p.channel, ID: string(proto.AppendHex(nil, p.wire.id[:])),
+		Limit: int64(p.wire.limit), Since: p.wire.since, Before: p.wire.before}))
+}
+
+// prepareAnswer makes ready for one of channel's member sessions to answer
+// p once askMember picks it; meanwhile other members' answers that pass
+// through this node are noted, so that they are not sent again from here.
+// It reports whether there is a member to ask.
+func (a *historyAgent) prepareAnswer(p *historyRequestPayload) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.members[p.channel]) == 0 {
+		return false
+	}
 	now := time.Now()
 	for id, as := range a.assigned {
 		if now.After(as.expires) {
 			delete(a.assigned, id)
 		}
 	}
-	_, already := a.assigned[p.wire.id]
-	if len(candidates) == 0 || already || len(a.assigned) >= maxAssignedHistory {
-		a.mu.Unlock()
-		return
+	if _, already := a.assigned[p.wire.id]; already || len(a.assigned) >= maxAssignedHistory {
+		return false
 	}
-	s := candidates[rand.N(len(candidates))]
-	a.assigned[p.wire.id] = &historyAssignment{s: s, channel: p.channel, limit: p.wire.limit, expires: now.Add(historyAssignTTL)}
-	a.mu.Unlock()
-	s.enqueue(mustJSON(&proto.HistoryRequest{Channel: p.channel, ID: string(proto.AppendHex(nil, p.wire.id[:])),
-		Limit: int64(p.wire.limit), Since: p.wire.since}))
+	have := make(map[messageID]struct{}, len(p.wire.have))
+	for _, id := range p.wire.have {
+		have[id] = struct{}{}
+	}
+	a.assigned[p.wire.id] = &historyAssignment{channel: p.channel, req: p.wire, have: have, limit: p.wire.limit,
+		elsewhere: make(map[messageID]struct{}), pages: 1, before: p.wire.before,
+		expires: now.Add(historyAskDelay + historyAssignTTL)}
+	return true
 }
 
 // historyAnswer takes one message a member session's client answers with.
@@ -724,14 +897,25 @@ func (s *session) historyAnswer(req request) *clientError {
 	if m.Channel != as.channel {
 		return ferr(codeBadJSON, "the request is for channel "+quote(as.channel))
 	}
-	if as.count >= as.limit {
+	if as.count >= as.limit || as.fresh >= as.limit {
 		return nil // more than asked: the rest is not sent
 	}
 	as.count++
-	as.wires = append(as.wires, wire)
+	if as.oldest == 0 || m.Timestamp < as.oldest {
+		as.oldest = m.Timestamp
+	}
 	if as.timer == nil {
 		as.timer = time.AfterFunc(historyAnswerWindow, func() { s.srv.sendAnswers(id, as) })
 	}
+	if _, had := as.have[m.ID]; had || as.req.filter != nil && as.req.filter.has(m.ID) {
+		return nil // the requester has it
+	}
+	as.fresh++
+	if _, sent := as.elsewhere[m.ID]; sent {
+		return nil // another member's answer brought it
+	}
+	as.wires = append(as.wires, wire)
+	as.wireIDs = append(as.wireIDs, m.ID)
 	return nil
 }
 
@@ -741,10 +925,29 @@ func (s *session) historyAnswer(req request) *clientError {
 func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 	a := srv.history
 	a.mu.Lock()
-	wires := as.wires
-	as.wires = nil
+	var wires [][]byte
+	for i, w := range as.wires {
+		if _, sent := as.elsewhere[as.wireIDs[i]]; !sent {
+			wires = append(wires, w)
+		}
+	}
+	as.wires, as.wireIDs = nil, nil
 	as.timer = nil
+	var next *proto.HistoryRequest
+	if as.count >= as.limit && as.fresh < as.limit && as.pages < maxMemberPages && as.oldest > as.req.since &&
+		a.assigned[id] == as && time.Now().Before(as.expires) {
+		// A full page, crowded by what the requester has: the page
+		// before it may hold what it lacks.
+		as.pages++
+		as.count, as.before, as.oldest = 0, as.oldest, 0
+		as.expires = time.Now().Add(historyAssignTTL)
+		next = &proto.HistoryRequest{Channel: as.channel, ID: string(proto.AppendHex(nil, id[:])),
+			Limit: int64(as.limit), Since: as.req.since, Before: as.before}
+	}
 	a.mu.Unlock()
+	if next != nil {
+		as.s.enqueue(mustJSON(next))
+	}
 	for _, ans := range marshalHistoryAnswers(id, as.channel, wires) {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		err := srv.publishHistory(ctx, ans)
@@ -760,11 +963,27 @@ func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 func (srv *Server) onHistoryAnswer(p *historyAnswerPayload) {
 	a := srv.history
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	if as := a.assigned[p.id]; as != nil {
+		for _, m := range p.msgs {
+			if len(as.elsewhere) >= maxElsewhere {
+				break
+			}
+			as.elsewhere[m.ID] = struct{}{}
+		}
+	}
 	c := a.pending[p.id]
 	if c == nil {
+		frames := a.overheardLocked(p)
+		members := a.memberList(p.channel)
+		a.mu.Unlock()
+		for _, f := range frames {
+			for _, s := range members {
+				s.enqueueDelivery(f)
+			}
+		}
 		return
 	}
+	defer a.mu.Unlock()
 	for _, m := range p.msgs {
 		if _, ok := c.msgs[m.ID]; !ok && len(c.msgs) < proto.MaxHistoryLimit+proto.MaxHistoryHave {
 			c.msgs[m.ID] = collected{msg: m, seq: len(c.msgs)}
@@ -773,6 +992,41 @@ func (srv *Server) onHistoryAnswer(p *historyAnswerPayload) {
 	c.last = time.Now()
 	c.answers++
 	c.answerBytes += p.size
+}
+
+// overheardLocked picks, from an answer to another node's request, the
+// messages this node's members of the channel lack: not delivered here,
+// and not older than the channel's members here. Answers travel to every
+// node that saw the request, so one request repairs every node that
+// lacked the same messages. It records them as delivered and returns
+// their frames, oldest first, marked late.
+func (a *historyAgent) overheardLocked(p *historyAnswerPayload) [][]byte {
+	since, ok := a.memberSince[p.channel]
+	if !ok {
+		return nil
+	}
+	recent := a.recentLocked(p.channel)
+	var found []identity.ChannelMessage
+	for _, m := range p.msgs {
+		if _, had := recent.set[m.ID]; had || m.Timestamp < since {
+			continue
+		}
+		recent.add(m.ID)
+		found = append(found, m)
+	}
+	slices.SortStableFunc(found, func(x, y identity.ChannelMessage) int { return cmp.Compare(x.Timestamp, y.Timestamp) })
+	frames := make([][]byte, len(found))
+	for i := range found {
+		m := proto.NewMessage(&found[i])
+		m.Late = true
+		frames[i] = mustJSON(m)
+	}
+	return frames
+}
+
+// memberList returns channel's member sessions. a.mu must be held.
+func (a *historyAgent) memberList(channel string) []*session {
+	return slices.Collect(maps.Keys(a.members[channel]))
 }
 
 // Repair after a partition or a restart. A node that gains a mesh peer in a
@@ -791,9 +1045,27 @@ const (
 	// connection is closed when it stops answering, and its stream
 	// opens anew), and each time messages may have been lost on the way.
 	syncMinInterval = 3 * time.Second
-	// syncFollowUp is how long after a repair request its one follow-up
-	// goes (watchMeshPeers).
-	syncFollowUp = 5 * time.Second
+	// repairBackoffMax and repairBackoffLambda shape a repair request's
+	// random delay (repairBackoff): with lambda 8, of 1,000 nodes that
+	// want the same repair the first fires after about 0.2 s and about
+	// two more within the next 0.1 s.
+	repairBackoffMax = 2 * time.Second
+	// repairHave is how many of the newest delivered IDs a repair
+	// request lists (the rest are in its filter).
+	repairHave = 32
+	// repairPageFull is how many messages a repair's answers must
+	// bring for the next, older page to be asked for.
+	repairPageFull      = proto.MaxHistoryLimit / 4
+	repairBackoffLambda = 8.0
+	// syncCover is how long another node's repair request stands for
+	// this node's (hintCovered), and how much later than syncSince ago
+	// its since may be.
+	syncCover = 5 * time.Second
+	// coverSlackMin (or 1% of the IDs checked, if more) is how many of
+	// this node's delivered messages another node's repair request may
+	// lack and still cover this node's (knowsAllWeDo): messages in flight
+	// as the request left.
+	coverSlackMin = 4
 	// settleTries is how many times a new mesh peer is looked at before
 	// the node decides it shares no channel.
 	settleTries = 3
@@ -880,28 +1152,42 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 }
 
 // watchMeshPeers runs repair for the channels each new mesh peer shares
-// with this node, until the server closes: syncSettle after the peer
-// appears (its subscriptions arrive meanwhile; a peer not yet in any
-// channel is looked at again, settleTries times in all), at most one
-// request per channel every syncMinInterval, the reasons that come
-// meanwhile merged into the next. Each request is followed by one more
-// syncFollowUp later: right after a partition heals, a request can leave
-// on a connection that is about to be found dead, and the side that did
-// not notice the heal is reached by the second one (see behind). Channels
-// another node's request shows this node to be behind in are repaired
-// too, at most once every syncHintInterval each.
+// with this node, until the server closes. It looks at a new peer's
+// channels syncSettle after the peer appears (its subscriptions arrive
+// meanwhile; a peer not yet in any channel is looked at again, settleTries
+// times in all). A channel to repair waits a random back-off first
+// (repairBackoff): after a heal every node on one side lacks the same
+// messages, and a node that hears another's repair request for the
+// channel meanwhile (hintCovered) leaves the repair to it, since the
+// answers reach every node. A channel is repaired at most once every
+// syncMinInterval, the reasons that come meanwhile merged into the next.
+// A request that got no answer at all is made once more (hintUnanswered):
+// right after a heal it can leave on a connection that is about to be
+// found dead. Channels another node's request shows this node to be
+// behind in (hintBehind) are repaired too, at most once every
+// syncHintInterval each: a heal that only the other side noticed.
 func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID) {
 	defer srv.bgWG.Done()
 	type settle struct {
 		at    time.Time
 		tries int
 	}
+	type want struct {
+		due, since time.Time
+	}
 	settling := make(map[peer.ID]settle)   // when to look at a new peer's channels; at most meshPeerQueue
-	wanted := make(map[string]bool)        // channels to repair once syncMinInterval allows; true: a follow-up
+	wanted := make(map[string]want)        // channels to repair, and when
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
-	followUp := make(map[string]time.Time) // channels to repair once more, and when
-	lastHint := make(map[string]time.Time) // channels repaired on a hint less than syncHintInterval ago
-	var tick *time.Ticker                  // runs only while there is work
+	covered := make(map[string]time.Time)  // when another node's repair request for the channel came
+	lastHint := make(map[string]time.Time) // channels repaired on hintBehind less than syncHintInterval ago
+	retried := make(map[string]bool)       // channels whose unanswered request was made again
+	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
+	wantChannel := func(ch string, now time.Time) {
+		if _, ok := wanted[ch]; !ok {
+			wanted[ch] = want{due: now.Add(repairBackoff()), since: now}
+		}
+	}
+	var tick *time.Ticker // runs only while there is work
 	var tickC <-chan time.Time
 	defer func() {
 		if tick != nil {
@@ -909,24 +1195,29 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 		}
 	}()
 	for {
+		now := time.Now()
 		select {
 		case <-srv.bgCtx.Done():
 			return
 		case p := <-peers:
 			if _, ok := settling[p]; !ok && len(settling) < meshPeerQueue {
-				settling[p] = settle{at: time.Now().Add(syncSettle)}
+				settling[p] = settle{at: now.Add(syncSettle)}
 			}
-		case ch := <-srv.repairHints:
-			now := time.Now()
-			for c, at := range lastHint {
-				if now.Sub(at) >= syncHintInterval {
-					delete(lastHint, c)
+		case h := <-srv.repairHints:
+			switch h.kind {
+			case hintCovered:
+				covered[h.channel] = now
+			case hintMore:
+				pages[h.channel] = h.before
+			case hintUnanswered:
+				if !retried[h.channel] {
+					retried[h.channel] = true
+					wantChannel(h.channel, now)
 				}
-			}
-			if _, recent := lastHint[ch]; !recent {
-				lastHint[ch] = now
-				if _, ok := wanted[ch]; !ok {
-					wanted[ch] = false
+			case hintBehind:
+				if at, ok := lastHint[h.channel]; !ok || now.Sub(at) >= syncHintInterval {
+					lastHint[h.channel] = now
+					wantChannel(h.channel, now)
 				}
 			}
 		case <-tickC:
@@ -935,7 +1226,6 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			tick = time.NewTicker(syncTick)
 			tickC = tick.C
 		}
-		now := time.Now()
 		for p, st := range settling {
 			if now.Before(st.at) {
 				continue
@@ -944,7 +1234,8 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			shared := false
 			for _, ch := range srv.channels.names() {
 				if slices.Contains(lister.ChannelPeers(ch), p) {
-					wanted[ch] = false
+					wantChannel(ch, now)
+					delete(retried, ch)
 					shared = true
 				}
 			}
@@ -952,45 +1243,85 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 				settling[p] = settle{at: now.Add(syncSettle), tries: st.tries + 1}
 			}
 		}
-		for ch, at := range followUp {
-			if !now.Before(at) {
-				delete(followUp, ch)
-				if _, ok := wanted[ch]; !ok {
-					wanted[ch] = true
-				}
+		for ch, w := range wanted {
+			if now.Before(w.due) {
+				continue
 			}
+			if at, ok := covered[ch]; ok && !at.Before(w.since) {
+				delete(wanted, ch) // another node's request repairs this one's members too
+				continue
+			}
+			if last, ok := lastSync[ch]; ok && now.Sub(last) < syncMinInterval {
+				continue
+			}
+			delete(wanted, ch)
+			lastSync[ch] = now
+			srv.syncChannel(ch, 0)
 		}
+		// A page follows its predecessor's collection, whatever else
+		// goes on: it is this node's own repair continuing.
+		for ch, before := range pages {
+			delete(pages, ch)
+			srv.syncChannel(ch, before)
+		}
+		// Forget what no longer matters, so that the maps stay as small
+		// as the channels.
 		for ch, last := range lastSync {
 			if now.Sub(last) >= syncMinInterval {
 				delete(lastSync, ch)
 			}
 		}
-		for ch, isFollowUp := range wanted {
-			if _, recent := lastSync[ch]; recent {
-				continue
+		for ch, at := range covered {
+			if now.Sub(at) >= syncCover {
+				delete(covered, ch)
 			}
-			delete(wanted, ch)
-			lastSync[ch] = now
-			if !isFollowUp {
-				followUp[ch] = now.Add(syncFollowUp)
-			}
-			srv.syncChannel(ch)
 		}
-		if len(settling) == 0 && len(wanted) == 0 && len(followUp) == 0 {
+		for ch, at := range lastHint {
+			if now.Sub(at) >= syncHintInterval {
+				delete(lastHint, ch)
+			}
+		}
+		if len(settling) == 0 && len(wanted) == 0 && len(pages) == 0 {
 			tick.Stop()
 			tick, tickC = nil, nil
+			clear(retried)
 		}
 	}
 }
 
+// repairBackoff is a repair request's random delay: in [0,
+// repairBackoffMax), with a density that grows exponentially towards the
+// end (the feedback timers of reliable multicast), so that of the many
+// nodes that want the same repair at once, few fire before hearing the
+// first one's request.
+func repairBackoff() time.Duration { return backoff(repairBackoffMax, repairBackoffLambda) }
+
+// backoff draws a delay in [0, most) whose density grows as e^(lambda·t/
+// most): of n nodes drawing at once, the first fires after about
+// most·ln(1+(e^lambda−1)/n)/lambda, and few more within a propagation
+// delay of it (the feedback timers of reliable multicast).
+func backoff(most time.Duration, lambda float64) time.Duration {
+	return time.Duration(float64(most) / lambda * math.Log1p(math.Expm1(lambda)*rand.Float64()))
+}
+
 // syncChannel asks channel for what this node's members may have missed.
-func (srv *Server) syncChannel(channel string) {
-	w := &historyRequestWire{channel: channel, limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli()}
+func (srv *Server) syncChannel(channel string, before int64) {
+	w := &historyRequestWire{channel: channel, limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli(), before: before}
+	if before != 0 && before <= w.since {
+		return // the page would be older than a repair reaches
+	}
 	crand.Read(w.id[:])
 	a := srv.history
 	a.mu.Lock()
 	if r := a.recent[channel]; r != nil {
-		w.have = r.newest(proto.MaxHistoryHave)
+		// The newest IDs, for other nodes to see whether they are
+		// behind (behind), and all of them in the filter, so that
+		// members send only what this node lacks.
+		w.have = r.newest(repairHave)
+		w.filter = newHaveFilter(r.n, w.id)
+		for id := range r.set {
+			w.filter.add(id)
+		}
 	}
 	wire := w.marshal()
 	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), requestBytes: len(wire)}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ type historyFrame struct {
 	ID      string `json:"id"`
 	Limit   int    `json:"limit"`
 	Since   int64  `json:"since"`
+	Before  int64  `json:"before"`
 }
 
 // answerHistory plays a client that keeps held (message frames, oldest
@@ -56,7 +58,7 @@ func answerHistory(c *client, id string, held []frame) {
 			TS int64 `json:"ts"`
 		}
 		json.Unmarshal(held[i].raw, &m)
-		if m.TS < r.Since {
+		if m.TS < r.Since || r.Before != 0 && m.TS >= r.Before {
 			continue
 		}
 		c.sendRaw(fmt.Sprintf(`{"type":"history_answer","id":%q,"message":%s}`, r.ID, held[i].raw))
@@ -299,6 +301,69 @@ func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 	}
 }
 
+// A member answers newest first, at most limit messages a page: when the
+// requester has the newest ones, they crowd out a full page, and the
+// member's node asks it for the page before, and the one before that,
+// until the requester has limit messages it lacked.
+func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
+	a, b := startNode(t, nil), startNode(t, nil)
+	linkNodes(t, a, b)
+	alice := dialTCP(t, a.tcpAddr)
+	alice.login()
+	alice.join("lobby", "alice")
+	bob := dialTCP(t, b.tcpAddr)
+	bob.login()
+	bob.join("lobby", "bob")
+	waitUntil(t, 30*time.Second, "A and B to find each other in lobby", func() bool {
+		return len(a.node.ChannelPeers("lobby")) > 0 && len(b.node.ChannelPeers("lobby")) > 0
+	})
+
+	// bob keeps 250 messages, a second apart; alice has the newest 150.
+	const kept, had, limit = 250, 150, 100
+	start := time.Now().Add(-kept * time.Second)
+	var held []frame
+	var ids []string
+	for i := range kept {
+		m, err := identity.NewChannelMessage(bob.key, "lobby", "bob", fmt.Sprintf("old %d", i), start.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(proto.NewMessage(&m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, frame{Type: "message", raw: raw})
+		ids = append(ids, hex.EncodeToString(m.ID[:]))
+	}
+	have, err := json.Marshal(ids[kept-had:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqID := newHistoryID(t)
+	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":%d,"have":%s}`, reqID, limit, have))
+	// Pages: the newest 100 (all had), the 100 before them (50 had, 50
+	// not), then the 100 before those.
+	for range 3 {
+		answerHistory(bob, reqID, held)
+	}
+	var got []string
+	for {
+		f := alice.expectOneOf("message", "history_end")
+		if f.Type == "history_end" {
+			break
+		}
+		got = append(got, decodeLate(t, f).Body)
+	}
+	var want []string
+	for i := kept - had - limit; i < kept-had; i++ {
+		want = append(want, fmt.Sprintf("old %d", i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("history through pages:\n got %q\nwant %q", got, want)
+	}
+	bob.assertNoMore("history_request")
+}
+
 // The node remembers the last recentIDs delivered IDs of a channel, and
 // lists the newest of them, oldest first.
 func TestRecentDelivered(t *testing.T) {
@@ -406,6 +471,23 @@ func TestHistoryWire(t *testing.T) {
 			t.Errorf("accepted a request of %d bytes", len(bad))
 		}
 	}
+	// A repair's page: a bound and a filter of what the node has.
+	w.before, w.filter = 5678, newHaveFilter(3, w.id)
+	w.filter.add(messageID{7})
+	b = w.marshal()
+	got, err = unmarshalHistoryRequest(b)
+	if err != nil || got.before != 5678 || got.filter == nil || !got.filter.has(messageID{7}) || got.filter.has(messageID{8}) {
+		t.Fatalf("request with a filter round trip: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(slices.Clone(b), 0)} {
+		if _, err := unmarshalHistoryRequest(bad); err == nil {
+			t.Errorf("accepted a request with a filter of %d bytes", len(bad))
+		}
+	}
+	w.before, w.filter = w.since, nil
+	if _, err := unmarshalHistoryRequest(w.marshal()); err == nil {
+		t.Error("accepted a request whose before is not after its since")
+	}
 	a := marshalHistoryAnswers(w.id, "lobby", [][]byte{{1, 2, 3}, {4}})[0]
 	id, ch, wires, err := unmarshalHistoryAnswer(a)
 	if err != nil || id != w.id || ch != "lobby" || len(wires) != 2 || !slices.Equal(wires[0], []byte{1, 2, 3}) {
@@ -415,5 +497,54 @@ func TestHistoryWire(t *testing.T) {
 		if _, _, _, err := unmarshalHistoryAnswer(bad); err == nil {
 			t.Errorf("accepted an answer of %d bytes", len(bad))
 		}
+	}
+}
+
+// The have filter: every ID added is found; of IDs never added, about
+// the rate it is sized for are; and another request's key (its ID) errs
+// on other IDs, so the next request repairs what a false positive kept
+// back.
+func TestHaveFilter(t *testing.T) {
+	const n = recentIDs
+	id := func(i int) messageID {
+		var m messageID
+		binary.BigEndian.PutUint64(m[:], uint64(i))
+		m[15] = 0xd5
+		return m
+	}
+	var k1, k2 messageID
+	k1[0], k2[0] = 1, 2
+	f1, f2 := newHaveFilter(n, k1), newHaveFilter(n, k2)
+	if len(f1.bits) != maxHaveFilterBytes {
+		t.Errorf("filter for %d IDs has %d bytes, want %d", n, len(f1.bits), maxHaveFilterBytes)
+	}
+	for i := range n {
+		f1.add(id(i))
+		f2.add(id(i))
+	}
+	for i := range n {
+		if !f1.has(id(i)) {
+			t.Fatalf("ID %d added and not found", i)
+		}
+	}
+	const trials = 200_000
+	fp1, both := 0, 0
+	for i := n; i < n+trials; i++ {
+		if f1.has(id(i)) {
+			fp1++
+			if f2.has(id(i)) {
+				both++
+			}
+		}
+	}
+	// 16 bits and 8 hashes an entry: about 6e-4 expected.
+	if rate := float64(fp1) / trials; rate > 2e-3 {
+		t.Errorf("false positives %.5f, want about 6e-4", rate)
+	}
+	if both > 2 {
+		t.Errorf("%d IDs were false positives under both keys: the key does not change where the filter errs", both)
+	}
+	if small := newHaveFilter(3, k1); len(small.bits) != minHaveFilterBytes {
+		t.Errorf("filter for 3 IDs has %d bytes, want %d", len(small.bits), minHaveFilterBytes)
 	}
 }

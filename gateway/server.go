@@ -62,9 +62,13 @@ type Server struct {
 	// limiter, by reason: an error object on the TCP port, an HTTP
 	// response on the WebSocket port.
 	tcpRefusal, httpRefusal [3][]byte
-	// poller watches idle sessions' sockets; nil where epoll is missing,
-	// and then every session has a blocking reader.
-	poller *poller
+	// poller watches idle sessions' sockets. It starts with the first
+	// session on a socket it can watch (pollerOnce; Close runs the Once
+	// too, so none starts after); nil before, where epoll is missing,
+	// and on a server whose connections are not sockets (in-memory ones,
+	// as in simulations), and then every session has a blocking reader.
+	poller     *poller
+	pollerOnce sync.Once
 	// readers counts sessions with a reader goroutine; the others are
 	// idle and watched by the poller.
 	readers atomic.Int64
@@ -75,10 +79,10 @@ type Server struct {
 	// for a mesh without history).
 	history     *historyAgent
 	historyMesh HistoryMesh
-	// repairHints carries channels another node's repair request shows
-	// this node to be behind in (onHistoryRequest), to watchMeshPeers;
-	// at most meshPeerQueue wait.
-	repairHints chan string
+	// repairHints carries what other nodes' requests and this node's
+	// unanswered repairs tell watchMeshPeers (repairHint); at most
+	// meshPeerQueue wait. Nil without a ChannelPeerLister.
+	repairHints chan repairHint
 	// metrics is nil without Config.Registerer.
 	metrics *gatewayMetrics
 	// Background work (DHT puts, the republish loop), stopped by Close.
@@ -89,6 +93,17 @@ type Server struct {
 
 // wsWriteBuffers is gorilla's write buffer pool (see the upgrader).
 var wsWriteBuffers sync.Pool
+
+// startPoller starts the poller, once; s.poller stays nil if it cannot.
+func (s *Server) startPoller() {
+	s.pollerOnce.Do(func() {
+		if p, err := newPoller(); err == nil {
+			s.poller = p
+		} else {
+			s.log.Debug("sessions use blocking readers", "err", err)
+		}
+	})
+}
 
 // ErrServerClosed is returned by Serve* after Close.
 var ErrServerClosed = errors.New("gateway: server closed")
@@ -141,11 +156,6 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		}
 		s.metrics = m
 	}
-	if p, err := newPoller(); err == nil {
-		s.poller = p
-	} else {
-		s.log.Debug("sessions use blocking readers", "err", err)
-	}
 	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.log.Info("client connection limits", "max_conns", cfg.MaxConns, "max_sessions_per_ip", cfg.MaxSessionsPerIP,
@@ -163,7 +173,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		}
 	}
 	if lister, ok := mesh.(ChannelPeerLister); ok {
-		s.repairHints = make(chan string, meshPeerQueue)
+		s.repairHints = make(chan repairHint, meshPeerQueue)
 		peers := make(chan peer.ID, meshPeerQueue)
 		lister.OnMeshPeer(func(p peer.ID) {
 			select {
@@ -425,6 +435,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.historyMesh.LeaveHistory(s)
 	}
 	s.bgCancel()
+	s.pollerOnce.Do(func() {}) // no poller starts from now on
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.bgWG.Wait(); close(done) }()
 	select {

@@ -95,8 +95,9 @@ func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
 // the client and reads its requests. The socket is handed to the server's
 // poller when the client goes quiet, if the socket allows it (see read).
 func (s *session) start() {
-	if s.srv.poller != nil {
-		if rc, ok := rawConn(s.conn.netConn()); ok {
+	if rc, ok := rawConn(s.conn.netConn()); ok {
+		s.srv.startPoller()
+		if s.srv.poller != nil {
 			s.pollConn = rc
 		}
 	}

@@ -130,8 +130,10 @@ func (n *Node) eventLoop(sub event.Subscription) {
 			case event.EvtPeerConnectednessChanged:
 				signal(n.reachWake)
 				if e.Connectedness == network.Connected {
+					n.lost.remove(e.Peer)
 					n.kick()
 				} else {
+					n.peerLost(e.Peer) // before the guard forgets a ban
 					n.guard.forget(e.Peer)
 					signal(n.discPeerLost)
 				}

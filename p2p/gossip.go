@@ -380,6 +380,15 @@ func (r *routerPeers) remove(id peer.ID) {
 	r.mu.Unlock()
 }
 
+// known reports whether id is a GossipSub peer of this node: one with a
+// queue, or whose stream closed and was not yet forgotten.
+func (r *routerPeers) known(id peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, lost := r.lost[id]
+	return r.peers[id] != nil || lost
+}
+
 // streamless returns the peers whose GossipSub stream closed more than
 // grace ago and was not replaced, and forgets those for which connected
 // is false (they left; nothing to revive).

@@ -46,7 +46,10 @@ type Node struct {
 	drops    *dropTracer
 	guard    *peerGuard // per-peer budgets and bans (guard.go)
 	routers  *routerPeers
-	dedup    *dedupSet
+	lost     *lostPeers // GossipSub peers to dial again (redial.go)
+	// redialWake wakes redialLoop when a peer is lost.
+	redialWake chan struct{}
+	dedup      *dedupSet
 	// oldPeers: the previous-version peers already warned about; the
 	// event loop's alone (version.go).
 	oldPeers *oldPeers
@@ -180,6 +183,8 @@ func newNode(cfg Config) (*Node, error) {
 		reachWake:        make(chan struct{}, 1),
 	}
 	n.routers = newRouterPeers()
+	n.lost = newLostPeers()
+	n.redialWake = make(chan struct{}, 1)
 	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
 	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
 	if cfg.Registerer != nil {
@@ -256,6 +261,7 @@ func (n *Node) start() (err error) {
 	// Nothing else can call Close yet, so these start.
 	n.spawn(func() { n.eventLoop(events) })
 	n.spawn(n.discoveryLoop)
+	n.spawn(n.redialLoop)
 	if n.intro != nil {
 		n.spawn(n.holePunchLoop)
 		n.spawn(n.synFilterLoop)

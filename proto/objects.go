@@ -146,6 +146,10 @@ type HistoryRequest struct {
 	ID      string `json:"id"`
 	Limit   int64  `json:"limit"`
 	Since   int64  `json:"since"`
+	// Before, when not 0, bounds the messages wanted to those with a
+	// timestamp before it (Unix ms): a node repairing a channel pages
+	// back through what members hold.
+	Before int64 `json:"before,omitempty"`
 }
 
 // HistoryAnswer carries one message a client keeps, answering the

@@ -28,10 +28,12 @@ import (
 type simConn struct {
 	*simnet.SimConn
 	paused atomic.Bool
+	node   int
+	mesh   *Mesh
 }
 
 func (c *simConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.paused.Load() {
+	if c.paused.Load() || c.mesh.cutOff(c.node, addr) {
 		return len(p), nil
 	}
 	return c.SimConn.WriteTo(p, addr)
@@ -221,6 +223,49 @@ func (m *Mesh) Pause(i int, paused bool) error {
 	}
 	m.conns[i].paused.Store(paused)
 	return nil
+}
+
+// Partition cuts the simulated network between groups of nodes: every
+// packet between two nodes that side puts on different sides is dropped,
+// both ways, until Heal. The nodes keep running, and their connections
+// across the cut stay open on both sides until QUIC gives up on them, as
+// in a real network split. Nodes added later are on no side: never cut.
+func (m *Mesh) Partition(side func(i int) int) error {
+	if m.sim == nil {
+		return errNotSimNet
+	}
+	sides := make([]int, len(m.Hosts))
+	for i := range sides {
+		sides[i] = side(i)
+	}
+	m.sides.Store(&sides)
+	return nil
+}
+
+// Heal ends Partition's cut.
+func (m *Mesh) Heal() error {
+	if m.sim == nil {
+		return errNotSimNet
+	}
+	m.sides.Store(nil)
+	return nil
+}
+
+// cutOff reports whether Partition drops a packet from node from to addr.
+func (m *Mesh) cutOff(from int, addr net.Addr) bool {
+	sp := m.sides.Load()
+	if sp == nil {
+		return false
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	m.addrMu.RLock()
+	to, ok := m.addrIndex[ua.IP.String()]
+	m.addrMu.RUnlock()
+	sides := *sp
+	return ok && from < len(sides) && to < len(sides) && sides[from] != sides[to]
 }
 
 // BytesSent is how many UDP payload bytes node i has sent on the

@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -145,6 +146,10 @@ type Mesh struct {
 	conns     []*simConn
 	addrMu    sync.RWMutex
 	addrIndex map[string]int
+	// sides is Partition's cut: each node's side (nil: no cut).
+	sides atomic.Pointer[[]int]
+	// gateways are the nodes' gateways started by StartGateway.
+	gateways []*Gateway
 	// down marks the nodes stopped by Crash or Leave.
 	down []bool
 }
@@ -316,7 +321,10 @@ func (m *Mesh) addSimNetHost(i int) error {
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", ip, simnetPort)),
-		quicSimnet(m.sim, link, ip, func(c *simConn) { m.conns = append(m.conns, c) }),
+		quicSimnet(m.sim, link, ip, func(c *simConn) {
+			c.node, c.mesh = i, m
+			m.conns = append(m.conns, c)
+		}),
 		// As x/simlibp2p does: identify's address discovery stalls
 		// synctest, and the simulated network needs no resource
 		// accounting.
@@ -391,6 +399,12 @@ func (m *Mesh) JoinNode(i int, channel string, member p2p.Member) error {
 // Close stops every node, then the hosts, then the network.
 func (m *Mesh) Close() error {
 	var errs []error
+	for _, g := range m.gateways {
+		if err := g.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.gateways = nil
 	for i, n := range m.Nodes {
 		if err := n.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close node %d: %w", i, err))

@@ -10,6 +10,7 @@ package p2ptest_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"darkchat/client"
+	"darkchat/gateway"
 	"darkchat/identity"
 	"darkchat/p2p"
 	"darkchat/p2p/p2ptest"
@@ -98,6 +101,12 @@ type relRun struct {
 	// live[i] is when node i joined the channel connected (0: never) and
 	// gone[i] when it stopped (0: still running).
 	live, gone []time.Time
+	// clients are the nodes' members in withClients runs (nil
+	// otherwise); their messages are known by body (byBody), and late
+	// counts the deliveries the clients got marked late (repairs).
+	clients []*client.Session
+	byBody  sync.Map // body -> *relMsg
+	late    atomic.Int64
 }
 
 type relMember struct {
@@ -118,10 +127,28 @@ func (mm relMember) DeliverMessage(msg *p2p.Message) {
 	}
 }
 
+// runMode is how startRun sets up a run's nodes and members.
+type runMode int
+
+const (
+	// connected: the nodes connected, each node's member a p2p.Member
+	// recording deliveries (relMember).
+	connected runMode = iota
+	// unconnected: as connected, but the nodes are left unconnected
+	// (Mesh.Connect).
+	unconnected
+	// withClients: connected, and each darkchat node's member is a real
+	// client (package client) logged in on the node's gateway, as users
+	// are: the clients hold the messages that repair a channel. Stock
+	// nodes have no gateway and keep relMember.
+	withClients
+)
+
 // startRun starts nodes nodes (and room for extra more) of impl, joins
-// them all to the channel and, unless noConnect, connects them and lets
-// the meshes form.
-func startRun(t *testing.T, nodes, extra int, impl relImpl, noConnect bool) *relRun {
+// them all to the channel and, as mode says, connects them and lets the
+// meshes form.
+func startRun(t *testing.T, nodes, extra int, impl relImpl, mode runMode) *relRun {
+	noConnect := mode == unconnected
 	r := &relRun{t: t, stock: impl.stock, max: nodes + extra,
 		rng:  rand.New(rand.NewPCG(relSeed, uint64(nodes))),
 		live: make([]time.Time, nodes+extra), gone: make([]time.Time, nodes+extra)}
@@ -153,7 +180,9 @@ func startRun(t *testing.T, nodes, extra int, impl relImpl, noConnect bool) *rel
 		r.pubs.Wait()
 		m.Close()
 	})
-	if err := m.Join(relChannel, func(i int) p2p.Member { return relMember{r, i} }); err != nil {
+	if mode == withClients && !impl.stock {
+		r.startClients(nodes)
+	} else if err := m.Join(relChannel, func(i int) p2p.Member { return relMember{r, i} }); err != nil {
 		t.Fatal(err)
 	}
 	if !noConnect {
@@ -164,6 +193,81 @@ func startRun(t *testing.T, nodes, extra int, impl relImpl, noConnect bool) *rel
 		r.live[i] = now
 	}
 	return r
+}
+
+// startClients starts a gateway on each of the first nodes nodes and
+// logs a client in on it, which joins the channel as u<node>.
+func (r *relRun) startClients(nodes int) {
+	t := r.t
+	r.clients = make([]*client.Session, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() { r.clients[i], errs[i] = r.startClient(i) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range r.clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+}
+
+func (r *relRun) startClient(i int) (*client.Session, error) {
+	g, err := r.m.StartGateway(i, gateway.Config{})
+	if err != nil {
+		return nil, err
+	}
+	conn, err := g.Dial()
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, 32)
+	binary.BigEndian.PutUint64(seed, uint64(i+1))
+	copy(seed[8:], "p2ptest client")
+	key, err := identity.NewKeyFromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	s, err := client.NewSession(client.NewLineTransport(conn), client.SessionConfig{Key: key,
+		OnEvent: func(e client.Event) { r.clientEvent(i, e) }})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.WaitLogin(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("client %d login: %w", i, err)
+	}
+	if err := s.Join(ctx, relChannel, fmt.Sprintf("u%d", i)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("client %d join: %w", i, err)
+	}
+	return s, nil
+}
+
+// clientEvent records node's client getting a message of the run.
+func (r *relRun) clientEvent(node int, e client.Event) {
+	em, ok := e.(client.EventMessage)
+	if !ok {
+		return
+	}
+	v, ok := r.byBody.Load(em.Message.Body)
+	if !ok {
+		return
+	}
+	if em.Late {
+		r.late.Add(1)
+	}
+	if !v.(*relMsg).first[node].CompareAndSwap(0, time.Now().UnixNano()) {
+		r.extra.Add(1)
+	}
 }
 
 // liveNodes lists the nodes running now.
@@ -207,6 +311,16 @@ func (r *relRun) publish(from int) *relMsg {
 	}
 	r.ids = append(r.ids, cm.ID)
 	r.mu.Unlock()
+	if r.clients != nil {
+		// The client signs it, with its own causal context.
+		r.byBody.Store(cm.Body, rec)
+		r.pubs.Go(func() {
+			if _, err := r.clients[from].Send(context.Background(), relChannel, cm.Body); err != nil {
+				r.pubErrs.Add(1)
+			}
+		})
+		return rec
+	}
 	wire, err := cm.MarshalBinary()
 	if err != nil {
 		r.t.Fatal(err)
@@ -388,7 +502,7 @@ var relMessageVersion = func() byte {
 func TestReliabilitySteady(t *testing.T) {
 	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
 		const rate, span = 20, 30 * time.Second
-		r := startRun(t, nodes, 0, impl, false)
+		r := startRun(t, nodes, 0, impl, connected)
 		udp0, rpc0 := r.bytesSent(), r.rpcBytes.Load()
 		msgs := r.traffic(rate, span, nil, nil)
 		r.drain(msgs, everyone)
@@ -418,7 +532,7 @@ func TestReliabilityChurn(t *testing.T) {
 	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
 		const rate, rounds, period = 5, 3, time.Minute
 		replace := nodes / 10
-		r := startRun(t, nodes, rounds*replace, impl, false)
+		r := startRun(t, nodes, rounds*replace, impl, connected)
 		ctx := t.Context()
 		round := func() {
 			live := r.liveNodes()
@@ -507,7 +621,7 @@ func TestReliabilityChurn(t *testing.T) {
 func TestReliabilityColdBoot(t *testing.T) {
 	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
 		const rate, span = 20, 10 * time.Second
-		r := startRun(t, nodes, 0, impl, true)
+		r := startRun(t, nodes, 0, impl, unconnected)
 		t0 := time.Now()
 		connected := make(chan time.Duration, 1)
 		go func() {
@@ -541,7 +655,7 @@ func TestReliabilityColdBoot(t *testing.T) {
 func TestReliabilityPausedNode(t *testing.T) {
 	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
 		const rate, pause = 10, 30 * time.Second
-		r := startRun(t, nodes, 0, impl, false)
+		r := startRun(t, nodes, 0, impl, connected)
 		paused := r.rng.IntN(nodes)
 		var pausedAt, resumedAt time.Time
 		msgs := r.traffic(rate, 70*time.Second, func(i int) bool { return i == paused && !pausedAt.IsZero() && resumedAt.IsZero() },
@@ -587,3 +701,80 @@ func TestReliabilityPausedNode(t *testing.T) {
 }
 
 func peerInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
+
+// partitionCut is how long TestReliabilityPartition's cut lasts, and
+// healedWithin how soon after the heal every member must have every
+// message sent on the other side during it.
+const (
+	partitionCut = time.Minute
+	healedWithin = 15 * time.Second
+)
+
+// Partition: the network is cut between two halves of the nodes (by
+// index: the random topology links each half to the other by about half
+// its edges) for a minute while users on both sides keep sending, 10
+// messages a second from random nodes; then it heals. darkchat's members
+// are real clients on the nodes' gateways, so the nodes repair the
+// channel from them (PROTOCOL.md §2.8); stock GossipSub has no repair.
+// Every member must have every message sent on the other side during the
+// cut within 15 s of the heal, and nothing twice.
+func TestReliabilityPartition(t *testing.T) {
+	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+		const rate = 10
+		r := startRun(t, nodes, 0, impl, withClients)
+		side := func(i int) int { return i * 2 / nodes }
+		var cutAt, healedAt time.Time
+		var udpAtHeal, udpAfter int64
+		msgs := r.traffic(rate, 10*time.Second+partitionCut+20*time.Second, nil, map[time.Duration]func(){
+			10 * time.Second: func() { cutAt = time.Now(); r.m.Partition(side) },
+			10*time.Second + partitionCut: func() {
+				healedAt = time.Now()
+				r.m.Heal()
+				udpAtHeal = r.bytesSent()
+			},
+			10*time.Second + partitionCut + healedWithin: func() { udpAfter = r.bytesSent() - udpAtHeal },
+		})
+		var during, after []*relMsg
+		for _, m := range msgs {
+			switch {
+			case !m.sent.Before(cutAt) && m.sent.Before(healedAt):
+				during = append(during, m)
+			case !m.sent.Before(healedAt):
+				after = append(after, m)
+			}
+		}
+		r.drain(msgs, everyone)
+		sameSide := func(m *relMsg, i int) bool { return side(i) == side(m.from) }
+		otherSide := func(m *relMsg, i int) bool { return side(i) != side(m.from) }
+		// The other side's times count from the heal.
+		fromHeal := make([]*relMsg, len(during))
+		for k, m := range during {
+			fromHeal[k] = &relMsg{from: m.from, sent: healedAt, first: m.first}
+		}
+		within := 0
+		for _, m := range during {
+			for i := range nodes {
+				if f := m.first[i].Load(); otherSide(m, i) && f != 0 && time.Unix(0, f).Sub(healedAt) <= healedWithin {
+					within++
+				}
+			}
+		}
+		ss, so, sa := r.measure(during, sameSide), r.measure(fromHeal, otherSide), r.measure(after, everyone)
+		// What the heal cost beyond the traffic: bytes sent in the
+		// healedWithin after it, less those of the same span just
+		// before the cut (the steady traffic), per message repaired.
+		repaired := float64(within)
+		t.Logf("partition %s n=%d cut %v: sent during the cut %d; same side %s; other side from the heal %s, within %v %.4f%%; after the heal %s; delivered late %d, twice %d, publish errors %d; UDP bytes in the %v after the heal %d (%.0f per message-member repaired)",
+			impl.name, nodes, partitionCut, len(during), ss, so, healedWithin, 100*repaired/float64(max(1, so.pairs)), sa,
+			r.late.Load(), r.extra.Load(), r.pubErrs.Load(), healedWithin, udpAfter, float64(udpAfter)/max(1, repaired))
+		if impl.stock {
+			return
+		}
+		if within != so.pairs {
+			t.Errorf("%d of %d (message, member) pairs across the cut arrived within %v of the heal, want all", within, so.pairs, healedWithin)
+		}
+		if r.extra.Load() != 0 {
+			t.Errorf("%d messages delivered twice to a member", r.extra.Load())
+		}
+	})
+}
