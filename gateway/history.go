@@ -745,8 +745,8 @@ func (srv *Server) hint(h repairHint) {
 }
 
 // knowsAllWeDo reports whether another node's repair request's filter
-// holds (but for coverSlack) every message this node delivered in the
-// channel: then what its requester lacks includes what this node lacks,
+// holds every message this node delivered in the channel up to
+// coverInFlight ago (later ones may still be on their way there): then what its requester lacks includes what this node lacks,
 // and its answers repair this node too. A node on the other side of a
 // healed split fails it (its requester lacks this side's messages), as
 // does one that has repaired part of the way: this node then repairs for
@@ -763,15 +763,12 @@ func (srv *Server) knowsAllWeDo(p *historyRequestPayload) bool {
 	if r == nil {
 		return true
 	}
-	unknown, slack := 0, max(coverSlackMin, r.n/100)
-	for id := range r.set {
-		if !f.has(id) {
-			if unknown++; unknown > slack {
-				return false
-			}
-		}
-	}
-	return true
+	covered := true
+	r.deliveredBefore(time.Now().Add(-coverInFlight), func(id messageID) bool {
+		covered = f.has(id)
+		return covered
+	})
+	return covered
 }
 
 // isRepairRequest reports whether w asks for as much as a node's repair
@@ -787,7 +784,10 @@ func isRepairRequest(w *historyRequestWire, now time.Time) bool {
 // only the other side noticed), and this node's members may lack what
 // was said over there.
 func (srv *Server) behind(p *historyRequestPayload) bool {
-	if len(p.wire.have) == 0 {
+	// A repair request lists its node's newest IDs oldest first; the
+	// newest few may still be on their way here.
+	have := p.wire.have[:max(0, len(p.wire.have)-behindInFlight)]
+	if len(have) == 0 || !isRepairRequest(p.wire, time.Now()) {
 		return false
 	}
 	a := srv.history
@@ -800,7 +800,7 @@ func (srv *Server) behind(p *historyRequestPayload) bool {
 	if r == nil {
 		return true
 	}
-	for _, id := range p.wire.have {
+	for _, id := range have {
 		if _, ok := r.set[id]; !ok {
 			return true
 		}
@@ -1050,6 +1050,11 @@ const (
 	// want the same repair the first fires after about 0.2 s and about
 	// two more within the next 0.1 s.
 	repairBackoffMax = 2 * time.Second
+	// behindInFlight is how many of the newest IDs of another node's
+	// repair request behind ignores, and coverInFlight how recent a
+	// delivery here knowsAllWeDo ignores: messages still on their way.
+	behindInFlight = 2
+	coverInFlight  = time.Second
 	// repairHave is how many of the newest delivered IDs a repair
 	// request lists (the rest are in its filter).
 	repairHave = 32
@@ -1061,11 +1066,6 @@ const (
 	// this node's (hintCovered), and how much later than syncSince ago
 	// its since may be.
 	syncCover = 5 * time.Second
-	// coverSlackMin (or 1% of the IDs checked, if more) is how many of
-	// this node's delivered messages another node's repair request may
-	// lack and still cover this node's (knowsAllWeDo): messages in flight
-	// as the request left.
-	coverSlackMin = 4
 	// settleTries is how many times a new mesh peer is looked at before
 	// the node decides it shares no channel.
 	settleTries = 3
@@ -1073,9 +1073,6 @@ const (
 	// start in one channel: a forged have list costs the mesh one request
 	// per node with members, at most this often.
 	syncHintInterval = 30 * time.Second
-	// syncTick is how often the watcher looks at its schedule while it
-	// has work.
-	syncTick = 250 * time.Millisecond
 	// syncSince is how far back a repair request reaches.
 	syncSince = 10 * time.Minute
 	// recentIDs is how many delivered message IDs the node remembers per
@@ -1100,6 +1097,7 @@ type ChannelPeerLister interface {
 // one channel.
 type recentDelivered struct {
 	ring [recentIDs]messageID
+	at   [recentIDs]int64 // when each was delivered, Unix ns
 	next int
 	n    int
 	set  map[messageID]struct{}
@@ -1115,8 +1113,20 @@ func (r *recentDelivered) add(id messageID) {
 		r.n++
 	}
 	r.ring[r.next] = id
+	r.at[r.next] = time.Now().UnixNano()
 	r.next = (r.next + 1) % recentIDs
 	r.set[id] = struct{}{}
+}
+
+// deliveredBefore calls f with each ID delivered before t.
+func (r *recentDelivered) deliveredBefore(t time.Time, f func(messageID) bool) {
+	cutoff := t.UnixNano()
+	for i := range r.n {
+		j := (r.next - r.n + i + recentIDs) % recentIDs
+		if r.at[j] >= cutoff || !f(r.ring[j]) {
+			return
+		}
+	}
 }
 
 // newest returns the k most recently delivered IDs, oldest first.
@@ -1158,7 +1168,7 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 // times in all). A channel to repair waits a random back-off first
 // (repairBackoff): after a heal every node on one side lacks the same
 // messages, and a node that hears another's repair request for the
-// channel meanwhile (hintCovered) leaves the repair to it, since the
+// channel in the last syncCover (hintCovered) leaves the repair to it, since the
 // answers reach every node. A channel is repaired at most once every
 // syncMinInterval, the reasons that come meanwhile merged into the next.
 // A request that got no answer at all is made once more (hintUnanswered):
@@ -1172,9 +1182,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 		at    time.Time
 		tries int
 	}
-	type want struct {
-		due, since time.Time
-	}
+	type want struct{ due time.Time }
 	settling := make(map[peer.ID]settle)   // when to look at a new peer's channels; at most meshPeerQueue
 	wanted := make(map[string]want)        // channels to repair, and when
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
@@ -1184,16 +1192,15 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
 	wantChannel := func(ch string, now time.Time) {
 		if _, ok := wanted[ch]; !ok {
-			wanted[ch] = want{due: now.Add(repairBackoff()), since: now}
+			wanted[ch] = want{due: now.Add(repairBackoff())}
 		}
 	}
-	var tick *time.Ticker // runs only while there is work
-	var tickC <-chan time.Time
-	defer func() {
-		if tick != nil {
-			tick.Stop()
-		}
-	}()
+	// timer wakes the watcher at the next settle or due repair, to the
+	// moment: the back-off's spread is what keeps many nodes from asking
+	// at once, and a coarse tick would gather them again.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		now := time.Now()
 		select {
@@ -1220,12 +1227,9 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 					wantChannel(h.channel, now)
 				}
 			}
-		case <-tickC:
+		case <-timer.C:
 		}
-		if tick == nil {
-			tick = time.NewTicker(syncTick)
-			tickC = tick.C
-		}
+		now = time.Now()
 		for p, st := range settling {
 			if now.Before(st.at) {
 				continue
@@ -1247,7 +1251,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			if now.Before(w.due) {
 				continue
 			}
-			if at, ok := covered[ch]; ok && !at.Before(w.since) {
+			if at, ok := covered[ch]; ok && now.Sub(at) < syncCover {
 				delete(wanted, ch) // another node's request repairs this one's members too
 				continue
 			}
@@ -1281,12 +1285,36 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 				delete(lastHint, ch)
 			}
 		}
-		if len(settling) == 0 && len(wanted) == 0 && len(pages) == 0 {
-			tick.Stop()
-			tick, tickC = nil, nil
-			clear(retried)
+		var next time.Time
+		soonest := func(t time.Time) {
+			if next.IsZero() || t.Before(next) {
+				next = t
+			}
 		}
+		for _, st := range settling {
+			soonest(st.at)
+		}
+		for ch, w := range wanted {
+			due := w.due
+			if last, ok := lastSync[ch]; ok {
+				due = maxTime(due, last.Add(syncMinInterval))
+			}
+			soonest(due)
+		}
+		timer.Stop()
+		if next.IsZero() {
+			clear(retried)
+			continue
+		}
+		timer.Reset(max(0, time.Until(next)))
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // repairBackoff is a repair request's random delay: in [0,

@@ -266,7 +266,9 @@ func TestRepairAfterPartition(t *testing.T) {
 // this node never delivered in a channel with members here shows that
 // this node was cut off too: it is behind and repairs the channel itself
 // (a healed partition that only the other side noticed). A have list it
-// knows all of, or a channel without members here, is no reason.
+// knows all of, one whose only unknown IDs are its newest (still on
+// their way), a session's request, or a channel without members here,
+// is no reason.
 func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 	n := startNode(t, nil)
 	bob := dialTCP(t, n.tcpAddr)
@@ -280,23 +282,39 @@ func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 	var knownID, unknownID messageID
 	copy(knownID[:], known)
 	unknownID[0] = 1
-	payload := func(channel string, have ...messageID) *historyRequestPayload {
-		return &historyRequestPayload{wire: &historyRequestWire{channel: channel, limit: 10, have: have}, channel: channel}
+	var inFlight []messageID // the requester's newest, unknown here
+	for i := range behindInFlight {
+		var id messageID
+		id[0], id[1] = 2, byte(i)
+		inFlight = append(inFlight, id)
+	}
+	repair := func(channel string, have ...messageID) *historyRequestPayload {
+		return &historyRequestPayload{wire: &historyRequestWire{channel: channel, limit: proto.MaxHistoryLimit,
+			since: time.Now().Add(-syncSince).UnixMilli(), have: have}, channel: channel}
 	}
 	// The node records a delivery on its topic's reader, after the ok.
-	waitUntil(t, 5*time.Second, "the node to record bob's message", func() bool { return !n.gw.behind(payload("lobby", knownID)) })
+	waitUntil(t, 5*time.Second, "the node to record bob's message", func() bool {
+		a := n.gw.history
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		_, ok := a.recentLocked("lobby").set[knownID]
+		return ok
+	})
+	session := repair("lobby", append([]messageID{unknownID}, inFlight...)...)
+	session.wire.limit = 10
 	for _, tc := range []struct {
-		channel string
-		have    []messageID
-		want    bool
+		name string
+		p    *historyRequestPayload
+		want bool
 	}{
-		{"lobby", []messageID{knownID}, false},
-		{"lobby", nil, false},
-		{"lobby", []messageID{knownID, unknownID}, true},
-		{"elsewhere", []messageID{unknownID}, false},
+		{"all known", repair("lobby", append([]messageID{knownID}, inFlight...)...), false},
+		{"empty", repair("lobby"), false},
+		{"one unknown", repair("lobby", append([]messageID{knownID, unknownID}, inFlight...)...), true},
+		{"a session's request", session, false},
+		{"no members", repair("elsewhere", append([]messageID{unknownID}, inFlight...)...), false},
 	} {
-		if got := n.gw.behind(payload(tc.channel, tc.have...)); got != tc.want {
-			t.Errorf("behind(%s, have %x) = %v, want %v", tc.channel, tc.have, got, tc.want)
+		if got := n.gw.behind(tc.p); got != tc.want {
+			t.Errorf("%s: behind = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

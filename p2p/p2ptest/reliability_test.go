@@ -54,10 +54,16 @@ var relImpls = []relImpl{{"darkchat", false}, {"stock", true}}
 // forEachCase runs f for every size and implementation, each in its own
 // synctest bubble, skipping the large sizes unless DARKCHAT_SIM_FULL=1.
 func forEachCase(t *testing.T, f func(t *testing.T, nodes int, impl relImpl)) {
-	for _, n := range relSizes {
+	forEachSize(t, relSizes, f)
+}
+
+// forEachSize is forEachCase over sizes: all but the first need
+// DARKCHAT_SIM_FULL=1.
+func forEachSize(t *testing.T, sizes []int, f func(t *testing.T, nodes int, impl relImpl)) {
+	for _, n := range sizes {
 		for _, impl := range relImpls {
 			t.Run(fmt.Sprintf("%d/%s", n, impl.name), func(t *testing.T) {
-				if n > relSizes[0] && os.Getenv("DARKCHAT_SIM_FULL") != "1" {
+				if n > sizes[0] && os.Getenv("DARKCHAT_SIM_FULL") != "1" {
 					t.Skipf("%d nodes take minutes of wall time: set DARKCHAT_SIM_FULL=1 to run them", n)
 				}
 				wall := time.Now()
@@ -710,6 +716,11 @@ const (
 	healedWithin = 15 * time.Second
 )
 
+// partitionSizes: the partition runs real clients on every node, which
+// costs several times a node-only run's wall time; 20 nodes run in every
+// `go test`, the rest with DARKCHAT_SIM_FULL=1.
+var partitionSizes = []int{20, 100, 300, 1000}
+
 // Partition: the network is cut between two halves of the nodes (by
 // index: the random topology links each half to the other by about half
 // its edges) for a minute while users on both sides keep sending, 10
@@ -719,7 +730,7 @@ const (
 // Every member must have every message sent on the other side during the
 // cut within 15 s of the heal, and nothing twice.
 func TestReliabilityPartition(t *testing.T) {
-	forEachCase(t, func(t *testing.T, nodes int, impl relImpl) {
+	forEachSize(t, partitionSizes, func(t *testing.T, nodes int, impl relImpl) {
 		const rate = 10
 		r := startRun(t, nodes, 0, impl, withClients)
 		side := func(i int) int { return i * 2 / nodes }
