@@ -1188,7 +1188,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
 	covered := make(map[string]time.Time)  // when another node's repair request for the channel came
 	lastHint := make(map[string]time.Time) // channels repaired on hintBehind less than syncHintInterval ago
-	retried := make(map[string]bool)       // channels whose unanswered request was made again
+	retried := make(map[string]bool)       // channels whose unanswered request was made again, until a new mesh peer shares them; at most the node's channels
 	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
 	wantChannel := func(ch string, now time.Time) {
 		if _, ok := wanted[ch]; !ok {
@@ -1303,7 +1303,6 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 		}
 		timer.Stop()
 		if next.IsZero() {
-			clear(retried)
 			continue
 		}
 		timer.Reset(max(0, time.Until(next)))
