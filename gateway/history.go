@@ -683,7 +683,8 @@ func (a *historyAgent) left(channel string, s *session) {
 
 // onHistoryRequest schedules asking one of the channel's member sessions
 // (never the requester, and none for this node's own repair request),
-// after a random delay.
+// after a random back-off, and tells the repair watcher what the request
+// shows of this node.
 func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 	a := srv.history
 	a.mu.Lock()
@@ -728,8 +729,8 @@ const (
 	// hintUnanswered: this node's repair request got no answer at all
 	// (it may have left on a connection about to be found dead).
 	hintUnanswered
-	// hintMore: this node's repair request got as many messages as a
-	// request may; there may be older ones.
+	// hintMore: this node's repair request came back full
+	// (repairPageFull); there may be older ones (a page before).
 	hintMore
 )
 
