@@ -83,22 +83,30 @@ func decodeLate(t testing.TB, f frame) lateFrame {
 	return l
 }
 
-// A client that was not there asks for the channel's history: the members
-// on both nodes are asked, both answer with the same messages, and the
-// requester gets each message once, oldest first, marked late, except the
-// one it said it has; then history_end with the count.
-func TestHistoryFromMembers(t *testing.T) {
-	a, b := startNode(t, nil), startNode(t, nil)
+// lobbyOnTwoNodes starts two linked nodes, alice on the first and bob on
+// the second, both in lobby, and waits until the nodes share it.
+func lobbyOnTwoNodes(t *testing.T) (a, b *testNode, alice, bob *client) {
+	t.Helper()
+	a, b = startNode(t, nil), startNode(t, nil)
 	linkNodes(t, a, b)
-	alice := dialTCP(t, a.tcpAddr)
+	alice = dialTCP(t, a.tcpAddr)
 	alice.login()
 	alice.join("lobby", "alice")
-	bob := dialTCP(t, b.tcpAddr)
+	bob = dialTCP(t, b.tcpAddr)
 	bob.login()
 	bob.join("lobby", "bob")
 	waitUntil(t, 30*time.Second, "A and B to find each other in lobby", func() bool {
 		return len(a.node.ChannelPeers("lobby")) > 0 && len(b.node.ChannelPeers("lobby")) > 0
 	})
+	return a, b, alice, bob
+}
+
+// A client that was not there asks for the channel's history: the members
+// on both nodes are asked, both answer with the same messages, and the
+// requester gets each message once, oldest first, marked late, except the
+// one it said it has; then history_end with the count.
+func TestHistoryFromMembers(t *testing.T) {
+	a, _, alice, bob := lobbyOnTwoNodes(t)
 
 	// What alice and bob say; each keeps the other's messages as received
 	// and its own as sent.
@@ -324,17 +332,7 @@ func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 // member's node asks it for the page before, and the one before that,
 // until the requester has limit messages it lacked.
 func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
-	a, b := startNode(t, nil), startNode(t, nil)
-	linkNodes(t, a, b)
-	alice := dialTCP(t, a.tcpAddr)
-	alice.login()
-	alice.join("lobby", "alice")
-	bob := dialTCP(t, b.tcpAddr)
-	bob.login()
-	bob.join("lobby", "bob")
-	waitUntil(t, 30*time.Second, "A and B to find each other in lobby", func() bool {
-		return len(a.node.ChannelPeers("lobby")) > 0 && len(b.node.ChannelPeers("lobby")) > 0
-	})
+	_, _, alice, bob := lobbyOnTwoNodes(t)
 
 	// bob keeps 250 messages, a second apart; alice has the newest 150.
 	const kept, had, limit = 250, 150, 100
