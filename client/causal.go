@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/hex"
+	"math/rand/v2"
 	"time"
 
 	"darkchat/identity"
@@ -41,11 +42,18 @@ const (
 	// to show with its status.
 	seenBodyRunes = 40
 
-	// gapWait is how long a message missing from a causal context may
-	// still arrive before the Session asks for it, and gapEvery how
-	// often at most it asks one channel (PROTOCOL.md §2.11).
-	gapWait  = 2 * time.Second
-	gapEvery = 5 * time.Second
+	// A message missing from a causal context may still arrive: the
+	// Session asks for it after gapWait plus up to gapJitter (at random,
+	// so that the members of many nodes that miss the same message do
+	// not all ask at once), later while late messages of the channel
+	// keep coming (its node is repairing it: each pushes the request to
+	// gapWait after it), but at most gapPatience after the gap was
+	// found; and it asks one channel at most once every gapEvery
+	// (PROTOCOL.md §2.11).
+	gapWait     = 3 * time.Second
+	gapJitter   = 2 * time.Second
+	gapPatience = 15 * time.Second
+	gapEvery    = 5 * time.Second
 
 	// gapReasons bounds the missing references remembered per channel
 	// until the next request.
@@ -330,12 +338,14 @@ func (st *Store) Seen(channel string) []SeenMessage {
 type gapState struct {
 	missing map[identity.ShortID]struct{}
 	due     time.Time // zero: nothing to ask
+	found   time.Time // when the planned request's first gap was found
 	last    time.Time
 }
 
 // noteGap records references of channel the Store does not hold, and
-// plans a history request gapWait from now, or gapEvery after the last
-// one, whichever is later; at most one is planned per channel.
+// plans a history request gapWait (and up to gapJitter) from now, or
+// gapEvery after the last one, whichever is later; at most one is planned
+// per channel.
 func (s *Session) noteGap(channel string, missing []identity.ShortID) {
 	now := time.Now()
 	s.mu.Lock()
@@ -354,7 +364,8 @@ func (s *Session) noteGap(channel string, missing []identity.ShortID) {
 	}
 	planned := false
 	if g.due.IsZero() {
-		g.due = now.Add(gapWait)
+		g.found = now
+		g.due = now.Add(gapWait + rand.N(gapJitter))
 		if next := g.last.Add(gapEvery); next.After(g.due) {
 			g.due = next
 		}
@@ -364,6 +375,29 @@ func (s *Session) noteGap(channel string, missing []identity.ShortID) {
 	if planned {
 		s.wakeTimers()
 	}
+}
+
+// lateArrived notes that a late message of channel came: the channel is
+// being repaired, and its planned gap request waits gapWait from now, up
+// to gapPatience after its gap was found.
+func (s *Session) lateArrived(channel string) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.gaps[channel]
+	if g == nil || g.due.IsZero() {
+		return
+	}
+	if due := now.Add(gapWait); due.After(g.due) {
+		g.due = minTime(due, g.found.Add(gapPatience))
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // forgetGapsLocked drops what the session knows of channel's gaps (it left).

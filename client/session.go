@@ -1114,6 +1114,9 @@ func (s *Session) handleMessage(o *Message) {
 		h.fresh++
 	}
 	s.mu.Unlock()
+	if o.Late {
+		s.lateArrived(m.Channel)
+	}
 	if !o.Late && wasActive && len(r.missing) > 0 {
 		// It names messages not held: they may still come, else the
 		// channel is asked for them (PROTOCOL.md §2.11).

@@ -417,8 +417,8 @@ type historyAgent struct {
 	mu       sync.Mutex
 	pending  map[messageID]*historyCollector
 	assigned map[messageID]*historyAssignment
-	recent   map[string]*recentDelivered      // by channel
-	members  map[string]map[*session]struct{} // channel → member sessions
+	recent   map[string]*recentDelivered   // by channel
+	members  map[string]map[*session]int64 // channel → member sessions → when each joined, Unix ns
 	// memberSince is when each channel got its first member of the
 	// present ones (Unix ms): older messages were never this node's to
 	// deliver, so answers overheard for other nodes' requests bring
@@ -462,7 +462,13 @@ type historyAssignment struct {
 	// it is asked for; those the requester has are not sent, and while
 	// they crowd a full page out, the member is asked for the page
 	// before it (sendAnswers), up to maxMemberPages.
-	fresh int // messages the requester lacks, all pages
+	fresh     int // messages the requester lacks, all pages
+	pageFresh int // of them, on the current page
+	// received is when the request reached this node, Unix ns: what
+	// the node delivered since then, the requester gets as this node
+	// did (live, or in answers, which reach every node), and is not
+	// sent.
+	received int64
 	// elsewhere holds what other members' answers to the request
 	// brought through this node (onHistoryAnswer), at most
 	// maxElsewhere: not sent again from here. wireIDs are wires' IDs.
@@ -475,7 +481,7 @@ type historyAssignment struct {
 
 func newHistoryAgent() *historyAgent {
 	return &historyAgent{pending: make(map[messageID]*historyCollector), assigned: make(map[messageID]*historyAssignment),
-		recent: make(map[string]*recentDelivered), members: make(map[string]map[*session]struct{}),
+		recent: make(map[string]*recentDelivered), members: make(map[string]map[*session]int64),
 		memberSince: make(map[string]int64)}
 }
 
@@ -518,6 +524,7 @@ func (s *session) history(req request) *clientError {
 		a.mu.Unlock()
 		return ferr(codeDuplicate, "history request "+req.ID+" is already under way")
 	}
+	w.filter = a.deliveredToLocked(req.Channel, s, w.id)
 	c := &historyCollector{s: s, channel: req.Channel, start: time.Now(), msgs: make(map[messageID]collected)}
 	for _, id := range w.have {
 		c.msgs[id] = collected{} // had: never sent back
@@ -526,6 +533,7 @@ func (s *session) history(req request) *clientError {
 	c.timer = time.AfterFunc(historyCollect, func() { s.srv.finishHistory(w.id, c) })
 	a.mu.Unlock()
 
+	s.srv.log.Debug("history request from a session", "channel", req.Channel, "request", fmt.Sprintf("%x", w.id[:4]), "limit", w.limit, "have", len(w.have))
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	err := s.srv.publishHistory(ctx, w.marshal())
 	cancel()
@@ -662,11 +670,11 @@ func (a *historyAgent) joined(channel string, s *session) {
 	defer a.mu.Unlock()
 	m := a.members[channel]
 	if m == nil {
-		m = make(map[*session]struct{})
+		m = make(map[*session]int64)
 		a.members[channel] = m
 		a.memberSince[channel] = time.Now().UnixMilli()
 	}
-	m[s] = struct{}{}
+	m[s] = time.Now().UnixNano()
 }
 
 func (a *historyAgent) left(channel string, s *session) {
@@ -867,7 +875,7 @@ func (a *historyAgent) prepareAnswer(p *historyRequestPayload) bool {
 	}
 	a.assigned[p.wire.id] = &historyAssignment{channel: p.channel, req: p.wire, have: have, limit: p.wire.limit,
 		elsewhere: make(map[messageID]struct{}), pages: 1, before: p.wire.before,
-		expires: now.Add(historyAskDelay + historyAssignTTL)}
+		expires: now.Add(historyAskDelay + historyAssignTTL), received: now.UnixNano()}
 	return true
 }
 
@@ -911,7 +919,11 @@ func (s *session) historyAnswer(req request) *clientError {
 	if _, had := as.have[m.ID]; had || as.req.filter != nil && as.req.filter.has(m.ID) {
 		return nil // the requester has it
 	}
+	if r := a.recent[as.channel]; r != nil && r.set[m.ID] >= as.received {
+		return nil // delivered here after the request came: on its way to the requester too
+	}
 	as.fresh++
+	as.pageFresh++
 	if _, sent := as.elsewhere[m.ID]; sent {
 		return nil // another member's answer brought it
 	}
@@ -935,12 +947,16 @@ func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 	as.wires, as.wireIDs = nil, nil
 	as.timer = nil
 	var next *proto.HistoryRequest
-	if as.count >= as.limit && as.fresh < as.limit && as.pages < maxMemberPages && as.oldest > as.req.since &&
-		a.assigned[id] == as && time.Now().Before(as.expires) {
+	if as.count >= as.limit && as.fresh < as.limit && (as.pageFresh > 0 || as.req.filter == nil) && as.pages < maxMemberPages &&
+		as.oldest > as.req.since && a.assigned[id] == as && time.Now().Before(as.expires) {
 		// A full page, crowded by what the requester has: the page
-		// before it may hold what it lacks.
+		// before it may hold what it lacks. A node's repair request
+		// (with a filter) pages only past pages with something it
+		// lacks: every member on every node answers it, and a gap
+		// further back is the requesting node's to page to, by time
+		// (hintMore).
 		as.pages++
-		as.count, as.before, as.oldest = 0, as.oldest, 0
+		as.count, as.pageFresh, as.before, as.oldest = 0, 0, as.oldest, 0
 		as.expires = time.Now().Add(historyAssignTTL)
 		next = &proto.HistoryRequest{Channel: as.channel, ID: string(proto.AppendHex(nil, id[:])),
 			Limit: int64(as.limit), Since: as.req.since, Before: as.before}
@@ -948,6 +964,9 @@ func (srv *Server) sendAnswers(id messageID, as *historyAssignment) {
 	a.mu.Unlock()
 	if next != nil {
 		as.s.enqueue(mustJSON(next))
+	}
+	if len(wires) > 0 {
+		srv.log.Debug("history answer", "channel", as.channel, "request", fmt.Sprintf("%x", id[:4]), "messages", len(wires), "page", as.pages, "more", next != nil)
 	}
 	for _, ans := range marshalHistoryAnswers(id, as.channel, wires) {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
@@ -1025,6 +1044,28 @@ func (a *historyAgent) overheardLocked(p *historyAnswerPayload) [][]byte {
 	return frames
 }
 
+// deliveredToLocked returns a filter of the messages this node delivered
+// in channel since session s joined it (nil if none), keyed by request
+// ID id: s was handed every one of them (a session that cannot keep up is
+// closed, never skipped), so its client has shown them, and members need
+// not send them again (PROTOCOL.md §2.8: history without repeating what is
+// shown). a.mu must be held.
+func (a *historyAgent) deliveredToLocked(channel string, s *session, id messageID) *haveFilter {
+	joined, ok := a.members[channel][s]
+	r := a.recent[channel]
+	if !ok || r == nil {
+		return nil
+	}
+	n := 0
+	r.deliveredSince(joined, func(messageID) { n++ })
+	if n == 0 {
+		return nil
+	}
+	f := newHaveFilter(n, id)
+	r.deliveredSince(joined, f.add)
+	return f
+}
+
 // memberList returns channel's member sessions. a.mu must be held.
 func (a *historyAgent) memberList(channel string) []*session {
 	return slices.Collect(maps.Keys(a.members[channel]))
@@ -1038,8 +1079,11 @@ func (a *historyAgent) memberList(channel string) []*session {
 // history_end: no session asked).
 const (
 	// syncSettle is how long after a new mesh peer the node waits for
-	// its subscriptions before looking at which channels it shares.
-	syncSettle = 2 * time.Second
+	// its subscriptions (its first RPC after the stream opens) before
+	// looking at which channels it shares, settleTries times at most.
+	// Short: members' clients wait for the node's repair before asking
+	// for their gaps themselves (client's gapWait).
+	syncSettle = 500 * time.Millisecond
 	// syncMinInterval bounds a channel's repair requests. A peer's
 	// stream may come back twice in a few seconds after a partition (the
 	// side that saw the cut first dials again; the other side's stale
@@ -1069,7 +1113,7 @@ const (
 	syncCover = 5 * time.Second
 	// settleTries is how many times a new mesh peer is looked at before
 	// the node decides it shares no channel.
-	settleTries = 3
+	settleTries = 6
 	// syncHintInterval bounds the repairs another node's requests can
 	// start in one channel: a forged have list costs the mesh one request
 	// per node with members, at most this often.
@@ -1101,7 +1145,7 @@ type recentDelivered struct {
 	at   [recentIDs]int64 // when each was delivered, Unix ns
 	next int
 	n    int
-	set  map[messageID]struct{}
+	set  map[messageID]int64 // when each was delivered, Unix ns
 }
 
 func (r *recentDelivered) add(id messageID) {
@@ -1113,10 +1157,11 @@ func (r *recentDelivered) add(id messageID) {
 	} else {
 		r.n++
 	}
+	now := time.Now().UnixNano()
 	r.ring[r.next] = id
-	r.at[r.next] = time.Now().UnixNano()
+	r.at[r.next] = now
 	r.next = (r.next + 1) % recentIDs
-	r.set[id] = struct{}{}
+	r.set[id] = now
 }
 
 // deliveredBefore calls f with each ID delivered before t.
@@ -1126,6 +1171,15 @@ func (r *recentDelivered) deliveredBefore(t time.Time, f func(messageID) bool) {
 		j := (r.next - r.n + i + recentIDs) % recentIDs
 		if r.at[j] >= cutoff || !f(r.ring[j]) {
 			return
+		}
+	}
+}
+
+// deliveredSince calls f with each ID delivered at or after t (Unix ns).
+func (r *recentDelivered) deliveredSince(t int64, f func(messageID)) {
+	for i := range r.n {
+		if j := (r.next - r.n + i + recentIDs) % recentIDs; r.at[j] >= t {
+			f(r.ring[j])
 		}
 	}
 }
@@ -1156,7 +1210,7 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 				break
 			}
 		}
-		r = &recentDelivered{set: make(map[messageID]struct{})}
+		r = &recentDelivered{set: make(map[messageID]int64)}
 		a.recent[channel] = r
 	}
 	return r
@@ -1183,7 +1237,10 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 		at    time.Time
 		tries int
 	}
-	type want struct{ due time.Time }
+	type want struct {
+		due    time.Time
+		reason string // for the debug log
+	}
 	settling := make(map[peer.ID]settle)   // when to look at a new peer's channels; at most meshPeerQueue
 	wanted := make(map[string]want)        // channels to repair, and when
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
@@ -1191,9 +1248,9 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 	lastHint := make(map[string]time.Time) // channels repaired on hintBehind less than syncHintInterval ago
 	retried := make(map[string]bool)       // channels whose unanswered request was made again, until a new mesh peer shares them; at most the node's channels
 	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
-	wantChannel := func(ch string, now time.Time) {
+	wantChannel := func(ch string, now time.Time, reason string) {
 		if _, ok := wanted[ch]; !ok {
-			wanted[ch] = want{due: now.Add(repairBackoff())}
+			wanted[ch] = want{due: now.Add(repairBackoff()), reason: reason}
 		}
 	}
 	// timer wakes the watcher at the next settle or due repair, to the
@@ -1220,12 +1277,12 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			case hintUnanswered:
 				if !retried[h.channel] {
 					retried[h.channel] = true
-					wantChannel(h.channel, now)
+					wantChannel(h.channel, now, "unanswered")
 				}
 			case hintBehind:
 				if at, ok := lastHint[h.channel]; !ok || now.Sub(at) >= syncHintInterval {
 					lastHint[h.channel] = now
-					wantChannel(h.channel, now)
+					wantChannel(h.channel, now, "behind")
 				}
 			}
 		case <-timer.C:
@@ -1239,7 +1296,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			shared := false
 			for _, ch := range srv.channels.names() {
 				if slices.Contains(lister.ChannelPeers(ch), p) {
-					wantChannel(ch, now)
+					wantChannel(ch, now, "mesh peer")
 					delete(retried, ch)
 					shared = true
 				}
@@ -1254,6 +1311,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			}
 			if at, ok := covered[ch]; ok && now.Sub(at) < syncCover {
 				delete(wanted, ch) // another node's request repairs this one's members too
+				srv.log.Debug("repair covered by another node's", "channel", ch, "reason", w.reason)
 				continue
 			}
 			if last, ok := lastSync[ch]; ok && now.Sub(last) < syncMinInterval {
@@ -1261,13 +1319,13 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			}
 			delete(wanted, ch)
 			lastSync[ch] = now
-			srv.syncChannel(ch, 0)
+			srv.syncChannel(ch, 0, w.reason)
 		}
 		// A page follows its predecessor's collection, whatever else
 		// goes on: it is this node's own repair continuing.
 		for ch, before := range pages {
 			delete(pages, ch)
-			srv.syncChannel(ch, before)
+			srv.syncChannel(ch, before, "page")
 		}
 		// Forget what no longer matters, so that the maps stay as small
 		// as the channels.
@@ -1333,7 +1391,8 @@ func backoff(most time.Duration, lambda float64) time.Duration {
 }
 
 // syncChannel asks channel for what this node's members may have missed.
-func (srv *Server) syncChannel(channel string, before int64) {
+// reason is for the debug log.
+func (srv *Server) syncChannel(channel string, before int64, reason string) {
 	w := &historyRequestWire{channel: channel, limit: proto.MaxHistoryLimit, since: time.Now().Add(-syncSince).UnixMilli(), before: before}
 	if before != 0 && before <= w.since {
 		return // the page would be older than a repair reaches
@@ -1352,6 +1411,7 @@ func (srv *Server) syncChannel(channel string, before int64) {
 		}
 	}
 	wire := w.marshal()
+	srv.log.Debug("repair request", "channel", channel, "request", fmt.Sprintf("%x", w.id[:4]), "reason", reason, "before", before, "bytes", len(wire))
 	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), requestBytes: len(wire)}
 	for _, id := range w.have {
 		c.msgs[id] = collected{}

@@ -380,10 +380,84 @@ func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
 	bob.assertNoMore("history_request")
 }
 
+// A member answers with what its client holds, newest first; what the
+// answering node delivered after the request reached it is on its way to
+// the requester as well (live, or in answers, which every node hears),
+// and is not sent again.
+func TestAnswersLeaveOutWhatCameAfterTheRequest(t *testing.T) {
+	a, _, alice, bob := lobbyOnTwoNodes(t)
+	said := sayHeld(alice, "lobby", "alice", "before the request")
+	bob.expect("message")
+
+	dave := dialTCP(t, a.tcpAddr)
+	dave.login()
+	dave.join("lobby", "dave")
+	reqID := newHistoryID(t)
+	dave.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":50}`, reqID))
+	// The request has reached bob's node; then alice says more.
+	f := bob.expect("history_request")
+	bob.stash = append(bob.stash, f)
+	after := sayHeld(alice, "lobby", "alice", "after the request")
+	bob.expect("message")
+	held := []frame{said, after}
+	answerHistory(bob, reqID, held)
+	answerHistory(alice, reqID, held)
+
+	var history []string
+	for {
+		f := dave.expectOneOf("message", "history_end")
+		l := decodeLate(t, f)
+		if f.Type == "history_end" {
+			if l.Count != len(history) {
+				t.Fatalf("history_end %s after %d messages", f.raw, len(history))
+			}
+			break
+		}
+		if l.History == reqID {
+			history = append(history, l.Body)
+		}
+	}
+	if want := []string{"before the request"}; !slices.Equal(history, want) {
+		t.Errorf("history %q, want %q", history, want)
+	}
+}
+
+// A session's history request leaves out what its node delivered to it
+// since it joined, even when its client lists none of it in have: the
+// answers bring only what it has not shown.
+func TestHistoryLeavesOutWhatTheSessionWasGiven(t *testing.T) {
+	_, _, alice, bob := lobbyOnTwoNodes(t)
+	old, err := identity.NewChannelMessage(bob.key, "lobby", "bob", "before alice came", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(proto.NewMessage(&old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := sayHeld(bob, "lobby", "bob", "alice saw this")
+	alice.expect("message")
+
+	reqID := newHistoryID(t)
+	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":50}`, reqID))
+	answerHistory(bob, reqID, []frame{{Type: "message", raw: raw}, seen})
+	var history []string
+	for {
+		f := alice.expectOneOf("message", "history_end")
+		if f.Type == "history_end" {
+			break
+		}
+		history = append(history, decodeLate(t, f).Body)
+	}
+	if want := []string{"before alice came"}; !slices.Equal(history, want) {
+		t.Errorf("history %q, want %q", history, want)
+	}
+}
+
 // The node remembers the last recentIDs delivered IDs of a channel, and
 // lists the newest of them, oldest first.
 func TestRecentDelivered(t *testing.T) {
-	r := &recentDelivered{set: make(map[messageID]struct{})}
+	r := &recentDelivered{set: make(map[messageID]int64)}
 	id := func(i int) messageID { var m messageID; m[0], m[1] = byte(i>>8), byte(i); return m }
 	for i := range recentIDs + 10 {
 		r.add(id(i))

@@ -12,11 +12,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,6 +171,7 @@ func startRun(t *testing.T, nodes, extra int, impl relImpl, mode runMode) *relRu
 	}
 	m, err := p2ptest.Start(t.Context(), p2ptest.Options{
 		Nodes: nodes, Seed: relSeed, Degree: 8, Gateway: true, Stock: impl.stock, NoConnect: noConnect,
+		Logger: simLogger(t),
 		OnRPC: func(node, frameBytes int, published [][]byte) {
 			r.rpcBytes.Add(int64(frameBytes))
 			for _, d := range published {
@@ -705,6 +708,40 @@ func TestReliabilityPausedNode(t *testing.T) {
 		}
 	})
 }
+
+// simLogger returns nil (logs discarded) unless DARKCHAT_SIM_LOG names a
+// file: then the nodes' logs at Info and above, and the repair's debug
+// lines, are appended to it as JSON, each with the test's name, to see
+// where a run's repair traffic came from.
+func simLogger(t *testing.T) *slog.Logger {
+	name := os.Getenv("DARKCHAT_SIM_LOG")
+	if name == "" {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	h := slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})
+	return slog.New(repairDebug{h}).With("test", t.Name())
+}
+
+// repairDebug passes on records at Info and above, and the repair's debug
+// lines.
+type repairDebug struct{ slog.Handler }
+
+func (h repairDebug) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelInfo && !strings.HasPrefix(r.Message, "repair") && !strings.HasPrefix(r.Message, "history") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h repairDebug) WithAttrs(as []slog.Attr) slog.Handler {
+	return repairDebug{h.Handler.WithAttrs(as)}
+}
+func (h repairDebug) WithGroup(g string) slog.Handler { return repairDebug{h.Handler.WithGroup(g)} }
 
 func peerInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
 
