@@ -36,7 +36,7 @@ func newPubSub(ctx context.Context, n *Node) (*pubsub.PubSub, error) {
 		}), time.Second),
 		pubsub.WithRawTracer(n.drops),
 		pubsub.WithAppSpecificRpcInspector(n.guard.inspect),
-		pubsub.WithLogger(slog.New(newRateLimitedHandler(n.log.With("component", "gossipsub").Handler()))),
+		pubsub.WithLogger(slog.New(routineHandler{newRateLimitedHandler(n.log.With("component", "gossipsub").Handler())})),
 	)
 	if n.disc != nil {
 		opts = append(opts, pubsub.WithDiscovery(n.disc))

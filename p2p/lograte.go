@@ -78,3 +78,38 @@ func (h *rateLimitedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *rateLimitedHandler) WithGroup(name string) slog.Handler {
 	return &rateLimitedHandler{next: h.next.WithGroup(name), state: h.state}
 }
+
+// routineHandler logs at Debug what GossipSub logs as a warning but is
+// routine for a lone or small mesh, where nothing is for an operator to
+// do: "bootstrap: error providing rendezvous for topic" comes every few
+// seconds per topic while the DHT has no peer to provide to (a first node,
+// a node whose peers are all down). Records below next's level are
+// dropped here, before rateLimitedHandler counts them.
+type routineHandler struct{ next slog.Handler }
+
+// routineGossipSub lists the GossipSub messages routineHandler demotes.
+var routineGossipSub = map[string]bool{
+	"bootstrap: error providing rendezvous for topic": true,
+}
+
+func (h routineHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h routineHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && routineGossipSub[r.Message] {
+		if !h.next.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h routineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return routineHandler{h.next.WithAttrs(attrs)}
+}
+
+func (h routineHandler) WithGroup(name string) slog.Handler {
+	return routineHandler{h.next.WithGroup(name)}
+}

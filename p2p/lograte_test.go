@@ -43,3 +43,28 @@ func TestRateLimitedHandlerBoundsRepeatedLines(t *testing.T) {
 		t.Fatalf("%d lines for 2,000 distinct messages, want at most %d", lines, (maxLogMessages+1)*logBurstPerMessage+1)
 	}
 }
+
+// GossipSub's warning that it has no DHT peer to provide a topic to is
+// routine on a lone node: at Info it is not logged at all (nor counted as
+// suppressed), at Debug it is, as a debug line; other warnings pass.
+func TestRoutineGossipSubWarningsAreDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var out bytes.Buffer
+		log := slog.New(routineHandler{newRateLimitedHandler(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))})
+		for range 100 {
+			log.Warn("bootstrap: error providing rendezvous for topic", "topic", "darkchat/v2/history", "err", "failed to find any peer in table")
+		}
+		log.Warn("something an operator must see")
+		got := out.String()
+		if !strings.Contains(got, "level=WARN msg=\"something an operator must see\"") {
+			t.Errorf("at %v a real warning was lost:\n%s", level, got)
+		}
+		routine := strings.Count(got, "providing rendezvous")
+		switch {
+		case level == slog.LevelInfo && (routine != 0 || strings.Contains(got, "suppressed")):
+			t.Errorf("at Info the routine warning was logged:\n%s", got)
+		case level == slog.LevelDebug && (routine == 0 || strings.Contains(got, "level=WARN msg=\"bootstrap")):
+			t.Errorf("at Debug the routine warning is missing or still a warning:\n%s", got)
+		}
+	}
+}
