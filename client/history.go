@@ -147,6 +147,22 @@ func NewStore() *Store {
 	}
 }
 
+// KeysNamed returns the distinct keys that wrote, under username name, a
+// message kept in any channel.
+func (st *Store) KeysNamed(name string) []identity.PublicKey {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var keys []identity.PublicKey
+	for _, l := range st.logs {
+		for i := range l.msgs {
+			if m := &l.msgs[i]; m.Username == name && !slices.Contains(keys, m.Author) {
+				keys = append(keys, m.Author)
+			}
+		}
+	}
+	return keys
+}
+
 // Len returns how many messages of channel the store keeps.
 func (st *Store) Len(channel string) int {
 	st.mu.Lock()

@@ -456,3 +456,46 @@ func TestClientDMReceipts(t *testing.T) {
 	message("three")
 	out.none(t)
 }
+
+// IRC habits: /join #channel (the username defaults to the nick), a
+// message to #channel, /msg by a name seen in a shared channel, and a
+// name two keys use is refused with both keys.
+func TestClientIRCCommands(t *testing.T) {
+	addr := (&clienttest.Server{}).StartTCP(t)
+	ctx := testCtx(t)
+	aliceKey, bobKey := newKey(t), newKey(t)
+	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey, Name: "alice"})
+	bob, bobOut := newClient(t, addr, command.Config{Key: bobKey, Name: "bob"})
+	a, b := aliceKey.Public(), bobKey.Public()
+
+	alice.Execute(ctx, "/join #dev")
+	aliceOut.waitLine(t, "Joined dev as alice")
+	bob.Execute(ctx, "/join #dev")
+	bobOut.waitLine(t, "Joined dev as bob")
+	bob.Execute(ctx, "#dev hi all")
+	if l := aliceOut.waitLine(t, "bob@dev - "); l.Text != "bob@dev - hi all" || l.Author != b {
+		t.Fatalf("alice got %+v", l)
+	}
+
+	alice.Execute(ctx, "/msg bob psst")
+	if l := bobOut.waitLine(t, "alice@private("); l.Text != "alice@private("+a.String()+") - psst" {
+		t.Fatalf("bob got %q", l.Text)
+	}
+	aliceOut.waitLine(t, "DM to "+b.String()+": delivered")
+
+	// A second bob, with another key: /msg bob is now ambiguous.
+	bob2, _ := newClient(t, addr, command.Config{Key: newKey(t)})
+	bob2.Execute(ctx, "join dev bob")
+	bob2.Execute(ctx, "dev me too")
+	aliceOut.waitLine(t, "bob@dev - me too")
+	alice.Execute(ctx, "/msg bob which one?")
+	if l := aliceOut.waitLine(t, "ERROR: "); !strings.HasPrefix(l.Text, "ERROR: 2 users are named bob") || !strings.Contains(l.Text, b.String()) {
+		t.Fatalf("alice got %q, want both bobs' keys", l.Text)
+	}
+
+	bob.Execute(ctx, "/part #dev")
+	bobOut.waitLine(t, "Left dev")
+	if !bob.Execute(ctx, "/quit") {
+		t.Fatal("/quit did not quit")
+	}
+}

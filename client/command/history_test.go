@@ -89,7 +89,7 @@ func TestClientHistoryErrors(t *testing.T) {
 	c.Execute(ctx, "join lobby alice")
 	out.waitLine(t, "Joined lobby as alice")
 	tests := []struct{ in, want string }{
-		{"history nowhere", "ERROR: JOIN CHANNEL FIRST: not in channel nowhere (join nowhere <username>)"},
+		{"history nowhere", "ERROR: not in channel nowhere: join it first (join nowhere <username>)"},
 		{"history Lobby", "ERROR: invalid channel name"},
 		{"history", "ERROR: usage: history <channel> [N]"},
 		{"history lobby 5 6", "ERROR: usage: history <channel> [N]"},

@@ -1,11 +1,13 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,21 +125,30 @@ type commandSpec struct {
 	optional int    // how many of the last arguments may be left out
 	rest     bool   // the last argument is the rest of the line
 	help     string
+	manual   bool // a step of the manual login, listed by help only with ManualAuth
 }
 
 var commandSpecs = []commandSpec{
-	{name: "connect", help: "connect to the node (with --manual-auth: show the challenge to sign)"},
-	{name: "sign", args: "<challenge>", nargs: 1, help: "print your signature of a login challenge"},
-	{name: "verify", args: "<signature>", nargs: 1, help: "log in with the signature printed by sign"},
-	{name: "join", args: "<channel> <username>", nargs: 2, help: "join a channel (again: change your username there)"},
+	{name: "connect", help: "connect to the node and show the login challenge to sign", manual: true},
+	{name: "sign", args: "<challenge>", nargs: 1, help: "print your signature of a login challenge", manual: true},
+	{name: "verify", args: "<signature>", nargs: 1, help: "log in with the signature printed by sign", manual: true},
+	{name: "join", args: "<channel> [username]", nargs: 2, optional: 1, help: "join a channel (again: change your username there; default: your nick, else your last join's)"},
 	{name: "leave", args: "<channel>", nargs: 1, help: "leave a channel"},
 	{name: "history", args: "<channel> [N]", nargs: 2, optional: 1, help: fmt.Sprintf("ask the channel's members for its last N messages you missed (default %d, at most %d)", proto.DefaultHistoryLimit, proto.MaxHistoryLimit)},
 	{name: "seen", args: "[channel]", nargs: 1, optional: 1, help: "list your recent messages in a channel (default: the current one) and who has seen each"},
-	{name: "private", args: "<public-key> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message"},
-	{name: "whois", args: "<public-key>", nargs: 1, help: "look up a user's key bundle"},
+	{name: "private", args: "<public-key|name> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message (a name: one seen in your channels)"},
+	{name: "whois", args: "<public-key|name>", nargs: 1, help: "look up a user's key bundle"},
 	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
 	{name: "help", help: "list the commands"},
 	{name: "exit", help: "wait for your messages to be accepted and your DMs' statuses, then quit"},
+}
+
+// ircCommands maps IRC's command names, typed with a leading slash, to
+// this client's; every command also takes a leading slash.
+var ircCommands = map[string]string{
+	"part": "leave",
+	"quit": "exit",
+	"msg":  "private",
 }
 
 func lookupCommand(name string) (commandSpec, bool) {
@@ -158,8 +169,18 @@ func Parse(line string) (Command, error) {
 		return Command{}, nil
 	}
 	name, rest := cutWord(line)
+	slash := strings.HasPrefix(name, "/")
+	if slash {
+		name = name[1:]
+		if alias, ok := ircCommands[name]; ok {
+			name = alias
+		}
+	}
 	spec, ok := lookupCommand(name)
 	if !ok {
+		if slash {
+			return Command{}, fmt.Errorf("unknown command /%s: type help for the commands", name)
+		}
 		if rest == "" {
 			return Command{}, fmt.Errorf("%q is not a command, and a message needs text: type <channel> <message>, or help", name)
 		}
@@ -344,6 +365,12 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 	}
 	a := cmd.Args
 	switch cmd.Name {
+	case "join", "leave", "history", "seen", "say":
+		if len(a) > 0 {
+			a[0] = strings.TrimPrefix(a[0], "#") // IRC's channel prefix
+		}
+	}
+	switch cmd.Name {
 	case "":
 	case "connect":
 		c.connect(ctx)
@@ -352,7 +379,7 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 	case "verify":
 		c.verify(ctx, a[0])
 	case "join":
-		c.join(ctx, a[0], a[1])
+		c.join(ctx, a[0], a[1:])
 	case "leave":
 		c.leave(ctx, a[0])
 	case "history":
@@ -484,7 +511,19 @@ func (c *Interpreter) verify(ctx context.Context, sigHex string) {
 	c.connected(s)
 }
 
-func (c *Interpreter) join(ctx context.Context, channel, username string) {
+func (c *Interpreter) join(ctx context.Context, channel string, args []string) {
+	var username string
+	if len(args) > 0 {
+		username = args[0]
+	} else {
+		c.mu.Lock()
+		username = cmp.Or(c.nick, c.lastJoin)
+		c.mu.Unlock()
+		if username == "" {
+			c.errorf("join %s: which username? type join %s <username>, or set one with nick", channel, channel)
+			return
+		}
+	}
 	s := c.loggedIn()
 	if s == nil {
 		return
@@ -527,7 +566,7 @@ func (c *Interpreter) history(ctx context.Context, channel string, args []string
 	}
 	if _, err := s.History(ctx, channel, limit); err != nil {
 		if errors.Is(err, client.ErrNotJoined) {
-			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
+			c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
 			return
 		}
 		c.fail(err)
@@ -589,7 +628,7 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	id, err := s.Send(ctx, channel, body)
 	if err != nil {
 		if errors.Is(err, client.ErrNotJoined) {
-			c.errorf("JOIN CHANNEL FIRST: not in channel %s (join %s <username>)", channel, channel)
+			c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
 			return
 		}
 		c.fail(err)
@@ -650,9 +689,8 @@ func (c *Interpreter) seen(args []string) {
 // sent (after a whois for the recipient's bundle unless one is cached);
 // its status line follows when the receipt arrives or does not.
 func (c *Interpreter) private(ctx context.Context, key, body string) {
-	to, err := identity.ParsePublicKey(key)
-	if err != nil {
-		c.errorf("%v", err)
+	to, ok := c.userKey(key)
+	if !ok {
 		return
 	}
 	switch {
@@ -676,11 +714,39 @@ func (c *Interpreter) private(ctx context.Context, key, body string) {
 	}
 }
 
+// userKey reads a user's public key, or a username that the messages kept
+// from the user's channels give to exactly one key; otherwise it prints
+// why not and reports false.
+func (c *Interpreter) userKey(arg string) (identity.PublicKey, bool) {
+	k, err := identity.ParsePublicKey(arg)
+	if err == nil {
+		return k, true
+	}
+	if identity.ValidateUsername(arg) != nil {
+		c.errorf("%v", err)
+		return identity.PublicKey{}, false
+	}
+	self := c.cfg.Key.Public()
+	keys := slices.DeleteFunc(c.store.KeysNamed(arg), func(k identity.PublicKey) bool { return k == self })
+	switch len(keys) {
+	case 1:
+		return keys[0], true
+	case 0:
+		c.errorf("%s is not a public key, and no one of that name wrote in your channels' recent messages", arg)
+	default:
+		var fps []string
+		for _, k := range keys {
+			fps = append(fps, k.String())
+		}
+		c.errorf("%d users are named %s: give one's public key (%s)", len(keys), arg, strings.Join(fps, ", "))
+	}
+	return identity.PublicKey{}, false
+}
+
 // whois looks up and verifies a user's key bundle.
 func (c *Interpreter) whois(ctx context.Context, key string) {
-	k, err := identity.ParsePublicKey(key)
-	if err != nil {
-		c.errorf("%v", err)
+	k, ok := c.userKey(key)
+	if !ok {
 		return
 	}
 	s := c.loggedIn()
@@ -737,9 +803,13 @@ func (c *Interpreter) setNick(name string) {
 func (c *Interpreter) help() {
 	c.notice("Commands:")
 	for _, spec := range commandSpecs {
+		if spec.manual && !c.cfg.ManualAuth {
+			continue
+		}
 		c.notice(fmt.Sprintf("  %-34s %s", strings.TrimSpace(spec.name+" "+spec.args), spec.help))
 	}
 	c.notice(fmt.Sprintf("  %-34s %s", "<channel> <message…>", "send a message to a channel you joined"))
+	c.notice("Every command may start with /, as in IRC, where /part is leave, /msg is private and /quit is exit; a channel may start with #.")
 }
 
 // loggedIn returns the live, logged-in session, or prints why there is

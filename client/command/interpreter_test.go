@@ -47,7 +47,7 @@ func TestClientConversation(t *testing.T) {
 	bob.Execute(ctx, "leave lobby")
 	bobOut.waitLine(t, "Left lobby")
 	bob.Execute(ctx, "lobby still there?")
-	bobOut.waitLine(t, "ERROR: JOIN CHANNEL FIRST: not in channel lobby")
+	bobOut.waitLine(t, "ERROR: not in channel lobby: join it first")
 
 	alice.Execute(ctx, "connect")
 	aliceOut.waitLine(t, "Already connected to node "+clienttest.DefaultNodeID)
@@ -67,16 +67,19 @@ func TestClientCommandErrors(t *testing.T) {
 	c, out := newClient(t, addr, command.Config{})
 	key := newKey(t).Public().String()
 	tests := []struct{ in, want string }{
-		{"nochannel hello", "ERROR: JOIN CHANNEL FIRST: not in channel nochannel"},
+		{"nochannel hello", "ERROR: not in channel nochannel: join it first"},
 		{"Bogus words here", `ERROR: unknown command "Bogus"`},
 		{"lobby", `ERROR: "lobby" is not a command, and a message needs text`},
-		{"join lobby", "ERROR: usage: join <channel> <username>"},
+		{"join lobby", "ERROR: join lobby: which username?"},
+		{"/join", "ERROR: usage: join <channel> [username]"},
+		{"/kick bob", "ERROR: unknown command /kick: type help for the commands"},
+		{"/msg alice hi", "ERROR: alice is not a public key"},
 		{"join Lobby alice", "ERROR: join: invalid channel name"},
 		{"join lobby -alice", "ERROR: join: invalid username"},
 		{"leave lobby", "ERROR: leave: not in channel lobby"},
 		{"private " + key + " " + strings.Repeat("x", identity.MaxDMBodyLen+1), "ERROR: message of 4097 bytes is over the limit of 4096 bytes for a direct message"},
 		{"private " + key + " \xff", "ERROR: message is not valid UTF-8"},
-		{"private nokey hi", "ERROR: malformed public key"},
+		{"private nokey hi", "ERROR: nokey is not a public key"},
 		{"private " + strings.Repeat("g", 64) + " hi", "ERROR: malformed public key"},
 		{"whois " + key, "ERROR: unknown user " + key},
 		{"whois " + key[:63], "ERROR: malformed public key"},
@@ -107,11 +110,33 @@ func TestClientHelpAndNick(t *testing.T) {
 	if c.DMName() != "alice" {
 		t.Fatalf("DMName = %q after nick", c.DMName())
 	}
-	c.Execute(ctx, "help")
-	out.waitLine(t, "Commands:")
-	for _, cmd := range []string{"connect", "sign <challenge>", "verify <signature>", "join <channel> <username>",
-		"leave <channel>", "history <channel> [N]", "private <public-key> <message…>", "whois <public-key>", "nick <username>", "help", "exit", "<channel> <message…>"} {
-		out.waitLine(t, "  "+cmd+" ")
+	// help lists the manual login's steps only with --manual-auth.
+	helpLines := func(c *command.Interpreter, out output) map[string]bool {
+		c.Execute(ctx, "help")
+		out.waitLine(t, "Commands:")
+		listed := make(map[string]bool)
+		for {
+			l := out.waitLine(t, "")
+			if strings.HasPrefix(l.Text, "Every command may start with /") {
+				return listed
+			}
+			listed[strings.Fields(l.Text)[0]] = true
+		}
+	}
+	listed := helpLines(c, out)
+	for _, cmd := range []string{"join", "leave", "history", "seen", "private", "whois", "nick", "help", "exit", "<channel>"} {
+		if !listed[cmd] {
+			t.Errorf("help does not list %s", cmd)
+		}
+	}
+	for _, cmd := range []string{"connect", "sign", "verify"} {
+		if listed[cmd] {
+			t.Errorf("help lists %s without --manual-auth", cmd)
+		}
+	}
+	manual, manualOut := newClient(t, addr, command.Config{ManualAuth: true})
+	if listed := helpLines(manual, manualOut); !listed["connect"] || !listed["sign"] || !listed["verify"] {
+		t.Errorf("with --manual-auth help lists %v, want connect, sign and verify among them", listed)
 	}
 
 	// Without a name, DMs carry the most recent join's username.

@@ -343,7 +343,7 @@ func TestChatScripted(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Joined lobby as alice\n",
-		"ERROR: JOIN CHANNEL FIRST: not in channel nowhere",
+		"ERROR: not in channel nowhere: join it first",
 		"\nDM to " + strings.Repeat("ab", 32) + ": not delivered (unknown recipient: no key bundle)\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
