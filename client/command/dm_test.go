@@ -126,8 +126,8 @@ func TestClientDMRoundTrip(t *testing.T) {
 	alice.Execute(ctx, "private "+b.String()+" hello   bob\x1b[2J")
 	got := bobOut.next(t)
 	want := command.Line{Kind: command.LineMessage, Text: "alice@private(" + a.String() + `) - hello   bob\x1b[2J`,
-		Author: a, Channel: "private(" + a.String() + ")", User: "alice", Body: `hello   bob\x1b[2J`}
-	if got != want {
+		Author: a, Channel: "private(" + a.String() + ")", User: "alice", Body: `hello   bob\x1b[2J`, Time: got.Time}
+	if got != want || time.Since(got.Time).Abs() > time.Minute {
 		t.Fatalf("bob got %+v, want %+v", got, want)
 	}
 	got = aliceOut.next(t)

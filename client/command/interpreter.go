@@ -75,6 +75,16 @@ type Config struct {
 	// been seen by more members). Neither prints anything.
 	OnSent func(channel, id string)
 	OnSeen func(client.EventSeen)
+	// Timestamps starts every message line with its author's time (Line's
+	// Stamp): "[15:04] " in local time when Interactive (a late line's
+	// mark has it already), else RFC 3339 in UTC with milliseconds and a
+	// space, the rest of the line unchanged.
+	Timestamps bool
+	// Echo prints the user's own channel messages and DMs when the node
+	// accepts them, as message lines ("<username>@<channel> - <message>";
+	// for a DM, "<username>@private(<recipient key>) - <message>"), with
+	// Own set. The browser shows its own echo instead.
+	Echo bool
 }
 
 // LineKind says what an output line is, so a UI can style it.
@@ -107,6 +117,11 @@ type Line struct {
 	Late    bool
 	Time    time.Time
 	Mark    string
+	// Stamp, with Config.Timestamps, is the time that starts Text (not
+	// on a late line in interactive mode: its Mark has the time).
+	Stamp string
+	// Own marks the echo of the user's own message (Config.Echo).
+	Own bool
 }
 
 // Command is one parsed input line. Name is a command name, "say" for
@@ -637,6 +652,9 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	c.mu.Lock()
 	c.current = channel
 	c.mu.Unlock()
+	if user, ok := s.Username(channel); ok {
+		c.echo(user, channel, body, c.now())
+	}
 	if c.cfg.OnSent != nil {
 		c.cfg.OnSent(channel, id)
 	}
@@ -705,13 +723,16 @@ func (c *Interpreter) private(ctx context.Context, key, body string) {
 	if s == nil {
 		return
 	}
-	if _, err := s.SendDM(ctx, to, c.DMName(), body); err != nil {
+	name := c.DMName()
+	if _, err := s.SendDM(ctx, to, name, body); err != nil {
 		if errors.Is(err, client.ErrUnknownUser) {
 			c.dmStatus(to, false, err)
 			return
 		}
 		c.fail(err)
+		return
 	}
+	c.echo(name, "private("+to.String()+")", body, c.now())
 }
 
 // userKey reads a user's public key, or a username that the messages kept
@@ -843,13 +864,15 @@ func (c *Interpreter) onEvent(ev client.Event) {
 			Body:    client.Sanitize(m.Body),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
+		line.Time = time.UnixMilli(m.Timestamp)
 		if e.Late {
-			line.Late, line.Time = true, time.UnixMilli(m.Timestamp)
+			line.Late = true
 			if c.cfg.Interactive {
 				line.Mark = lateMark(line.Time, c.now())
 				line.Text = line.Mark + line.Text
 			}
 		}
+		c.stamp(&line)
 		c.print(line)
 	case client.EventHistoryEnd:
 		c.historyEnd(e)
@@ -865,8 +888,10 @@ func (c *Interpreter) onEvent(ev client.Event) {
 			Channel: "private(" + m.Sender.String() + ")",
 			User:    client.Sanitize(m.Username),
 			Body:    client.Sanitize(m.Body),
+			Time:    time.UnixMilli(m.Timestamp),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
+		c.stamp(&line)
 		c.print(line)
 	case client.EventDMStatus:
 		c.dmStatus(e.To, e.Delivered, e.Err)
@@ -929,6 +954,31 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// stamp puts the time before a message line, with Config.Timestamps.
+func (c *Interpreter) stamp(l *Line) {
+	switch {
+	case !c.cfg.Timestamps || l.Mark != "":
+		return
+	case c.cfg.Interactive:
+		l.Stamp = "[" + l.Time.Local().Format("15:04") + "] "
+	default:
+		l.Stamp = l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00") + " "
+	}
+	l.Text = l.Stamp + l.Text
+}
+
+// echo prints the user's own message, with Config.Echo.
+func (c *Interpreter) echo(user, channel, body string, at time.Time) {
+	if !c.cfg.Echo {
+		return
+	}
+	l := Line{Kind: LineMessage, Author: c.cfg.Key.Public(), Channel: channel, User: client.Sanitize(user),
+		Body: client.Sanitize(body), Time: at, Own: true}
+	l.Text = l.User + "@" + l.Channel + " - " + l.Body
+	c.stamp(&l)
+	c.print(l)
 }
 
 // lateMark is the mark before a late message in interactive mode: its

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"darkchat/client"
 	"darkchat/client/command"
@@ -30,8 +31,8 @@ func TestClientConversation(t *testing.T) {
 
 	alice.Execute(ctx, "lobby hello   bob")
 	l := bobOut.waitLine(t, "alice@lobby - ")
-	want := command.Line{Kind: command.LineMessage, Text: "alice@lobby - hello   bob", Author: aliceKey.Public(), Channel: "lobby", User: "alice", Body: "hello   bob"}
-	if l != want {
+	want := command.Line{Kind: command.LineMessage, Text: "alice@lobby - hello   bob", Author: aliceKey.Public(), Channel: "lobby", User: "alice", Body: "hello   bob", Time: l.Time}
+	if l != want || time.Since(l.Time).Abs() > time.Minute {
 		t.Fatalf("bob got %+v, want %+v", l, want)
 	}
 
@@ -268,5 +269,34 @@ func TestNewClientValidates(t *testing.T) {
 		if _, err := command.New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// On a terminal every message line starts with its author's local time,
+// and the user's own messages and DMs are echoed (Own) as message lines.
+func TestClientTimestampsAndEcho(t *testing.T) {
+	addr := (&clienttest.Server{}).StartTCP(t)
+	ctx := testCtx(t)
+	aliceKey := newKey(t)
+	alice, aliceOut := newClient(t, addr, command.Config{Key: aliceKey, Interactive: true, Timestamps: true, Echo: true})
+	bob, bobOut := newClient(t, addr, command.Config{Interactive: true, Timestamps: true})
+	alice.Execute(ctx, "join lobby alice")
+	aliceOut.waitLine(t, "Joined lobby as alice")
+	bob.Execute(ctx, "join lobby bob")
+	bobOut.waitLine(t, "Joined lobby as bob")
+
+	alice.Execute(ctx, "lobby hi")
+	stamp := regexp.MustCompile(`^\[\d\d:\d\d\] $`)
+	own := aliceOut.waitLine(t, "[")
+	if !own.Own || own.Author != aliceKey.Public() || !stamp.MatchString(own.Stamp) || own.Text != own.Stamp+"alice@lobby - hi" {
+		t.Fatalf("alice's echo %+v", own)
+	}
+	got := bobOut.waitLine(t, "[")
+	if got.Own || !stamp.MatchString(got.Stamp) || got.Text != got.Stamp+"alice@lobby - hi" || got.Stamp != "["+got.Time.Local().Format("15:04")+"] " {
+		t.Fatalf("bob got %+v", got)
+	}
+	alice.Execute(ctx, "private "+bob.Session().PublicKey().String()+" psst")
+	if l := aliceOut.waitLine(t, "["); !l.Own || l.Text != l.Stamp+"alice@private("+bob.Session().PublicKey().String()+") - psst" {
+		t.Fatalf("alice's DM echo %+v", l)
 	}
 }

@@ -71,8 +71,12 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		Node:       o.node,
 		Name:       o.name,
 		// A person reading sees late messages marked, and the history of
-		// each channel joined; scripts get exactly their lines.
+		// each channel joined, each line's time and their own messages;
+		// scripts get exactly their lines (with --timestamps, each
+		// message line's time before it).
 		Interactive: interactive,
+		Timestamps:  interactive || o.timestamps,
+		Echo:        interactive,
 	})
 	if err != nil {
 		return err

@@ -43,12 +43,13 @@ Type help in the chat for its commands.
 
 // chatOptions is the configuration of the chat command.
 type chatOptions struct {
-	key    string
-	manual bool
-	wait   time.Duration
-	name   string
-	node   string
-	ws     bool
+	key        string
+	manual     bool
+	wait       time.Duration
+	name       string
+	node       string
+	ws         bool
+	timestamps bool
 	// Derived from the positional arguments: exactly one is set.
 	tcpAddr string
 	wsURL   string
@@ -79,6 +80,7 @@ func parseChat(args []string, out io.Writer) (*chatOptions, error) {
 	fs.StringVar(&o.name, "name", "", "the username `NAME` your direct messages carry (the nick command changes it)")
 	fs.StringVar(&o.node, "node", "", "log in only if the node's challenge names `PEER_ID`, the node you mean to reach")
 	fs.BoolVar(&o.ws, "ws", false, "use the node's WebSocket gateway at ws://<server-ip>:<server-port>/ws")
+	fs.BoolVar(&o.timestamps, "timestamps", false, "scripted use: start each message line with its author's time (RFC 3339, UTC, milliseconds) and a space")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err

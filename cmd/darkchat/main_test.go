@@ -334,6 +334,11 @@ func TestChatScripted(t *testing.T) {
 	bob.expect(`^Connected to Network as [0-9a-f]{64} via node ` + clienttest.DefaultNodeID + `$`)
 	bob.send("join lobby bob")
 	bob.expect(`^Joined lobby as bob$`)
+	// --timestamps: the author's time, then the line scripts expect.
+	dave := start(t, env, "--timestamps", "--key", filepath.Join(t.TempDir(), "dave.key"), host, port)
+	dave.expect(`^Connected to Network`)
+	dave.send("join lobby dave")
+	dave.expect(`^Joined lobby as dave$`)
 
 	aliceKey := filepath.Join(t.TempDir(), "alice.key")
 	script := "join lobby alice\nlobby hello from alice\nlobby line\\ntwo\nnowhere hi\nprivate " + strings.Repeat("ab", 32) + " hi\n"
@@ -358,6 +363,10 @@ func TestChatScripted(t *testing.T) {
 
 	bob.expect(`^alice@lobby - hello from alice$`)
 	bob.expect(`^alice@lobby - line\\ntwo$`)
+	dave.expect(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z alice@lobby - hello from alice$`)
+	if code, rest := dave.end(); code != 0 {
+		t.Fatalf("dave: exit %d, %q, %s", code, rest, dave.err.String())
+	}
 	if code, rest := bob.end(); code != 0 {
 		t.Fatalf("bob: exit %d, %q, %s", code, rest, bob.err.String())
 	}

@@ -76,6 +76,9 @@ func (u *termUI) print(l command.Line) {
 			if l.Mark != "" {
 				text = colorLate + l.Mark + colorReset + text
 			}
+			if l.Stamp != "" {
+				text = colorLate + l.Stamp + colorReset + text
+			}
 		case command.LineError:
 			text = colorError + text + colorReset
 		}
