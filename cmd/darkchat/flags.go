@@ -55,14 +55,13 @@ type chatOptions struct {
 	wsURL   string
 }
 
-func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+// newFlagSet returns a flag set that prints nothing itself: parse errors
+// are reported by run on stderr, and parseInterspersed prints --help's
+// usage on the writer it is given (stdout: help asked for is output).
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(out, usageText)
-		fmt.Fprintln(out, "\nflags:")
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // flag calls it on errors too
 	return fs
 }
 
@@ -73,7 +72,7 @@ func keyFlag(fs *flag.FlagSet, p *string) {
 // parseChat parses the chat command's arguments.
 func parseChat(args []string, out io.Writer) (*chatOptions, error) {
 	o := &chatOptions{}
-	fs := newFlagSet("darkchat", out)
+	fs := newFlagSet("darkchat")
 	keyFlag(fs, &o.key)
 	fs.BoolVar(&o.manual, "manual-auth", false, "log in by hand: connect shows the challenge, sign <challenge> signs it, verify <signature> logs in")
 	fs.DurationVar(&o.wait, "wait", 0, "scripted use: after the input ends and every message is answered, stay connected this `DURATION` to keep printing what arrives")
@@ -81,7 +80,7 @@ func parseChat(args []string, out io.Writer) (*chatOptions, error) {
 	fs.StringVar(&o.node, "node", "", "log in only if the node's challenge names `PEER_ID`, the node you mean to reach")
 	fs.BoolVar(&o.ws, "ws", false, "use the node's WebSocket gateway at ws://<server-ip>:<server-port>/ws")
 	fs.BoolVar(&o.timestamps, "timestamps", false, "scripted use: start each message line with its author's time (RFC 3339, UTC, milliseconds) and a space")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseInterspersed(fs, args, out)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +121,9 @@ func parseChat(args []string, out io.Writer) (*chatOptions, error) {
 
 // parseKeyCommand parses keygen, id and sign: --key and nargs positionals.
 func parseKeyCommand(name string, nargs int, args []string, out io.Writer) (key string, pos []string, err error) {
-	fs := newFlagSet("darkchat "+name, out)
+	fs := newFlagSet("darkchat " + name)
 	keyFlag(fs, &key)
-	pos, err = parseInterspersed(fs, args)
+	pos, err = parseInterspersed(fs, args, out)
 	if err != nil {
 		return "", nil, err
 	}
@@ -137,11 +136,16 @@ func parseKeyCommand(name string, nargs int, args []string, out io.Writer) (key 
 	return key, pos, nil
 }
 
-// parseInterspersed parses flags anywhere among the positional arguments
-// and turns parse errors into usage errors.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+// parseInterspersed parses flags anywhere among the positional arguments,
+// prints the usage and the flags to help on --help, and turns parse errors
+// into usage errors.
+func parseInterspersed(fs *flag.FlagSet, args []string, help io.Writer) ([]string, error) {
 	pos, err := cliflag.ParseInterspersed(fs, args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(help, usageText)
+		fmt.Fprintln(help, "\nflags:")
+		cliflag.PrintDefaults(help, fs, nil)
+	} else if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
 	return pos, err

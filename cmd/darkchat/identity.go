@@ -13,7 +13,7 @@ import (
 // keygen creates an identity and refuses to replace one: a key file is the
 // identity, and overwriting it would lose the user's address for good.
 func keygen(args []string, stdout, stderr io.Writer) error {
-	flagKey, _, err := parseKeyCommand("keygen", 0, args, stderr)
+	flagKey, _, err := parseKeyCommand("keygen", 0, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 
 // printID prints the public key alone on one line, for scripts.
 func printID(args []string, stdout, stderr io.Writer) error {
-	flagKey, _, err := parseKeyCommand("id", 0, args, stderr)
+	flagKey, _, err := parseKeyCommand("id", 0, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func printID(args []string, stdout, stderr io.Writer) error {
 // challenge names the node and the expiry itself, so nothing else is
 // needed (the seed's manual flow).
 func signChallenge(args []string, stdout, stderr io.Writer) error {
-	flagKey, pos, err := parseKeyCommand("sign", 1, args, stderr)
+	flagKey, pos, err := parseKeyCommand("sign", 1, args, stdout)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"darkchat/internal/buildinfo"
 )
 
 func main() {
@@ -50,6 +52,10 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func dispatch(args []string, stdin *os.File, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Fprintln(stdout, "darkchat", buildinfo.Version())
+		return nil
+	}
 	// A subcommand may come after flags ("darkchat --key F id"): find the
 	// first argument that is not a flag or a flag's value.
 	if i := subcommandIndex(args); i >= 0 {
@@ -63,7 +69,7 @@ func dispatch(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 			return signChallenge(rest, stdout, stderr)
 		}
 	}
-	o, err := parseChat(args, stderr)
+	o, err := parseChat(args, stdout)
 	if err != nil {
 		return err
 	}

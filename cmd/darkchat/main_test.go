@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -221,8 +222,12 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and the usage", args, r.code, r.stderr)
 		}
 	}
-	if r := runBin(t, env, "", "--help"); r.code != 0 || !strings.Contains(r.stderr, "-manual-auth") {
-		t.Errorf("--help: exit %d, %q", r.code, r.stderr)
+	// Help asked for is output, with the flags as documented (--key).
+	if r := runBin(t, env, "", "--help"); r.code != 0 || !strings.Contains(r.stdout, "\n  --manual-auth\n") || !strings.Contains(r.stdout, "\n  --key FILE\n") || r.stderr != "" {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, env, "", "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "darkchat ") || !strings.HasSuffix(r.stdout, runtime.Version()+"\n") {
+		t.Errorf("--version: exit %d, %q", r.code, r.stdout)
 	}
 	// --name's value is not a subcommand.
 	if r := runBin(t, env, "", "--name", "id", "127.0.0.1", "1"); r.code != 1 || strings.Contains(r.stderr, "usage:") {

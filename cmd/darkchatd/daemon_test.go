@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -363,6 +364,9 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if r := run(t, env, "full", "--help"); r.code != 0 || !strings.Contains(r.stdout, "darkchatd full <ip> <cli-port> <ws-port> <peer-port>") {
 		t.Errorf("full --help: exit %d, %q", r.code, r.stdout)
+	}
+	if r := run(t, env, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "darkchatd ") || !strings.HasSuffix(r.stdout, runtime.Version()+"\n") {
+		t.Errorf("--version: exit %d, %q", r.code, r.stdout)
 	}
 }
 

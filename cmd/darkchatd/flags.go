@@ -601,21 +601,10 @@ func serverUsage(w io.Writer, st serverType) {
 	fmt.Fprintf(w, "\n%s\n\nConsole commands:\n%s", usageEnvRule, helpText())
 }
 
-// printFlags is flag.PrintDefaults with GNU-style "--" and each flag's
-// environment variable.
+// printFlags is cliflag.PrintDefaults with each flag's environment
+// variable.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool && name != "" {
-			line += " " + name
-		}
-		fmt.Fprintf(w, "%s\n      %s\n", line, strings.ReplaceAll(usage, "\n", "\n      "))
-		if d := f.DefValue; d != "" && d != "false" && d != "0" && !strings.Contains(usage, "default") {
-			fmt.Fprintf(w, "      (default %s)\n", d)
-		}
-		fmt.Fprintf(w, "      env %s\n", envName(f.Name))
-	})
+	cliflag.PrintDefaults(w, fs, func(f *flag.Flag) string { return "env " + envName(f.Name) })
 }
 
 func ctlUsage(w io.Writer) {

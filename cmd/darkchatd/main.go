@@ -27,6 +27,8 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
+
+	"darkchat/internal/buildinfo"
 )
 
 func main() {
@@ -42,6 +44,9 @@ func realMain(args []string, stdin *os.File, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		mainUsage(stdout)
+		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, "darkchatd", buildinfo.Version())
 		return 0
 	case "ctl":
 		return runCtl(args[1:], getenv, stdout, stderr)
