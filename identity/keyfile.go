@@ -114,13 +114,23 @@ func CreateKeyFile(path string) (PrivateKey, error) {
 	if err != nil {
 		return PrivateKey{}, err
 	}
-	if err := atomicfile.Create(path, MarshalKeyFile(k), keyFileMode); err != nil {
-		if errors.Is(err, atomicfile.ErrExists) {
-			return PrivateKey{}, fmt.Errorf("create key file %s: %w, refusing to overwrite an identity", path, ErrKeyFileExists)
-		}
-		return PrivateKey{}, fmt.Errorf("create key file: %w", err)
+	if err := SaveNewKeyFile(path, k); err != nil {
+		return PrivateKey{}, err
 	}
 	return k, nil
+}
+
+// SaveNewKeyFile writes k to path as CreateKeyFile does, for a key made
+// before it is known to be wanted (a client saves a new identity once it
+// has logged in with it); it never overwrites.
+func SaveNewKeyFile(path string, k PrivateKey) error {
+	if err := atomicfile.Create(path, MarshalKeyFile(k), keyFileMode); err != nil {
+		if errors.Is(err, atomicfile.ErrExists) {
+			return fmt.Errorf("create key file %s: %w, refusing to overwrite an identity", path, ErrKeyFileExists)
+		}
+		return fmt.Errorf("create key file: %w", err)
+	}
+	return nil
 }
 
 // LoadOrCreateKeyFile loads the key at path, or creates it if the file does

@@ -42,7 +42,7 @@ type ui interface {
 // DM's status is printed and --wait has passed; it fails if the login
 // failed or the connection broke.
 func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
-	key, err := loadKey(o.key, stderr)
+	key, saveKey, err := chatKey(o.key, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,6 +87,11 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 	defer stop()
 	if err := c.Start(ctx); err != nil {
 		return exitError(1) // printed by the client
+	}
+	if saveKey != nil {
+		if err := saveKey(); err != nil {
+			u.print(command.Line{Kind: command.LineError, Text: "ERROR: " + err.Error()})
+		}
 	}
 
 	lines := make(chan string)

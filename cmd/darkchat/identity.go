@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"darkchat/identity"
@@ -81,4 +82,32 @@ func loadKey(flagKey string, stderr io.Writer) (identity.PrivateKey, error) {
 		fmt.Fprintf(stderr, "darkchat: created a new identity in %s\n", path)
 	}
 	return k, nil
+}
+
+// chatKey loads the identity for a chat, or makes a new one in memory when
+// there is none yet: save, then not nil, writes it to the identity file,
+// which the chat does once the node has accepted the login, so that a
+// client that never connected leaves no identity behind.
+func chatKey(flagKey string, stderr io.Writer) (k identity.PrivateKey, save func() error, err error) {
+	path, err := keyPath(flagKey)
+	if err != nil {
+		return identity.PrivateKey{}, nil, err
+	}
+	k, err = identity.LoadKeyFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, nil, err
+	}
+	if k, err = identity.GenerateKey(); err != nil {
+		return identity.PrivateKey{}, nil, err
+	}
+	return k, func() error {
+		err := identity.SaveNewKeyFile(path, k)
+		if errors.Is(err, identity.ErrKeyFileExists) {
+			return fmt.Errorf("another darkchat created an identity in %s meanwhile; this session's identity %s is not saved (use --key FILE to keep a second identity)", path, k.Public())
+		}
+		if err == nil {
+			fmt.Fprintf(stderr, "darkchat: created a new identity in %s\n", path)
+		}
+		return err
+	}, nil
 }

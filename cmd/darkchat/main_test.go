@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"darkchat/identity"
+	"darkchat/tstest"
 	"darkchat/tstest/clienttest"
 )
 
@@ -65,6 +67,16 @@ func testEnv(t *testing.T) []string {
 		}
 	}
 	return append(env, "HOME="+home)
+}
+
+// envHome returns the HOME testEnv set.
+func envHome(env []string) string {
+	for _, kv := range env {
+		if h, ok := strings.CutPrefix(kv, "HOME="); ok {
+			return h
+		}
+	}
+	return ""
 }
 
 func darkchatCommand(t *testing.T, env []string, stdin string, args ...string) *exec.Cmd {
@@ -512,6 +524,12 @@ func TestChatFailures(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "ERROR: login failed") {
 		t.Fatalf("no node: exit %d, %q", r.code, r.stdout)
 	}
+	// A client that never logged in leaves no identity behind; the first
+	// one that does saves it, and says so.
+	idFile := filepath.Join(envHome(env), ".config", "darkchat", "identity.key")
+	if _, err := os.Stat(idFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after a failed login the identity file exists (%v)", err)
+	}
 
 	// A challenge for another node is refused.
 	srvHost, srvPort := serve(t, &clienttest.Server{})
@@ -525,6 +543,10 @@ func TestChatFailures(t *testing.T) {
 	h, p := serve(t, srv)
 	s := start(t, env, h, p)
 	s.expect(`^Connected to Network`)
+	tstest.WaitFor(t, waitTimeout, "the identity file after a login", func() (bool, string) {
+		_, err := os.Stat(idFile)
+		return err == nil, fmt.Sprint(err)
+	})
 	srv.Close()
 	s.expect(`^ERROR: disconnected: connection closed by the node$`)
 	if code, rest := s.end(); code != 1 {
