@@ -735,33 +735,39 @@ func (c *Interpreter) private(ctx context.Context, key, body string) {
 	c.echo(name, "private("+to.String()+")", body, c.now())
 }
 
-// userKey reads a user's public key, or a username that the messages kept
-// from the user's channels give to exactly one key; otherwise it prints
-// why not and reports false.
-func (c *Interpreter) userKey(arg string) (identity.PublicKey, bool) {
+// ResolveUser reads a user's public key, or a username that the messages
+// kept from the user's channels give to exactly one other key.
+func (c *Interpreter) ResolveUser(arg string) (identity.PublicKey, error) {
 	k, err := identity.ParsePublicKey(arg)
 	if err == nil {
-		return k, true
+		return k, nil
 	}
 	if identity.ValidateUsername(arg) != nil {
-		c.errorf("%v", err)
-		return identity.PublicKey{}, false
+		return identity.PublicKey{}, err
 	}
 	self := c.cfg.Key.Public()
 	keys := slices.DeleteFunc(c.store.KeysNamed(arg), func(k identity.PublicKey) bool { return k == self })
 	switch len(keys) {
 	case 1:
-		return keys[0], true
+		return keys[0], nil
 	case 0:
-		c.errorf("%s is not a public key, and no one of that name wrote in your channels' recent messages", arg)
-	default:
-		var fps []string
-		for _, k := range keys {
-			fps = append(fps, k.String())
-		}
-		c.errorf("%d users are named %s: give one's public key (%s)", len(keys), arg, strings.Join(fps, ", "))
+		return identity.PublicKey{}, fmt.Errorf("%s is not a public key, and no one of that name wrote in your channels' recent messages", arg)
 	}
-	return identity.PublicKey{}, false
+	var fps []string
+	for _, k := range keys {
+		fps = append(fps, k.String())
+	}
+	return identity.PublicKey{}, fmt.Errorf("%d users are named %s: give one's public key (%s)", len(keys), arg, strings.Join(fps, ", "))
+}
+
+// userKey is ResolveUser, printing why not when it fails.
+func (c *Interpreter) userKey(arg string) (identity.PublicKey, bool) {
+	k, err := c.ResolveUser(arg)
+	if err != nil {
+		c.errorf("%v", err)
+		return identity.PublicKey{}, false
+	}
+	return k, true
 }
 
 // whois looks up and verifies a user's key bundle.

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -18,12 +17,6 @@ import (
 )
 
 const (
-	// Reconnection backoff: the first retry comes quickly (a node restart
-	// takes about a second), then the wait doubles up to maxBackoff, with
-	// ±20% jitter so that a node's clients do not all return at once.
-	minBackoff = 500 * time.Millisecond
-	maxBackoff = 15 * time.Second
-
 	// lineQueue bounds the output lines not yet handed to the page. The
 	// client's goroutines block on a full queue (the page is then not
 	// keeping up, and the node disconnects a session that stops reading).
@@ -34,13 +27,9 @@ const (
 	execQueue = 256
 )
 
-// Connection states reported to the page; body[data-state] mirrors them.
-const (
-	stateConnecting   = "connecting"   // dialling and logging in
-	stateReady        = "ready"        // logged in
-	stateReconnecting = "reconnecting" // waiting to try again
-	stateOffline      = "offline"      // closed by the user (exit); connect reopens
-)
+// Connection states reported to the page (body[data-state] mirrors them)
+// are command's: StateConnecting, StateReady, StateReconnecting and
+// StateOffline (closed by the user with exit; connect reopens).
 
 // app is one running client: the interpreter, the page's callbacks, and
 // the goroutines that run input, deliver output and reconnect. It lives as
@@ -51,12 +40,11 @@ type app struct {
 	onLine  js.Value
 	onState js.Value
 
-	ctx    context.Context
-	lines  chan outLine      // output for the page, in order
-	execQ  chan string       // input lines, run in order
-	dirty  chan struct{}     // the state may have changed (capacity 1)
-	wake   chan struct{}     // retry now (capacity 1)
-	joined map[string]string // channels to join again after a reconnect; run's only
+	ctx   context.Context
+	lines chan outLine  // output for the page, in order
+	execQ chan string   // input lines, run in order
+	dirty chan struct{} // the state may have changed (capacity 1)
+	wake  chan struct{} // retry now (capacity 1)
 
 	mu        sync.Mutex
 	status    string
@@ -94,8 +82,7 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 		execQ:   make(chan string, execQueue),
 		dirty:   make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
-		joined:  make(map[string]string),
-		status:  stateConnecting,
+		status:  command.StateConnecting,
 	}
 	c, err := command.New(command.Config{
 		Key:    key,
@@ -202,7 +189,7 @@ type state struct {
 func (a *app) snapshot() state {
 	a.mu.Lock()
 	st := state{Status: a.status, Attempt: a.attempt}
-	if a.status == stateReconnecting {
+	if a.status == command.StateReconnecting {
 		st.RetryIn = time.Until(a.retryAt).Round(100 * time.Millisecond)
 	}
 	a.mu.Unlock()
@@ -210,10 +197,10 @@ func (a *app) snapshot() state {
 	st.Name = a.c.DMName()
 	s := a.c.Session()
 	if s == nil || !s.LoggedIn() {
-		if st.Status == stateReady {
+		if st.Status == command.StateReady {
 			// The session just ended; run has not noticed yet. The page
 			// keeps its channel list while not ready.
-			st.Status = stateConnecting
+			st.Status = command.StateConnecting
 		}
 		return st
 	}
@@ -287,14 +274,15 @@ func (a *app) echo(line string) {
 	out := outLine{at: time.Now(), own: true}
 	switch cmd.Name {
 	case "say":
-		user, ok := s.Username(cmd.Args[0])
+		channel := strings.TrimPrefix(cmd.Args[0], "#")
+		user, ok := s.Username(channel)
 		if !ok {
 			return
 		}
-		l.Channel, l.User = client.Sanitize(cmd.Args[0]), client.Sanitize(user)
+		l.Channel, l.User = client.Sanitize(channel), client.Sanitize(user)
 		l.Text = l.User + "@" + l.Channel + " - " + l.Body
 	case "private":
-		to, err := identity.ParsePublicKey(cmd.Args[0])
+		to, err := a.c.ResolveUser(cmd.Args[0])
 		if err != nil {
 			return
 		}
@@ -315,73 +303,23 @@ func shortKey(hex string) string {
 // other than by exit, joining again the channels it was in.
 func (a *app) run() {
 	a.c.Start(a.ctx) // prints the key, and the error if the node is not there
-	backoff := minBackoff
-	for {
-		if s := a.c.Session(); s != nil && s.LoggedIn() {
+	a.c.KeepConnected(a.ctx, command.KeepConfig{
+		OnState: func(state string, attempt int, retryAt time.Time) {
 			a.mu.Lock()
-			a.attempt = 0
+			a.attempt = attempt
 			a.mu.Unlock()
-			// Ready once the channels are asked for again, so that the
-			// page never sees them missing.
-			rejoined := a.rejoin(s)
-			a.setStatus(stateReady, time.Time{})
-			backoff = minBackoff
-			<-s.Done()
-			if rejoined {
-				// The channels the session was in (or asking to join)
-				// when it ended, after the user's joins and leaves.
-				a.joined = s.Channels()
-			}
-		}
-		a.mu.Lock()
-		closedBy := a.closedBy
-		a.attempt++
-		a.mu.Unlock()
-		if closedBy {
-			a.setStatus(stateOffline, time.Time{})
-			<-a.wake
-			continue
-		}
-		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
-		a.setStatus(stateReconnecting, time.Now().Add(wait))
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-a.wake:
-			timer.Stop()
-		}
-		backoff = min(2*backoff, maxBackoff)
-		if s := a.c.Session(); s != nil && s.LoggedIn() {
-			continue // the user typed connect
-		}
-		a.setStatus(stateConnecting, time.Time{})
-		a.mu.Lock()
-		a.quiet = true
-		a.mu.Unlock()
-		a.c.Execute(a.ctx, "connect")
-		a.mu.Lock()
-		a.quiet = false
-		a.mu.Unlock()
-	}
-}
-
-// rejoin joins, on a new session, the channels the last one was in. It
-// reports false if the session ended before it could ask for them all:
-// they are then asked for again on the next one.
-func (a *app) rejoin(s *client.Session) bool {
-	now := s.Channels()
-	var chans []string
-	for ch := range a.joined {
-		if _, in := now[ch]; !in {
-			chans = append(chans, ch)
-		}
-	}
-	sort.Strings(chans)
-	for _, ch := range chans {
-		if !s.LoggedIn() {
-			return false
-		}
-		a.c.Execute(a.ctx, "join "+ch+" "+a.joined[ch])
-	}
-	return s.LoggedIn()
+			a.setStatus(state, retryAt)
+		},
+		Wake: a.wake,
+		Stopped: func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.closedBy
+		},
+		Quiet: func(q bool) {
+			a.mu.Lock()
+			a.quiet = q
+			a.mu.Unlock()
+		},
+	})
 }

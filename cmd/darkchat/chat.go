@@ -119,7 +119,19 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 
 	broken := c.Broken()
 	if interactive {
-		broken = nil // the user sees the notice and may connect again
+		// A person's client stays: it connects again by itself when the
+		// node goes away, and joins its channels again.
+		broken = nil
+		kept := make(chan struct{})
+		defer func() { stop(); <-kept }()
+		go func() {
+			defer close(kept)
+			c.KeepConnected(ctx, command.KeepConfig{OnState: func(state string, attempt int, retryAt time.Time) {
+				if state == command.StateReconnecting {
+					u.print(command.Line{Kind: command.LineNotice, Text: fmt.Sprintf("Reconnecting in %.1f s (attempt %d)…", time.Until(retryAt).Seconds(), attempt)})
+				}
+			}})
+		}()
 	}
 input:
 	for {

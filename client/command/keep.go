@@ -1,0 +1,133 @@
+package command
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"darkchat/client"
+)
+
+// Connection states KeepConnected reports.
+const (
+	StateConnecting   = "connecting"   // dialling and logging in
+	StateReady        = "ready"        // logged in, the channels asked for again
+	StateReconnecting = "reconnecting" // waiting to try again
+	StateOffline      = "offline"      // closed by the user; waits for Wake
+)
+
+// Reconnection backoff: the first retry comes quickly (a node restart
+// takes about a second), then the wait doubles up to maxReconnectBackoff,
+// with ±20% jitter so that a node's clients do not all return at once.
+const (
+	minReconnectBackoff = 500 * time.Millisecond
+	maxReconnectBackoff = 15 * time.Second
+)
+
+// KeepConfig configures KeepConnected. Every field may be left unset.
+type KeepConfig struct {
+	// OnState is told each state change, the failed attempts since the
+	// last login, and while reconnecting when the next attempt comes.
+	OnState func(state string, attempt int, retryAt time.Time)
+	// Wake makes a waiting reconnect try at once (the user asked), and
+	// ends StateOffline.
+	Wake <-chan struct{}
+	// Stopped reports whether the user closed the connection on purpose
+	// (the browser's exit): KeepConnected then waits for Wake.
+	Stopped func() bool
+	// Quiet is called with true before an automatic connect and false
+	// after it, so that a UI can show its failures as status.
+	Quiet func(bool)
+}
+
+// KeepConnected keeps the Interpreter logged in until ctx ends: when a
+// session ends other than by Stopped, it connects again with backoff, logs
+// in, and joins again the channels the session was in under the same
+// usernames (each join printed as usual, and asking for the history of
+// what was said meanwhile in interactive mode). Call it after Start, on its
+// own goroutine.
+func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
+	state := func(s string, attempt int, at time.Time) {
+		if kc.OnState != nil {
+			kc.OnState(s, attempt, at)
+		}
+	}
+	joined := make(map[string]string) // channels to join again; this goroutine's only
+	backoff := minReconnectBackoff
+	attempt := 0
+	for ctx.Err() == nil {
+		if s := c.Session(); s != nil && s.LoggedIn() {
+			attempt = 0
+			// Ready once the channels are asked for again, so that a UI
+			// never sees them missing.
+			rejoined := c.rejoin(ctx, s, joined)
+			state(StateReady, 0, time.Time{})
+			backoff = minReconnectBackoff
+			select {
+			case <-s.Done():
+			case <-ctx.Done():
+				return
+			}
+			if rejoined {
+				// The channels the session was in (or asking to join)
+				// when it ended, after the user's joins and leaves.
+				joined = s.Channels()
+			}
+		}
+		attempt++
+		if kc.Stopped != nil && kc.Stopped() {
+			state(StateOffline, attempt, time.Time{})
+			select {
+			case <-kc.Wake:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		state(StateReconnecting, attempt, time.Now().Add(wait))
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-kc.Wake:
+			timer.Stop()
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		backoff = min(2*backoff, maxReconnectBackoff)
+		if s := c.Session(); s != nil && s.LoggedIn() {
+			continue // the user typed connect
+		}
+		state(StateConnecting, attempt, time.Time{})
+		if kc.Quiet != nil {
+			kc.Quiet(true)
+		}
+		c.connect(ctx)
+		if kc.Quiet != nil {
+			kc.Quiet(false)
+		}
+	}
+}
+
+// rejoin joins, on a new session, the channels of joined it is not in. It
+// reports false if the session ended before it could ask for them all:
+// they are then asked for again on the next one.
+func (c *Interpreter) rejoin(ctx context.Context, s *client.Session, joined map[string]string) bool {
+	now := s.Channels()
+	var chans []string
+	for ch := range joined {
+		if _, in := now[ch]; !in {
+			chans = append(chans, ch)
+		}
+	}
+	slices.Sort(chans)
+	for _, ch := range chans {
+		if !s.LoggedIn() {
+			return false
+		}
+		c.join(ctx, ch, []string{joined[ch]})
+	}
+	return s.LoggedIn()
+}

@@ -1,0 +1,75 @@
+package command_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"darkchat/client"
+	"darkchat/client/command"
+	"darkchat/tstest/clienttest"
+)
+
+// The node goes away and another takes its address: the client connects
+// again by itself, logs in, and is back in its channels under the same
+// names, where it hears what is said.
+func TestKeepConnectedRejoins(t *testing.T) {
+	first := &clienttest.Server{}
+	var addr atomic.Value
+	addr.Store(first.StartTCP(t))
+	out := newOutput()
+	c, err := command.New(command.Config{Key: newKey(t), Output: out.print,
+		Dial: func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, addr.Load().(string)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait(); c.Close() })
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	states := make(chan string, 100)
+	wg.Go(func() {
+		c.KeepConnected(ctx, command.KeepConfig{OnState: func(s string, _ int, _ time.Time) { states <- s }})
+	})
+	c.Execute(ctx, "join lobby alice")
+	out.waitLine(t, "Joined lobby as alice")
+	c.Execute(ctx, "join dev al")
+	out.waitLine(t, "Joined dev as al")
+	waitState(t, states, command.StateReady)
+
+	second := &clienttest.Server{}
+	secondAddr := second.StartTCP(t)
+	addr.Store(secondAddr)
+	first.Close()
+	out.waitLine(t, "ERROR: disconnected")
+	waitState(t, states, command.StateReconnecting)
+	out.waitLine(t, "Connected to Network as ")
+	out.waitLine(t, "Joined dev as al")
+	out.waitLine(t, "Joined lobby as alice")
+	waitState(t, states, command.StateReady)
+
+	bob, bobOut := newClient(t, secondAddr, command.Config{})
+	bob.Execute(ctx, "join lobby bob")
+	bobOut.waitLine(t, "Joined lobby as bob")
+	bob.Execute(ctx, "lobby welcome back")
+	out.waitLine(t, "bob@lobby - welcome back")
+}
+
+func waitState(t *testing.T, states <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-states:
+			if s == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no state %s within 10 s", want)
+		}
+	}
+}
