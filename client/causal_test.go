@@ -5,11 +5,13 @@ package client_test
 import (
 	"encoding/hex"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"darkchat/client"
 	"darkchat/identity"
+	"darkchat/proto"
 	"darkchat/tstest/clienttest"
 )
 
@@ -153,6 +155,53 @@ func TestSessionAsksForGap(t *testing.T) {
 		case client.EventHistoryEnd:
 			t.Fatalf("a second history request: %+v", ev)
 		}
+	}
+}
+
+// A late message from the node's repair that names a message the client
+// lacks makes it ask for it too: whatever the repair missed, the messages
+// it brought name.
+func TestSessionAsksForGapInRepair(t *testing.T) {
+	srv := &clienttest.Server{}
+	bobPriv := newKey(t)
+	bobKey := bobPriv.Public()
+	var mu sync.Mutex
+	var after identity.ChannelMessage
+	srv.Drop = func(to identity.PublicKey, m identity.ChannelMessage) bool {
+		if to != bobKey || m.Body != "lost" && m.Body != "after" {
+			return false
+		}
+		if m.Body == "after" {
+			mu.Lock()
+			after = m
+			mu.Unlock()
+		}
+		return true
+	}
+	addr := srv.StartTCP(t)
+	alice := joinMember(t, addr, "lobby", "alice")
+	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
+
+	alice.say(t, "lobby", "first")
+	bob.hear(t, "first")
+	alice.say(t, "lobby", "lost")
+	alice.say(t, "lobby", "after")
+	// The node's repair brings "after" (late, for no request of bob's);
+	// it names "lost".
+	mu.Lock()
+	m := proto.NewMessage(&after)
+	mu.Unlock()
+	m.Late = true
+	frame, err := proto.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Inject(frame)
+	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
+		t.Fatalf("after came %+v, want late from a repair", ev)
+	}
+	if ev := bob.hear(t, "lost"); !ev.Late || ev.History == "" {
+		t.Fatalf("lost came %+v, want late, answering bob's own history request", ev)
 	}
 }
 

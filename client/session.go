@@ -1117,9 +1117,13 @@ func (s *Session) handleMessage(o *Message) {
 	if o.Late {
 		s.lateArrived(m.Channel)
 	}
-	if !o.Late && wasActive && len(r.missing) > 0 {
+	if o.History == "" && wasActive && len(r.missing) > 0 {
 		// It names messages not held: they may still come, else the
-		// channel is asked for them (PROTOCOL.md §2.11).
+		// channel is asked for them (PROTOCOL.md §2.11). A late message
+		// from the node's repair counts too (whatever the repair missed,
+		// the messages it brought name); one answering a history
+		// request does not: history reaches back past what the client
+		// ever held.
 		s.noteGap(m.Channel, r.missing)
 	}
 	if r.fresh {
