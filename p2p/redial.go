@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
 // Redialing lost peers. A network split longer than the transports'
@@ -162,6 +163,13 @@ func (n *Node) redialLost() time.Time {
 				n.lost.dialed(p)
 				signal(n.redialWake) // its next attempt is to be scheduled
 			}()
+			// This loop is the lost peer's backoff: the swarm's own,
+			// which grows with every dial that failed during a cut (5 s
+			// plus the square of the failures in seconds), would keep
+			// the peer away long after the network heals.
+			if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(p)
+			}
 			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
 			defer cancel()
 			if err := n.host.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
