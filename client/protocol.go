@@ -52,6 +52,9 @@ type (
 	HistoryRequest = proto.HistoryRequest
 	HistoryAnswer  = proto.HistoryAnswer
 	HistoryEnd     = proto.HistoryEnd
+	// Sessions says how many sessions of the user's key the node has
+	// logged in (PROTOCOL.md §2.3).
+	Sessions = proto.Sessions
 	// Error is the node's error object, and the Go error a Session returns
 	// for a failure the node reported.
 	Error = proto.Error

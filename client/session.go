@@ -130,12 +130,18 @@ type EventError struct{ Err *Error }
 // object, a message with a bad signature). The session carries on.
 type EventWarning struct{ Err error }
 
+// EventSessions: the node has Count sessions of the user's key logged in,
+// this one included; it comes when another one logs in or ends while
+// there are (or were) more than one: another client uses the identity.
+type EventSessions struct{ Count int }
+
 // EventClosed: the session ended. Err is nil when Close ended it, and
 // otherwise says why (the node's closing error, the transport's error,
 // ErrIdle, a failed login check...). It is always the last event.
 type EventClosed struct{ Err error }
 
 func (EventHello) event()    {}
+func (EventSessions) event() {}
 func (EventLoggedIn) event() {}
 func (EventJoined) event()   {}
 func (EventLeft) event()     {}
@@ -960,6 +966,8 @@ func (s *Session) handle(obj Object) error {
 		s.answerHistory(o)
 	case *HistoryEnd:
 		s.handleHistoryEnd(o)
+	case *Sessions:
+		s.emit(EventSessions{Count: int(o.Count)})
 	case *DM:
 		s.handleDM(o)
 	case *DMSent:

@@ -73,7 +73,8 @@ type Server struct {
 	// idle and watched by the poller.
 	readers atomic.Int64
 
-	bundles bundles
+	bundles    bundles
+	identities identities
 	// history holds this node's sessions' history requests in flight,
 	// and those they were asked to answer; historyMesh carries them (nil
 	// for a mesh without history).

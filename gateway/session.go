@@ -480,6 +480,7 @@ func (s *session) login(req request) *clientError {
 	s.loggedIn = true
 	s.loginBy.Store(0)
 	s.enqueue(mustJSON(&proto.Welcome{Key: key.String(), Node: s.srv.nodeID}))
+	s.srv.identities.add(s)
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
 	return nil
 }
@@ -826,6 +827,9 @@ func (s *session) cleanup() {
 	if s.hasBundle {
 		s.srv.dropBundle(s)
 		s.hasBundle = false
+	}
+	if s.loggedIn {
+		s.srv.identities.remove(s)
 	}
 	s.srv.unregister(s)
 }

@@ -167,6 +167,13 @@ type HistoryEnd struct {
 	Count   int64  `json:"count"`
 }
 
+// Sessions tells every session of a key how many sessions of that key are
+// logged in on the node, whenever another one logs in or ends while more
+// than one is or was: a user whose identity another client uses is told.
+type Sessions struct {
+	Count int64 `json:"count"`
+}
+
 // Ping asks the other side for a Pong.
 type Ping struct{}
 
@@ -237,6 +244,7 @@ func (*History) Type() string        { return "history" }
 func (*HistoryRequest) Type() string { return "history_request" }
 func (*HistoryAnswer) Type() string  { return "history_answer" }
 func (*HistoryEnd) Type() string     { return "history_end" }
+func (*Sessions) Type() string       { return "sessions" }
 
 // Error returns the node's message, or its code when the message is empty.
 // Both come from the node: sanitise before printing.
@@ -296,6 +304,8 @@ func newObject(typ string) Object {
 		return new(HistoryAnswer)
 	case "history_end":
 		return new(HistoryEnd)
+	case "sessions":
+		return new(Sessions)
 	}
 	return nil
 }
@@ -573,6 +583,13 @@ func (h *HistoryEnd) validate() error {
 	}
 	if h.Count < 0 || h.Count > MaxHistoryLimit {
 		return fmt.Errorf("count must be 0 to %d, got %d", MaxHistoryLimit, h.Count)
+	}
+	return nil
+}
+
+func (s *Sessions) validate() error {
+	if s.Count < 1 {
+		return fmt.Errorf("count must be at least 1, got %d", s.Count)
 	}
 	return nil
 }

@@ -912,6 +912,12 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		c.errorf("%s", client.Sanitize(e.Err.Error()))
 	case client.EventWarning:
 		c.errorf("%s", client.Sanitize(e.Err.Error()))
+	case client.EventSessions:
+		if e.Count > 1 {
+			c.notice(fmt.Sprintf("Your identity is logged in %d times on this node: another client uses it too (give each user its own with --key FILE)", e.Count))
+		} else {
+			c.notice("Your identity's other clients on this node have gone")
+		}
 	case client.EventClosed:
 		if e.Err == nil {
 			return

@@ -73,3 +73,14 @@ func waitState(t *testing.T, states <-chan string, want string) {
 		}
 	}
 }
+
+// The node's count of the sessions of the user's key shows as a notice:
+// another client uses the identity, then it has gone.
+func TestSessionsNotice(t *testing.T) {
+	srv := &clienttest.Server{}
+	_, out := newClient(t, srv.StartTCP(t), command.Config{})
+	srv.Inject([]byte(`{"type":"sessions","count":2}`))
+	out.waitLine(t, "Your identity is logged in 2 times on this node: another client uses it too")
+	srv.Inject([]byte(`{"type":"sessions","count":1}`))
+	out.waitLine(t, "Your identity's other clients on this node have gone")
+}
