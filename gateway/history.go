@@ -1111,6 +1111,12 @@ const (
 	// this node's (hintCovered), and how much later than syncSince ago
 	// its since may be.
 	syncCover = 5 * time.Second
+	// unansweredRetries is how many times a repair request that got no
+	// answer at all is made again (each syncMinInterval after the last)
+	// until a new mesh peer shares the channel: enough to outlast a dead
+	// connection's liveness timeout (two real nodes' first request and
+	// one retry have both been lost that way).
+	unansweredRetries = 3
 	// settleTries is how many times a new mesh peer is looked at before
 	// the node decides it shares no channel.
 	settleTries = 6
@@ -1226,9 +1232,10 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 // channel in the last syncCover (hintCovered) leaves the repair to it, since the
 // answers reach every node. A channel is repaired at most once every
 // syncMinInterval, the reasons that come meanwhile merged into the next.
-// A request that got no answer at all is made once more (hintUnanswered):
-// right after a heal it can leave on a connection that is about to be
-// found dead. Channels another node's request shows this node to be
+// A request that got no answer at all is made again, unansweredRetries
+// times (hintUnanswered): right after a heal it can leave on the peer's
+// old connection, which carries GossipSub's stream until the liveness
+// ping finds it dead (3 s of silence). Channels another node's request shows this node to be
 // behind in (hintBehind) are repaired too, at most once every
 // syncHintInterval each: a heal that only the other side noticed.
 func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID) {
@@ -1246,7 +1253,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
 	covered := make(map[string]time.Time)  // when another node's repair request for the channel came
 	lastHint := make(map[string]time.Time) // channels repaired on hintBehind less than syncHintInterval ago
-	retried := make(map[string]bool)       // channels whose unanswered request was made again, until a new mesh peer shares them; at most the node's channels
+	retried := make(map[string]int)        // channels whose unanswered request was made again, how often, until a new mesh peer shares them; at most the node's channels
 	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
 	wantChannel := func(ch string, now time.Time, reason string) {
 		if _, ok := wanted[ch]; !ok {
@@ -1275,8 +1282,8 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			case hintMore:
 				pages[h.channel] = h.before
 			case hintUnanswered:
-				if !retried[h.channel] {
-					retried[h.channel] = true
+				if retried[h.channel] < unansweredRetries {
+					retried[h.channel]++
 					wantChannel(h.channel, now, "unanswered")
 				}
 			case hintBehind:
