@@ -83,6 +83,27 @@ func decodeLate(t testing.TB, f frame) lateFrame {
 	return l
 }
 
+// historyOf reads c's frames until the history_end of request reqID and
+// returns the bodies of the messages that answered it, in order (live
+// messages meanwhile are skipped), failing if the end's count differs.
+func historyOf(t *testing.T, c *client, reqID string) []string {
+	t.Helper()
+	var bodies []string
+	for {
+		f := c.expectOneOf("message", "history_end")
+		l := decodeLate(t, f)
+		if f.Type == "history_end" {
+			if l.ID != reqID || l.Count != len(bodies) {
+				t.Fatalf("history_end %s after %d messages of %s", f.raw, len(bodies), reqID)
+			}
+			return bodies
+		}
+		if l.History == reqID {
+			bodies = append(bodies, l.Body)
+		}
+	}
+}
+
 // lobbyOnTwoNodes starts two linked nodes, alice on the first and bob on
 // the second, both in lobby, and waits until the nodes share it.
 func lobbyOnTwoNodes(t *testing.T) (a, b *testNode, alice, bob *client) {
@@ -403,20 +424,7 @@ func TestAnswersLeaveOutWhatCameAfterTheRequest(t *testing.T) {
 	answerHistory(bob, reqID, held)
 	answerHistory(alice, reqID, held)
 
-	var history []string
-	for {
-		f := dave.expectOneOf("message", "history_end")
-		l := decodeLate(t, f)
-		if f.Type == "history_end" {
-			if l.Count != len(history) {
-				t.Fatalf("history_end %s after %d messages", f.raw, len(history))
-			}
-			break
-		}
-		if l.History == reqID {
-			history = append(history, l.Body)
-		}
-	}
+	history := historyOf(t, dave, reqID)
 	if want := []string{"before the request"}; !slices.Equal(history, want) {
 		t.Errorf("history %q, want %q", history, want)
 	}
@@ -441,14 +449,7 @@ func TestHistoryLeavesOutWhatTheSessionWasGiven(t *testing.T) {
 	reqID := newHistoryID(t)
 	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":50}`, reqID))
 	answerHistory(bob, reqID, []frame{{Type: "message", raw: raw}, seen})
-	var history []string
-	for {
-		f := alice.expectOneOf("message", "history_end")
-		if f.Type == "history_end" {
-			break
-		}
-		history = append(history, decodeLate(t, f).Body)
-	}
+	history := historyOf(t, alice, reqID)
 	if want := []string{"before alice came"}; !slices.Equal(history, want) {
 		t.Errorf("history %q, want %q", history, want)
 	}
