@@ -3,8 +3,10 @@ module darkchat
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.0.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/hdevalence/ed25519consensus v0.2.0
 	github.com/ipfs/go-datastore v0.9.2
 	github.com/libp2p/go-libp2p v0.51.0
 	github.com/libp2p/go-libp2p-kad-dht v0.42.2

@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 
@@ -88,4 +89,32 @@ func BenchmarkValidateChannelName(b *testing.B) {
 			b.Fatal("invalid")
 		}
 	}
+}
+
+// BenchmarkVerifierParallel is channel-message verification through a
+// Verifier from many goroutines (as GossipSub's validation runs), against
+// BenchmarkChannelMessageVerifyParallel, each goroutine verifying alone.
+func BenchmarkVerifierParallel(b *testing.B) {
+	_, m, _ := benchMessage(b)
+	v := identity.NewVerifier(runtime.GOMAXPROCS(0), identity.DefaultVerifyBatch, identity.DefaultVerifyQueued)
+	defer v.Close()
+	b.SetParallelism(64)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := v.VerifyChannelMessage(&m); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
+
+func BenchmarkChannelMessageVerifyParallel(b *testing.B) {
+	_, m, _ := benchMessage(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := m.Verify(); err != nil {
+				b.Error(err)
+			}
+		}
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+
+	"github.com/hdevalence/ed25519consensus"
 )
 
 const (
@@ -151,11 +153,18 @@ func (k PrivateKey) sign(msg []byte) []byte {
 	return ed25519.Sign(k.key, msg)
 }
 
-// verify reports whether sig is pub's signature of msg. A key of small
-// order verifies nothing: crypto/ed25519 accepts, for such a key, signatures
-// that anyone can make without a private key.
+// verify reports whether sig is pub's signature of msg, by the ZIP-215
+// rules (ed25519consensus: the cofactored equation; non-canonical point
+// encodings accepted, S must be below the group order), and a key of
+// small order verifies nothing (for such a key anyone can make signatures
+// without a private key). Every path that verifies a signature (nodes,
+// gateways, the clients, the browser) goes through here or through Batch,
+// which gives the same verdicts: Ed25519 verifiers disagree on edge cases
+// (crypto/ed25519 checks the cofactorless equation and rejects a
+// non-canonical R), and a mesh whose nodes disagree on a message's
+// validity can be split by it.
 func verify(pub PublicKey, msg, sig []byte) bool {
-	return len(sig) == SignatureSize && !hasSmallOrder(pub) && ed25519.Verify(pub[:], msg, sig)
+	return len(sig) == SignatureSize && !hasSmallOrder(pub) && ed25519consensus.Verify(pub[:], msg, sig)
 }
 
 // smallOrderY lists the y coordinates, as 255-bit little-endian encodings,

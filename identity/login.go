@@ -188,3 +188,10 @@ func VerifyLogin(pub PublicKey, challenge string, sig []byte, nodeID string, now
 	}
 	return nil
 }
+
+// LoginSignatureValid reports whether sig is pub's signature of the login
+// statement for challenge, by the rules every verifier uses (verify): the
+// check a client makes on a signature its user typed, before sending it.
+func LoginSignatureValid(pub PublicKey, challenge string, sig []byte) bool {
+	return verify(pub, loginStatement(challenge, pub), sig)
+}

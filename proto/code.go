@@ -36,6 +36,13 @@ const (
 	CodeIdleTimeout      Code = "idle_timeout"
 	CodeShutdown         Code = "shutdown"
 	CodeInternal         Code = "internal"
+	CodeBanned           Code = "banned"
+	// Owned channels (PROTOCOL.md §2.13).
+	CodeChannelBanned Code = "channel_banned"
+	CodeModerated     Code = "moderated"
+	CodeNotOperator   Code = "not_operator"
+	CodeBadRules      Code = "bad_rules"
+	CodeStaleRules    Code = "stale_rules"
 )
 
 // Closing says when the node closes a session after an error.
@@ -87,6 +94,12 @@ var Codes = map[Code]Closing{
 	CodeIdleTimeout:      ClosesSession,
 	CodeShutdown:         ClosesSession,
 	CodeInternal:         ClosesBeforeWelcome,
+	CodeBanned:           ClosesSession,
+	CodeChannelBanned:    KeepsSession,
+	CodeModerated:        KeepsSession,
+	CodeNotOperator:      KeepsSession,
+	CodeBadRules:         KeepsSession,
+	CodeStaleRules:       KeepsSession,
 }
 
 // Closes reports whether the node closes a session after an error with

@@ -64,9 +64,13 @@ type Welcome struct {
 }
 
 // Join asks to join (or rename oneself in) a channel; Joined confirms it.
+// Presence and Gone, when given, list the user in the channel
+// (PresenceRefresh, PROTOCOL.md §2.12).
 type Join struct {
 	Channel  string `json:"channel"`
 	Username string `json:"username"`
+	Presence string `json:"presence,omitempty"`
+	Gone     string `json:"gone,omitempty"`
 }
 
 // Joined confirms a Join.
@@ -193,6 +197,9 @@ type Whois struct {
 type Bundle struct {
 	Key    string `json:"key,omitempty"`
 	Bundle string `json:"bundle"`
+	// Present, in a whois answer, lists the channels of the asking
+	// session where the node lists the user (PROTOCOL.md §2.12).
+	Present []Present `json:"present,omitempty"`
 }
 
 // DM carries a sealed DM envelope, base64 (standard, padded). From the
@@ -306,6 +313,16 @@ func newObject(typ string) Object {
 		return new(HistoryEnd)
 	case "sessions":
 		return new(Sessions)
+	case "rules":
+		return new(Rules)
+	case "kick":
+		return new(Kick)
+	case "kicked":
+		return new(Kicked)
+	case "presence":
+		return new(PresenceEvent)
+	case "names":
+		return new(Names)
 	}
 	return nil
 }
@@ -412,6 +429,9 @@ func (b *Bundle) validate() error {
 			return err
 		}
 	}
+	if err := checkPresent(b.Present); err != nil {
+		return err
+	}
 	return checkBase64("bundle", b.Bundle, identity.MaxKeyBundleSize)
 }
 
@@ -433,7 +453,15 @@ func (w *Welcome) validate() error {
 	return firstErr(CheckHex("key", w.Key, KeyHexLen), checkNodeID("node", w.Node))
 }
 
-func (j *Join) validate() error   { return checkNames(j.Channel, j.Username) }
+func (j *Join) validate() error {
+	if err := checkNames(j.Channel, j.Username); err != nil {
+		return err
+	}
+	if j.Presence == "" && j.Gone == "" {
+		return nil
+	}
+	return firstErr(checkPresenceHex("presence", j.Presence), checkPresenceHex("gone", j.Gone))
+}
 func (j *Joined) validate() error { return checkNames(j.Channel, j.Username) }
 func (l *Leave) validate() error  { return identity.ValidateChannelName(l.Channel) }
 func (l *Left) validate() error   { return identity.ValidateChannelName(l.Channel) }

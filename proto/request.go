@@ -33,6 +33,11 @@ type Request struct {
 	// send: the causal context of a version-2 message
 	Prev string `json:"prev"`
 	Refs string `json:"refs"`
+	// join and presence: presence records (PROTOCOL.md §2.12)
+	Presence string `json:"presence"`
+	Gone     string `json:"gone"`
+	// rules and kick: a signed record, base64 (PROTOCOL.md §2.13)
+	Record string `json:"record"`
 	// history and history_answer
 	Limit   int64    `json:"limit"`
 	Since   int64    `json:"since"`
@@ -240,6 +245,12 @@ func (r *Request) stringField(key string) *string {
 		return &r.Prev
 	case "refs":
 		return &r.Refs
+	case "record":
+		return &r.Record
+	case "presence":
+		return &r.Presence
+	case "gone":
+		return &r.Gone
 	}
 	return nil
 }
