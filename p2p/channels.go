@@ -46,10 +46,12 @@ const (
 // the user-facing naming rules.
 const MaxChannelNameLen = 64
 
-// subscriptionBuffer is GossipSub's per-subscription queue. The channel's
-// reader drains it without blocking (members never block), so it only has
-// to absorb scheduling hiccups; GossipSub drops and traces a message when it
-// is full, which the drop tracer logs.
+// subscriptionBuffer is a subscription's queue of delivered messages
+// (the channel's own, filled by GossipSub's event loop through the
+// subscription's message filter, see channel.take). The channel's reader
+// drains it without blocking (members never block), so it only has to
+// absorb scheduling hiccups; a message that finds it full is dropped and
+// counted as undeliverable, which the drop tracer logs.
 const subscriptionBuffer = 4096
 
 // Message is one verified message from a channel or a DM inbox shard.
@@ -108,6 +110,7 @@ type channel struct {
 	topic *pubsub.Topic        // nil until opened
 	sub   *pubsub.Subscription // nil unless subscribed
 	done  chan struct{}        // closed when the reader of sub exits
+	stop  chan struct{}        // closed to make the reader of sub exit
 	// busy is set while an operator opens, subscribes to or closes the
 	// topic outside chMu, and closed when it is done.
 	busy chan struct{}
@@ -297,6 +300,7 @@ func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 		topic := c.topic
 		opened := topic == nil
 		var sub *pubsub.Subscription
+		in := make(chan *pubsub.Message, subscriptionBuffer)
 		err := n.operate(c, func() error {
 			var err error
 			if opened {
@@ -304,7 +308,10 @@ func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 					return err
 				}
 			}
-			if sub, err = topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer)); err != nil {
+			// GossipSub's own queue stays empty: the filter takes every
+			// message into in, whose length the reader can see.
+			take := c.take(in)
+			if sub, err = topic.Subscribe(pubsub.WithBufferSize(1), pubsub.WithMessageFilter(take)); err != nil {
 				if opened {
 					n.closeTopic(c, topic)
 				}
@@ -316,9 +323,9 @@ func (n *Node) join(name, topicName string, inbox bool, m Member) error {
 			n.dropIfUnopenedLocked(c)
 			return err
 		}
-		c.topic, c.sub, c.done = topic, sub, make(chan struct{})
-		done := c.done
-		if !n.spawn(func() { c.read(sub, done) }) {
+		c.topic, c.sub, c.done, c.stop = topic, sub, make(chan struct{}), make(chan struct{})
+		done, stop := c.done, c.stop
+		if !n.spawn(func() { c.read(in, stop, done) }) {
 			// The node is closing; Close tears the topic down once
 			// this operation is over.
 			close(done)
@@ -353,11 +360,12 @@ func (n *Node) leave(topicName string, m Member) {
 // DM is being published on it. c must be settled and have no member.
 // Called with chMu held; returns with it held.
 func (n *Node) unsubscribeLocked(c *channel) {
-	sub, done, topic := c.sub, c.done, c.topic
+	sub, stop, done, topic := c.sub, c.stop, c.done, c.topic
 	closeTopic := c.publishers == 0
 	n.operate(c, func() error {
 		if sub != nil {
 			sub.Cancel()
+			close(stop)
 			<-done
 		}
 		if closeTopic && topic != nil {
@@ -365,7 +373,7 @@ func (n *Node) unsubscribeLocked(c *channel) {
 		}
 		return nil
 	})
-	c.sub, c.done = nil, nil
+	c.sub, c.done, c.stop = nil, nil, nil
 	if closeTopic {
 		c.topic = nil
 		delete(n.channels, c.topicName)
@@ -706,20 +714,36 @@ func (n *Node) openTopic(name, topicName string, inbox bool) (*pubsub.Topic, err
 		validator = n.cfg.InboxValidator
 		scores = inboxScoreParams()
 	}
-	if err := n.ps.RegisterTopicValidator(topicName, n.topicValidator(name, validator),
-		// Inline: validation runs on GossipSub's bounded worker pool
-		// instead of a goroutine per message.
-		pubsub.WithValidatorInline(true)); err != nil {
+	// Inboxes' validators check a DM envelope's form, cheaply: they run
+	// inline on GossipSub's validation worker, which keeps the arrival
+	// order by itself. Channels' validators verify signatures: they run
+	// asynchronously, ordered by the topic's tickets (order.go).
+	valOpt := pubsub.WithValidatorInline(true)
+	var order *topicOrder
+	if !inbox {
+		var parallel func([]byte) bool
+		if p := n.cfg.ParallelValidation; p != nil {
+			parallel = func(data []byte) bool { return p(name, data) }
+		}
+		order = n.orders.add(topicName, parallel)
+		valOpt = pubsub.WithValidatorConcurrency(validateQueueSize)
+	}
+	unregister := func() {
+		n.ps.UnregisterTopicValidator(topicName)
+		n.orders.remove(topicName)
+	}
+	if err := n.ps.RegisterTopicValidator(topicName, n.topicValidator(name, validator, order), valOpt); err != nil {
+		n.orders.remove(topicName)
 		return nil, fmt.Errorf("register validator for %q: %w", topicName, err)
 	}
 	topic, err := n.ps.Join(topicName)
 	if err != nil {
-		n.ps.UnregisterTopicValidator(topicName)
+		unregister()
 		return nil, fmt.Errorf("join topic %q: %w", topicName, err)
 	}
 	if err := topic.SetScoreParams(scores); err != nil {
 		topic.Close()
-		n.ps.UnregisterTopicValidator(topicName)
+		unregister()
 		return nil, fmt.Errorf("score params for %q: %w", topicName, err)
 	}
 	return topic, nil
@@ -738,15 +762,39 @@ func (n *Node) closeTopic(c *channel, topic *pubsub.Topic) {
 		}
 	}
 	n.ps.UnregisterTopicValidator(c.topicName)
+	n.orders.remove(c.topicName)
 }
 
 // read is the only reader of sub: it hands each message to every member,
 // and closes done when sub ends (cancelled, or the node closed).
-func (c *channel) read(sub *pubsub.Subscription, done chan<- struct{}) {
+// take returns the subscription's message filter: it runs on GossipSub's
+// event loop for every message delivered to the subscription, puts it in
+// the channel's queue in (never blocking: a full queue drops the message
+// and counts it, as GossipSub does for its own), and keeps it out of
+// GossipSub's queue.
+func (c *channel) take(in chan<- *pubsub.Message) func(*pubsub.Message) bool {
+	return func(pm *pubsub.Message) bool {
+		select {
+		case in <- pm:
+		default:
+			c.node.drops.UndeliverableMessage(pm)
+		}
+		return false
+	}
+}
+
+// read hands the messages of in to the members until stop is closed.
+// (The gateway's sessions batch their writes themselves: a session's
+// writer started by one delivery takes the frames queued meanwhile.)
+func (c *channel) read(in <-chan *pubsub.Message, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	for {
-		pm, err := sub.Next(c.node.ctx)
-		if err != nil {
+		var pm *pubsub.Message
+		select {
+		case pm = <-in:
+		case <-stop:
+			return
+		case <-c.node.ctx.Done():
 			return
 		}
 		msg := &Message{

@@ -37,6 +37,13 @@ type Config struct {
 	// Validator checks channel messages; nil accepts any message within
 	// MaxMessageSize.
 	Validator Validator
+	// ParallelValidation says which channel messages Validator may check
+	// beside each other, on every core (their checks' side effects do not
+	// depend on order); the others are checked one at a time in arrival
+	// order. Either way a topic delivers and forwards its messages in the
+	// order they arrived (order.go). channel is "" on the history topic.
+	// Nil: one at a time, all of them.
+	ParallelValidation func(channel string, data []byte) bool
 	// InboxValidator checks DM envelopes on inbox shards (the node cannot
 	// open them: it checks their format); nil accepts any message within
 	// MaxMessageSize.
@@ -44,6 +51,9 @@ type Config struct {
 	// BundleValidator validates and orders user key bundles stored in the
 	// DHT (namespace BundleNamespace); nil stores none.
 	BundleValidator record.Validator
+	// RulesValidator validates and orders owned channels' rules records
+	// stored in the DHT (namespace RulesNamespace); nil stores none.
+	RulesValidator record.Validator
 	// MaxMessageSize bounds a channel message on the wire.
 	MaxMessageSize int
 	// RelayService makes the node offer circuit relay v2 to others while

@@ -106,13 +106,14 @@ func meshOptions(maxMessageSize int) []pubsub.Option {
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueueSize),
 		pubsub.WithValidateQueueSize(validateQueueSize),
 		pubsub.WithSeenMessagesTTL(seenMessagesTTL),
-		// One validation worker keeps messages in the order they arrived:
-		// with several, two messages from the same author are verified in
-		// parallel and may be delivered swapped, and chat lines must
-		// appear in the order their author typed them. One core verifies
-		// about 20,000 signatures a second, far above any channel's rate;
-		// the nodes of a mesh still verify in parallel with each other.
+		// One validation worker takes messages from the queue in the
+		// order they arrived, and gives each its ticket in that order
+		// (order.go); the validators themselves run asynchronously, one
+		// goroutine per message, as many at once as the guard lets into
+		// validation, and verify their signatures in batches on every
+		// core (identity.Verifier). The tickets keep the delivery order.
 		pubsub.WithValidateWorkers(1),
+		pubsub.WithValidateThrottle(validateQueueSize),
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			pubsub.NewRegexpSubscriptionFilter(topicFilter), maxTopicsPerPeer)),
 		// An RPC frame may batch several messages; keep room for at least
@@ -143,10 +144,33 @@ func messageID(m *pb.Message) string {
 }
 
 // topicValidator wraps the application's Validator with the checks every
-// channel message gets: size, de-duplication beyond GossipSub's seen-cache,
-// and a clean verdict for the peer score.
-func (n *Node) topicValidator(channel string, validate Validator) pubsub.ValidatorEx {
+// channel message gets (checkMessage) and, given the topic's order, holds
+// each message to its ticket's turn (order.go): a serial one before it is
+// checked, an accepted one before its verdict goes back to GossipSub.
+func (n *Node) topicValidator(channel string, validate Validator, order *topicOrder) pubsub.ValidatorEx {
+	check := n.checkMessage(channel, validate)
 	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		var t *ticket
+		if order != nil {
+			t = order.ticketOf(m)
+		}
+		if t == nil {
+			return check(from, m)
+		}
+		order.beforeValidate(t)
+		res := check(from, m)
+		if res == pubsub.ValidationAccept {
+			order.accept(t, time.Now())
+		} // else GossipSub traces the drop (RejectMessage), which ends t
+		return res
+	}
+}
+
+// checkMessage is a topic's validation of one message: the guard's ban,
+// size, de-duplication beyond GossipSub's seen-cache, the application's
+// Validator, and a clean verdict for the peer score.
+func (n *Node) checkMessage(channel string, validate Validator) func(from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	return func(from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		// A peer banned while its messages waited in the queue: drop the
 		// rest unverified, so an attacker costs the node maxStrikes
 		// verifications whatever it queued before the ban, and honest
@@ -512,15 +536,19 @@ type dropTracer struct {
 	metrics *gossipMetrics // nil: no Config.Registerer
 	routers *routerPeers   // told when GossipSub opens or loses a peer's stream
 	guard   *peerGuard
+	orders  *orders // the topics' validation order (order.go)
 	// onMeshPeer, if set, is told of each peer GossipSub opens a stream
 	// to (Node.OnMeshPeer).
 	onMeshPeer atomic.Pointer[func(peer.ID)]
+	// streamLost, if set, is told of each peer whose outbound stream
+	// GossipSub lost (Node.resyncIfConnected).
+	streamLost func(peer.ID)
 	log        *slog.Logger
 	dropped    atomic.Uint64
 	notSent    atomic.Uint64
 
 	queueFull, undeliverable atomic.Uint64 // parts of dropped, by where
-	reported                 struct{ queueFull, undeliverable, notSent uint64 }
+	reported                 struct{ queueFull, undeliverable, notSent, stalls uint64 }
 }
 
 // summarize logs the losses since its last call, if any. It is called
@@ -528,6 +556,12 @@ type dropTracer struct {
 func (t *dropTracer) summarize() {
 	q, u, ns := t.queueFull.Load(), t.undeliverable.Load(), t.notSent.Load()
 	r := &t.reported
+	if st := t.orders.stalls.Load(); st != r.stalls {
+		// Not a loss: the messages behind went on, in order otherwise.
+		t.log.Info("validation order: stopped waiting for accepted messages GossipSub did not deliver since the last summary",
+			"tickets", st-r.stalls)
+		r.stalls = st
+	}
 	if q == r.queueFull && u == r.undeliverable && ns == r.notSent {
 		return
 	}
@@ -561,6 +595,7 @@ func (t *dropTracer) UndeliverableMessage(m *pubsub.Message) {
 }
 
 func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
+	t.orders.finish(m)
 	if t.metrics != nil {
 		t.metrics.reject(m, reason)
 	}
@@ -579,6 +614,11 @@ func (t *dropTracer) RejectMessage(m *pubsub.Message, reason string) {
 }
 
 func (t *dropTracer) DeliverMessage(m *pubsub.Message) {
+	for _, c := range t.orders.delivered(m) {
+		// GossipSub drops this copy without a trace of its own: it
+		// leaves validation here.
+		t.guard.left(c.ReceivedFrom)
+	}
 	if t.metrics != nil {
 		t.metrics.delivered[kindOf(m.GetTopic())].Inc()
 	}
@@ -613,6 +653,7 @@ func (t *dropTracer) Prune(p peer.ID, topic string) {
 // ValidateMessage sees each message the first time it arrives, before
 // validation; local publications too, which are not counted as received.
 func (t *dropTracer) ValidateMessage(m *pubsub.Message) {
+	t.orders.issue(m)
 	if t.metrics != nil && !m.Local {
 		t.metrics.receive(m)
 	}
@@ -657,4 +698,7 @@ func (t *dropTracer) OnClosedOutboundStream(p peer.ID) {
 		t.metrics.peerGone(p)
 	}
 	t.routers.remove(p)
+	if t.streamLost != nil {
+		t.streamLost(p)
+	}
 }

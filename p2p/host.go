@@ -257,6 +257,9 @@ func newDHT(h host.Host, cfg *Config, guard *peerGuard) (*dht.IpfsDHT, error) {
 	if cfg.BundleValidator != nil {
 		opts = append(opts, dht.NamespacedValidator(BundleNamespace, cfg.BundleValidator))
 	}
+	if cfg.RulesValidator != nil {
+		opts = append(opts, dht.NamespacedValidator(RulesNamespace, cfg.RulesValidator))
+	}
 	return dht.New(h, opts...)
 }
 

@@ -45,6 +45,7 @@ type Node struct {
 	hps      *holepunch.Service // DCUtR, with the node's retries (holepunch.go)
 	drops    *dropTracer
 	guard    *peerGuard // per-peer budgets and bans (guard.go)
+	orders   orders     // each topic's validation order (order.go)
 	routers  *routerPeers
 	lost     *lostPeers // GossipSub peers to dial again (redial.go)
 	// redialWake wakes redialLoop when a peer is lost.
@@ -186,7 +187,7 @@ func newNode(cfg Config) (*Node, error) {
 	n.lost = newLostPeers()
 	n.redialWake = make(chan struct{}, 1)
 	n.guard = newPeerGuard(n.log, n.disconnect, n.remoteIP)
-	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard}
+	n.drops = &dropTracer{log: n.log, routers: n.routers, guard: n.guard, orders: &n.orders, streamLost: n.resyncIfConnected}
 	if cfg.Registerer != nil {
 		m, err := newGossipMetrics(cfg.Registerer)
 		if err != nil {
@@ -359,6 +360,30 @@ func (n *Node) disconnect(p peer.ID) {
 	if h := n.basic; h != nil {
 		n.spawn(func() { h.Network().ClosePeer(p) })
 	}
+}
+
+// resyncIfConnected closes every connection to p if GossipSub lost its
+// stream to p while a connection to p remains. It runs in GossipSub's
+// event loop, when the stream is found closed.
+//
+// GossipSub then opens a new stream over the remaining connection, but it
+// has already forgotten which topics p subscribes to, and p, whose own
+// stream to this node is fine, has no reason to tell them again: from then
+// on this node sends p nothing on any topic, for as long as the connection
+// lasts. It happens whenever the connection that carried the stream closes
+// while another one lives: the stale connection of a healed network cut
+// (liveness.go), a relayed connection replaced. In a channel of two nodes,
+// one side's messages and repair answers would stop reaching the other for
+// good. Disconnecting makes both GossipSubs forget the other wholly; the
+// redial (redial.go) connects them again a second later, and the new
+// streams exchange subscriptions afresh.
+func (n *Node) resyncIfConnected(p peer.ID) {
+	if n.basic == nil || n.basic.Network().Connectedness(p) != network.Connected {
+		return
+	}
+	n.log.Debug("GossipSub lost its stream to a peer still connected; reconnecting so that both exchange subscriptions again", "peer", p)
+	n.guard.count("peers reconnected after their GossipSub stream broke on a live connection", 1)
+	n.disconnect(p)
 }
 
 // remoteIP returns the IP address of a connection to p, or "" if none.

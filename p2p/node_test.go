@@ -304,6 +304,23 @@ func TestInboxShardRouting(t *testing.T) {
 	err := a.PublishDM(ctx, 5, []byte("sealed"))
 	t.Logf("first DM published after %v", time.Since(start))
 	if err != nil {
+		// What the lookup had to go on, for a failure that is rare.
+		for _, n := range []struct {
+			name string
+			node *Node
+		}{{"a", a}, {"b", b}, {"c", c}} {
+			t.Logf("%s: connected to %d peers, DHT routing table %d peers", n.name,
+				len(n.node.Host().Network().Peers()), n.node.dht.RoutingTable().Size())
+		}
+		lookup, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		var found []peer.ID
+		if peers, ferr := a.disc.FindPeers(lookup, "floodsub:"+inboxTopicPrefix+"5"); ferr == nil {
+			for p := range peers {
+				found = append(found, p.ID)
+			}
+		}
+		t.Logf("a's lookup of the shard's providers now: %v (c is %s)", found, c.ID())
 		t.Fatal(err)
 	}
 	if m := recv(t, inbox, 10*time.Second); string(m.Data) != "sealed" || !m.Inbox || m.Channel != "5" {

@@ -122,7 +122,7 @@ func TestReplayBeyondSeenCacheIsDropped(t *testing.T) {
 	recv(t, s, 5*time.Second)
 	// Simulate the seen-cache forgetting: ask the validator directly, as
 	// GossipSub would on a late copy.
-	v := n.topicValidator("lobby", nil)
+	v := n.topicValidator("lobby", nil, nil)
 	msg := &pubsub.Message{ID: messageID(mustPB(channelTopicPrefix+"lobby", "once"))}
 	msg.Message = mustPB(channelTopicPrefix+"lobby", "once")
 	if r := v(t.Context(), "", msg); r != pubsub.ValidationIgnore {

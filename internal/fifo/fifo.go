@@ -103,3 +103,11 @@ func (m *Map[K, V]) compact() {
 	}
 	m.order, m.head = live, 0
 }
+
+// Range calls f for every entry, in no particular order. f must not
+// modify the map.
+func (m *Map[K, V]) Range(f func(K, V)) {
+	for k, e := range m.entries {
+		f(k, e.v)
+	}
+}

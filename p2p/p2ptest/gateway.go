@@ -43,7 +43,9 @@ func (m *Mesh) StartGateway(i int, cfg gateway.Config) (*Gateway, error) {
 	}
 	g := &Gateway{Server: srv, ln: newPipeListener(i), served: make(chan error, 1)}
 	go func() { g.served <- srv.ServeTCP(g.ln) }()
+	m.gatewaysMu.Lock()
 	m.gateways = append(m.gateways, g)
+	m.gatewaysMu.Unlock()
 	return g, nil
 }
 

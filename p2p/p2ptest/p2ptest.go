@@ -148,8 +148,10 @@ type Mesh struct {
 	addrIndex map[string]int
 	// sides is Partition's cut: each node's side (nil: no cut).
 	sides atomic.Pointer[[]int]
-	// gateways are the nodes' gateways started by StartGateway.
-	gateways []*Gateway
+	// gateways are the nodes' gateways started by StartGateway, which
+	// tests call from many goroutines at once.
+	gatewaysMu sync.Mutex
+	gateways   []*Gateway
 	// down marks the nodes stopped by Crash or Leave.
 	down []bool
 }
@@ -256,6 +258,7 @@ func (m *Mesh) startNode(i int) error {
 	cfg := p2p.Config{NoDHT: !opts.DHT, Logger: opts.Logger.With("node", i)}
 	if opts.Gateway {
 		cfg.Validator = gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, gateway.AuthorLimit{}, nil)
+		cfg.ParallelValidation = gateway.ParallelValidation
 		cfg.InboxValidator = gateway.InboxValidator()
 	}
 	if opts.Config != nil {
@@ -399,12 +402,15 @@ func (m *Mesh) JoinNode(i int, channel string, member p2p.Member) error {
 // Close stops every node, then the hosts, then the network.
 func (m *Mesh) Close() error {
 	var errs []error
-	for _, g := range m.gateways {
+	m.gatewaysMu.Lock()
+	gateways := m.gateways
+	m.gateways = nil
+	m.gatewaysMu.Unlock()
+	for _, g := range gateways {
 		if err := g.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	m.gateways = nil
 	for i, n := range m.Nodes {
 		if err := n.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close node %d: %w", i, err))
