@@ -112,6 +112,9 @@ type authorBucket struct {
 // probation.
 type peerBudget struct {
 	newKeys, probation authorBucket
+	// presenceKeys: keys new to the node whose presence records the
+	// peer forwards (admitPresence).
+	presenceKeys authorBucket
 }
 
 // authorLimiter holds one token bucket per recently active author.
@@ -126,6 +129,7 @@ type authorLimiter struct {
 	peers         map[peer.ID]*peerBudget
 	lastPeerSweep time.Time
 	node          authorBucket // new keys from all peers
+	nodePresence  authorBucket // new keys' presence records from all peers
 	// probation budgets: of the keys all peers introduced, and of those
 	// local sessions introduced
 	nodeProbation, localProbation authorBucket
@@ -140,6 +144,7 @@ func newAuthorLimiter(lim AuthorLimit) *authorLimiter {
 		buckets:        make(map[identity.PublicKey]*authorBucket),
 		peers:          make(map[peer.ID]*peerBudget),
 		node:           authorBucket{tokens: nodeNewAuthorBurst},
+		nodePresence:   authorBucket{tokens: nodeNewPresenceKeyBurst},
 		nodeProbation:  authorBucket{tokens: nodeProbationBurst},
 		localProbation: authorBucket{tokens: localProbationBurst},
 	}
@@ -165,25 +170,94 @@ func (l *authorLimiter) admit(from peer.ID, author identity.PublicKey, now time.
 	if from == "" {
 		return nil // a local session's new key: its bucket is created by allow
 	}
-	if l.node.last.IsZero() {
-		l.node.last = now
+	return l.spendNewKeyLocked(from, now, messageKeys)
+}
+
+// newKeyBudget is one kind of new-key budget: the forwarding peer's
+// bucket and the node's, their limits, and how a refusal reads.
+type newKeyBudget struct {
+	peer                func(*peerBudget) *authorBucket
+	node                func(*authorLimiter) *authorBucket
+	peerBurst, peerRate int
+	nodeBurst, nodeRate int
+	peerWhat, nodeWhat  string
+}
+
+var (
+	messageKeys = newKeyBudget{
+		peer:      func(b *peerBudget) *authorBucket { return &b.newKeys },
+		node:      func(l *authorLimiter) *authorBucket { return &l.node },
+		peerBurst: newAuthorBurst, peerRate: newAuthorRate, nodeBurst: nodeNewAuthorBurst, nodeRate: nodeNewAuthorRate,
+		peerWhat: "peer introduces new keys", nodeWhat: "new keys arrive",
 	}
-	refill(&l.node, now, nodeNewAuthorBurst, nodeNewAuthorRate)
+	presenceKeys = newKeyBudget{
+		peer:      func(b *peerBudget) *authorBucket { return &b.presenceKeys },
+		node:      func(l *authorLimiter) *authorBucket { return &l.nodePresence },
+		peerBurst: newPresenceKeyBurst, peerRate: newPresenceKeyRate, nodeBurst: nodeNewPresenceKeyBurst, nodeRate: nodeNewPresenceKeyRate,
+		peerWhat: "peer forwards presence of new keys", nodeWhat: "presence of new keys arrives",
+	}
+)
+
+// spendNewKeyLocked spends a token of from's and of the node's budget of
+// kind for a key new to the node, or says why it cannot.
+func (l *authorLimiter) spendNewKeyLocked(from peer.ID, now time.Time, kind newKeyBudget) error {
+	node := kind.node(l)
+	if node.last.IsZero() {
+		node.last = now
+	}
+	refill(node, now, float64(kind.nodeBurst), float64(kind.nodeRate))
 	pb := l.peerLocked(from, now)
 	if pb == nil {
 		return fmt.Errorf("%w: new keys from %d peers at once, the most this node tracks: %w", errAuthorLimited, len(l.peers), p2p.ErrIgnore)
 	}
-	b := &pb.newKeys
-	refill(b, now, newAuthorBurst, newAuthorRate)
+	b := kind.peer(pb)
+	refill(b, now, float64(kind.peerBurst), float64(kind.peerRate))
 	if b.tokens < 1 {
-		return fmt.Errorf("%w: peer introduces new keys faster than %d a second (burst %d): %w", errAuthorLimited, newAuthorRate, newAuthorBurst, p2p.ErrIgnore)
+		return fmt.Errorf("%w: %s faster than %d a second (burst %d): %w", errAuthorLimited, kind.peerWhat, kind.peerRate, kind.peerBurst, p2p.ErrIgnore)
 	}
-	if l.node.tokens < 1 {
-		return fmt.Errorf("%w: new keys arrive faster than %d a second (burst %d) at this node: %w", errAuthorLimited, nodeNewAuthorRate, nodeNewAuthorBurst, p2p.ErrIgnore)
+	if node.tokens < 1 {
+		return fmt.Errorf("%w: %s faster than %d a second (burst %d) at this node: %w", errAuthorLimited, kind.nodeWhat, kind.nodeRate, kind.nodeBurst, p2p.ErrIgnore)
 	}
 	b.tokens--
-	l.node.tokens--
+	node.tokens--
 	return nil
+}
+
+// Presence records of keys new to the node. A channel's members announce
+// themselves when they join, and a node that has just joined a busy
+// channel, or that links two groups of its nodes, hears hundreds of keys
+// new to it within seconds: a thousand-member channel filling up through
+// one peer, or a table of up to 256 records republished by a node that
+// met another group. The new-key budgets above, sized for messages, would
+// ignore most of them, and GossipSub marks each record seen before the
+// validator runs, so its other copies would be dropped and the node would
+// miss those members until their next refresh (2 minutes). Presence
+// records have budgets of their own: one costs a verification (about
+// 40 µs: nodeNewPresenceKeyRate is 2% of a core) and a member-table entry,
+// bounded per channel and node, and a key's presence is limited to one
+// record every 20 s (presenceValidator.allow). They spend no probation
+// budget, which bounds messages: a key first seen through its presence
+// still has its messages on probation under that introducer.
+const (
+	newPresenceKeyBurst     = 1024
+	newPresenceKeyRate      = 256
+	nodeNewPresenceKeyBurst = 4096
+	nodeNewPresenceKeyRate  = 512
+)
+
+// admitPresence is admit for a presence record: a key already known is
+// admitted without spending probation, and a new one within the presence
+// budgets of from and of the node.
+func (l *authorLimiter) admitPresence(from peer.ID, author identity.PublicKey, now time.Time) error {
+	if l == nil || from == "" {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.buckets[author]; ok {
+		return nil
+	}
+	return l.spendNewKeyLocked(from, now, presenceKeys)
 }
 
 // probationLocked spends a probation token of the keys introducer (empty:
@@ -227,6 +301,12 @@ func refill(b *authorBucket, now time.Time, burst, rate float64) {
 	b.last = now
 }
 
+// fullAt reports whether b, refilled at rate a second, is back at burst
+// by now: a bucket a sweep can forget.
+func (b *authorBucket) fullAt(now time.Time, burst, rate float64) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*rate >= burst
+}
+
 // peerLocked returns p's budget, creating it (full) on first sight; nil
 // when the table is full of peers with spent budgets.
 func (l *authorLimiter) peerLocked(p peer.ID, now time.Time) *peerBudget {
@@ -237,8 +317,9 @@ func (l *authorLimiter) peerLocked(p peer.ID, now time.Time) *peerBudget {
 		return nil
 	}
 	b := &peerBudget{
-		newKeys:   authorBucket{tokens: newAuthorBurst, last: now},
-		probation: authorBucket{tokens: peerProbationBurst, last: now},
+		newKeys:      authorBucket{tokens: newAuthorBurst, last: now},
+		probation:    authorBucket{tokens: peerProbationBurst, last: now},
+		presenceKeys: authorBucket{tokens: newPresenceKeyBurst, last: now},
 	}
 	l.peers[p] = b
 	return b
@@ -252,8 +333,9 @@ func (l *authorLimiter) sweepPeersLocked(now time.Time) bool {
 	}
 	l.lastPeerSweep = now
 	for p, b := range l.peers {
-		if b.newKeys.tokens+now.Sub(b.newKeys.last).Seconds()*newAuthorRate >= newAuthorBurst &&
-			b.probation.tokens+now.Sub(b.probation.last).Seconds()*peerProbationRate >= peerProbationBurst {
+		if b.newKeys.fullAt(now, newAuthorBurst, newAuthorRate) &&
+			b.probation.fullAt(now, peerProbationBurst, peerProbationRate) &&
+			b.presenceKeys.fullAt(now, newPresenceKeyBurst, newPresenceKeyRate) {
 			delete(l.peers, p)
 		}
 	}
@@ -296,7 +378,7 @@ func (l *authorLimiter) sweepLocked(now time.Time, burst float64) bool {
 	}
 	l.lastSweep = now
 	for a, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.lim.Rate >= burst {
+		if b.fullAt(now, burst, l.lim.Rate) {
 			delete(l.buckets, a)
 		}
 	}

@@ -76,6 +76,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests override it.
 	Now func() time.Time
+	// Bans, if set, is the node operator's ban list (bans.go): the
+	// gateway refuses its keys' logins and closes their sessions when
+	// they are banned. The node's ChannelValidator takes the same list
+	// (WithBans).
+	Bans *BanList
+	// Rules holds owned channels' rules records (rules.go); the node's
+	// ChannelValidator takes the same table (WithRules), which fills and
+	// enforces it. Nil: the gateway keeps its own, filled from the
+	// records its sessions are handed.
+	Rules *RulesTable
 }
 
 // Defaults. Those a client sees (the session limits of hello, timeouts,

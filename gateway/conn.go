@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -95,51 +96,71 @@ func keepPartial(partial, tail []byte) []byte {
 	return append(partial[:0], tail...)
 }
 
-// tcpConn frames newline-delimited JSON on a TCP connection.
+// tcpConn frames newline-delimited JSON on a TCP connection. It is one
+// per session, idle ones included, hence the small fields.
 type tcpConn struct {
 	c       net.Conn
-	max     int
-	partial []byte // an incomplete line, without its '\n'
+	partial *[]byte // an incomplete line, without its '\n'; nil when there is none
+	max     int32
 }
 
 func newTCPConn(c net.Conn, maxLine int) *tcpConn {
-	return &tcpConn{c: c, max: maxLine}
+	return &tcpConn{c: c, max: int32(min(maxLine, math.MaxInt32))}
 }
 
 func (t *tcpConn) netConn() net.Conn { return t.c }
 
 func (t *tcpConn) deframe(data []byte, h frameHandler) error {
+	var partial []byte
+	if t.partial != nil {
+		partial = *t.partial
+	}
+	max := int(t.max)
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			// A line longer than max without its '\n' can never be
 			// valid: refuse it before buffering more. A final '\r'
 			// counts towards max (PROTOCOL.md §1).
-			if len(t.partial)+len(data) > t.max {
+			if len(partial)+len(data) > max {
 				return errFrameTooLarge
 			}
-			t.partial = append(t.partial, data...)
+			t.keep(append(partial, data...))
 			return nil
 		}
 		line := data[:i]
 		data = data[i+1:]
-		if len(t.partial) > 0 {
-			t.partial = append(t.partial, line...)
-			line = t.partial
+		if len(partial) > 0 {
+			partial = append(partial, line...)
+			line = partial
 		}
-		if len(line) > t.max { // its '\r', if any, included
+		if len(line) > max { // its '\r', if any, included
 			return errFrameTooLarge
 		}
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
 		ok := h.handleFrame(line)
-		t.partial = keepPartial(t.partial, nil)
+		partial, t.partial = nil, nil // the line is handled: nothing kept
 		if !ok {
 			return errStop
 		}
 	}
 	return nil
+}
+
+// keep stores p as the incomplete line; an empty p releases it. The slice
+// header is allocated only when a line starts to be kept.
+func (t *tcpConn) keep(p []byte) {
+	switch {
+	case len(p) == 0:
+		t.partial = nil
+	case t.partial == nil:
+		t.partial = new([]byte)
+		*t.partial = p
+	default:
+		*t.partial = p
+	}
 }
 
 func (t *tcpConn) writeFrames(frames []outFrame, deadline time.Time) error {

@@ -195,7 +195,8 @@ func (s *session) whois(req request) *clientError {
 		}
 		s.srv.metrics.bundleLookup(bundleDHT)
 	}
-	s.enqueue(mustJSON(&proto.Bundle{Key: key.String(), Bundle: base64.StdEncoding.EncodeToString(raw)}))
+	s.enqueue(mustJSON(&proto.Bundle{Key: key.String(), Bundle: base64.StdEncoding.EncodeToString(raw),
+		Present: s.srv.presence.presentFor(s, key)}))
 	return nil
 }
 

@@ -163,7 +163,7 @@ func TestTCPFramingHoldsOnlyIncompleteLines(t *testing.T) {
 		t.Fatalf("frames %q", got.frames)
 	}
 	if c.partial != nil {
-		t.Fatalf("idle connection holds %d bytes", cap(c.partial))
+		t.Fatalf("idle connection holds %d bytes", cap(*c.partial))
 	}
 	if err := c.deframe(bytes.Repeat([]byte("x"), 1026), &got); !errors.Is(err, errFrameTooLarge) {
 		t.Fatalf("unterminated 1026-byte line: %v, want too large", err)

@@ -128,7 +128,7 @@ func TestBadInputGetsNamedErrors(t *testing.T) {
 		c := dialTCP(t, a.tcpAddr)
 		c.login()
 		c.sendMsg("elsewhere", "x", "hi", nil)
-		if f := c.expectError(codeNotJoined); !strings.Contains(f.Message, "JOIN CHANNEL FIRST") {
+		if f := c.expectError(codeNotJoined); !strings.Contains(f.Message, "join it first") {
 			t.Fatalf("message %q", f.Message)
 		}
 	})

@@ -258,6 +258,13 @@ type historyTracker struct {
 	order []messageID // oldest first, for eviction
 	peers map[peer.ID]*tokenBucket
 	node  tokenBucket // requests from all peers
+	// bans, if set, drops answers that carry a banned author's message
+	// (BanList.refuseAnswer).
+	bans *BanList
+	// rules, if set, ignores answers carrying a message of an author
+	// banned in its owned channel (rules.go); members' nodes leave such
+	// messages out of their answers (rulesHidden).
+	rules *RulesTable
 }
 
 type trackedHistory struct {
@@ -376,6 +383,14 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 			t.mu.Unlock()
 			return nil, fmt.Errorf("history answer carries a message of channel %q on %q", m.Channel, channel)
 		}
+		if err := t.bans.refuseAnswer(m.Author); err != nil {
+			t.mu.Unlock()
+			return nil, err
+		}
+		if err := t.rules.refuseAnswer(channel, m.Author); err != nil {
+			t.mu.Unlock()
+			return nil, err
+		}
 		if m.Timestamp > now.Add(window).UnixMilli() {
 			t.mu.Unlock()
 			return nil, fmt.Errorf("history answer carries a message dated %v ahead", time.Duration(m.Timestamp-now.UnixMilli())*time.Millisecond)
@@ -389,10 +404,9 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 		fresh = append(fresh, m)
 	}
 	t.mu.Unlock()
-	for i := range fresh {
-		if err := fresh[i].Verify(); err != nil {
-			return nil, err
-		}
+	// A repair answer holds up to a page of 200: verified as one batch.
+	if err := identity.VerifyChannelMessages(fresh); err != nil {
+		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -431,10 +445,13 @@ type historyAgent struct {
 type historyCollector struct {
 	s       *session
 	channel string
-	start   time.Time
-	last    time.Time // of the last answer
-	msgs    map[messageID]collected
-	timer   *time.Timer
+	// before is the page a node's repair request asked for (0: the
+	// newest), so that an unanswered page is asked for again as itself.
+	before int64
+	start  time.Time
+	last   time.Time // of the last answer
+	msgs   map[messageID]collected
+	timer  *time.Timer
 	// What the request cost this node, for the repair's log line: its
 	// own size, and the answers and their bytes that reached it.
 	requestBytes, answers, answerBytes int
@@ -604,7 +621,7 @@ func (srv *Server) finishHistory(id messageID, c *historyCollector) {
 			"request_bytes", c.requestBytes, "answers", c.answers, "answer_bytes", c.answerBytes, "answered_messages", answered)
 		switch {
 		case c.answers == 0:
-			srv.hint(repairHint{channel: c.channel, kind: hintUnanswered})
+			srv.hint(repairHint{channel: c.channel, kind: hintUnanswered, before: c.before})
 		case answered >= repairPageFull:
 			// A member answers with at most MaxHistoryLimit messages,
 			// newest first, and those the request lists as had count
@@ -724,7 +741,7 @@ func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 type repairHint struct {
 	channel string
 	kind    hintKind
-	before  int64 // hintMore: the page's bound (historyRequestWire.before)
+	before  int64 // hintMore: the page's bound (historyRequestWire.before); hintUnanswered: the unanswered page's (0: the newest)
 }
 
 type hintKind uint8
@@ -742,14 +759,25 @@ const (
 	hintMore
 )
 
-// hint sends h to watchMeshPeers without waiting.
+// hint sends h to watchMeshPeers. What other nodes' requests show
+// (hintBehind, hintCovered) is sent without waiting: in a burst, the
+// hints queued cover it. What this node's own repair needs next
+// (hintMore, hintUnanswered: one per repair request) waits for room:
+// dropped, the repair would stop a page short, with nothing to ask again.
 func (srv *Server) hint(h repairHint) {
 	if srv.repairHints == nil {
 		return
 	}
+	if h.kind == hintMore || h.kind == hintUnanswered {
+		select {
+		case srv.repairHints <- h:
+		case <-srv.bgCtx.Done():
+		}
+		return
+	}
 	select {
 	case srv.repairHints <- h:
-	default: // a burst of hints: the queued ones cover it
+	default:
 	}
 }
 
@@ -891,6 +919,9 @@ func (s *session) historyAnswer(req request) *clientError {
 	m, err := req.Message.ChannelMessage()
 	if err != nil {
 		return ferr(codeBadJSON, err.Error())
+	}
+	if s.rulesHidden(m.Channel, m.Author) {
+		return nil // banned in the channel since: not passed on
 	}
 	wire, err := m.MarshalBinary()
 	if err != nil {
@@ -1284,7 +1315,17 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			case hintUnanswered:
 				if retried[h.channel] < unansweredRetries {
 					retried[h.channel]++
-					wantChannel(h.channel, now, "unanswered")
+					if h.before != 0 {
+						// A page of this node's own repair went
+						// unanswered: ask for that page again. Another
+						// node's newer request does not cover it (its
+						// members answer with their newest), and a new
+						// request for the newest page would not reach
+						// back this far.
+						pages[h.channel] = h.before
+					} else {
+						wantChannel(h.channel, now, "unanswered")
+					}
 				}
 			case hintBehind:
 				if at, ok := lastHint[h.channel]; !ok || now.Sub(at) >= syncHintInterval {
@@ -1419,7 +1460,7 @@ func (srv *Server) syncChannel(channel string, before int64, reason string) {
 	}
 	wire := w.marshal()
 	srv.log.Debug("repair request", "channel", channel, "request", fmt.Sprintf("%x", w.id[:4]), "reason", reason, "before", before, "bytes", len(wire))
-	c := &historyCollector{channel: channel, start: time.Now(), msgs: make(map[messageID]collected), requestBytes: len(wire)}
+	c := &historyCollector{channel: channel, before: before, start: time.Now(), msgs: make(map[messageID]collected), requestBytes: len(wire)}
 	for _, id := range w.have {
 		c.msgs[id] = collected{}
 	}

@@ -542,6 +542,23 @@ func TestHistoryTracker(t *testing.T) {
 	if _, err := tr.answer(marshalHistoryAnswers(id2, "lobby", [][]byte{forged})[0], now, DefaultTimestampWindow); err == nil || errors.Is(err, p2p.ErrIgnore) {
 		t.Errorf("a forged message in an answer: %v, want rejected", err)
 	}
+	// Among valid ones, verified as a batch: the answer is rejected all
+	// the same, and nothing of it counts as answered.
+	var fresh [][]byte
+	for i := range 4 {
+		m, _ := identity.NewChannelMessage(key, "lobby", "bob", fmt.Sprint("more ", i), now)
+		w, _ := m.MarshalBinary()
+		fresh = append(fresh, w)
+	}
+	forged2 := slices.Clone(fresh[2])
+	forged2[len(forged2)-1] ^= 1
+	mixed := [][]byte{fresh[0], fresh[1], forged2, fresh[3]}
+	if _, err := tr.answer(marshalHistoryAnswers(id2, "lobby", mixed)[0], now, DefaultTimestampWindow); !errors.Is(err, identity.ErrBadSignature) {
+		t.Errorf("a forged message among valid ones in an answer: %v, want rejected for its signature", err)
+	}
+	if p, err := tr.answer(marshalHistoryAnswers(id2, "lobby", fresh)[0], now, DefaultTimestampWindow); err != nil || len(p.(*historyAnswerPayload).msgs) != 4 {
+		t.Errorf("the valid messages after a rejected answer: %v, %v", p, err)
+	}
 	if _, err := tr.answer(marshalHistoryAnswers(id2, "other", wires)[0], now, DefaultTimestampWindow); !errors.Is(err, p2p.ErrIgnore) {
 		t.Errorf("an answer naming another channel than its request: %v, want ignored", err)
 	}

@@ -299,7 +299,7 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 		src := sourceOf(addrIP(c.RemoteAddr()))
 		why := ln.lim.acquire(src)
 		if why == admitted {
-			return &countedConn{Conn: c, lim: ln.lim, src: src}, nil
+			return &countedConn{Conn: c, lim: ln.lim}, nil
 		}
 		if _, plain := c.(*net.TCPConn); plain && ln.refusals != nil {
 			c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
@@ -311,16 +311,20 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 
 // countedConn is an accepted connection holding a slot of the limits until
 // it is closed.
+//
+// It is one per idle session, so it keeps nothing it can compute: the
+// slot's source comes from the connection's remote address again.
 type countedConn struct {
 	net.Conn
-	lim  *connLimiter
-	src  netip.Addr
-	once sync.Once
+	lim      *connLimiter
+	released atomic.Bool
 }
 
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.lim.release(c.src) })
+	if c.released.CompareAndSwap(false, true) {
+		c.lim.release(sourceOf(addrIP(c.RemoteAddr())))
+	}
 	return err
 }
 

@@ -112,7 +112,7 @@ func registered(gw *Server, key identity.PublicKey) bool {
 func sessionCount(gw *Server) int {
 	gw.mu.Lock()
 	defer gw.mu.Unlock()
-	return len(gw.sessions)
+	return gw.sessions.len()
 }
 
 // A login whose DM inbox subscription fails on the mesh, with a bundle

@@ -29,7 +29,7 @@ var transportNames = [numTransports]string{"tcp", "ws"}
 
 // requestKinds are the request types of PROTOCOL.md a node serves; any
 // other type counts as "unknown".
-var requestKinds = []string{"ping", "pong", "login", "join", "leave", "send", "whois", "dm", "history", "history_answer", "bundle", "unknown"}
+var requestKinds = []string{"ping", "pong", "login", "join", "leave", "send", "whois", "dm", "history", "history_answer", "bundle", "rules", "kick", "unknown"}
 
 // Why a DM was not sent (darkchat_dm_not_delivered_total's reason).
 var dmFailures = []string{codeNoRoute, codeDuplicate, codeBadEnvelope, codeRateLimited, codeBadJSON, codeInternal}
@@ -161,7 +161,7 @@ func newGatewayMetrics(reg prometheus.Registerer, s *Server) (*gatewayMetrics, e
 	return m, nil
 }
 
-func (m *gatewayMetrics) sessionOpened(transport int, d float64) {
+func (m *gatewayMetrics) sessionOpened(transport uint8, d float64) {
 	if m != nil {
 		m.sessions[transport].Add(d)
 	}
@@ -257,10 +257,7 @@ func (m *gatewayMetrics) bundleLookup(result int) {
 // per message: one pass over the sessions, each locked briefly.
 func (s *Server) sendQueueDepth() (total, deepest int) {
 	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessions.appendTo(make([]*session, 0, s.sessions.len()))
 	s.mu.Unlock()
 	for _, sess := range sessions {
 		sess.mu.Lock()

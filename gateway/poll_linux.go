@@ -26,8 +26,7 @@ type poller struct {
 	epfd, wakefd int
 
 	mu       sync.Mutex
-	sessions map[uint64]*session // by poll ID; 0 is the wake-up eventfd
-	nextID   uint64
+	sessions slotTable // a session's poll ID is its slot+1 and generation; 0 is the wake-up eventfd
 	closed   bool
 
 	done chan struct{}
@@ -50,7 +49,7 @@ func newPoller() (*poller, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("epoll add: %w", err)
 	}
-	p := &poller{epfd: epfd, wakefd: wakefd, sessions: make(map[uint64]*session), nextID: 1, done: make(chan struct{})}
+	p := &poller{epfd: epfd, wakefd: wakefd, done: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -70,7 +69,7 @@ func rawConn(c net.Conn) (syscall.RawConn, bool) {
 // watch hands s's socket to the poller, which starts a reader for s when
 // the socket becomes readable. The first call registers the socket.
 func (p *poller) watch(s *session) error {
-	if s.pollID != 0 {
+	if s.pollGen != 0 {
 		return p.ctl(unix.EPOLL_CTL_MOD, s)
 	}
 	p.mu.Lock()
@@ -78,9 +77,7 @@ func (p *poller) watch(s *session) error {
 		p.mu.Unlock()
 		return errors.New("poller closed")
 	}
-	s.pollID = p.nextID
-	p.nextID++
-	p.sessions[s.pollID] = s
+	s.pollSlot, s.pollGen = p.sessions.add(s)
 	p.mu.Unlock()
 	if err := p.ctl(unix.EPOLL_CTL_ADD, s); err != nil {
 		p.remove(s)
@@ -93,7 +90,7 @@ func (p *poller) watch(s *session) error {
 // descriptor: a concurrent Close cannot release the number (and let another
 // socket reuse it) while epoll is told about it.
 func (p *poller) ctl(op int, s *session) error {
-	ev := unix.EpollEvent{Events: pollEvents, Fd: int32(s.pollID), Pad: int32(s.pollID >> 32)}
+	ev := unix.EpollEvent{Events: pollEvents, Fd: s.pollSlot + 1, Pad: int32(s.pollGen)}
 	var err error
 	if cerr := s.pollConn.Control(func(fd uintptr) {
 		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
@@ -107,7 +104,9 @@ func (p *poller) ctl(op int, s *session) error {
 // readiness event already collected for it finds no session and is dropped.
 func (p *poller) remove(s *session) {
 	p.mu.Lock()
-	delete(p.sessions, s.pollID)
+	if s.pollGen != 0 {
+		p.sessions.remove(s.pollSlot, s)
+	}
 	p.mu.Unlock()
 }
 
@@ -123,12 +122,11 @@ func (p *poller) run() {
 			return // only a programming error (bad epfd) gets here
 		}
 		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == 0 {
+			if ev.Fd == 0 {
 				return // close woke us
 			}
 			p.mu.Lock()
-			s := p.sessions[id]
+			s := p.sessions.get(ev.Fd-1, uint32(ev.Pad))
 			p.mu.Unlock()
 			if s != nil {
 				s.onReadable()

@@ -50,7 +50,7 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	httpSrvs  map[*http.Server]struct{}
-	sessions  map[*session]struct{}
+	sessions  slotTable      // open sessions, at session.slot
 	wg        sync.WaitGroup // open sessions
 	// limiter counts connections on both ports from accept to close.
 	limiter *connLimiter
@@ -74,6 +74,7 @@ type Server struct {
 	readers atomic.Int64
 
 	bundles    bundles
+	rulesSt    *rulesState // owned channels (rules.go)
 	identities identities
 	// history holds this node's sessions' history requests in flight,
 	// and those they were asked to answer; historyMesh carries them (nil
@@ -84,8 +85,14 @@ type Server struct {
 	// unanswered repairs tell watchMeshPeers (repairHint); at most
 	// meshPeerQueue wait. Nil without a ChannelPeerLister.
 	repairHints chan repairHint
+	// presence is the node's member table; presenceSync, nil for a mesh
+	// without PresenceMesh, learns tables from peers (presence*.go).
+	presence     *presenceTable
+	presenceSync *presenceSync
 	// metrics is nil without Config.Registerer.
 	metrics *gatewayMetrics
+	// timers ticks the sessions (timers.go).
+	timers *sessionTimers
 	// Background work (DHT puts, the republish loop), stopped by Close.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -127,7 +134,6 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 		page:      page,
 		listeners: make(map[net.Listener]struct{}),
 		httpSrvs:  make(map[*http.Server]struct{}),
-		sessions:  make(map[*session]struct{}),
 		limiter:   newConnLimiter(cfg.MaxSessionsPerIP, cfg.MaxConns, cfg.FloodRefusals),
 		channels:  newChannelLimiter(cfg.MaxChannelsPerIP, cfg.MaxNodeChannels, cfg.Now()),
 		history:   newHistoryAgent(),
@@ -156,12 +162,23 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 			return nil, fmt.Errorf("gateway: register metrics: %w", err)
 		}
 		s.metrics = m
+		if err := registerBanMetrics(cfg.Registerer, cfg.Bans); err != nil {
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+		if err := registerRulesMetrics(cfg.Registerer, s); err != nil { // rules_metrics.go
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
 	}
+	cfg.Bans.watch(s)
 	s.bundles.byKey = make(map[identity.PublicKey]map[*session]bundleEntry)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.startPresence()
+	s.startRules()
 	s.log.Info("client connection limits", "max_conns", cfg.MaxConns, "max_sessions_per_ip", cfg.MaxSessionsPerIP,
 		"open_file_limit", openFileLimit(), "handshake_timeout", cfg.HandshakeTimeout, "flood_refusals", cfg.FloodRefusals)
-	s.bgWG.Add(3)
+	s.timers = newSessionTimers(timerResolution(&cfg))
+	s.bgWG.Add(4)
+	go func() { defer s.bgWG.Done(); s.timers.run(s.bgCtx.Done()) }()
 	go s.republishLoop()
 	go s.logRefusals()
 	go s.updateFloodFilter()
@@ -181,6 +198,7 @@ func New(cfg Config, mesh Mesh, nodeID string, page http.Handler) (*Server, erro
 			case peers <- p:
 			default: // a burst of new peers: the queued ones cover the channels
 			}
+			s.rulesMeshPeer(p) // owned channels' records for the new peer (rules.go)
 		})
 		s.bgWG.Add(1)
 		go s.watchMeshPeers(lister, peers)
@@ -378,7 +396,7 @@ func (s *Server) start(conn frameConn, ip netip.Addr) {
 		conn.close()
 		return
 	}
-	s.sessions[sess] = struct{}{}
+	sess.slot, _ = s.sessions.add(sess)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.metrics.sessionOpened(sess.transport, 1)
@@ -387,7 +405,7 @@ func (s *Server) start(conn frameConn, ip netip.Addr) {
 
 func (s *Server) unregister(sess *session) {
 	s.mu.Lock()
-	delete(s.sessions, sess)
+	s.sessions.remove(sess.slot, sess)
 	s.mu.Unlock()
 	s.metrics.sessionOpened(sess.transport, -1)
 	s.wg.Done()
@@ -401,7 +419,7 @@ func (s *Server) ActiveReaders() int { return int(s.readers.Load()) }
 func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	return s.sessions.len()
 }
 
 // Close stops accepting, tells every session the node is shutting down,
@@ -420,10 +438,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for hs := range s.httpSrvs {
 		srvs = append(srvs, hs)
 	}
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessions.appendTo(make([]*session, 0, s.sessions.len()))
 	s.mu.Unlock()
 
 	for _, hs := range srvs {
@@ -436,6 +451,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.historyMesh.LeaveHistory(s)
 	}
 	s.bgCancel()
+	s.cfg.Bans.unwatch(s)
 	s.pollerOnce.Do(func() {}) // no poller starts from now on
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); s.bgWG.Wait(); close(done) }()

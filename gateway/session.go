@@ -34,14 +34,15 @@ type session struct {
 	srv  *Server
 	conn frameConn
 	ip   netip.Addr
-	src  netip.Addr // sourceOf(ip), what the per-IP limits count by
-	// transport is transportTCP or transportWS, for metrics.
-	transport int
 
 	challenge string
 	key       identity.PublicKey
 	tag       [identity.DMTagSize]byte // routing tag of DMs to key
 	loggedIn  bool
+	// transport is transportTCP or transportWS, for metrics.
+	transport uint8
+	// slot is the session's index in the server's registry (Server.start).
+	slot int32
 	// What the session registered on the client's behalf, so that cleanup
 	// undoes exactly that, however far a login got before it failed.
 	inInbox   bool              // a member of its key's DM inbox shard on the mesh
@@ -52,14 +53,20 @@ type session struct {
 	historyBucket tokenBucket
 	errors        int
 
-	// pollID and pollConn are set once when the poller watches the socket.
-	pollID   uint64
+	// pollConn is set when the socket can be watched by the poller;
+	// pollSlot and pollGen (0: not yet watched) when the poller first
+	// watches it, and belong to the poller.
+	pollSlot int32
+	pollGen  uint32
 	pollConn syscall.RawConn
 
-	lastRead atomic.Int64 // unix nanos of the last bytes read; read by the timer
+	lastRead atomic.Int64 // unix nanos of the last bytes read; read by tick
 	loginBy  atomic.Int64 // unix nanos of the login deadline; 0 once logged in
 	stopping atomic.Bool  // mirrors closing for the reader's per-frame check
-	timer    *time.Timer  // login timeout, idle ping and idle timeout
+	// tickAt is when the session ticks next (login timeout, idle ping and
+	// idle timeout) on the server's wheel, 0 if it does not; guarded by
+	// the wheel's lock (timers.go).
+	tickAt time.Duration
 
 	mu      sync.Mutex // guards the fields below
 	queue   []outFrame
@@ -74,8 +81,12 @@ type session struct {
 	room chan struct{}
 }
 
+// source is what the per-IP limits count the session by: sourceOf(ip)
+// (computed, not kept: idle sessions are the node's memory).
+func (s *session) source() netip.Addr { return sourceOf(s.ip) }
+
 func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
-	transport := transportTCP
+	transport := uint8(transportTCP)
 	if _, ok := conn.(*wsConn); ok {
 		transport = transportWS
 	}
@@ -84,7 +95,6 @@ func newSession(srv *Server, conn frameConn, ip netip.Addr) *session {
 		srv:       srv,
 		conn:      conn,
 		ip:        ip,
-		src:       sourceOf(ip),
 		bucket:    newTokenBucket(srv.cfg.Rate, srv.cfg.Burst, srv.cfg.Now()),
 
 		historyBucket: newTokenBucket(sessionHistoryRate, sessionHistoryBurst, srv.cfg.Now()),
@@ -132,7 +142,9 @@ func (s *session) greet() {
 	s.lastRead.Store(now.UnixNano())
 	s.loginBy.Store(now.Add(s.srv.cfg.LoginTimeout).UnixNano())
 	s.mu.Lock()
-	s.timer = time.AfterFunc(min(s.srv.cfg.LoginTimeout, s.srv.cfg.IdlePing), s.tick)
+	if !s.closing {
+		s.srv.timers.schedule(s, min(s.srv.cfg.LoginTimeout, s.srv.cfg.IdlePing))
+	}
 	s.mu.Unlock()
 	s.read()
 }
@@ -143,6 +155,27 @@ func (s *session) greet() {
 // runtime's netpoller with no extra hop; sessions quiet for this long, which
 // is most of them most of the time, cost no goroutine.
 const readLinger = 2 * time.Second
+
+// While more than lingerCrowd sessions have a reader goroutine (a mass
+// login, clients reconnecting together after a restart), quiet sockets go
+// to the poller after readLingerCrowded instead. The runtime keeps every
+// goroutine descriptor it ever made for reuse, so the peak number of
+// readers stays in the heap for the life of the process: lingering 2 s
+// through 10,000 logins a second would leave ~0.7 descriptors (~300 B) per
+// idle session.
+const (
+	lingerCrowd       = 64
+	readLingerCrowded = 50 * time.Millisecond
+)
+
+// readLinger returns how long a reader goroutine waits for bytes before it
+// hands its socket to the poller.
+func (srv *Server) readLinger() time.Duration {
+	if srv.readers.Load() > lingerCrowd {
+		return readLingerCrowded
+	}
+	return readLinger
+}
 
 // readChunk is the size of the pooled buffers socket reads go into. A
 // buffer is held only while a session has a reader goroutine.
@@ -172,14 +205,16 @@ func (s *session) read() {
 	c := s.conn.netConn()
 	buf := readBufs.Get().(*[]byte)
 	handOff := false
-	var deadlineSet time.Time
+	var deadline time.Time
 	for {
 		if s.pollConn != nil {
 			// Pushing the deadline forward on every read would reset a
-			// timer per request; a quarter of the linger is enough.
-			if now := time.Now(); now.Sub(deadlineSet) > readLinger/4 {
-				c.SetReadDeadline(now.Add(readLinger))
-				deadlineSet = now
+			// timer per request; a quarter of the linger is enough. A
+			// shorter linger (the readers crowded) takes effect at once.
+			linger := s.srv.readLinger()
+			if want := time.Now().Add(linger); want.Before(deadline) || want.Sub(deadline) > linger/4 {
+				c.SetReadDeadline(want)
+				deadline = want
 			}
 		}
 		n, err := c.Read(*buf)
@@ -279,9 +314,9 @@ func (s *session) queuePong(payload []byte) {
 	s.enqueueFrame(outFrame{kind: outPong, data: payload}, false)
 }
 
-// tick runs on the session's timer. It enforces the login deadline, pings
-// a client silent for IdlePing (a live one answers, which counts as
-// traffic) and closes one silent for IdleTimeout.
+// tick runs on the server's timer wheel (timers.go). It enforces the
+// login deadline, pings a client silent for IdlePing (a live one answers,
+// which counts as traffic) and closes one silent for IdleTimeout.
 func (s *session) tick() {
 	now := time.Now()
 	cfg := &s.srv.cfg
@@ -309,7 +344,7 @@ func (s *session) tick() {
 	}
 	s.mu.Lock()
 	if !s.closing {
-		s.timer.Reset(next)
+		s.srv.timers.schedule(s, next)
 	}
 	s.mu.Unlock()
 }
@@ -330,7 +365,7 @@ func (s *session) report(cerr *clientError) bool {
 			// A source whose sessions keep ending this way opens the next
 			// one at once; it counts as refused, so that a source doing it
 			// FloodRefusals times a second has its SYNs thinned out.
-			s.srv.limiter.abused(s.src)
+			s.srv.limiter.abused(s.source())
 		}
 	}
 	if cerr.closes {
@@ -377,6 +412,7 @@ func (s *session) handle(frame []byte) *clientError {
 		return cerr
 	}
 	s.srv.metrics.request(req.Type)
+	s.applyRemovals() // channels a kick or a ban took the session out of
 	switch req.Type {
 	case "ping":
 		s.enqueue(pongFrame)
@@ -417,6 +453,14 @@ func (s *session) handle(frame []byte) *clientError {
 		return s.history(req)
 	case "history_answer":
 		return s.historyAnswer(req)
+	case "presence":
+		return s.refreshPresence(req)
+	case "names":
+		return s.names(req)
+	case "rules":
+		return s.setRules(req)
+	case "kick":
+		return s.kick(req)
 	case "bundle":
 		if cerr := s.setBundle(req.Bundle); cerr != nil {
 			return cerr
@@ -456,6 +500,9 @@ func (s *session) login(req request) *clientError {
 		return fail(codeBadSignature, "login signature does not verify for key %s and this connection's challenge", key)
 	}
 	s.key, s.tag = key, identity.DMTag(key)
+	if cerr := s.refuseLogin(); cerr != nil {
+		return cerr
+	}
 	// Every step that can fail comes before the bundle is registered and
 	// published, so a failed login never advertises its bundle; whatever
 	// was registered when a step fails, cleanup undoes (see inInbox,
@@ -482,7 +529,7 @@ func (s *session) login(req request) *clientError {
 	s.enqueue(mustJSON(&proto.Welcome{Key: key.String(), Node: s.srv.nodeID}))
 	s.srv.identities.add(s)
 	s.srv.log.Debug("client logged in", "key", key, "ip", s.ip)
-	return nil
+	return s.refuseLogin() // banned while it logged in: closes it
 }
 
 func (s *session) join(req request) *clientError {
@@ -492,25 +539,39 @@ func (s *session) join(req request) *clientError {
 	if err := identity.ValidateUsername(req.Username); err != nil {
 		return &clientError{code: codeBadUsername, msg: err.Error(), channel: req.Channel}
 	}
-	if _, ok := s.channels[req.Channel]; !ok {
+	if cerr := s.rulesRefuseJoin(req.Channel); cerr != nil {
+		return cerr
+	}
+	presence, cerr := s.checkPresence(req.Channel, req.Username, req.Presence, req.Gone)
+	if cerr != nil {
+		return cerr
+	}
+	_, rejoin := s.channels[req.Channel]
+	if !rejoin {
 		if len(s.channels) >= s.srv.cfg.MaxChannels {
 			return &clientError{code: codeTooManyChannels, msg: "at most " + itoa(s.srv.cfg.MaxChannels) + " channels per session", channel: req.Channel}
 		}
-		if cerr := s.srv.channels.join(s.src, req.Channel, s.srv.cfg.Now()); cerr != nil {
+		if cerr := s.srv.channels.join(s.source(), req.Channel, s.srv.cfg.Now()); cerr != nil {
 			return cerr
 		}
 		if err := s.srv.mesh.Join(req.Channel, s); err != nil {
-			s.srv.channels.leave(s.src, req.Channel)
+			s.srv.channels.leave(s.source(), req.Channel)
 			s.srv.log.Warn("join channel", "channel", req.Channel, "err", err)
 			return &clientError{code: codeInternal, msg: "cannot join channel: " + err.Error(), channel: req.Channel}
 		}
 		s.srv.history.joined(req.Channel, s)
+	}
+	if cerr := s.announcePresence(req.Channel, presence, !rejoin); cerr != nil {
+		return cerr
 	}
 	if s.channels == nil {
 		s.channels = make(map[string]string, 1)
 	}
 	s.channels[req.Channel] = req.Username
 	s.enqueue(mustJSON(&proto.Joined{Channel: req.Channel, Username: req.Username}))
+	if !rejoin {
+		s.rulesJoined(req.Channel)
+	}
 	return nil
 }
 
@@ -519,9 +580,10 @@ func (s *session) leave(req request) *clientError {
 		return &clientError{code: codeNotJoined, msg: "not in channel " + quote(req.Channel), channel: req.Channel}
 	}
 	delete(s.channels, req.Channel)
+	s.leavePresence(req.Channel)
 	s.srv.history.left(req.Channel, s)
 	s.srv.mesh.Leave(req.Channel, s)
-	s.srv.channels.leave(s.src, req.Channel)
+	s.srv.channels.leave(s.source(), req.Channel)
 	s.enqueue(mustJSON(&proto.Left{Channel: req.Channel}))
 	return nil
 }
@@ -532,10 +594,14 @@ func (s *session) send(req request) *clientError {
 	}
 	username, joined := s.channels[req.Channel]
 	if !joined {
-		return ferr(codeNotJoined, "JOIN CHANNEL FIRST: not in channel "+quote(req.Channel))
+		return ferr(codeNotJoined, "not in channel "+quote(req.Channel)+": join it first")
 	}
 	if req.Username != username {
 		return ferr(codeBadUsername, "username "+quote(req.Username)+" differs from "+quote(username)+", the one you joined "+req.Channel+" with")
+	}
+	if cerr := s.rulesRefuseSend(req.Channel); cerr != nil {
+		cerr.id = req.ID
+		return cerr
 	}
 	if len(req.Body) > identity.MaxBodyLen {
 		return ferr(codeBodyTooLarge, "body is "+itoa(len(req.Body))+" bytes, limit "+itoa(identity.MaxBodyLen))
@@ -602,6 +668,15 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 	switch p := m.Payload.(type) {
 	case *meshMessage:
 		mm = p
+	case *presencePayload:
+		s.srv.presence.delivered(p)
+		return
+	case *rulesPayload:
+		s.deliverRules(p)
+		return
+	case *kickPayload:
+		s.deliverKick(p)
+		return
 	default:
 		return
 	}
@@ -611,6 +686,9 @@ func (s *session) DeliverMessage(m *p2p.Message) {
 	}
 	if m.Local && s.isOwnEcho(mm.msg.ID) {
 		return
+	}
+	if s.removedFrom(mm.msg.Channel) {
+		return // kicked or banned; its reader has yet to leave
 	}
 	if s.enqueueDelivery(mm.clientFrame()) {
 		s.srv.metrics.deliveredToSession()
@@ -806,20 +884,18 @@ func (s *session) finish() {
 
 // cleanup leaves the session's channels and unregisters it.
 func (s *session) cleanup() {
-	s.mu.Lock()
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	s.mu.Unlock()
+	s.srv.timers.stop(s)
 	if s.pollConn != nil {
 		s.srv.poller.remove(s)
 	}
 	for ch := range s.channels {
+		s.leavePresence(ch)
 		s.srv.history.left(ch, s)
 		s.srv.mesh.Leave(ch, s)
-		s.srv.channels.leave(s.src, ch)
+		s.srv.channels.leave(s.source(), ch)
 	}
 	s.channels = nil
+	s.forgetRemovals()
 	if s.inInbox {
 		s.srv.mesh.LeaveInbox(shardOf(s.key), s)
 		s.inInbox = false

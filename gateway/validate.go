@@ -28,13 +28,21 @@ import (
 // message or a forgery dated far ahead, sent on purpose.
 //
 // If traffic is not nil, every accepted message's metadata is logged there
-// (logChannelMessage).
-func ChannelValidator(now func() time.Time, window time.Duration, authors AuthorLimit, traffic *slog.Logger) p2p.Validator {
+// (logChannelMessage). Options add checks (WithBans).
+func ChannelValidator(now func() time.Time, window time.Duration, authors AuthorLimit, traffic *slog.Logger, opts ...ValidatorOption) p2p.Validator {
 	if now == nil {
 		now = time.Now
 	}
+	var o validatorOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	limiter := newAuthorLimiter(authors)
 	history := newHistoryTracker()
+	history.bans = o.bans
+	history.rules = o.rules
+	presence := newPresenceValidator(window, limiter)
+	presence.bans = o.bans
 	return func(from peer.ID, channel string, data []byte) (any, error) {
 		if channel == "" { // the history topic (p2p.Node.JoinHistory)
 			switch {
@@ -45,12 +53,36 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 			}
 			return nil, fmt.Errorf("%w: not a history request or answer", identity.ErrMalformed)
 		}
+		// A channel's topic carries several kinds, told apart by the
+		// first byte: channel messages (identity.ChannelMessageVersion,
+		// ChannelMessageVersion2) below, presence records
+		// (identity.PresenceVersion).
+		if len(data) > 0 {
+			switch data[0] {
+			case identity.PresenceVersion:
+				p, err := presence.validate(from, channel, data, now())
+				if pp, ok := p.(*presencePayload); ok && pp.rec.State == identity.PresenceHere {
+					if err := o.rules.RefuseAuthor(channel, pp.rec.Key); err != nil {
+						return nil, err // an owned channel's banned key is not listed
+					}
+				}
+				return p, err
+			case wireRules, wireKick: // owned channels (rules.go)
+				return o.rules.validate(from, channel, data, now(), window)
+			}
+		}
 		m := &meshMessage{}
 		if err := m.msg.UnmarshalBinary(data); err != nil {
 			return nil, err
 		}
 		if m.msg.Channel != channel {
 			return nil, fmt.Errorf("message for channel %q published on %q", m.msg.Channel, channel)
+		}
+		if err := o.bans.refuseMessage(m.msg.Author); err != nil {
+			return nil, err // before the signature: costs no verification
+		}
+		if err := o.rules.RefuseAuthor(channel, m.msg.Author); err != nil {
+			return nil, err // likewise: an owned channel's ban or moderation
 		}
 		if ok, gap := checkTimestamp(m.msg.Timestamp, now(), window); !ok {
 			if far, _ := checkTimestamp(m.msg.Timestamp, now(), 2*window); !far && from != "" {
@@ -64,7 +96,14 @@ func ChannelValidator(now func() time.Time, window time.Duration, authors Author
 		if err := limiter.admit(from, m.msg.Author, now()); err != nil {
 			return nil, err
 		}
-		if err := m.msg.Verify(); err != nil {
+		verifier := o.verifier
+		if from == "" {
+			// A local publication: the publishing session's goroutine
+			// verifies it. Sessions publish one message at a time each,
+			// too few at once to batch, and run beside each other anyway.
+			verifier = nil
+		}
+		if err := verifier.VerifyChannelMessage(&m.msg); err != nil {
 			return nil, err
 		}
 		// After the signature: only the author can spend its own tokens.
@@ -137,3 +176,39 @@ func checkTimestamp(ts int64, now time.Time, window time.Duration) (ok bool, gap
 
 // ensure the payload de-duplicates by author and message ID.
 var _ p2p.Keyed = (*meshMessage)(nil)
+
+// ValidatorOption adds a check to ChannelValidator.
+type ValidatorOption func(*validatorOptions)
+
+type validatorOptions struct {
+	bans     *BanList
+	rules    *RulesTable        // owned channels' records (rules.go, WithRules)
+	verifier *identity.Verifier // nil: each message verified alone
+}
+
+// WithVerifier verifies channel messages' signatures with v, in batches
+// with the other messages in validation at the same moment. The node
+// must also validate messages in parallel (p2p.Config.ParallelValidation)
+// for batches to form.
+func WithVerifier(v *identity.Verifier) ValidatorOption {
+	return func(o *validatorOptions) { o.verifier = v }
+}
+
+// ParallelValidation is p2p.Config.ParallelValidation for ChannelValidator:
+// channel messages may be checked beside each other (what their check
+// changes, the author limits and the de-duplication set, does not depend
+// on order); presence records, rules records, kicks and history repair
+// are checked one at a time in arrival order, as each may depend on the
+// one before.
+func ParallelValidation(channel string, data []byte) bool {
+	if channel == "" { // the history topic
+		return false
+	}
+	return len(data) > 0 && (data[0] == identity.ChannelMessageVersion || data[0] == identity.ChannelMessageVersion2)
+}
+
+// WithBans drops the channel messages of the keys on the node operator's
+// ban list, and the history answers that carry one (bans.go).
+func WithBans(b *BanList) ValidatorOption {
+	return func(o *validatorOptions) { o.bans = b }
+}

@@ -55,6 +55,7 @@ const (
 	codeIdleTimeout      = string(proto.CodeIdleTimeout)
 	codeShutdown         = string(proto.CodeShutdown)
 	codeInternal         = string(proto.CodeInternal)
+	codeBanned           = string(proto.CodeBanned)
 )
 
 // clientError is an error reported to the client as an error object.
