@@ -452,6 +452,9 @@ func (s *Session) handleDM(o *DM) {
 	}
 	switch m.Kind {
 	case identity.DMKindMessage:
+		if s.cfg.Ignore != nil && s.cfg.Ignore(m.Sender) {
+			return // no receipt: SessionConfig.Ignore
+		}
 		s.emit(EventDM{DM: m})
 		s.answerDM(m.Sender, m.ID)
 	case identity.DMKindReceipt:

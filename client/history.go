@@ -85,6 +85,8 @@ type Store struct {
 	shown *fifo.Map[[identity.MessageIDSize]byte, struct{}]
 	clock uint64 // counts writes, to find the log written to longest ago
 	bytes int    // kept, in all logs (keptSize)
+	// members are the channels' listed users (presence.go).
+	members memberBook
 	// lastOwn is, per channel, the user's last message signed (sent,
 	// perhaps not yet accepted): the next one's prev (see causalFor).
 	lastOwn map[string]identity.ShortID
@@ -148,7 +150,8 @@ func NewStore() *Store {
 }
 
 // KeysNamed returns the distinct keys that wrote, under username name, a
-// message kept in any channel.
+// message kept in any channel, or that the channels' member lists give
+// that name (presence).
 func (st *Store) KeysNamed(name string) []identity.PublicKey {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -160,7 +163,7 @@ func (st *Store) KeysNamed(name string) []identity.PublicKey {
 			}
 		}
 	}
-	return keys
+	return st.members.keysNamed(name, keys)
 }
 
 // Len returns how many messages of channel the store keeps.
@@ -178,6 +181,7 @@ func (st *Store) Forget(channel string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.dropLocked(channel)
+	st.members.forget(channel)
 }
 
 func (st *Store) dropLocked(channel string) {

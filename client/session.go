@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -82,11 +81,18 @@ type SessionConfig struct {
 	// ReceiptTimeout is how long after the node sent a DM the session
 	// waits for the recipient's receipt; zero means DefaultReceiptTimeout.
 	ReceiptTimeout time.Duration
+	// Unlisted leaves the user out of the channels' member lists: joins
+	// carry no presence records (PROTOCOL.md §2.12).
+	Unlisted bool
 	// Store keeps the channels' recent messages (to answer history
 	// requests) and the IDs already shown. Nil means a new one for this
 	// session; a caller that reconnects passes the previous session's, so
 	// the history it asks for on joining again repeats nothing shown.
 	Store *Store
+	// Ignore, if set, is asked about the sender of each DM: an ignored
+	// sender's DM is dropped unseen and gets no receipt, so its sender
+	// sees it as not delivered. It runs on the reader and must be quick.
+	Ignore func(identity.PublicKey) bool
 }
 
 // Event is something the session reports: one of the Event* types.
@@ -228,6 +234,8 @@ type Session struct {
 	pending   map[string]sentMessage     // by message ID: sent and not yet answered
 	histories map[string]*historyRequest // by request ID: sent and not yet ended; at most historyPending
 	dm        dmState
+	pres      presenceState // presence.go
+	rules     rulesState    // rules.go: owned channels' records, the SetRules or Kick waiting
 	// gaps holds, per channel, the references missing from the causal
 	// contexts that came, until they are asked for (causal.go); active
 	// the channels where a message came or was sent in this session:
@@ -285,6 +293,8 @@ func NewSession(t Transport, cfg SessionConfig) (*Session, error) {
 		store:          cfg.Store,
 		historyLimiter: newHistoryLimiter(),
 		dm:             newDMState(),
+		pres:           newPresenceState(),
+		rules:          newRulesState(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -381,8 +391,7 @@ func (s *Session) Login(ctx context.Context, sig []byte) error {
 	}
 	challenge := s.hello.Challenge
 	s.mu.Unlock()
-	if len(sig) != identity.SignatureSize ||
-		!ed25519.Verify(ed25519.PublicKey(s.pub[:]), identity.LoginStatement(challenge, s.pub), sig) {
+	if !identity.LoginSignatureValid(s.pub, challenge, sig) {
 		return fmt.Errorf("%w: not this key's signature of this connection's challenge", identity.ErrBadSignature)
 	}
 	if err := s.sendLogin(sig); err != nil {
@@ -435,7 +444,8 @@ func (s *Session) Join(ctx context.Context, channel, username string) error {
 	s.joining[channel] = username
 	s.requests[channel]++
 	s.mu.Unlock()
-	if err := s.write(ctx, &Join{Channel: channel, Username: username}); err != nil {
+	here, gone := s.presenceRecords(channel, username)
+	if err := s.write(ctx, &Join{Channel: channel, Username: username, Presence: here, Gone: gone}); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	return nil
@@ -865,6 +875,7 @@ func (s *Session) housekeeping() {
 				s.writeSelf(&Ping{}) // a failure ends the session itself
 			}
 			s.refreshBundle()
+			s.refreshPresence()
 		case <-s.wake:
 		case <-timer.C:
 		}
@@ -936,6 +947,7 @@ func (s *Session) handle(obj Object) error {
 		s.answeredLocked(o.Channel)
 		if !rejoining {
 			s.forgetGapsLocked(o.Channel)
+			delete(s.rules.held, o.Channel) // rules.go: told again on the next join
 		}
 		s.mu.Unlock()
 		if !rejoining {
@@ -973,7 +985,16 @@ func (s *Session) handle(obj Object) error {
 	case *DMSent:
 		s.handleDMSent(o)
 	case *Bundle:
+		s.notePresent(o)
 		s.handleBundle(o)
+	case *PresenceEvent:
+		s.handlePresence(o)
+	case *Names:
+		s.handleNames(o)
+	case *Rules:
+		s.handleRules(o)
+	case *Kicked:
+		s.handleKicked(o)
 	case *Ping:
 		return s.writeSelf(&Pong{})
 	case *Pong:
@@ -1061,6 +1082,8 @@ func (s *Session) handleError(e *Error) {
 		}
 		return
 	}
+	s.failNamesLocked(e)
+	ruled := s.rulesAnswerLocked(e) // rules.go: the answer to SetRules or Kick
 	channel := e.Channel
 	if e.ID != "" {
 		if sent, ok := s.pending[e.ID]; ok {
@@ -1074,7 +1097,7 @@ func (s *Session) handleError(e *Error) {
 			delete(s.histories, e.ID)
 		}
 	}
-	if e.ID == "" && e.Channel != "" {
+	if e.ID == "" && e.Channel != "" && !ruled {
 		// The answer to a join or leave: a failed join leaves the
 		// channel (or the previous username in it) as it was.
 		delete(s.joining, channel)

@@ -61,8 +61,12 @@ func TestAssetsMatchSources(t *testing.T) {
 	if got := wasmbuild.NewManifest(m.Go, m.Sources, wasm, gz); got != m {
 		t.Fatalf("static/darkchat.wasm.gz does not match static/build.json:\n got %+v\nwant %+v", got, m)
 	}
-	if len(gz) > 1600<<10 {
-		t.Errorf("the gzipped module is %d bytes, over the 1.6 MB budget", len(gz))
+	// The budget: ML-KEM, HPKE, the channel and DM encodings, presence,
+	// owned channels' rules and ZIP-215 verification came to 1.65 MB
+	// (December 2026); a change that adds more than 100 KB to what a
+	// browser downloads on every visit must say why.
+	if len(gz) > 1750<<10 {
+		t.Errorf("the gzipped module is %d bytes, over the 1.75 MB budget", len(gz))
 	}
 }
 

@@ -131,8 +131,8 @@ func TestClientDMRoundTrip(t *testing.T) {
 		t.Fatalf("bob got %+v, want %+v", got, want)
 	}
 	got = aliceOut.next(t)
-	want = command.Line{Kind: command.LineDMStatus, Text: "DM to " + b.String() + ": delivered", Author: b}
-	if got != want {
+	want = command.Line{Kind: command.LineDMStatus, Text: "DM to " + b.String() + ": delivered", Author: b, DM: got.DM}
+	if got != want || len(got.DM) != 32 {
 		t.Fatalf("alice got %+v, want %+v", got, want)
 	}
 
@@ -157,6 +157,9 @@ func TestClientDMRoundTrip(t *testing.T) {
 	sum2 := sha256.Sum256(dk.Public().Bytes())
 	if m[1] != b.String() || m[2] != bb.ExpiresTime().UTC().Format(time.RFC3339) || m[3] != hex.EncodeToString(sum[:8]) || sum != sum2 {
 		t.Fatalf("whois printed %q; want bundle expiry %v and DM key %x", l.Text, bb.ExpiresTime().UTC(), sum[:8])
+	}
+	if l := aliceOut.next(t); l.Text != b.String()+": not seen online in your channels" {
+		t.Fatalf("whois's presence line: %q", l.Text)
 	}
 	if exp, _ := time.Parse(time.RFC3339, m[2]); exp.Sub(time.Now()) < 23*time.Hour || exp.Sub(time.Now()) > 24*time.Hour {
 		t.Fatalf("bundle valid until %s, want about 24h from now", m[2])
@@ -247,7 +250,7 @@ func TestClientDMTimeout(t *testing.T) {
 	if err := c.SettleDMs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.next(t); got.Text != "DM to "+rHex+": not delivered (timed out: no receipt within 200ms)" || got.Kind != command.LineDMStatus {
+	if got := out.next(t); got.Text != "DM to "+rHex+": not delivered (recipient offline: timed out: no receipt within 200ms)" || got.Kind != command.LineDMStatus {
 		t.Fatalf("got %+v", got)
 	}
 
@@ -483,13 +486,27 @@ func TestClientIRCCommands(t *testing.T) {
 	}
 	aliceOut.waitLine(t, "DM to "+b.String()+": delivered")
 
-	// A second bob, with another key: /msg bob is now ambiguous.
-	bob2, _ := newClient(t, addr, command.Config{Key: newKey(t)})
+	// A second bob, with another key: alice is told, every bob line
+	// from then on carries the key's fingerprint, and /msg bob asks
+	// which one.
+	bob2Key := newKey(t)
+	b2 := bob2Key.Public()
+	bob2, _ := newClient(t, addr, command.Config{Key: bob2Key})
 	bob2.Execute(ctx, "join dev bob")
 	bob2.Execute(ctx, "dev me too")
-	aliceOut.waitLine(t, "bob@dev - me too")
+	fp, fp2 := b.String()[:8], b2.String()[:8]
+	if l := aliceOut.waitLine(t, "-- 2 users are named bob"); l.Text != "-- 2 users are named bob in dev: they are shown as bob("+fp+"), bob("+fp2+")" || l.Kind != command.LineNotice {
+		t.Fatalf("alice got %+v", l)
+	}
+	if l := aliceOut.waitLine(t, "bob("); l.Text != "bob("+fp2+")@dev - me too" || l.User != "bob("+fp2+")" || l.Author != b2 {
+		t.Fatalf("alice got %+v", l)
+	}
+	bob.Execute(ctx, "dev me first")
+	if l := aliceOut.waitLine(t, "bob("); l.Text != "bob("+fp+")@dev - me first" {
+		t.Fatalf("alice got %+v", l)
+	}
 	alice.Execute(ctx, "/msg bob which one?")
-	if l := aliceOut.waitLine(t, "ERROR: "); !strings.HasPrefix(l.Text, "ERROR: 2 users are named bob") || !strings.Contains(l.Text, b.String()) {
+	if l := aliceOut.waitLine(t, "ERROR: "); !strings.HasPrefix(l.Text, "ERROR: 2 users are named bob: which one?") || !strings.Contains(l.Text, b.String()) || !strings.Contains(l.Text, b2.String()) {
 		t.Fatalf("alice got %q, want both bobs' keys", l.Text)
 	}
 

@@ -14,7 +14,7 @@ func TestDMReason(t *testing.T) {
 	}{
 		{fmt.Errorf("%w 00ff", client.ErrUnknownUser), "unknown recipient: no key bundle"},
 		{client.ErrRecipientOffline, "recipient offline"},
-		{fmt.Errorf("%w within %v", client.ErrNoReceipt, client.DefaultReceiptTimeout), "timed out: no receipt within 10s"},
+		{fmt.Errorf("%w within %v", client.ErrNoReceipt, client.DefaultReceiptTimeout), "recipient offline: timed out: no receipt within 10s"},
 		{client.ErrConnectionLost, "connection lost before a receipt"},
 		{&client.Error{Code: "rate_limited", Message: "over\nthe rate"}, `refused by the node: over\nthe rate`},
 	} {

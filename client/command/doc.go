@@ -25,6 +25,20 @@
 //	                                                    receipt", "refused by the node: …"
 //	<key>: key bundle valid until <RFC 3339 UTC>, DM key <16 hex: SHA-256 of the DM public key>
 //
+// Owned channels (moderation.go); <name> is "<username> (<8 hex digits of
+// the key>)", or the 8 hex digits alone when no name is known:
+//
+//	Created <channel>: share this name; you own it      create
+//	-- topic of <channel>: <topic>                       on joining, and when it changes
+//	-- <name> was banned from <channel> by <name>        also "was unbanned from"
+//	-- <name> is now an operator of <channel>            also "is no longer an operator of"
+//	-- <name> was kicked from <channel> by <username>: <reason>
+//	-- <channel> is now moderated by <name>: only its owner and operators may post
+//	-- <channel> is open again, by <name>: everyone may post
+//	You were kicked from <channel> by <name>: <reason> (you may join again)
+//	You are banned from <channel> by <name>
+//	Rules of <channel>: owner <name>; operators: <name>, …|none; <n> banned; open: …|moderated: …; topic: <topic>|no topic
+//
 // Every text taken from the node is passed through client.Sanitize before
 // it is printed. In interactive mode a confirmed join (not a new username
 // in a channel) also asks for the channel's history, whose end is printed

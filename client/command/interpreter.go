@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +55,9 @@ type Config struct {
 	Node string
 	// Name is the username DMs carry (nick changes it).
 	Name string
+	// Unlisted keeps the user out of the channels' member lists (names);
+	// see client.SessionConfig.Unlisted.
+	Unlisted bool
 	// Timeout bounds connecting and logging in; zero means 30 s.
 	Timeout time.Duration
 	// KeepAlive and Now are passed to each Session.
@@ -75,6 +79,14 @@ type Config struct {
 	// been seen by more members). Neither prints anything.
 	OnSent func(channel, id string)
 	OnSeen func(client.EventSeen)
+	// OnPresence, when set, receives the session's presence events (a
+	// user came to, was renamed in or left one of its channels), after
+	// their notice: the browser keeps its member lists with them.
+	OnPresence func(client.EventPresence)
+	// OnJoined and OnLeft, when set, are told each confirmed join and
+	// leave of the session (after their notices).
+	OnJoined func(s *client.Session, channel, username string)
+	OnLeft   func(channel string)
 	// Timestamps starts every message line with its author's time (Line's
 	// Stamp): "[15:04] " in local time when Interactive (a late line's
 	// mark has it already), else RFC 3339 in UTC with milliseconds and a
@@ -85,6 +97,9 @@ type Config struct {
 	// for a DM, "<username>@private(<recipient key>) - <message>"), with
 	// Own set. The browser shows its own echo instead.
 	Echo bool
+	// Ignore keeps the user's ignore list between runs (ignore.go); nil
+	// keeps it for this run only.
+	Ignore IgnoreStore
 }
 
 // LineKind says what an output line is, so a UI can style it.
@@ -122,6 +137,12 @@ type Line struct {
 	Stamp string
 	// Own marks the echo of the user's own message (Config.Echo).
 	Own bool
+	// Action marks an action ("/me waves", irc.go): interactive, Text is
+	// "* <username>@<channel> <action>" and Body the action alone.
+	Action bool
+	// DM is the ID of a direct message the user sent, on its echo and
+	// on its status line, so that a UI can put the status on the echo.
+	DM string
 }
 
 // Command is one parsed input line. Name is a command name, "say" for
@@ -152,8 +173,13 @@ var commandSpecs = []commandSpec{
 	{name: "history", args: "<channel> [N]", nargs: 2, optional: 1, help: fmt.Sprintf("ask the channel's members for its last N messages you missed (default %d, at most %d)", proto.DefaultHistoryLimit, proto.MaxHistoryLimit)},
 	{name: "seen", args: "[channel]", nargs: 1, optional: 1, help: "list your recent messages in a channel (default: the current one) and who has seen each"},
 	{name: "private", args: "<public-key|name> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message (a name: one seen in your channels)"},
-	{name: "whois", args: "<public-key|name>", nargs: 1, help: "look up a user's key bundle"},
+	{name: "whois", args: "<public-key|name>", nargs: 1, help: "look up a user's key bundle, and whether the user is online in your channels"},
+	{name: "names", args: "[channel]", nargs: 1, optional: 1, help: "list the users in a channel (default: the current one), each with its key's first 8 hex digits"},
 	{name: "nick", args: "<username>", nargs: 1, help: "set the username your direct messages carry"},
+	{name: "me", args: "<action…>", nargs: 1, rest: true, help: "send an action to the current channel (shown as * you@channel <action>)"},
+	{name: "query", args: "[public-key|name]", nargs: 1, optional: 1, help: "on a terminal: send what you type without a command to this user privately; alone: stop"},
+	{name: "ignore", args: "[public-key|name]", nargs: 1, optional: 1, help: "hide a user's channel messages and direct messages (their DMs get no receipt); alone: list the users you ignore"},
+	{name: "unignore", args: "<public-key|name>", nargs: 1, help: "show a user's messages again"},
 	{name: "help", help: "list the commands"},
 	{name: "exit", help: "wait for your messages to be accepted and your DMs' statuses, then quit"},
 }
@@ -167,9 +193,11 @@ var ircCommands = map[string]string{
 }
 
 func lookupCommand(name string) (commandSpec, bool) {
-	for _, c := range commandSpecs {
-		if c.name == name {
-			return c, true
+	for _, specs := range [][]commandSpec{commandSpecs, ownedCommands} {
+		for _, c := range specs {
+			if c.name == name {
+				return c, true
+			}
 		}
 	}
 	return commandSpec{}, false
@@ -242,6 +270,8 @@ type Interpreter struct {
 	// store outlives the sessions: what a reconnect asks for on joining
 	// again shows nothing already shown.
 	store *client.Store
+	// names tells users sharing a name apart (names.go).
+	names *nameBook
 	// autoWG counts the goroutines asking for history after a join; Close
 	// waits for them (they end with the session).
 	autoWG sync.WaitGroup
@@ -251,8 +281,11 @@ type Interpreter struct {
 	nick     string
 	lastJoin string
 	// current is the channel the user last joined or wrote to: seen's
-	// default in interactive mode.
+	// default in interactive mode, and where me and, interactive, typed
+	// text go.
 	current string
+	// queryTo is the user that typed text goes to, when set (query).
+	queryTo identity.PublicKey
 	// joinHistory holds the channels whose confirmed join asks for their
 	// history (interactive: a channel joined, not a new username in one);
 	// auto the requests so made, whose end is printed only if they
@@ -262,6 +295,15 @@ type Interpreter struct {
 
 	brokenOnce sync.Once
 	broken     chan struct{}
+	// refused is set when the node refused the user's key (keep.go).
+	refused atomic.Bool
+
+	// ignored is the user's ignore list; ignoreErr why the stored one
+	// could not be read (Start shows it).
+	ignored   *ignoreList
+	ignoreErr error
+
+	mod moderationState // moderation.go
 }
 
 // New returns an Interpreter; nothing happens until Start.
@@ -283,11 +325,15 @@ func New(cfg Config) (*Interpreter, error) {
 	if cfg.DMTimeout <= 0 {
 		cfg.DMTimeout = client.DefaultReceiptTimeout
 	}
+	ignored, ignoreErr := newIgnoreList(cfg.Ignore)
 	return &Interpreter{
+		ignored:     ignored,
+		ignoreErr:   ignoreErr,
 		cfg:         cfg,
 		nick:        cfg.Name,
 		broken:      make(chan struct{}),
 		store:       client.NewStore(),
+		names:       newNameBook(),
 		joinHistory: fifo.NewMap[string, struct{}](autoHistorySize),
 		auto:        fifo.NewMap[string, struct{}](autoHistorySize),
 	}, nil
@@ -300,6 +346,9 @@ func (c *Interpreter) PublicKey() identity.PublicKey { return c.cfg.Key.Public()
 // connects and logs in. A failed login is printed and returned.
 func (c *Interpreter) Start(ctx context.Context) error {
 	c.notice("Your PUBLIC KEY : " + c.PublicKey().String())
+	if c.ignoreErr != nil {
+		c.errorf("%v; starting with an empty ignore list", c.ignoreErr)
+	}
 	if c.cfg.ManualAuth {
 		c.notice("Type connect to get a login challenge, sign <challenge> to sign it, then verify <signature>.")
 		return nil
@@ -373,6 +422,9 @@ func (c *Interpreter) Close() error {
 // Execute runs one input line, printing its result, and reports whether
 // the line was exit.
 func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
+	if c.toTarget(ctx, line) {
+		return false
+	}
 	cmd, err := Parse(line)
 	if err != nil {
 		c.errorf("%v", err)
@@ -380,7 +432,7 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 	}
 	a := cmd.Args
 	switch cmd.Name {
-	case "join", "leave", "history", "seen", "say":
+	case "join", "leave", "history", "seen", "say", "names":
 		if len(a) > 0 {
 			a[0] = strings.TrimPrefix(a[0], "#") // IRC's channel prefix
 		}
@@ -401,6 +453,8 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 		c.history(ctx, a[0], a[1:])
 	case "seen":
 		c.seen(a)
+	case "names":
+		c.namesCmd(ctx, a)
 	case "say":
 		c.say(ctx, a[0], a[1])
 	case "private":
@@ -409,6 +463,16 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 		c.whois(ctx, a[0])
 	case "nick":
 		c.setNick(a[0])
+	case "me":
+		c.me(ctx, a[0])
+	case "query":
+		c.query(a)
+	case "ignore":
+		c.ignore(a)
+	case "unignore":
+		c.unignore(a[0])
+	case "create", "topic", "op", "deop", "ban", "unban", "kick", "moderate", "rules":
+		c.ownedCommand(ctx, cmd.Name, a) // moderation.go
 	case "help":
 		c.help()
 	case "exit":
@@ -451,7 +515,9 @@ func (c *Interpreter) connect(ctx context.Context) error {
 		Now:            c.cfg.Now,
 		KeepAlive:      c.cfg.KeepAlive,
 		ReceiptTimeout: c.cfg.DMTimeout,
+		Unlisted:       c.cfg.Unlisted,
 		Store:          c.store,
+		Ignore:         c.ignored.has,
 	})
 	if err != nil {
 		t.Close()
@@ -653,7 +719,7 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	c.current = channel
 	c.mu.Unlock()
 	if user, ok := s.Username(channel); ok {
-		c.echo(user, channel, body, c.now())
+		c.echo(c.names.displayName(channel, user, s.PublicKey()), channel, body, c.now(), "")
 	}
 	if c.cfg.OnSent != nil {
 		c.cfg.OnSent(channel, id)
@@ -724,7 +790,8 @@ func (c *Interpreter) private(ctx context.Context, key, body string) {
 		return
 	}
 	name := c.DMName()
-	if _, err := s.SendDM(ctx, to, name, body); err != nil {
+	id, err := s.SendDM(ctx, to, name, body)
+	if err != nil {
 		if errors.Is(err, client.ErrUnknownUser) {
 			c.dmStatus(to, false, err)
 			return
@@ -732,7 +799,7 @@ func (c *Interpreter) private(ctx context.Context, key, body string) {
 		c.fail(err)
 		return
 	}
-	c.echo(name, "private("+to.String()+")", body, c.now())
+	c.echo(name, "private("+to.String()+")", body, c.now(), id)
 }
 
 // ResolveUser reads a user's public key, or a username that the messages
@@ -746,7 +813,8 @@ func (c *Interpreter) ResolveUser(arg string) (identity.PublicKey, error) {
 		return identity.PublicKey{}, err
 	}
 	self := c.cfg.Key.Public()
-	keys := slices.DeleteFunc(c.store.KeysNamed(arg), func(k identity.PublicKey) bool { return k == self })
+	keys := c.names.keysNamed(arg, c.store.KeysNamed(arg))
+	keys = slices.DeleteFunc(keys, func(k identity.PublicKey) bool { return k == self })
 	switch len(keys) {
 	case 1:
 		return keys[0], nil
@@ -755,9 +823,9 @@ func (c *Interpreter) ResolveUser(arg string) (identity.PublicKey, error) {
 	}
 	var fps []string
 	for _, k := range keys {
-		fps = append(fps, k.String())
+		fps = append(fps, arg+"("+Fingerprint(k)+") "+k.String())
 	}
-	return identity.PublicKey{}, fmt.Errorf("%d users are named %s: give one's public key (%s)", len(keys), arg, strings.Join(fps, ", "))
+	return identity.PublicKey{}, fmt.Errorf("%d users are named %s: which one? give their public key: %s", len(keys), arg, strings.Join(fps, ", "))
 }
 
 // userKey is ResolveUser, printing why not when it fails.
@@ -790,16 +858,22 @@ func (c *Interpreter) whois(ctx context.Context, key string) {
 		sum := sha256.Sum256(b.DM[:])
 		c.notice(fmt.Sprintf("%s: key bundle valid until %s, DM key %s",
 			k, b.ExpiresTime().UTC().Format(time.RFC3339), hex.EncodeToString(sum[:8])))
+		c.whoisPresence(s, k)
 	}
 }
 
 // dmStatus prints a DM's status line.
 func (c *Interpreter) dmStatus(to identity.PublicKey, delivered bool, err error) {
+	c.dmStatusOf(to, "", delivered, err)
+}
+
+// dmStatusOf prints the status line of the DM id.
+func (c *Interpreter) dmStatusOf(to identity.PublicKey, id string, delivered bool, err error) {
 	text := "DM to " + to.String() + ": delivered"
 	if !delivered {
 		text = "DM to " + to.String() + ": not delivered (" + dmReason(err) + ")"
 	}
-	c.print(Line{Kind: LineDMStatus, Text: text, Author: to})
+	c.print(Line{Kind: LineDMStatus, Text: text, Author: to, DM: id})
 }
 
 // dmReason says why a DM was not delivered.
@@ -810,6 +884,10 @@ func dmReason(err error) string {
 		return "unknown recipient: no key bundle"
 	case errors.Is(err, client.ErrRecipientOffline):
 		return "recipient offline"
+	case errors.Is(err, client.ErrNoReceipt):
+		// The DM reached a node serving the recipient's inbox shard, and
+		// no client of the recipient answered: offline, most likely.
+		return "recipient offline: " + client.Sanitize(err.Error())
 	case errors.As(err, &nodeErr):
 		return "refused by the node: " + client.Sanitize(nodeErr.Error())
 	}
@@ -836,6 +914,10 @@ func (c *Interpreter) help() {
 		c.notice(fmt.Sprintf("  %-34s %s", strings.TrimSpace(spec.name+" "+spec.args), spec.help))
 	}
 	c.notice(fmt.Sprintf("  %-34s %s", "<channel> <message…>", "send a message to a channel you joined"))
+	c.notice(ownedGroup + ":")
+	for _, spec := range ownedCommands {
+		c.notice(fmt.Sprintf("  %-34s %s", strings.TrimSpace(spec.name+" "+spec.args), spec.help))
+	}
 	c.notice("Every command may start with /, as in IRC, where /part is leave, /msg is private and /quit is exit; a channel may start with #.")
 }
 
@@ -862,11 +944,15 @@ func (c *Interpreter) onEvent(ev client.Event) {
 	switch e := ev.(type) {
 	case client.EventMessage:
 		m := e.Message
+		c.sawName(m.Channel, m.Username, m.Author)
+		if c.ignored.has(m.Author) || c.hiddenByRules(&m) {
+			return // ignore.go, moderation.go
+		}
 		line := Line{
 			Kind:    LineMessage,
 			Author:  m.Author,
 			Channel: client.Sanitize(m.Channel),
-			User:    client.Sanitize(m.Username),
+			User:    client.Sanitize(c.names.displayName(m.Channel, m.Username, m.Author)),
 			Body:    client.Sanitize(m.Body),
 		}
 		line.Text = line.User + "@" + line.Channel + " - " + line.Body
@@ -878,6 +964,7 @@ func (c *Interpreter) onEvent(ev client.Event) {
 				line.Text = line.Mark + line.Text
 			}
 		}
+		c.actionLine(&line)
 		c.stamp(&line)
 		c.print(line)
 	case client.EventHistoryEnd:
@@ -888,6 +975,9 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		}
 	case client.EventDM:
 		m := e.DM
+		if c.ignored.has(m.Sender) {
+			return // the session drops them; a DM in flight when ignored
+		}
 		line := Line{
 			Kind:    LineMessage,
 			Author:  m.Sender,
@@ -900,18 +990,41 @@ func (c *Interpreter) onEvent(ev client.Event) {
 		c.stamp(&line)
 		c.print(line)
 	case client.EventDMStatus:
-		c.dmStatus(e.To, e.Delivered, e.Err)
+		c.dmStatusOf(e.To, e.ID, e.Delivered, e.Err)
 	case client.EventJoined:
 		c.notice("Joined " + e.Channel + " as " + e.Username)
+		c.sawName(e.Channel, e.Username, c.cfg.Key.Public())
 		if s := c.Session(); s != nil {
 			c.joinedHistory(s, e.Channel)
+			if c.cfg.OnJoined != nil {
+				c.cfg.OnJoined(s, e.Channel, e.Username)
+			}
 		}
 	case client.EventLeft:
 		c.notice("Left " + e.Channel)
+		if c.cfg.OnLeft != nil {
+			c.cfg.OnLeft(e.Channel)
+		}
 	case client.EventError:
+		if c.ownedChannelError(e.Err) {
+			return // moderation.go
+		}
+		c.noteRefused(e.Err) // keep.go
 		c.errorf("%s", client.Sanitize(e.Err.Error()))
 	case client.EventWarning:
 		c.errorf("%s", client.Sanitize(e.Err.Error()))
+	case client.EventPresence:
+		c.presenceNotice(e)
+		if c.cfg.OnPresence != nil {
+			c.cfg.OnPresence(e)
+		}
+	case client.EventRules:
+		c.rulesNotice(e) // moderation.go
+	case client.EventKicked:
+		c.kickedNotice(e)
+		if e.Key == c.cfg.Key.Public() && c.cfg.OnLeft != nil {
+			c.cfg.OnLeft(e.Channel) // out of the channel, as a leave
+		}
 	case client.EventSessions:
 		if e.Count > 1 {
 			c.notice(fmt.Sprintf("Your identity is logged in %d times on this node: another client uses it too (give each user its own with --key FILE)", e.Count))
@@ -982,13 +1095,16 @@ func (c *Interpreter) stamp(l *Line) {
 }
 
 // echo prints the user's own message, with Config.Echo.
-func (c *Interpreter) echo(user, channel, body string, at time.Time) {
+func (c *Interpreter) echo(user, channel, body string, at time.Time, dmID string) {
 	if !c.cfg.Echo {
 		return
 	}
 	l := Line{Kind: LineMessage, Author: c.cfg.Key.Public(), Channel: channel, User: client.Sanitize(user),
-		Body: client.Sanitize(body), Time: at, Own: true}
+		Body: client.Sanitize(body), Time: at, Own: true, DM: dmID}
 	l.Text = l.User + "@" + l.Channel + " - " + l.Body
+	if dmID == "" {
+		c.actionLine(&l)
+	}
 	c.stamp(&l)
 	c.print(l)
 }

@@ -2,11 +2,13 @@ package command
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"darkchat/client"
+	"darkchat/proto"
 )
 
 // Connection states KeepConnected reports.
@@ -18,11 +20,18 @@ const (
 )
 
 // Reconnection backoff: the first retry comes quickly (a node restart
-// takes about a second), then the wait doubles up to maxReconnectBackoff,
-// with ±20% jitter so that a node's clients do not all return at once.
+// takes a second or a few), then the wait doubles up to
+// fastReconnectBackoff for the first fastReconnectFor of an outage, so
+// that a client is back within a couple of seconds of a restarted node
+// (a user expects it back within 10 s), and up to maxReconnectBackoff
+// after that, for a node that is gone for good. ±20% jitter keeps a node's
+// clients from all returning at once; a failed attempt costs the node a
+// refused TCP connection.
 const (
-	minReconnectBackoff = 500 * time.Millisecond
-	maxReconnectBackoff = 15 * time.Second
+	minReconnectBackoff  = 500 * time.Millisecond
+	fastReconnectBackoff = 2 * time.Second
+	fastReconnectFor     = 30 * time.Second
+	maxReconnectBackoff  = 15 * time.Second
 )
 
 // KeepConfig configures KeepConnected. Every field may be left unset.
@@ -39,7 +48,25 @@ type KeepConfig struct {
 	// Quiet is called with true before an automatic connect and false
 	// after it, so that a UI can show its failures as status.
 	Quiet func(bool)
+	// NextNode, when the node refused the user (its operator banned the
+	// key), moves the next connect to another node and reports whether
+	// there is one; without one KeepConnected stops trying (StateOffline)
+	// until Wake.
+	NextNode func() bool
 }
+
+// noteRefused records that the node refuses the user's key (the
+// operator's ban, at login or later): connecting to it again is
+// pointless. KeepConnected takes the mark (takeRefused).
+func (c *Interpreter) noteRefused(err error) {
+	var e *client.Error
+	if errors.As(err, &e) && e.Code == proto.CodeBanned {
+		c.refused.Store(true)
+	}
+}
+
+// takeRefused reports and clears the mark noteRefused set.
+func (c *Interpreter) takeRefused() bool { return c.refused.Swap(false) }
 
 // KeepConnected keeps the Interpreter logged in until ctx ends: when a
 // session ends other than by Stopped, it connects again with backoff, logs
@@ -56,6 +83,7 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 	joined := make(map[string]string) // channels to join again; this goroutine's only
 	backoff := minReconnectBackoff
 	attempt := 0
+	outage := time.Now()
 	for ctx.Err() == nil {
 		if s := c.Session(); s != nil && s.LoggedIn() {
 			attempt = 0
@@ -74,8 +102,20 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 				// when it ended, after the user's joins and leaves.
 				joined = s.Channels()
 			}
+			outage = time.Now()
 		}
 		attempt++
+		if c.takeRefused() && (kc.NextNode == nil || !kc.NextNode()) {
+			c.notice("This node refuses your key (its operator banned it): not connecting to it again by itself")
+			state(StateOffline, attempt, time.Time{})
+			select {
+			case <-kc.Wake:
+			case <-ctx.Done():
+				return
+			}
+			c.connect(ctx) // asked for: try once more
+			continue
+		}
 		if kc.Stopped != nil && kc.Stopped() {
 			state(StateOffline, attempt, time.Time{})
 			select {
@@ -96,7 +136,11 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			timer.Stop()
 			return
 		}
-		backoff = min(2*backoff, maxReconnectBackoff)
+		limit := maxReconnectBackoff
+		if time.Since(outage) < fastReconnectFor {
+			limit = fastReconnectBackoff
+		}
+		backoff = min(2*backoff, limit)
 		if s := c.Session(); s != nil && s.LoggedIn() {
 			continue // the user typed connect
 		}

@@ -53,6 +53,8 @@ type app struct {
 	closedBy  bool // the user typed exit: do not reconnect until connect
 	quiet     bool // an automatic reconnect is running: its failures are status, not log
 	lastState string
+
+	members members // the member lists beside the log (members.go)
 }
 
 // outLine is a line on its way to the page.
@@ -66,10 +68,11 @@ type outLine struct {
 	// kind, when set, makes this no line but news about the user's own
 	// messages: "sent" (the last echo of a channel message was sent as
 	// id) or "seen" (id has been seen by count members, by).
-	kind  string
-	id    string
-	count int
-	by    []string
+	kind    string
+	id      string
+	count   int
+	by      []string
+	members []memberEntry // kind "members" (members.go)
 }
 
 func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app, error) {
@@ -92,10 +95,16 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 		// joining a channel (the rejoins after a reconnect too) asks for
 		// what was said meanwhile.
 		Interactive: true,
+		// The ignore list lasts in localStorage (ignore.go).
+		Ignore: newLocalIgnore(key.Public()),
 		// The page marks the user's messages with who has seen them.
 		OnSent: func(channel, id string) {
 			a.lines <- outLine{at: time.Now(), kind: "sent", id: id, Line: command.Line{Channel: channel}}
 		},
+		// The member list beside the log.
+		OnJoined:   func(s *client.Session, channel, username string) { a.membersJoined(s, channel, username) },
+		OnPresence: func(e client.EventPresence) { a.membersPresence(e) },
+		OnLeft:     func(channel string) { a.membersLeft(channel) },
 		OnSeen: func(e client.EventSeen) {
 			by := make([]string, len(e.By))
 			for i, u := range e.By {
@@ -263,14 +272,14 @@ func (a *app) runInput() {
 // - <message>"). A line the client refuses gets its error line after.
 func (a *app) echo(line string) {
 	cmd, err := command.Parse(line)
-	if err != nil || (cmd.Name != "say" && cmd.Name != "private") {
+	if err != nil || (cmd.Name != "say" && cmd.Name != "private" && cmd.Name != "me") {
 		return
 	}
 	s := a.c.Session()
 	if s == nil || !s.LoggedIn() {
 		return
 	}
-	l := command.Line{Kind: command.LineMessage, Author: a.key.Public(), Body: client.Sanitize(cmd.Args[1])}
+	l := command.Line{Kind: command.LineMessage, Author: a.key.Public(), Body: client.Sanitize(cmd.Args[len(cmd.Args)-1])}
 	out := outLine{at: time.Now(), own: true}
 	switch cmd.Name {
 	case "say":
@@ -281,6 +290,16 @@ func (a *app) echo(line string) {
 		}
 		l.Channel, l.User = client.Sanitize(channel), client.Sanitize(user)
 		l.Text = l.User + "@" + l.Channel + " - " + l.Body
+	case "me":
+		// An action, to the current channel: "* <username>@<channel> <action>".
+		channel := a.c.Current()
+		user, ok := s.Username(channel)
+		if !ok {
+			return
+		}
+		l.Channel, l.User, l.Action = client.Sanitize(channel), client.Sanitize(user), true
+		l.Body = client.Sanitize(cmd.Args[0])
+		l.Text = "* " + l.User + "@" + l.Channel + " " + l.Body
 	case "private":
 		to, err := a.c.ResolveUser(cmd.Args[0])
 		if err != nil {

@@ -34,9 +34,20 @@ import (
 //
 //	{kind: "sent", channel, id}              the last echo for channel was sent as id
 //	{kind: "seen", channel, id, count, by}   id has been seen by count members (usernames by)
+//	{kind: "members", channel, count, members: [{key, user}]}
+//	                                         the users listed in channel (count in all; the
+//	                                         first 500 by name), on join and on each change
 func lineValue(l outLine) js.Value {
 	if l.kind != "" {
 		v := map[string]any{"kind": l.kind, "channel": l.Channel, "id": l.id, "time": l.at.UnixMilli()}
+		if l.kind == "members" {
+			ms := make([]any, len(l.members))
+			for i, m := range l.members {
+				ms[i] = map[string]any{"key": m.key, "user": m.user}
+			}
+			v["count"] = l.count
+			v["members"] = ms
+		}
 		if l.kind == "seen" {
 			by := make([]any, len(l.by))
 			for i, u := range l.by {
@@ -65,10 +76,17 @@ func lineValue(l outLine) js.Value {
 		if peer, ok := strings.CutPrefix(l.Channel, "private("); ok {
 			v["peer"] = strings.TrimSuffix(peer, ")")
 		}
+		if !l.Time.IsZero() {
+			// The author's signed time: the page shows it, in the
+			// viewer's local time.
+			v["ts"] = l.Time.UnixMilli()
+		}
 		if l.Late {
 			v["late"] = true
-			v["ts"] = l.Time.UnixMilli()
 			v["mark"] = l.Mark
+		}
+		if l.Action {
+			v["action"] = true
 		}
 	}
 	if l.own {

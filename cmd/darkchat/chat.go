@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,10 +61,9 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 	}
 	defer u.close()
 
-	dial := func(ctx context.Context) (client.Transport, error) { return client.DialTCP(ctx, o.tcpAddr) }
-	if o.wsURL != "" {
-		dial = func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, o.wsURL) }
-	}
+	nodes := append([]nodeAddr{{tcp: o.tcpAddr, ws: o.wsURL}}, o.fallbacks...)
+	dialer := &nodeDialer{nodes: nodes}
+	dial := dialer.dial
 	c, err := command.New(command.Config{
 		Key:        key,
 		Dial:       dial,
@@ -70,6 +71,7 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		ManualAuth: o.manual,
 		Node:       o.node,
 		Name:       o.name,
+		Unlisted:   o.unlisted,
 		// A person reading sees late messages marked, and the history of
 		// each channel joined, each line's time and their own messages;
 		// scripts get exactly their lines (with --timestamps, each
@@ -77,6 +79,7 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		Interactive: interactive,
 		Timestamps:  interactive || o.timestamps,
 		Echo:        interactive,
+		Ignore:      ignoreStore(o.key),
 	})
 	if err != nil {
 		return err
@@ -117,22 +120,25 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	// The client stays: when the node goes away (a restart, a lost
+	// link) it connects again by itself, to the next node given when
+	// there are several, logs in and joins its channels again. A script
+	// goes on with its input and its --wait, and still exits 1 at the
+	// end: the connection broke, and what was in flight then may be lost.
 	broken := c.Broken()
-	if interactive {
-		// A person's client stays: it connects again by itself when the
-		// node goes away, and joins its channels again.
-		broken = nil
-		kept := make(chan struct{})
-		defer func() { stop(); <-kept }()
-		go func() {
-			defer close(kept)
-			c.KeepConnected(ctx, command.KeepConfig{OnState: func(state string, attempt int, retryAt time.Time) {
+	kept := make(chan struct{})
+	defer func() { stop(); <-kept }()
+	go func() {
+		defer close(kept)
+		c.KeepConnected(ctx, command.KeepConfig{
+			OnState: func(state string, attempt int, retryAt time.Time) {
 				if state == command.StateReconnecting {
 					u.print(command.Line{Kind: command.LineNotice, Text: fmt.Sprintf("Reconnecting in %.1f s (attempt %d)…", time.Until(retryAt).Seconds(), attempt)})
 				}
-			}})
-		}()
-	}
+			},
+			NextNode: dialer.next,
+		})
+	}()
 input:
 	for {
 		select {
@@ -145,8 +151,6 @@ input:
 				u.print(command.Line{Kind: command.LineError, Text: "ERROR: reading input: " + err.Error()})
 			}
 			break input
-		case <-broken:
-			return exitError(1)
 		case <-ctx.Done():
 			return exitError(130)
 		}
@@ -164,7 +168,6 @@ input:
 	if o.wait > 0 {
 		select {
 		case <-time.After(o.wait):
-		case <-broken:
 		case <-ctx.Done():
 			return exitError(130)
 		}
@@ -222,4 +225,84 @@ func trimEOL(b []byte) []byte {
 		b = b[:n-1]
 	}
 	return b
+}
+
+// nodeDialAttempt bounds one node's dial when there are others to try: a
+// node that does not answer (a host gone, a dropped route) must not hold
+// the client back from the next one for the whole connect timeout.
+const nodeDialAttempt = 5 * time.Second
+
+// nodeDialer dials the node in use, and when it cannot be reached the
+// other nodes given, in order; the first that answers becomes the node in
+// use. With one node it is a plain dial.
+type nodeDialer struct {
+	nodes []nodeAddr
+	mu    sync.Mutex
+	cur   int
+	// refused marks the nodes that refused the user's key (next): they
+	// are not dialled again.
+	refused []bool
+}
+
+func (d *nodeDialer) dial(ctx context.Context) (client.Transport, error) {
+	d.mu.Lock()
+	start := d.cur
+	refused := slices.Clone(d.refused)
+	d.mu.Unlock()
+	var errs []error
+	for i := range d.nodes {
+		n := (start + i) % len(d.nodes)
+		if n < len(refused) && refused[n] {
+			continue
+		}
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if len(d.nodes) > 1 {
+			dctx, cancel = context.WithTimeout(ctx, nodeDialAttempt)
+		}
+		t, err := dialNode(dctx, d.nodes[n])
+		cancel()
+		if err == nil {
+			d.mu.Lock()
+			d.cur = n
+			d.mu.Unlock()
+			return t, nil
+		}
+		if len(d.nodes) == 1 {
+			return nil, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", d.nodes[n], err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// next marks the node in use as one that refuses the user, so that it is
+// not dialled again, moves to the next, and reports whether any node is
+// left to try.
+func (d *nodeDialer) next() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.refused == nil {
+		d.refused = make([]bool, len(d.nodes))
+	}
+	d.refused[d.cur] = true
+	for i := 1; i < len(d.nodes); i++ {
+		if n := (d.cur + i) % len(d.nodes); !d.refused[n] {
+			d.cur = n
+			return true
+		}
+	}
+	// Every node refused: the user may still ask (connect) for the one
+	// in use.
+	d.refused[d.cur] = false
+	return false
+}
+
+func dialNode(ctx context.Context, a nodeAddr) (client.Transport, error) {
+	if a.ws != "" {
+		return client.DialWS(ctx, a.ws)
+	}
+	return client.DialTCP(ctx, a.tcp)
 }

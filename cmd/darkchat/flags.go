@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"darkchat/internal/cliflag"
@@ -50,9 +51,55 @@ type chatOptions struct {
 	node       string
 	ws         bool
 	timestamps bool
+	unlisted   bool
 	// Derived from the positional arguments: exactly one is set.
 	tcpAddr string
 	wsURL   string
+	// fallbacks are the other nodes to move to when the node in use is
+	// gone, in order (--fallback): each a TCP address, or a WebSocket URL.
+	fallbacks []nodeAddr
+}
+
+// nodeAddr is one node's gateway: a TCP address or a WebSocket URL.
+type nodeAddr struct{ tcp, ws string }
+
+func (a nodeAddr) String() string { return a.tcp + a.ws }
+
+// fallbackFlag collects --fallback values.
+type fallbackFlag struct{ values []string }
+
+func (f *fallbackFlag) String() string { return strings.Join(f.values, ",") }
+func (f *fallbackFlag) Set(v string) error {
+	if len(f.values) >= maxFallbacks {
+		return fmt.Errorf("at most %d fallback nodes", maxFallbacks)
+	}
+	f.values = append(f.values, v)
+	return nil
+}
+
+// maxFallbacks bounds --fallback: a client tries every node in turn on
+// each reconnect.
+const maxFallbacks = 16
+
+// parseNodeAddr reads a --fallback value: a ws:// or wss:// URL, or
+// host:port of the same kind of gateway as the first node's.
+func parseNodeAddr(v string, ws bool) (nodeAddr, error) {
+	if strings.HasPrefix(v, "ws://") || strings.HasPrefix(v, "wss://") {
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" {
+			return nodeAddr{}, usageErrorf("--fallback %q is not a ws:// or wss:// URL", v)
+		}
+		return nodeAddr{ws: v}, nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
+		return nodeAddr{}, usageErrorf("--fallback %q must be <host>:<port> or a ws:// URL", v)
+	}
+	addr := net.JoinHostPort(host, port)
+	if ws {
+		return nodeAddr{ws: "ws://" + addr + "/ws"}, nil
+	}
+	return nodeAddr{tcp: addr}, nil
 }
 
 // newFlagSet returns a flag set that prints nothing itself: parse errors
@@ -80,9 +127,22 @@ func parseChat(args []string, out io.Writer) (*chatOptions, error) {
 	fs.StringVar(&o.node, "node", "", "log in only if the node's challenge names `PEER_ID`, the node you mean to reach")
 	fs.BoolVar(&o.ws, "ws", false, "use the node's WebSocket gateway at ws://<server-ip>:<server-port>/ws")
 	fs.BoolVar(&o.timestamps, "timestamps", false, "scripted use: start each message line with its author's time (RFC 3339, UTC, milliseconds) and a space")
+	fs.BoolVar(&o.unlisted, "unlisted", false, "do not list yourself in the channels you join (names, join and leave notices); you still see who is there")
+	fallbacks := &fallbackFlag{}
+	fs.Var(fallbacks, "fallback", "another node's gateway `ADDR` (host:port, of the same kind, or a ws:// URL) to move to when the node in use is gone; repeatable")
 	pos, err := parseInterspersed(fs, args, out)
 	if err != nil {
 		return nil, err
+	}
+	for _, v := range fallbacks.values {
+		a, err := parseNodeAddr(v, o.ws)
+		if err != nil {
+			return nil, err
+		}
+		o.fallbacks = append(o.fallbacks, a)
+	}
+	if o.node != "" && len(o.fallbacks) > 0 {
+		return nil, usageErrorf("--node names the one node to log in to; it cannot be combined with --fallback")
 	}
 	if o.wait < 0 {
 		return nil, usageErrorf("--wait %v must not be negative", o.wait)

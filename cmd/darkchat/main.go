@@ -77,7 +77,7 @@ func dispatch(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 }
 
 // valueFlags are the flags (of any command) that take a separate value.
-var valueFlags = []string{"key", "wait", "name", "node"}
+var valueFlags = []string{"key", "wait", "name", "node", "fallback"}
 
 // subcommandIndex returns the index of the first positional argument if it
 // names a subcommand, else -1.

@@ -553,3 +553,61 @@ func TestChatFailures(t *testing.T) {
 		t.Fatalf("broken connection: exit %d, %q", code, rest)
 	}
 }
+
+// The node goes away: the client moves to the next node it was given
+// (--fallback), logs in and is back in its channels by itself; the
+// script still exits 1 at the end, because the connection broke.
+func TestChatMovesToFallbackNode(t *testing.T) {
+	env := testEnv(t)
+	first := &clienttest.Server{}
+	h1, p1 := serve(t, first)
+	second := &clienttest.Server{NodeID: "12D3KooWsecondnode"}
+	h2, p2 := serve(t, second)
+	s := start(t, env, "--fallback", net.JoinHostPort(h2, p2), h1, p1)
+	s.expect(`^Connected to Network as [0-9a-f]{64} via node ` + clienttest.DefaultNodeID + `$`)
+	s.send("join lobby alice")
+	s.expect(`^Joined lobby as alice$`)
+	first.Close()
+	s.expect(`^ERROR: disconnected: connection closed by the node$`)
+	s.expect(`^Connected to Network as [0-9a-f]{64} via node 12D3KooWsecondnode$`)
+	s.expect(`^Joined lobby as alice$`)
+	if code, rest := s.end(); code != 1 {
+		t.Fatalf("after a broken connection: exit %d, %q", code, rest)
+	}
+}
+
+// A node that refuses the user's key (its operator's ban) is not tried
+// again: the client moves on to the next node it was given.
+func TestChatLeavesANodeThatBansIt(t *testing.T) {
+	env := testEnv(t)
+	first := &clienttest.Server{NodeID: "12D3KooWfirstnode"}
+	h1, p1 := serve(t, first)
+	banning := &clienttest.Server{Banned: func(identity.PublicKey) bool { return true }}
+	h2, p2 := serve(t, banning)
+	third := &clienttest.Server{NodeID: "12D3KooWthirdnode"}
+	h3, p3 := serve(t, third)
+	s := start(t, env, "--fallback", net.JoinHostPort(h2, p2), "--fallback", net.JoinHostPort(h3, p3), h1, p1)
+	s.expect(`^Connected to Network as [0-9a-f]{64} via node 12D3KooWfirstnode$`)
+	s.send("join lobby alice")
+	s.expect(`^Joined lobby as alice$`)
+	first.Close()
+	s.expect(`^ERROR: disconnected: connection closed by the node$`)
+	s.expect(`^ERROR: .*banned your key`)
+	s.expect(`^Connected to Network as [0-9a-f]{64} via node 12D3KooWthirdnode$`)
+	s.expect(`^Joined lobby as alice$`)
+	if code, rest := s.end(); code != 1 {
+		t.Fatalf("exit %d, %q", code, rest)
+	} else if n := countPrefix(rest, "ERROR: "); n != 0 {
+		t.Fatalf("more errors after moving on: %q", rest)
+	}
+}
+
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}

@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"strings"
+	"sync"
 
 	"golang.org/x/term"
 
@@ -22,6 +24,15 @@ type termUI struct {
 	fd      int
 	restore *term.State
 	color   bool
+
+	// Guarded by mu: the terminal's width, and the last line printed when
+	// it is the echo of a DM the user sent (lastDM its ID), so that the
+	// DM's status can be put on that line instead of one of its own.
+	mu       sync.Mutex
+	width    int
+	lastDM   string
+	lastText string
+	lastRows int
 }
 
 // userColors are the ANSI foreground colours for usernames: normal and
@@ -36,6 +47,7 @@ const (
 	colorReset = "\x1b[0m"
 	colorError = "\x1b[1;31m"
 	colorLate  = "\x1b[2m" // dim: the mark of a late message
+	colorGood  = "\x1b[32m"
 )
 
 func newTermUI(in *os.File, out io.Writer) (*termUI, error) {
@@ -64,6 +76,9 @@ func (u *termUI) resize() {
 	// are then a better guess than wrapping at every character.
 	if w, h, err := term.GetSize(u.fd); err == nil && w > 0 && h > 0 {
 		u.t.SetSize(w, h)
+		u.mu.Lock()
+		u.width = w
+		u.mu.Unlock()
 	}
 }
 
@@ -72,7 +87,11 @@ func (u *termUI) print(l command.Line) {
 	if u.color {
 		switch l.Kind {
 		case command.LineMessage:
-			text = colorOf(l.Author) + l.User + colorReset + "@" + l.Channel + " - " + l.Body
+			user := colorOf(l.Author) + l.User + colorReset
+			text = user + "@" + l.Channel + " - " + l.Body
+			if l.Action {
+				text = "* " + user + "@" + l.Channel + " " + l.Body
+			}
 			if l.Mark != "" {
 				text = colorLate + l.Mark + colorReset + text
 			}
@@ -83,7 +102,56 @@ func (u *termUI) print(l command.Line) {
 			text = colorError + text + colorReset
 		}
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if l.Kind == command.LineDMStatus && l.DM != "" && l.DM == u.lastDM {
+		// The DM's echo is the last line on the screen: mark it there.
+		// The cursor is at the start of the line below it (the prompt's,
+		// which Write clears): go up the echo's rows, clear to the end of
+		// the screen, and print it again with its status.
+		mark := colorGood + "  ✓ delivered" + colorReset
+		if l.Kind == command.LineDMStatus && !strings.HasSuffix(l.Text, ": delivered") {
+			_, reason, _ := strings.Cut(l.Text, ": ")
+			mark = colorError + "  ✗ " + reason + colorReset
+		}
+		if !u.color {
+			mark = stripColor(mark)
+		}
+		u.lastDM = ""
+		u.t.Write([]byte(fmt.Sprintf("\x1b[%dA\r\x1b[J", u.lastRows) + u.lastText + mark + "\n"))
+		return
+	}
+	u.lastDM = ""
+	if l.Kind == command.LineMessage && l.Own && l.DM != "" {
+		if rows, ok := rowsOf(l.Text, u.width); ok {
+			u.lastDM, u.lastText, u.lastRows = l.DM, text, rows
+		}
+	}
 	u.t.Write([]byte(text + "\n"))
+}
+
+// rowsOf is how many terminal rows of width columns text takes, when that
+// is sure: every character one column wide (printable ASCII).
+func rowsOf(text string, width int) (int, bool) {
+	if width <= 0 {
+		width = 80 // x/term's default, see resize
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] < 0x20 || text[i] > 0x7e {
+			return 0, false
+		}
+	}
+	// A mark adds up to a line's worth of columns; a line that would
+	// wrap with it is not rewritten.
+	return max(1, (len(text)+width-1)/width), true
+}
+
+// stripColor removes the ANSI colour sequences of text.
+func stripColor(text string) string {
+	for _, c := range []string{colorReset, colorError, colorLate, colorGood} {
+		text = strings.ReplaceAll(text, c, "")
+	}
+	return text
 }
 
 func (u *termUI) readLine() (string, error) {

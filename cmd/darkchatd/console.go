@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"darkchat/gateway"
 	"darkchat/p2p"
 )
 
@@ -51,6 +52,10 @@ type console struct {
 	// minute, from its metrics sampler. nil: the command fails.
 	figures        func() []string
 	connectTimeout time.Duration
+	// bans is the operator's ban list (bans.go); log receives a line per
+	// ban and unban.
+	bans *gateway.BanList
+	log  *slog.Logger
 }
 
 type command struct {
@@ -70,6 +75,9 @@ func init() {
 		{"channels", "", "list channels with local members and member counts", (*console).channels},
 		{"nat", "", "reachability report: AutoNAT verdict, observed addrs, relays, hole punching", (*console).nat},
 		{"stats", "", "the node at a glance: peers, sessions, message rates, drops, latency, DMs", (*console).stats},
+		{"ban", "<public-key> [reason]", "drop a user's channel messages here (not delivered, not forwarded) and refuse its logins", (*console).ban},
+		{"unban", "<public-key>", "lift a ban", (*console).unban},
+		{"bans", "", "list the banned keys: key, since when, reason", (*console).bansList},
 		{"help", "", "list the commands", (*console).help},
 		{"exit", "", "shut the node down gracefully", (*console).exit},
 	}
@@ -334,13 +342,20 @@ func readLine(r *bufio.Reader, limit int) (string, error) {
 // each command's output. On a terminal it shows a prompt, and the end of
 // input (Ctrl-D) shuts the node down; otherwise (a pipe, /dev/null) the end
 // of input only ends the console and the node keeps running.
-func (c *console) runConsole(ctx context.Context, in io.Reader, terminal bool, out *printer, log *slog.Logger) {
+//
+// With ct (a terminal on both sides) the line editor shows the prompt and
+// keeps it below whatever else is printed.
+func (c *console) runConsole(ctx context.Context, in io.Reader, terminal bool, ct *consoleTerm, out *printer, log *slog.Logger) {
 	r := bufio.NewReaderSize(in, 2*maxCommandLen)
+	read := func() (string, error) { return readLine(r, maxCommandLen) }
+	if ct != nil {
+		read = ct.readLine
+	}
 	for ctx.Err() == nil {
-		if terminal {
+		if terminal && ct == nil {
 			out.prompt()
 		}
-		line, err := readLine(r, maxCommandLen)
+		line, err := read()
 		if ctx.Err() != nil {
 			return
 		}
@@ -352,7 +367,9 @@ func (c *console) runConsole(ctx context.Context, in io.Reader, terminal bool, o
 		}
 		if err != nil && (errors.Is(err, io.EOF) || !errors.Is(err, errLineTooLong)) {
 			if terminal {
-				out.lines("") // end the prompt's line
+				if ct == nil {
+					out.lines("") // end the prompt's line
+				}
 				log.Info("console input closed; shutting down")
 				c.shutdown()
 			} else if errors.Is(err, io.EOF) {

@@ -208,7 +208,7 @@ func TestRunConsole(t *testing.T) {
 	c := &console{node: &fakeNode{}, shutdown: func() { stopped = true }}
 	var out syncBuffer
 	in := "peers\n" + strings.Repeat("x", 3*maxCommandLen) + "\n\nbogus\nchannels"
-	c.runConsole(t.Context(), strings.NewReader(in), false, &printer{w: &out}, discardLogger())
+	c.runConsole(t.Context(), strings.NewReader(in), false, nil, &printer{w: &out}, discardLogger())
 	want := "No Peers Connected !\nERROR: command line too long (limit 4096 bytes)\nERROR: unknown command \"bogus\" (type help for the list)\nNo Channels\n"
 	if out.String() != want {
 		t.Fatalf("console output:\n%s\nwant:\n%s", out.String(), want)
@@ -219,7 +219,7 @@ func TestRunConsole(t *testing.T) {
 
 	// On a terminal: a prompt before each command, and EOF shuts down.
 	out = syncBuffer{}
-	c.runConsole(t.Context(), strings.NewReader("id\n"), true, &printer{w: &out}, discardLogger())
+	c.runConsole(t.Context(), strings.NewReader("id\n"), true, nil, &printer{w: &out}, discardLogger())
 	if want := "> " + selfID + "\n/ip4/127.0.0.1/tcp/4001/p2p/" + selfID + "\n> \n"; out.String() != want {
 		t.Fatalf("terminal console output %q, want %q", out.String(), want)
 	}

@@ -134,7 +134,7 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	o.announce = cliflag.NewList(p2p.ParseAnnounceAddr)
 	o.wsOrigins = cliflag.NewList(parseOrigin)
 	fs.Var(o.peers, "peer", "connect to this peer at start: `ADDR` is ip:port or a multiaddr ending in /p2p/<peer-id> (repeatable)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "`DIR` holding the node key (default $XDG_DATA_HOME/darkchat/node-<peer-port>,\n"+
+	fs.StringVar(&o.dataDir, "data-dir", "", "`DIR` holding the node key and the operator's ban list, file bans (default $XDG_DATA_HOME/darkchat/node-<peer-port>,\n"+
 		"or ~/.local/share/darkchat/node-<peer-port>; with peer port 0 and no --data-dir the identity is ephemeral)")
 	fs.StringVar(&o.admin, "admin", "", "admin socket `PATH` (default $XDG_RUNTIME_DIR/darkchat/darkchatd-<peer-port>.sock,\n"+
 		"or /tmp/darkchat-<uid>/darkchatd-<peer-port>.sock)")
@@ -546,7 +546,7 @@ func defaultDataDir(peerPort int, getenv func(string) string) (string, error) {
 }
 
 // defaultAdminDir holds the admin sockets of every node of this user. It is
-// not the data dir: that holds only the node key.
+// not the data dir: that holds only the node key and the ban list.
 func defaultAdminDir(getenv func(string) string) string {
 	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
 		return filepath.Join(d, "darkchat")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"darkchat/gateway"
+	"darkchat/identity"
 	"darkchat/p2p"
 	"darkchat/web"
 )
@@ -48,7 +50,11 @@ func messageLog(o *options, log *slog.Logger) *slog.Logger {
 // console, prints where they listen, and serves until ctx is done or a
 // console asks to exit; then it shuts everything down.
 func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) (err error) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	// The log and the printout go through the console's terminal while
+	// it runs on one (termconsole.go), so that they never overwrite the
+	// prompt or the command being typed.
+	logOut, printOut := &swapWriter{w: stderr}, &swapWriter{w: stdout}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: o.logLevel}))
 
 	var tlsConfig *tls.Config
 	if o.tlsCert != "" {
@@ -83,24 +89,40 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	}
 	defer obs.close() // last: /healthz answers while the node shuts down
 
-	out := &printer{w: stdout}
+	rules := gateway.NewRulesTable() // owned channels' records, shared by the validator and the gateway
+	bans, err := loadBans(o, getenv)
+	if err != nil {
+		return err
+	}
+	if n := bans.Len(); n > 0 {
+		log.Info("loaded the ban list", "path", bans.Path(), "bans", n)
+	}
+
+	out := &printer{w: printOut}
+	// One signature verifier for the node's channels, batching what
+	// arrives together on every core; closed after the node.
+	verifier := identity.NewVerifier(runtime.GOMAXPROCS(0), identity.DefaultVerifyBatch, identity.DefaultVerifyQueued)
+	defer verifier.Close()
 	node, err := p2p.New(p2p.Config{
-		Key:             key,
-		ListenIP:        o.ip,
-		PeerPort:        o.peerPort,
-		Bootstrap:       o.peers.Values(),
-		MaxMessageSize:  o.maxMessageSize,
-		Validator:       gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, o.authors, messageLog(o, log)),
-		InboxValidator:  gateway.InboxValidator(),
-		BundleValidator: gateway.BundleValidator{},
-		RelayService:    o.relayService,
-		Reachability:    o.reachability,
-		Announce:        slices.Concat(o.announce.Values()...),
-		ConnLow:         o.connLow,
-		ConnHigh:        o.connHigh,
-		Registerer:      obs.registerer(),
-		Logger:          log,
-		OnAddrsChanged:  out.addrsChanged,
+		Key:            key,
+		ListenIP:       o.ip,
+		PeerPort:       o.peerPort,
+		Bootstrap:      o.peers.Values(),
+		MaxMessageSize: o.maxMessageSize,
+		Validator: gateway.ChannelValidator(nil, gateway.DefaultTimestampWindow, o.authors, messageLog(o, log),
+			gateway.WithBans(bans), gateway.WithRules(rules), gateway.WithVerifier(verifier)),
+		ParallelValidation: gateway.ParallelValidation,
+		InboxValidator:     gateway.InboxValidator(),
+		BundleValidator:    gateway.BundleValidator{},
+		RulesValidator:     gateway.RulesValidator{},
+		RelayService:       o.relayService,
+		Reachability:       o.reachability,
+		Announce:           slices.Concat(o.announce.Values()...),
+		ConnLow:            o.connLow,
+		ConnHigh:           o.connHigh,
+		Registerer:         obs.registerer(),
+		Logger:             log,
+		OnAddrsChanged:     out.addrsChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("start node: %w", err)
@@ -126,6 +148,8 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	gwCfg.TLS = tlsConfig
 	gwCfg.Logger = log.With("component", "gateway")
 	gwCfg.Registerer = obs.registerer()
+	gwCfg.Bans = bans
+	gwCfg.Rules = rules // owned channels: the validator's table
 	gw, err := gateway.New(gwCfg, node, node.ID().String(), web.Handler())
 	if err != nil {
 		return err
@@ -182,7 +206,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		footer = append(footer, "Metrics: http://"+obs.addr+"/metrics")
 	}
 
-	con := &console{node: node, shutdown: func() { stop(nil) }, figures: obs.stats}
+	con := &console{node: node, shutdown: func() { stop(nil) }, figures: obs.stats, bans: bans, log: log}
 	adminPath, privateDir := o.admin, false
 	if adminPath == "" {
 		adminPath, privateDir = defaultAdminPath(defaultAdminDir(getenv), peerPort), true
@@ -203,7 +227,25 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		consoleOn = terminal
 	}
 	if consoleOn {
-		go con.runConsole(runCtx, stdin, terminal, out, log)
+		var ct *consoleTerm
+		if terminal {
+			if ct, err = newConsoleTerm(stdin, stdout); err != nil {
+				log.Warn("console: no line editor on this terminal", "err", err)
+			}
+		}
+		if ct != nil {
+			printOut.set(ct)
+			if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				logOut.set(ct)
+			}
+			defer func() {
+				ct.close()
+				logOut.set(stderr)
+				printOut.set(stdout)
+				io.WriteString(stdout, "\n") // leave the prompt's line to the shell
+			}()
+		}
+		go con.runConsole(runCtx, stdin, terminal, ct, out, log)
 	}
 
 	<-runCtx.Done()
@@ -233,7 +275,7 @@ func nodeKey(o *options, getenv func(string) string, log *slog.Logger) (crypto.P
 		if err != nil {
 			return nil, fmt.Errorf("generate node key: %w", err)
 		}
-		log.Warn("identity is ephemeral: peer port 0 and no --data-dir, so the peer ID changes at every start and nothing is written to disk")
+		log.Warn("identity is ephemeral: peer port 0 and no --data-dir, so the peer ID changes at every start, nothing is written to disk, and bans last until the node stops")
 		return key, nil
 	}
 	key, created, err := p2p.LoadOrCreateNodeKey(dir)

@@ -50,6 +50,11 @@
     bannerDetail: $('banner-detail'),
     retry: $('retry'),
     log: $('log'),
+    members: $('members'),
+    membersTitle: $('members-title'),
+    membersList: $('members-list'),
+    membersMore: $('members-more'),
+    membersToggle: $('members-toggle'),
     composer: $('composer'),
     input: $('input'),
     dialog: $('identity'),
@@ -77,6 +82,8 @@
     unread: new Map(), // conversation id → count
     current: null, // conversation id: "ch:<name>" or "dm:<key>"
     pending: new Map(), // peer key → own DM rows awaiting their status
+    members: new Map(), // channel → {count, members: [{key, user}]} (the first 500 by name)
+    membersOpen: false, // narrow screens: the member list is shown over the log
     ownLast: new Map(), // channel → the last echo of an own channel message, until it is sent
     ownRows: new Map(), // message ID → own channel message row (the newest MAX_LOG_LINES)
     seenEarly: new Map(), // message ID → seen news that came before its row had its ID
@@ -183,6 +190,7 @@
     if (conv) S.unread.delete(conv);
     renderConvs();
     renderHeader();
+    renderMembers();
     applyFilter();
   }
 
@@ -322,6 +330,11 @@
     }
     const conv = convOf(line);
     row.dataset.conv = conv;
+    if (line.ts) {
+      // The author's signed time, in the viewer's local time.
+      row.dataset.time = timeOf(line.ts);
+      row.title = new Date(line.ts).toLocaleString();
+    }
     if (line.late) {
       // A message that answers a history request: shown with its
       // author's time, and marked, wherever it falls in the log.
@@ -366,7 +379,13 @@
       select(conv);
       ui.input.focus();
     });
-    row.append(user, where, el('span', 'sep', ' - '), el('span', 'body', line.body));
+    if (line.action) {
+      // "* alice@dev waves"
+      row.classList.add('action');
+      row.append(el('span', 'sep', '* '), user, where, el('span', 'sep', ' '), el('span', 'body', line.body));
+    } else {
+      row.append(user, where, el('span', 'sep', ' - '), el('span', 'body', line.body));
+    }
     if (row.textContent !== line.text) {
       // The parts (and a late mark) always add up to the line; if a future core formats
       // differently, show its text as it is.
@@ -422,9 +441,62 @@
     while (S.seenEarly.size > 256) S.seenEarly.delete(S.seenEarly.keys().next().value);
   }
 
+  // renderMembers shows the current channel's members beside the log:
+  // each name with its key's first 8 hex digits (two users may share a
+  // name); a click opens a direct conversation.
+  function renderMembers() {
+    const conv = S.current;
+    const ch = conv && conv.startsWith('ch:') ? conv.slice(3) : '';
+    const info = ch ? S.members.get(ch) : null;
+    ui.membersToggle.hidden = !info;
+    ui.members.hidden = !info;
+    ui.members.classList.toggle('open', S.membersOpen);
+    ui.membersToggle.setAttribute('aria-expanded', String(S.membersOpen));
+    if (!info) return;
+    ui.membersToggle.textContent = `Members (${info.count})`;
+    ui.membersTitle.textContent = `Members · ${info.count}`;
+    ui.membersList.replaceChildren();
+    for (const m of info.members) {
+      if (!HEX64.test(m.key) || !USERNAME_RE.test(m.user)) continue;
+      const b = el('button', 'member');
+      b.type = 'button';
+      b.title = m.key === S.pubkey ? 'You' : 'Message ' + m.user + ' privately (' + m.key + ')';
+      const name = el('span', 'user', m.user);
+      name.style.color = colorFor(m.key);
+      b.append(name, el('span', 'fp', m.key.slice(0, 8)));
+      if (m.key === S.pubkey) {
+        b.classList.add('self');
+        b.disabled = true;
+      } else {
+        b.addEventListener('click', () => {
+          noteDM(m.key, m.user);
+          S.membersOpen = false;
+          select('dm:' + m.key);
+          ui.input.focus();
+        });
+      }
+      const li = el('li');
+      li.append(b);
+      ui.membersList.append(li);
+    }
+    const more = info.count - info.members.length;
+    ui.membersMore.hidden = more <= 0;
+    ui.membersMore.textContent = more > 0 ? `and ${more} more (type names)` : '';
+  }
+
   function onLine(line) {
     if (line.kind === 'sent' || line.kind === 'seen') {
       ownNews(line);
+      return;
+    }
+    if (line.kind === 'members') {
+      if (!CHANNEL_RE.test(line.channel || '')) return;
+      if (Array.isArray(line.members) && (line.members.length || line.count)) {
+        S.members.set(line.channel, { count: line.count | 0, members: line.members });
+      } else {
+        S.members.delete(line.channel);
+      }
+      if (S.current === 'ch:' + line.channel) renderMembers();
       return;
     }
     if (line.kind === 'status') {
@@ -651,6 +723,10 @@
     if (S.current && S.current.startsWith('ch:')) darkchat.exec('leave ' + S.current.slice(3));
   });
   ui.filter.addEventListener('change', applyFilter);
+  ui.membersToggle.addEventListener('click', () => {
+    S.membersOpen = !S.membersOpen;
+    renderMembers();
+  });
   ui.retry.addEventListener('click', () => {
     if (S.state === 'offline') darkchat.exec('connect');
     else darkchat.reconnect();

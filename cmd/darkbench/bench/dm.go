@@ -83,7 +83,7 @@ func runDMThroughput(ctx context.Context, e *Env) ([]Result, error) {
 	}
 	dark, base := medianOf(runs[0]), medianOf(runs[1])
 	res := newResult("dm-throughput", "dms_per_s", dark.rate, "msg/s",
-		"bare SealDM+OpenDM loop, GOMAXPROCS goroutines", base.rate, ptr(ratioAtLeast(0.6)))
+		"bare SealDM+OpenDM loop, GOMAXPROCS goroutines", base.rate, ptr(ratioAtLeast(0.9)))
 	res.DeliveredPct = pct(minDelivered(runs[0]))
 	res.Note = fmt.Sprintf("median of %d rounds; %d DMs per round, %d sender→recipient pairs across nodes A→B, at most %d awaiting dm_sent per sender",
 		e.Rounds, n, pairs, window)

@@ -72,7 +72,7 @@ func latencyResults(lat, base []time.Duration, delivered float64, note string) [
 		name string
 		q    float64
 		t    *target
-	}{{"p50", 50, nil}, {"p99", 99, ptr(valueAtMost(5, "ms"))}, {"p999", 99.9, nil}} {
+	}{{"p50", 50, nil}, {"p99", 99, ptr(valueAtMost(2, "ms"))}, {"p999", 99.9, ptr(valueAtMost(5, "ms"))}} {
 		r := newResult("latency", p.name+"_ms", ms(percentile(lat, p.q)), "ms",
 			"raw loopback TCP ping-pong round trip, same pace", ms(percentile(base, p.q)), p.t)
 		r.DeliveredPct = pct(delivered)

@@ -49,7 +49,7 @@ func runLoginRate(ctx context.Context, e *Env) ([]Result, error) {
 	}
 	dark, base := medianOf(runs[0]), medianOf(runs[1])
 	res := newResult("login-rate", "logins_per_s", dark.rate, "logins/s",
-		"Ed25519 bound of a login (client sign + node verify), GOMAXPROCS goroutines", base.rate, ptr(valueAtLeast(5000, "logins/s")))
+		"Ed25519 bound of a login (client sign + node verify), GOMAXPROCS goroutines", base.rate, ptr(valueAtLeast(10000, "logins/s")))
 	res.Note = fmt.Sprintf("median of %d rounds of %v; %d goroutines each: TCP connect, hello, sign, login, welcome, close; source addresses 127.0.0.1-8", e.Rounds, d, workers)
 	return []Result{res}, nil
 }

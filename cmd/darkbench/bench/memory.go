@@ -101,7 +101,7 @@ func runSessionMemory(ctx context.Context, e *Env) ([]Result, error) {
 	for _, mode := range []string{"tcp", "ws"} {
 		per := perSession[mode]
 		r := newResult("session-memory", "bytes_per_session_"+mode, per.total, "B",
-			"gorilla/websocket echo server, default buffers", baseline.total, ptr(valueAtMost(4096, "B")))
+			"gorilla/websocket echo server, default buffers", baseline.total, ptr(valueAtMost(1024, "B")))
 		r.Note = fmt.Sprintf("%d idle logged-in sessions, clients in a child process; HeapInuse+StackInuse growth after GC: heap %.0f B + stacks %.0f B per session (gorilla echo: %.0f + %.0f)%s",
 			n, per.heap, per.stack, baseline.heap, baseline.stack, limitNote)
 		results = append(results, r)

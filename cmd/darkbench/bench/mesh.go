@@ -86,7 +86,7 @@ func runMeshScale(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, err
 	}
 	res := newResult("mesh-scale", "max_rate_msgs_per_s", float64(dark.best.rate), "msg/s",
-		"stock go-libp2p-pubsub GossipSub (defaults, StrictSign) + app signature validator", float64(stock.best.rate), ptr(ratioAtLeast(2)))
+		"stock go-libp2p-pubsub GossipSub (defaults, StrictSign) + app signature validator", float64(stock.best.rate), ptr(ratioAtLeast(3)))
 	// Delivery is reported at the rate found; no rate, no figure.
 	if dark.best.rate > 0 {
 		res.DeliveredPct = pct(dark.best.delivered)

@@ -111,10 +111,10 @@ func runChannelThroughput(ctx context.Context, e *Env) ([]Result, error) {
 	note := fmt.Sprintf("median of %d rounds; %d messages/round from %d senders on A to %d receivers on C; every node verified every message once (counted); A–C connections closed by the line guard: %d; messages reaching C other than through B: %d",
 		e.Rounds, n, senders, receivers, l.apart.Load(), l.cMember.bypass.Load())
 	r1 := newResult("channel-throughput", "msgs_per_s", dark.rate, "msg/s",
-		"crypto-bound (sign + 3 Ed25519 verifies, GOMAXPROCS goroutines)", bound.rate, ptr(ratioAtLeast(0.8)))
+		"crypto-bound (sign + 3 Ed25519 verifies, GOMAXPROCS goroutines)", bound.rate, ptr(ratioAtLeast(1.3)))
 	r1.DeliveredPct, r1.Note = pct(minDelivered(runs[0])), note
 	r2 := newResult("channel-throughput", "msgs_per_s", dark.rate, "msg/s",
-		"go-libp2p-pubsub chat-example config (StrictSign + app signature validator, default queues)", chat.rate, ptr(ratioAtLeast(3)))
+		"go-libp2p-pubsub chat-example config (StrictSign + app signature validator, default queues)", chat.rate, ptr(ratioAtLeast(4)))
 	r2.DeliveredPct, r2.BaselineDeliveredPct, r2.Note = pct(minDelivered(runs[0])), pct(chat.deliveredPct), note
 	return []Result{r1, r2}, nil
 }
