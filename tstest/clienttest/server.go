@@ -57,6 +57,10 @@ type Server struct {
 	// messages as such a node does (their signature, checked over the
 	// version-1 fields it knows, is bad).
 	PreviousVersion bool
+	// Banned, when set, is asked about every correctly signed login: true
+	// answers it with error banned and closes, as a node whose operator
+	// banned the key does.
+	Banned func(identity.PublicKey) bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -356,6 +360,10 @@ func (s *Server) handle(c *conn, obj proto.Object, challenge string) bool {
 		sig, _ := hex.DecodeString(o.Sig)
 		if err := identity.VerifyLogin(key, challenge, sig, s.nodeID(), time.Now()); err != nil {
 			c.fail("bad_signature", "login: %v", err)
+			return false
+		}
+		if s.Banned != nil && s.Banned(key) {
+			c.fail(proto.CodeBanned, "this node's operator has banned your key")
 			return false
 		}
 		if o.Bundle != "" {

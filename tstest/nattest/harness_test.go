@@ -111,6 +111,7 @@ func newTestnet(t *testing.T) *testnet {
 			tn.dumpDiagnostics()
 		}
 		tn.stopAll()
+		tn.keepLogs()
 		if err := n.Close(); err != nil {
 			t.Errorf("deleting namespaces: %v", err)
 		}
@@ -203,6 +204,9 @@ func (tn *testnet) startNodeWith(name, typ string, h *netns.Host, extra []string
 	)
 	for _, p := range peers {
 		args = append(args, "--peer", p.dialAddr().String()+":"+strconv.Itoa(peerPort))
+	}
+	if lvl := os.Getenv("DARKCHAT_NATTEST_LOG_LEVEL"); lvl != "" {
+		args = append(args, "--log-level", lvl) // a failing run's node logs in detail
 	}
 	args = append(args, extra...)
 	cmd := h.Command(context.Background(), bins.Darkchatd, args...)
@@ -446,6 +450,26 @@ func (tn *testnet) join(c *chatproc.Client, channel, user string) {
 	tn.t.Helper()
 	if err := c.Join(channel, user); err != nil {
 		tn.t.Fatal(err)
+	}
+}
+
+// keepLogs writes each node's whole stderr to
+// $DARKCHAT_NATTEST_LOG_DIR/<test>-<node>.log when that is set (with
+// DARKCHAT_NATTEST_LOG_LEVEL=debug: what a rare failure needs).
+func (tn *testnet) keepLogs() {
+	dir := os.Getenv("DARKCHAT_NATTEST_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	tn.mu.Lock()
+	nodes := tn.nodes
+	tn.mu.Unlock()
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(tn.t.Name())
+	for _, n := range nodes {
+		path := filepath.Join(dir, fmt.Sprintf("%s-%d-%s.log", name, tn.start.UnixMilli(), n.name))
+		if err := os.WriteFile(path, []byte(n.Stderr()), 0o644); err != nil {
+			tn.t.Errorf("keeping %s's log: %v", n.name, err)
+		}
 	}
 }
 

@@ -1,0 +1,105 @@
+package browsertest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"darkchat/tstest"
+)
+
+// membersJS is the page's member list: "<name> <fingerprint>" per member.
+const membersJS = `Array.from(document.querySelectorAll('#members-list .member'), e => e.querySelector('.user').textContent + ' ' + e.querySelector('.fp').textContent)`
+
+// On a phone-sized page (390 px wide) a browser user on node A and a CLI
+// user on node C share a channel: the page shows each message's time, an
+// action as "* user@channel …", a Members button whose list names both
+// users with their key's fingerprint, and the list follows the CLI user
+// leaving; the moderation commands work from the page; nothing is wider
+// than the screen.
+func TestBrowserMembersOnAPhone(t *testing.T) {
+	requireChromium(t)
+	b := newBrowser(t, "phone")
+	b.do("phone viewport", chromedp.EmulateViewport(390, 844))
+	nb := bins.StartNode(t, "B", "full")
+	hub := fmt.Sprintf("127.0.0.1:%d", nb.PeerPort)
+	na := bins.StartNode(t, "A", "full", "--peer", hub)
+	nc := bins.StartNode(t, "C", "full", "--peer", hub)
+	na.WaitPeer(nc.ID)
+
+	b.open(fmt.Sprintf("http://127.0.0.1:%d/", na.WSPort))
+	webKey := b.pubkey()
+	b.typeLine("join lobby webuser")
+	b.waitLine("Joined lobby as webuser")
+	cli := bins.TCPClient(t, "cli", nc, "--wait", "10m")
+	cli.Send("join lobby cliuser")
+	cli.WaitPrefix("Joined lobby as cliuser")
+	warmUpChannel(t, "lobby", b, "webuser", cli, "cliuser")
+
+	want := []string{"cliuser " + cli.Pub[:8], "webuser " + webKey[:8]}
+	tstest.WaitFor(t, 10*time.Second, "both users in the page's member list", func() (bool, string) {
+		got := eval[[]string](b, membersJS)
+		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("members %q", got)
+	})
+	if label := eval[string](b, `document.getElementById('members-toggle').textContent`); label != "Members (2)" {
+		t.Errorf("the members button reads %q", label)
+	}
+	// Narrow: the list is behind the button, over the log.
+	if shown := eval[bool](b, `getComputedStyle(document.getElementById('members')).display !== 'none'`); shown {
+		t.Error("at 390 px the member list is shown before the button is pressed")
+	}
+	b.do("open the member list", chromedp.Click(chromedp.ID("members-toggle")))
+	if shown := eval[bool](b, `getComputedStyle(document.getElementById('members')).display !== 'none'`); !shown {
+		t.Error("the members button did not show the list")
+	}
+	if dir := os.Getenv("DARKCHAT_SCREENSHOTS"); dir != "" {
+		b.screenshot(filepath.Join(dir, "phone-members.png"))
+	}
+	b.do("close the member list", chromedp.Click(chromedp.ID("members-toggle")))
+
+	// Every message shows its author's time, on a phone too, outside the
+	// line's text.
+	cli.Send("lobby what time is it?")
+	b.waitLine("cliuser@lobby - what time is it?")
+	stamp := eval[string](b, `(() => { const r = [...document.querySelectorAll('#log .line.message')].pop(); return r.dataset.time + '|' + getComputedStyle(r, '::before').display + '|' + getComputedStyle(r, '::before').content })()`)
+	parts := strings.SplitN(stamp, "|", 3)
+	if len(parts) != 3 || len(parts[0]) != 5 || parts[1] == "none" || !strings.Contains(parts[2], parts[0]) {
+		t.Errorf("the last message's time: %q (want HH:MM shown before it)", stamp)
+	}
+
+	b.typeLine("/me waves from the phone")
+	b.waitLine("* webuser@lobby waves from the phone")
+	cli.WaitFor(0, 30*time.Second, "the action as sent", func(l string) bool { return l == "webuser@lobby - /me waves from the phone" })
+
+	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the page is %d px wide on a 390 px screen", w)
+	}
+	if dir := os.Getenv("DARKCHAT_SCREENSHOTS"); dir != "" {
+		b.screenshot(filepath.Join(dir, "phone.png"))
+	}
+
+	// The moderation commands work from the page: an owned channel,
+	// its topic, and a ban the CLI user is told of.
+	club := "club." + webKey[:20]
+	b.typeLine("create club")
+	b.waitLine("Created " + club + ": share this name; you own it")
+	cli.Send("join " + club + " cliuser")
+	cli.WaitPrefix("Joined " + club + " as cliuser")
+	b.typeLine("topic " + club + " phones welcome")
+	cli.WaitFor(0, 30*time.Second, "the topic", func(l string) bool { return l == "-- topic of "+club+": phones welcome" })
+	b.typeLine("ban " + club + " " + cli.Pub)
+	cli.WaitFor(0, 30*time.Second, "the ban", func(l string) bool { return strings.HasPrefix(l, "You are banned from "+club) })
+
+	cli.Send("leave lobby")
+	b.waitLog(0, "the leave notice", func(l string) bool { return l == "-- cliuser ("+cli.Pub[:8]+") left lobby" })
+	tstest.WaitFor(t, 10*time.Second, "the member list without the CLI user", func() (bool, string) {
+		got := eval[[]string](b, membersJS)
+		return strings.Join(got, ",") == "webuser "+webKey[:8], fmt.Sprintf("members %q", got)
+	})
+	b.checkConsole()
+}
