@@ -49,8 +49,14 @@ type Config struct {
 	// Rate and Burst form each session's token bucket for sends.
 	Rate  float64
 	Burst int
-	// SendQueue bounds the frames waiting to be written to one session.
-	SendQueue int
+	// SendQueue bounds the frames waiting to be written to one session on
+	// its own account. A session whose client has fallen behind for a
+	// moment may queue more, up to 8 times SendQueue, out of
+	// SharedSendQueue: the frames all sessions together may queue beyond
+	// their own SendQueue. A frame is shared by the sessions it is queued
+	// to, so a queued frame costs a session 32 bytes of its queue; the
+	// shared allowance bounds what lagging sessions hold on the node.
+	SendQueue, SharedSendQueue int
 	// IdlePing is how long a silent session waits before the node pings it;
 	// IdleTimeout closes a session silent for that long.
 	IdlePing, IdleTimeout time.Duration
@@ -119,10 +125,14 @@ const (
 	DefaultRate             = proto.DefaultRate
 	DefaultBurst            = proto.DefaultBurst
 	DefaultSendQueue        = proto.DefaultSendQueue
-	DefaultIdlePing         = proto.DefaultIdlePing
-	DefaultIdleTimeout      = proto.DefaultIdleTimeout
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultTimestampWindow  = proto.TimestampWindow
+	// defaultSharedQueueFactor sets SharedSendQueue: this many times
+	// SendQueue, room for 9 sessions lagging at once to their full 8
+	// times, or many more lagging a little.
+	defaultSharedQueueFactor = 64
+	DefaultIdlePing          = proto.DefaultIdlePing
+	DefaultIdleTimeout       = proto.DefaultIdleTimeout
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultTimestampWindow   = proto.TimestampWindow
 	// maxErrors is how many protocol errors a session may cause before it
 	// is closed.
 	maxErrors = proto.MaxErrors
@@ -143,6 +153,7 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.Rate, DefaultRate)
 	setDefault(&c.Burst, DefaultBurst)
 	setDefault(&c.SendQueue, DefaultSendQueue)
+	setDefault(&c.SharedSendQueue, defaultSharedQueueFactor*c.SendQueue)
 	setDefault(&c.IdlePing, DefaultIdlePing)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)

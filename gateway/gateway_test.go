@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -269,6 +271,107 @@ func TestSenderThatDoesNotReadIsSlowedNotCut(t *testing.T) {
 	if err := <-written; err != nil {
 		t.Fatalf("writing the requests: %v", err)
 	}
+}
+
+// A client that falls behind for a moment (it stops reading while more
+// than its own send queue is delivered to it) borrows room from the node's
+// shared allowance and then gets every message; when two lag at once and
+// the allowance cannot hold both, one is cut off as a slow consumer and the
+// other still gets everything. The allowance is all given back.
+func TestLaggingClientBorrowsQueueRoom(t *testing.T) {
+	const ownQueue, shared = 64, 400
+	a := startNode(t, func(c *Config) {
+		c.SendQueue, c.SharedSendQueue, c.SocketSendBuffer = ownQueue, shared, 16<<10
+		c.Rate, c.Burst = 1e6, 1e6
+	})
+	sender := dialTCP(t, a.tcpAddr)
+	sender.login()
+	sender.join("lobby", "sender")
+	fast := dialWS(t, a.wsURL)
+	fast.login()
+	fast.join("lobby", "fast")
+	lagging := func(name string) *client {
+		c := dialTCP(t, a.tcpAddr)
+		// A fixed receive buffer, so that the kernel holds the same
+		// number of frames in both bursts (autotuning would grow it
+		// after the first), and well above an MSS on loopback (64 KB),
+		// so that reading opens the window at once.
+		if err := c.tcp.(*net.TCPConn).SetReadBuffer(128 << 10); err != nil {
+			t.Fatal(err)
+		}
+		c.login()
+		c.join("lobby", name)
+		return c
+	}
+	// burst sends n messages of 4,000 bytes (some fit the sockets'
+	// buffers; the rest wait in the node) while the lagging clients read
+	// nothing, and returns once the reading client has them all.
+	body := strings.Repeat("z", 4000)
+	seq := 0
+	burst := func(n int) (first int) {
+		first = seq
+		for range n {
+			sender.say("lobby", "sender", fmt.Sprintf("%d %s", seq, body))
+			seq++
+		}
+		for i := first; i < seq; i++ {
+			if f := fast.expect("message"); !strings.HasPrefix(f.Body, fmt.Sprintf("%d ", i)) {
+				t.Fatalf("reading client got %.20q, want message %d", f.Body, i)
+			}
+		}
+		return first
+	}
+	// readAll reads messages first..first+n-1 in order, or reports the
+	// error frame or read error that came instead.
+	readAll := func(c *client, first, n int) error {
+		for i := first; i < first+n; i++ {
+			f, err := c.next(10 * time.Second)
+			if err != nil {
+				return fmt.Errorf("before message %d: %w", i, err)
+			}
+			if f.Type != "message" {
+				return fmt.Errorf("before message %d: %.200s", i, f.raw)
+			}
+			if !strings.HasPrefix(f.Body, fmt.Sprintf("%d ", i)) {
+				return fmt.Errorf("got %.20q, want message %d", f.Body, i)
+			}
+		}
+		return nil
+	}
+	waitShared := func(want int64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for a.gw.sharedQueued.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("shared allowance in use: %d frames, want %d", a.gw.sharedQueued.Load(), want)
+			}
+			runtime.Gosched()
+		}
+	}
+
+	// One client, five times its own queue behind: it borrows, then
+	// reads everything.
+	one := lagging("one")
+	first := burst(5 * ownQueue)
+	if used := a.gw.sharedQueued.Load(); used == 0 || used > shared {
+		t.Fatalf("shared allowance in use while one client lags: %d frames, want 1..%d", used, shared)
+	}
+	if err := readAll(one, first, 5*ownQueue); err != nil {
+		t.Fatalf("lagging client: %v", err)
+	}
+	waitShared(0)
+
+	// Two clients each needing more than half the allowance: the first
+	// to find it spent is cut off, the other gets every message.
+	two := lagging("two")
+	first = burst(7 * ownQueue)
+	errOne, errTwo := readAll(one, first, 7*ownQueue), readAll(two, first, 7*ownQueue)
+	if (errOne == nil) == (errTwo == nil) {
+		t.Fatalf("two lagging clients beyond the allowance: got %v and %v, want exactly one cut off", errOne, errTwo)
+	}
+	if err := cmp.Or(errOne, errTwo); !strings.Contains(err.Error(), codeSlowConsumer) {
+		t.Fatalf("the lagging client cut off was told %v, want %s", err, codeSlowConsumer)
+	}
+	waitShared(0)
 }
 
 // A client that reads more slowly than its channel talks is disconnected

@@ -147,10 +147,14 @@ func newGatewayMetrics(reg prometheus.Registerer, s *Server) (*gatewayMetrics, e
 			func() float64 { return float64(s.limiter.floodingCount()) }),
 		gauge("darkchat_gateway_send_queue_frames", "Frames waiting in the sessions' send queues, all sessions together (read at scrape time).",
 			func() float64 { total, _ := s.sendQueueDepth(); return float64(total) }),
-		gauge("darkchat_gateway_send_queue_max_frames", "The deepest session send queue, in frames; a session is cut off (slow_consumer) when it reaches darkchat_gateway_send_queue_limit.",
+		gauge("darkchat_gateway_send_queue_max_frames", "The deepest session send queue, in frames; past darkchat_gateway_send_queue_limit a session borrows from the node's shared allowance, and it is cut off (slow_consumer) at 8 times the limit or when the allowance is spent.",
 			func() float64 { _, deepest := s.sendQueueDepth(); return float64(deepest) }),
-		gauge("darkchat_gateway_send_queue_limit", "Frames a session's send queue may hold (--send-queue).",
+		gauge("darkchat_gateway_send_queue_limit", "Frames a session's send queue holds on its own account (--send-queue).",
 			func() float64 { return float64(cfg.SendQueue) }),
+		gauge("darkchat_gateway_send_queue_shared_frames", "Frames lagging sessions have queued beyond their own limit, out of darkchat_gateway_send_queue_shared_limit.",
+			func() float64 { return float64(s.sharedQueued.Load()) }),
+		gauge("darkchat_gateway_send_queue_shared_limit", "Frames all sessions together may queue beyond their own limit (64 times --send-queue).",
+			func() float64 { return float64(cfg.SharedSendQueue) }),
 	}
 	for _, c := range append([]prometheus.Collector{sessions, logins, errs, reqs, m.slowConsumers, m.rateLimited, lat,
 		m.delivered, m.dmSent, m.dmDelivered, notDelivered, lookups}, limits...) {

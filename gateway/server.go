@@ -72,6 +72,9 @@ type Server struct {
 	// readers counts sessions with a reader goroutine; the others are
 	// idle and watched by the poller.
 	readers atomic.Int64
+	// sharedQueued counts the frames sessions have queued beyond their
+	// own SendQueue, out of cfg.SharedSendQueue (session.enqueueFrame).
+	sharedQueued atomic.Int64
 
 	bundles    bundles
 	rulesSt    *rulesState // owned channels (rules.go)

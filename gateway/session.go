@@ -74,7 +74,11 @@ type session struct {
 	reading bool // a goroutine is reading and executing the client's frames
 	closing bool // no more frames accepted; close after flushing
 	cleaned bool // cleanup has run
-	echo    map[[identity.MessageIDSize]byte]struct{}
+	// borrowed is how many of the frames in queue, or in the batch being
+	// written, were queued beyond SendQueue out of the node's
+	// SharedSendQueue (enqueueFrame); write gives them back.
+	borrowed int32
+	echo     map[[identity.MessageIDSize]byte]struct{}
 	// room is closed when the writer takes the queue or the session
 	// closes; the reader waits on it while the queue is half full
 	// (waitForRoom). nil: nobody waits.
@@ -743,21 +747,50 @@ func (s *session) enqueueFrame(frame outFrame, yield bool) bool {
 		return false
 	}
 	if len(s.queue) >= s.srv.cfg.SendQueue {
-		s.mu.Unlock()
-		s.srv.log.Info("disconnecting slow client", "key", s.key, "ip", s.ip, "queued", s.srv.cfg.SendQueue)
-		// The queued frames would reach the client too late to matter;
-		// the notice is what it needs.
-		s.mu.Lock()
-		clear(s.queue)
-		s.queue = s.queue[:0]
-		s.mu.Unlock()
-		s.shutdown(errorf(codeSlowConsumer, "you are not reading fast enough: %d messages queued", s.srv.cfg.SendQueue))
-		return false
+		// A client that reads but has fallen behind for a moment (a
+		// burst, a pause of its process) borrows room from the node's
+		// shared allowance, up to maxLagFactor times its own queue.
+		if len(s.queue) >= maxLagFactor*s.srv.cfg.SendQueue || !s.srv.borrowQueueSlot() {
+			queued := len(s.queue)
+			// The queued frames would reach the client too late to
+			// matter; the notice is what it needs.
+			clear(s.queue)
+			s.queue = s.queue[:0]
+			s.srv.returnQueueSlots(s.borrowed)
+			s.borrowed = 0
+			s.mu.Unlock()
+			s.srv.log.Info("disconnecting slow client", "key", s.key, "ip", s.ip, "queued", queued)
+			s.shutdown(errorf(codeSlowConsumer, "you are not reading fast enough: %d messages queued", queued))
+			return false
+		}
+		s.borrowed++
 	}
 	s.queue = append(s.queue, frame)
 	s.startWriterLocked(yield)
 	s.mu.Unlock()
 	return true
+}
+
+// maxLagFactor bounds one session's queue, its own SendQueue and what it
+// borrowed from the node's SharedSendQueue together, at this many times
+// SendQueue.
+const maxLagFactor = 8
+
+// borrowQueueSlot takes one frame's room from the node's SharedSendQueue,
+// reporting false when all of it is taken.
+func (srv *Server) borrowQueueSlot() bool {
+	if srv.sharedQueued.Add(1) > int64(srv.cfg.SharedSendQueue) {
+		srv.sharedQueued.Add(-1)
+		return false
+	}
+	return true
+}
+
+// returnQueueSlots gives back n frames' room taken by borrowQueueSlot.
+func (srv *Server) returnQueueSlots(n int32) {
+	if n != 0 {
+		srv.sharedQueued.Add(-int64(n))
+	}
 }
 
 // shutdown stops accepting frames, queues a final error if any and, on
@@ -836,9 +869,11 @@ func (s *session) write(yield bool) {
 		runtime.Gosched()
 	}
 	var batch []outFrame
+	var borrowed int32 // the batch's frames queued out of SharedSendQueue
 	for {
 		s.mu.Lock()
 		batch, s.queue = s.queue, batch[:0]
+		borrowed, s.borrowed = s.borrowed, 0
 		s.openRoomLocked()
 		if len(batch) == 0 {
 			s.writing = false
@@ -854,9 +889,11 @@ func (s *session) write(yield bool) {
 		s.mu.Unlock()
 		err := s.conn.writeFrames(batch, time.Now().Add(s.srv.cfg.WriteTimeout))
 		clear(batch)
+		s.srv.returnQueueSlots(borrowed)
 		if err != nil {
 			s.mu.Lock()
-			s.closing, s.queue, s.writing = true, nil, false
+			s.srv.returnQueueSlots(s.borrowed)
+			s.closing, s.queue, s.writing, s.borrowed = true, nil, false, 0
 			s.openRoomLocked()
 			s.mu.Unlock()
 			s.stopping.Store(true)

@@ -175,7 +175,7 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&g.LoginTimeout, "login-timeout", gateway.DefaultLoginTimeout, "time a client has to log in (`DURATION`)")
 	fs.Float64Var(&g.Rate, "rate", gateway.DefaultRate, "messages a client may send per second, sustained (`N`)")
 	fs.IntVar(&g.Burst, "burst", gateway.DefaultBurst, "messages a client may send at once (`N`)")
-	fs.IntVar(&g.SendQueue, "send-queue", gateway.DefaultSendQueue, "frames queued for a client before it is dropped as too slow (`N`)")
+	fs.IntVar(&g.SendQueue, "send-queue", gateway.DefaultSendQueue, "frames queued for a client; one that falls behind may queue up to 8 times this, out of room for 64 times this shared by all clients, before it is dropped as too slow (`N`)")
 	fs.Var(hostPortFlag{&o.metrics}, "metrics", "serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz) over plain HTTP on `ADDR`,\n"+
 		"host:port such as 127.0.0.1:9464 (off by default). Keep it on loopback or a private network:\n"+
 		"it shows the node's traffic, peers and limits to anyone who can reach it")
