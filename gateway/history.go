@@ -355,6 +355,17 @@ func (t *historyTracker) expireLocked(now time.Time) {
 	}
 }
 
+// answerCapFactor bounds the messages a node accepts in answers to one
+// request, at this many times its limit. Each answering node sends at most
+// limit, but answerers disagree at the edges of a page (one skips a
+// message delivered to it after the request came, which another sends),
+// so their answers together hold a few more than limit. A node that
+// stopped at limit dropped, depending on which answer reached it first,
+// the oldest messages of the page, which the requester got by another
+// path: the requester's next page starts below them, so the nodes that
+// relied on overhearing its repair never got them.
+const answerCapFactor = 2
+
 // answer validates an answer: for a request this node has seen on this
 // channel, each message well formed, of the channel, not dated in the
 // future beyond window, and signed by its author. Messages the requester
@@ -412,7 +423,7 @@ func (t *historyTracker) answer(data []byte, now time.Time, window time.Duration
 	defer t.mu.Unlock()
 	out := fresh[:0]
 	for _, m := range fresh {
-		if _, done := tr.answered[m.ID]; done || len(tr.answered) >= tr.limit {
+		if _, done := tr.answered[m.ID]; done || len(tr.answered) >= answerCapFactor*tr.limit {
 			continue
 		}
 		tr.answered[m.ID] = struct{}{}

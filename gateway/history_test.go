@@ -564,6 +564,58 @@ func TestHistoryTracker(t *testing.T) {
 	}
 }
 
+// Two members answering one request with limit messages each disagree at
+// the edge of the page: one sends a newer message the other skipped, the
+// other sends the oldest of the page. A node that hears the first answer
+// first still accepts, and so delivers and forwards, all of the second:
+// dropping its oldest message left the nodes that overhear a repair
+// without it (the requester got it by another path and pages below it).
+// A third answer past twice the limit is cut.
+func TestHistoryTrackerTakesAnswerersWhoDisagree(t *testing.T) {
+	const limit = 5
+	now := time.Now()
+	tr := newHistoryTracker()
+	w := &historyRequestWire{channel: "lobby", limit: limit}
+	w.id[0] = 7
+	if _, err := tr.request("p1", w.marshal(), now); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := identity.GenerateKey()
+	msgs := make([][]byte, 3*limit) // oldest first
+	for i := range msgs {
+		m, err := identity.NewChannelMessage(key, "lobby", "bob", fmt.Sprint(i), now.Add(time.Duration(i-len(msgs))*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i], _ = m.MarshalBinary()
+	}
+	accepted := func(wires [][]byte) int {
+		t.Helper()
+		p, err := tr.answer(marshalHistoryAnswers(w.id, "lobby", wires)[0], now, DefaultTimestampWindow)
+		if errors.Is(err, p2p.ErrIgnore) {
+			return 0
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p.(*historyAnswerPayload).msgs)
+	}
+	newest := len(msgs) - 1
+	// The first member skipped the page's oldest (msgs[newest-limit])
+	// for the newest, which the second member skipped.
+	first := msgs[newest-limit+1 : newest+1]
+	second := msgs[newest-limit : newest]
+	if n := accepted(first); n != limit {
+		t.Fatalf("first answer: %d of %d accepted", n, limit)
+	}
+	if n := accepted(second); n != 1 {
+		t.Fatalf("second answer, whose one new message is the page's oldest: %d accepted, want 1", n)
+	}
+	if n := accepted(msgs[:newest-limit]); n != limit-1 {
+		t.Fatalf("a third answer with %d more: %d accepted, want %d (twice the limit in all)", newest-limit, n, limit-1)
+	}
+}
+
 // Every history wire form decodes to what was encoded, and truncated or
 // padded ones are refused.
 func TestHistoryWire(t *testing.T) {

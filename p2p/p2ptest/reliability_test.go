@@ -81,6 +81,7 @@ func forEachSize(t *testing.T, sizes []int, f func(t *testing.T, nodes int, impl
 
 // relMsg is one message of a run's schedule.
 type relMsg struct {
+	k    int // its place in the schedule: the body is "message k from node from"
 	from int
 	sent time.Time
 	// first is when each node first had it delivered (unix nanos; 0:
@@ -297,7 +298,7 @@ func (r *relRun) liveNodes() []int {
 func (r *relRun) publish(from int) *relMsg {
 	r.mu.Lock()
 	k := len(r.msgs)
-	rec := &relMsg{from: from, sent: time.Now(), first: make([]atomic.Int64, r.max)}
+	rec := &relMsg{k: k, from: from, sent: time.Now(), first: make([]atomic.Int64, r.max)}
 	r.msgs = append(r.msgs, rec)
 	key := r.keys[k%len(r.keys)]
 	cm, err := identity.NewChannelMessage(key, relChannel, fmt.Sprintf("u%d", k%len(r.keys)),
@@ -734,6 +735,32 @@ func TestReliabilityPausedNode(t *testing.T) {
 	})
 }
 
+// logLate logs, for a failed run, the first few messages some node in want
+// did not have within d of at: which, from where, when, and which nodes
+// lacked them, to find them in the DARKCHAT_SIM_LOG.
+func logLate(t *testing.T, msgs []*relMsg, want func(m *relMsg, node int) bool, at time.Time, d time.Duration) {
+	shown := 0
+	for _, m := range msgs {
+		var late []string
+		for i := range m.first {
+			if f := m.first[i].Load(); want(m, i) && (f == 0 || time.Unix(0, f).Sub(at) > d) {
+				got := "never"
+				if f != 0 {
+					got = time.Unix(0, f).Sub(at).String()
+				}
+				late = append(late, fmt.Sprintf("%d (%s)", i, got))
+			}
+		}
+		if len(late) == 0 {
+			continue
+		}
+		t.Logf("message %d from node %d (ts %d), sent %v before %v: late at %s", m.k, m.from, m.sent.UnixMilli(), at.Sub(m.sent), at, strings.Join(late, ", "))
+		if shown++; shown == 5 {
+			return
+		}
+	}
+}
+
 // simLogger returns nil (logs discarded) unless DARKCHAT_SIM_LOG names a
 // file: then the nodes' logs at Info and above, and the repair's debug
 // lines, are appended to it as JSON, each with the test's name, to see
@@ -845,6 +872,7 @@ func TestReliabilityPartition(t *testing.T) {
 		}
 		if within != so.pairs {
 			t.Errorf("%d of %d (message, member) pairs across the cut arrived within %v of the heal, want all", within, so.pairs, healedWithin)
+			logLate(t, during, otherSide, healedAt, healedWithin)
 		}
 		if r.extra.Load() != 0 {
 			t.Errorf("%d messages delivered twice to a member", r.extra.Load())
