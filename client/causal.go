@@ -337,16 +337,22 @@ func (st *Store) Seen(channel string) []SeenMessage {
 // misses, when it asks for them next, and when it last asked.
 type gapState struct {
 	missing map[identity.ShortID]struct{}
-	due     time.Time // zero: nothing to ask
-	found   time.Time // when the planned request's first gap was found
-	last    time.Time
+	// before bounds the planned request: one millisecond after the newest
+	// message that named a missing one. What a message names is dated no
+	// later than it (Store.sendTime), so asking for the newest page
+	// before that finds a gap however far back it is, which the channel's
+	// newest page would not once more than a page was said since.
+	before int64
+	due    time.Time // zero: nothing to ask
+	found  time.Time // when the planned request's first gap was found
+	last   time.Time
 }
 
-// noteGap records references of channel the Store does not hold, and
-// plans a history request gapWait (and up to gapJitter) from now, or
-// gapEvery after the last one, whichever is later; at most one is planned
-// per channel.
-func (s *Session) noteGap(channel string, missing []identity.ShortID) {
+// noteGap records references of channel the Store does not hold, named by
+// a message dated namedAt (Unix ms), and plans a history request gapWait
+// (and up to gapJitter) from now, or gapEvery after the last one,
+// whichever is later; at most one is planned per channel.
+func (s *Session) noteGap(channel string, missing []identity.ShortID, namedAt int64) {
 	now := time.Now()
 	s.mu.Lock()
 	g := s.gaps[channel]
@@ -362,6 +368,7 @@ func (s *Session) noteGap(channel string, missing []identity.ShortID) {
 			g.missing[m] = struct{}{}
 		}
 	}
+	g.before = max(g.before, namedAt+1)
 	planned := false
 	if g.due.IsZero() {
 		g.found = now
@@ -415,6 +422,7 @@ func (s *Session) askGaps(now time.Time) (next time.Time) {
 	type due struct {
 		channel string
 		missing []identity.ShortID
+		before  int64
 	}
 	var dues []due
 	s.mu.Lock()
@@ -428,12 +436,12 @@ func (s *Session) askGaps(now time.Time) (next time.Time) {
 			}
 			continue
 		}
-		d := due{channel: ch}
+		d := due{channel: ch, before: g.before}
 		for m := range g.missing {
 			d.missing = append(d.missing, m)
 		}
 		dues = append(dues, d)
-		g.missing, g.due = nil, time.Time{}
+		g.missing, g.due, g.before = nil, time.Time{}, 0
 	}
 	s.mu.Unlock()
 	for _, d := range dues {
@@ -450,12 +458,12 @@ func (s *Session) askGaps(now time.Time) (next time.Time) {
 			continue
 		}
 		s.wg.Add(1)
-		go func(channel string) {
+		go func(channel string, before int64) {
 			defer s.wg.Done()
 			ctx, cancel := context.WithTimeout(s.ctx, gapHistoryTimeout)
 			defer cancel()
-			s.history(ctx, channel, proto.MaxHistoryLimit, true) // a failure leaves the gap for the next message to find
-		}(d.channel)
+			s.history(ctx, channel, proto.MaxHistoryLimit, before, true) // a failure leaves the gap for the next message to find
+		}(d.channel, d.before)
 	}
 	return next
 }

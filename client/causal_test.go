@@ -4,6 +4,7 @@ package client_test
 
 import (
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -188,6 +189,62 @@ func TestSessionAsksForGapInRepair(t *testing.T) {
 	alice.say(t, "lobby", "after")
 	// The node's repair brings "after" (late, for no request of bob's);
 	// it names "lost".
+	mu.Lock()
+	m := proto.NewMessage(&after)
+	mu.Unlock()
+	m.Late = true
+	frame, err := proto.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Inject(frame)
+	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
+		t.Fatalf("after came %+v, want late from a repair", ev)
+	}
+	if ev := bob.hear(t, "lost"); !ev.Late || ev.History == "" {
+		t.Fatalf("lost came %+v, want late, answering bob's own history request", ev)
+	}
+}
+
+// A gap found in an old message still comes back when more than a page
+// was said since: the request asks for the page before the message that
+// named the missing one, not for the channel's newest.
+func TestSessionAsksForOldGap(t *testing.T) {
+	limits := proto.DefaultLimits
+	limits.Rate, limits.Burst = 1e6, 1e6
+	srv := &clienttest.Server{Limits: limits}
+	bobPriv := newKey(t)
+	bobKey := bobPriv.Public()
+	var mu sync.Mutex
+	var after identity.ChannelMessage
+	srv.Drop = func(to identity.PublicKey, m identity.ChannelMessage) bool {
+		if to != bobKey || m.Body != "lost" && m.Body != "after" {
+			return false
+		}
+		if m.Body == "after" {
+			mu.Lock()
+			after = m
+			mu.Unlock()
+		}
+		return true
+	}
+	addr := srv.StartTCP(t)
+	alice := joinMember(t, addr, "lobby", "alice")
+	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
+
+	alice.say(t, "lobby", "first")
+	bob.hear(t, "first")
+	alice.say(t, "lobby", "lost")
+	alice.say(t, "lobby", "after")
+	// Carol, who joins after them and so names neither, says a page and
+	// a half more before bob learns of the gap.
+	carol := joinMember(t, addr, "lobby", "carol")
+	const more = proto.MaxHistoryLimit * 3 / 2
+	for i := range more {
+		carol.say(t, "lobby", fmt.Sprint("more ", i))
+	}
+	bob.hear(t, fmt.Sprint("more ", more-1))
+	// The node's repair brings "after", which names "lost".
 	mu.Lock()
 	m := proto.NewMessage(&after)
 	mu.Unlock()

@@ -339,10 +339,13 @@ func newHistoryLimiter() *rate.Limiter {
 // then an EventHistoryEnd (or an EventError naming the ID). It paces
 // itself to the node's limits, so it may wait; ctx bounds the wait.
 func (s *Session) History(ctx context.Context, channel string, limit int) (id string, err error) {
-	return s.history(ctx, channel, limit, false)
+	return s.history(ctx, channel, limit, 0, false)
 }
 
-func (s *Session) history(ctx context.Context, channel string, limit int, auto bool) (id string, err error) {
+// history asks for the newest limit messages of channel dated before
+// before (Unix ms; 0: the newest); auto marks the client's own gap
+// requests.
+func (s *Session) history(ctx context.Context, channel string, limit int, before int64, auto bool) (id string, err error) {
 	if limit == 0 {
 		limit = proto.DefaultHistoryLimit
 	}
@@ -369,7 +372,7 @@ func (s *Session) history(ctx context.Context, channel string, limit int, auto b
 	var raw [16]byte
 	rand.Read(raw[:]) // never fails (see crypto/rand.Read)
 	id = hex.EncodeToString(raw[:])
-	req := &History{Channel: channel, ID: id, Limit: int64(limit), Have: s.store.have(channel)}
+	req := &History{Channel: channel, ID: id, Limit: int64(limit), Before: before, Have: s.store.have(channel)}
 	s.mu.Lock()
 	if s.err != nil {
 		err := s.err

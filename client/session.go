@@ -1155,7 +1155,7 @@ func (s *Session) handleMessage(o *Message) {
 		// the messages it brought name); one answering a history
 		// request does not: history reaches back past what the client
 		// ever held.
-		s.noteGap(m.Channel, r.missing)
+		s.noteGap(m.Channel, r.missing, m.Timestamp)
 	}
 	if r.fresh {
 		s.emit(EventMessage{Message: m, Late: o.Late, History: o.History})

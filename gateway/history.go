@@ -521,7 +521,7 @@ func (s *session) history(req request) *clientError {
 	if _, joined := s.channels[req.Channel]; !joined {
 		return ferr(codeNotJoined, "join "+quote(req.Channel)+" first")
 	}
-	w := &historyRequestWire{channel: req.Channel, limit: int(req.Limit), since: req.Since}
+	w := &historyRequestWire{channel: req.Channel, limit: int(req.Limit), since: req.Since, before: req.Before}
 	if cerr := decodeHexInto(w.id[:], "id", req.ID); cerr != nil {
 		cerr.id, cerr.channel = req.ID, req.Channel
 		return cerr
@@ -531,6 +531,9 @@ func (s *session) history(req request) *clientError {
 	}
 	if w.limit < 1 || w.limit > proto.MaxHistoryLimit {
 		return ferr(codeBadJSON, fmt.Sprintf("limit must be 1 to %d, got %d", proto.MaxHistoryLimit, req.Limit))
+	}
+	if w.before < 0 || w.before != 0 && w.before <= w.since {
+		return ferr(codeBadJSON, fmt.Sprintf("before (%d) must be after since (%d)", req.Before, req.Since))
 	}
 	if len(req.Have) > proto.MaxHistoryHave {
 		return ferr(codeBadJSON, fmt.Sprintf("have lists %d IDs, at most %d", len(req.Have), proto.MaxHistoryHave))

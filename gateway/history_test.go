@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -399,6 +400,45 @@ func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
 		t.Errorf("history through pages:\n got %q\nwant %q", got, want)
 	}
 	bob.assertNoMore("history_request")
+}
+
+// A session's request with before gets the newest messages dated before
+// it (a client's gap request finds a message older than the channel's
+// newest page), and one whose before is not after since is refused.
+func TestHistoryBefore(t *testing.T) {
+	_, _, alice, bob := lobbyOnTwoNodes(t)
+	const kept, limit, gap = 300, 10, 40 // alice lacks message 40 of bob's 300
+	start := time.Now().Add(-kept * time.Second)
+	var held []frame
+	var stamps []int64
+	for i := range kept {
+		m, err := identity.NewChannelMessage(bob.key, "lobby", "bob", fmt.Sprintf("old %d", i), start.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(proto.NewMessage(&m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, frame{Type: "message", raw: raw})
+		stamps = append(stamps, m.Timestamp)
+	}
+	reqID := newHistoryID(t)
+	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":%d,"before":%d}`, reqID, limit, stamps[gap+1]+1))
+	answerHistory(bob, reqID, held)
+	var want []string
+	for i := gap + 2 - limit; i <= gap+1; i++ {
+		want = append(want, fmt.Sprintf("old %d", i))
+	}
+	if got := historyOf(t, alice, reqID); !slices.Equal(got, want) {
+		t.Errorf("history before message %d:\n got %q\nwant %q", gap+1, got, want)
+	}
+
+	bad := newHistoryID(t)
+	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"since":%d,"before":%d}`, bad, stamps[5], stamps[5]))
+	if f := alice.expectError(codeBadJSON); !strings.Contains(f.Message, "before") {
+		t.Errorf("before not after since: %s", f.raw)
+	}
 }
 
 // A member answers with what its client holds, newest first; what the

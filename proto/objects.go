@@ -133,13 +133,14 @@ type Message struct {
 
 // History asks the channel's members for up to Limit messages (1 to
 // MaxHistoryLimit; 0 means DefaultHistoryLimit) with a timestamp of at
-// least Since, except those in Have (at most MaxHistoryHave IDs). ID names
-// the request.
+// least Since and, when Before is not 0, less than Before, except those in
+// Have (at most MaxHistoryHave IDs). ID names the request.
 type History struct {
 	Channel string   `json:"channel"`
 	ID      string   `json:"id"`
 	Limit   int64    `json:"limit,omitempty"`
 	Since   int64    `json:"since,omitempty"`
+	Before  int64    `json:"before,omitempty"`
 	Have    []string `json:"have,omitempty"`
 }
 

@@ -41,6 +41,7 @@ type Request struct {
 	// history and history_answer
 	Limit   int64    `json:"limit"`
 	Since   int64    `json:"since"`
+	Before  int64    `json:"before"`
 	Have    []string `json:"have"`
 	Message Message  `json:"message"`
 }
@@ -141,7 +142,7 @@ func DecodeFlatRequest(data []byte) (Request, bool) {
 		if i >= len(data) {
 			return r, false
 		}
-		if k := string(key); k == "ts" || k == "limit" || k == "since" {
+		if k := string(key); k == "ts" || k == "limit" || k == "since" || k == "before" {
 			j := i
 			if j < len(data) && data[j] == '-' {
 				j++
@@ -165,6 +166,8 @@ func DecodeFlatRequest(data []byte) (Request, bool) {
 				r.TS = ts
 			case "limit":
 				r.Limit = ts
+			case "before":
+				r.Before = ts
 			default:
 				r.Since = ts
 			}

@@ -547,7 +547,7 @@ func (s *Server) history(c *conn, o *proto.History) bool {
 	if limit == 0 {
 		limit = proto.DefaultHistoryLimit
 	}
-	req := &proto.HistoryRequest{Channel: o.Channel, ID: o.ID, Limit: int64(limit), Since: o.Since}
+	req := &proto.HistoryRequest{Channel: o.Channel, ID: o.ID, Limit: int64(limit), Since: o.Since, Before: o.Before}
 	s.mu.Lock()
 	_, in := c.channels[o.Channel]
 	_, dup := s.histories[o.ID]
