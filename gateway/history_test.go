@@ -399,7 +399,7 @@ func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("history through pages:\n got %q\nwant %q", got, want)
 	}
-	bob.assertNoMore("history_request")
+	bob.assertNoMoreOf("history_request", reqID)
 }
 
 // A session's request with before gets the newest messages dated before
