@@ -159,17 +159,14 @@ func TestSessionAsksForGap(t *testing.T) {
 	}
 }
 
-// A late message from the node's repair that names a message the client
-// lacks makes it ask for it too: whatever the repair missed, the messages
-// it brought name.
-func TestSessionAsksForGapInRepair(t *testing.T) {
-	srv := &clienttest.Server{}
-	bobPriv := newKey(t)
-	bobKey := bobPriv.Public()
+// lostAndAfter has srv keep "lost" and "after" from the member with key
+// to, and returns what repairs "after" to it: the node's repair, which
+// brings it late, for no request of the member's.
+func lostAndAfter(t *testing.T, srv *clienttest.Server, to identity.PublicKey) (repairAfter func()) {
 	var mu sync.Mutex
 	var after identity.ChannelMessage
-	srv.Drop = func(to identity.PublicKey, m identity.ChannelMessage) bool {
-		if to != bobKey || m.Body != "lost" && m.Body != "after" {
+	srv.Drop = func(dst identity.PublicKey, m identity.ChannelMessage) bool {
+		if dst != to || m.Body != "lost" && m.Body != "after" {
 			return false
 		}
 		if m.Body == "after" {
@@ -179,6 +176,27 @@ func TestSessionAsksForGapInRepair(t *testing.T) {
 		}
 		return true
 	}
+	return func() {
+		mu.Lock()
+		m := proto.NewMessage(&after)
+		mu.Unlock()
+		m.Late = true
+		frame, err := proto.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Inject(frame)
+	}
+}
+
+// A late message from the node's repair that names a message the client
+// lacks makes it ask for it too: whatever the repair missed, the messages
+// it brought name.
+func TestSessionAsksForGapInRepair(t *testing.T) {
+	srv := &clienttest.Server{}
+	bobPriv := newKey(t)
+	bobKey := bobPriv.Public()
+	repairAfter := lostAndAfter(t, srv, bobKey)
 	addr := srv.StartTCP(t)
 	alice := joinMember(t, addr, "lobby", "alice")
 	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
@@ -189,15 +207,7 @@ func TestSessionAsksForGapInRepair(t *testing.T) {
 	alice.say(t, "lobby", "after")
 	// The node's repair brings "after" (late, for no request of bob's);
 	// it names "lost".
-	mu.Lock()
-	m := proto.NewMessage(&after)
-	mu.Unlock()
-	m.Late = true
-	frame, err := proto.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Inject(frame)
+	repairAfter()
 	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
 		t.Fatalf("after came %+v, want late from a repair", ev)
 	}
@@ -215,19 +225,7 @@ func TestSessionAsksForOldGap(t *testing.T) {
 	srv := &clienttest.Server{Limits: limits}
 	bobPriv := newKey(t)
 	bobKey := bobPriv.Public()
-	var mu sync.Mutex
-	var after identity.ChannelMessage
-	srv.Drop = func(to identity.PublicKey, m identity.ChannelMessage) bool {
-		if to != bobKey || m.Body != "lost" && m.Body != "after" {
-			return false
-		}
-		if m.Body == "after" {
-			mu.Lock()
-			after = m
-			mu.Unlock()
-		}
-		return true
-	}
+	repairAfter := lostAndAfter(t, srv, bobKey)
 	addr := srv.StartTCP(t)
 	alice := joinMember(t, addr, "lobby", "alice")
 	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
@@ -245,15 +243,7 @@ func TestSessionAsksForOldGap(t *testing.T) {
 	}
 	bob.hear(t, fmt.Sprint("more ", more-1))
 	// The node's repair brings "after", which names "lost".
-	mu.Lock()
-	m := proto.NewMessage(&after)
-	mu.Unlock()
-	m.Late = true
-	frame, err := proto.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Inject(frame)
+	repairAfter()
 	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
 		t.Fatalf("after came %+v, want late from a repair", ev)
 	}

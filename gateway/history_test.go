@@ -349,20 +349,14 @@ func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 	}
 }
 
-// A member answers newest first, at most limit messages a page: when the
-// requester has the newest ones, they crowd out a full page, and the
-// member's node asks it for the page before, and the one before that,
-// until the requester has limit messages it lacked.
-func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
-	_, _, alice, bob := lobbyOnTwoNodes(t)
-
-	// bob keeps 250 messages, a second apart; alice has the newest 150.
-	const kept, had, limit = 250, 150, 100
-	start := time.Now().Add(-kept * time.Second)
-	var held []frame
-	var ids []string
-	for i := range kept {
-		m, err := identity.NewChannelMessage(bob.key, "lobby", "bob", fmt.Sprintf("old %d", i), start.Add(time.Duration(i)*time.Second))
+// oldMessages signs n messages of key's in lobby ("old 0" … "old n-1"),
+// a second apart and ending now, as a client keeps them: their message
+// objects, IDs (hex) and timestamps.
+func oldMessages(t *testing.T, key identity.PrivateKey, n int) (held []frame, ids []string, stamps []int64) {
+	t.Helper()
+	start := time.Now().Add(-time.Duration(n) * time.Second)
+	for i := range n {
+		m, err := identity.NewChannelMessage(key, "lobby", "bob", fmt.Sprintf("old %d", i), start.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,7 +366,21 @@ func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
 		}
 		held = append(held, frame{Type: "message", raw: raw})
 		ids = append(ids, hex.EncodeToString(m.ID[:]))
+		stamps = append(stamps, m.Timestamp)
 	}
+	return held, ids, stamps
+}
+
+// A member answers newest first, at most limit messages a page: when the
+// requester has the newest ones, they crowd out a full page, and the
+// member's node asks it for the page before, and the one before that,
+// until the requester has limit messages it lacked.
+func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
+	_, _, alice, bob := lobbyOnTwoNodes(t)
+
+	// bob keeps 250 messages, a second apart; alice has the newest 150.
+	const kept, had, limit = 250, 150, 100
+	held, ids, _ := oldMessages(t, bob.key, kept)
 	have, err := json.Marshal(ids[kept-had:])
 	if err != nil {
 		t.Fatal(err)
@@ -408,21 +416,7 @@ func TestMemberPagesPastWhatTheRequesterHas(t *testing.T) {
 func TestHistoryBefore(t *testing.T) {
 	_, _, alice, bob := lobbyOnTwoNodes(t)
 	const kept, limit, gap = 300, 10, 40 // alice lacks message 40 of bob's 300
-	start := time.Now().Add(-kept * time.Second)
-	var held []frame
-	var stamps []int64
-	for i := range kept {
-		m, err := identity.NewChannelMessage(bob.key, "lobby", "bob", fmt.Sprintf("old %d", i), start.Add(time.Duration(i)*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := json.Marshal(proto.NewMessage(&m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, frame{Type: "message", raw: raw})
-		stamps = append(stamps, m.Timestamp)
-	}
+	held, _, stamps := oldMessages(t, bob.key, kept)
 	reqID := newHistoryID(t)
 	alice.sendRaw(fmt.Sprintf(`{"type":"history","channel":"lobby","id":%q,"limit":%d,"before":%d}`, reqID, limit, stamps[gap+1]+1))
 	answerHistory(bob, reqID, held)
