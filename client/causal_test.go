@@ -160,9 +160,10 @@ func TestSessionAsksForGap(t *testing.T) {
 }
 
 // lostAndAfter has srv keep "lost" and "after" from the member with key
-// to, and returns what repairs "after" to it: the node's repair, which
-// brings it late, for no request of the member's.
-func lostAndAfter(t *testing.T, srv *clienttest.Server, to identity.PublicKey) (repairAfter func()) {
+// to, and returns what then repairs them for that member: the node's
+// repair brings "after" late (for no request of the member's), which
+// names "lost", and the member's own history request brings "lost".
+func lostAndAfter(t *testing.T, srv *clienttest.Server, to identity.PublicKey) (repair func(m member)) {
 	var mu sync.Mutex
 	var after identity.ChannelMessage
 	srv.Drop = func(dst identity.PublicKey, m identity.ChannelMessage) bool {
@@ -176,7 +177,8 @@ func lostAndAfter(t *testing.T, srv *clienttest.Server, to identity.PublicKey) (
 		}
 		return true
 	}
-	return func() {
+	return func(member member) {
+		t.Helper()
 		mu.Lock()
 		m := proto.NewMessage(&after)
 		mu.Unlock()
@@ -186,6 +188,12 @@ func lostAndAfter(t *testing.T, srv *clienttest.Server, to identity.PublicKey) (
 			t.Fatal(err)
 		}
 		srv.Inject(frame)
+		if ev := member.hear(t, "after"); !ev.Late || ev.History != "" {
+			t.Fatalf("after came %+v, want late from a repair", ev)
+		}
+		if ev := member.hear(t, "lost"); !ev.Late || ev.History == "" {
+			t.Fatalf("lost came %+v, want late, answering the member's own history request", ev)
+		}
 	}
 }
 
@@ -196,7 +204,7 @@ func TestSessionAsksForGapInRepair(t *testing.T) {
 	srv := &clienttest.Server{}
 	bobPriv := newKey(t)
 	bobKey := bobPriv.Public()
-	repairAfter := lostAndAfter(t, srv, bobKey)
+	repair := lostAndAfter(t, srv, bobKey)
 	addr := srv.StartTCP(t)
 	alice := joinMember(t, addr, "lobby", "alice")
 	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
@@ -207,13 +215,7 @@ func TestSessionAsksForGapInRepair(t *testing.T) {
 	alice.say(t, "lobby", "after")
 	// The node's repair brings "after" (late, for no request of bob's);
 	// it names "lost".
-	repairAfter()
-	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
-		t.Fatalf("after came %+v, want late from a repair", ev)
-	}
-	if ev := bob.hear(t, "lost"); !ev.Late || ev.History == "" {
-		t.Fatalf("lost came %+v, want late, answering bob's own history request", ev)
-	}
+	repair(bob)
 }
 
 // A gap found in an old message still comes back when more than a page
@@ -225,7 +227,7 @@ func TestSessionAsksForOldGap(t *testing.T) {
 	srv := &clienttest.Server{Limits: limits}
 	bobPriv := newKey(t)
 	bobKey := bobPriv.Public()
-	repairAfter := lostAndAfter(t, srv, bobKey)
+	repair := lostAndAfter(t, srv, bobKey)
 	addr := srv.StartTCP(t)
 	alice := joinMember(t, addr, "lobby", "alice")
 	bob := joinMemberKey(t, addr, "lobby", "bob", bobPriv)
@@ -243,13 +245,7 @@ func TestSessionAsksForOldGap(t *testing.T) {
 	}
 	bob.hear(t, fmt.Sprint("more ", more-1))
 	// The node's repair brings "after", which names "lost".
-	repairAfter()
-	if ev := bob.hear(t, "after"); !ev.Late || ev.History != "" {
-		t.Fatalf("after came %+v, want late from a repair", ev)
-	}
-	if ev := bob.hear(t, "lost"); !ev.Late || ev.History == "" {
-		t.Fatalf("lost came %+v, want late, answering bob's own history request", ev)
-	}
+	repair(bob)
 }
 
 // A member that names an own message, or a message that names it, has

@@ -162,7 +162,7 @@ func (l *ignoreList) remove(key identity.PublicKey) (bool, error) {
 	if _, ok := l.index[key]; !ok {
 		return false, nil
 	}
-	keys := slices.DeleteFunc(slices.Clone(l.keys), func(k identity.PublicKey) bool { return k == key })
+	keys := withoutKey(l.keys, key)
 	if err := l.saveLocked(keys); err != nil {
 		return false, err
 	}

@@ -276,7 +276,7 @@ func (c *Interpreter) setOp(ctx context.Context, channel, user string, op bool) 
 		if op {
 			r.SetOps(append(r.Ops, target))
 		} else {
-			r.SetOps(slices.DeleteFunc(slices.Clone(r.Ops), func(k identity.PublicKey) bool { return k == target }))
+			r.SetOps(withoutKey(r.Ops, target))
 		}
 		return nil
 	})
@@ -295,7 +295,7 @@ func (c *Interpreter) setBan(ctx context.Context, channel, user string, ban bool
 		case !ban && !r.IsBanned(target):
 			return fmt.Errorf("%s is not banned from %s", name, channel)
 		case !ban:
-			r.SetBans(slices.DeleteFunc(slices.Clone(r.Bans), func(k identity.PublicKey) bool { return k == target }))
+			r.SetBans(withoutKey(r.Bans, target))
 			return nil
 		case target == r.Owner:
 			return fmt.Errorf("%s owns %s and cannot be banned from it", name, channel)
@@ -307,7 +307,7 @@ func (c *Interpreter) setBan(ctx context.Context, channel, user string, ban bool
 			return fmt.Errorf("%s is an operator of %s: only the owner can ban an operator", name, channel)
 		}
 		if r.IsOperator(target) { // the owner bans an operator: no longer one
-			r.SetOps(slices.DeleteFunc(slices.Clone(r.Ops), func(k identity.PublicKey) bool { return k == target }))
+			r.SetOps(withoutKey(r.Ops, target))
 		}
 		r.SetBans(append(r.Bans, target))
 		return nil
@@ -560,4 +560,9 @@ func (b *nameBook) nameOf(channel string, key identity.PublicKey) string {
 		return here
 	}
 	return elsewhere
+}
+
+// withoutKey returns a copy of keys without key.
+func withoutKey(keys []identity.PublicKey, key identity.PublicKey) []identity.PublicKey {
+	return slices.DeleteFunc(slices.Clone(keys), func(k identity.PublicKey) bool { return k == key })
 }
