@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"net/netip"
@@ -43,18 +42,7 @@ func startLineNode(t *testing.T, bans *BanList) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gw.ServeTCP(tl)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		gw.Close(ctx)
-		node.Close()
-	})
-	return &testNode{node: node, gw: gw, tcpAddr: tl.Addr().String()}
+	return serveTCP(t, node, gw)
 }
 
 // loginAs is a client on node n logged in with key.

@@ -57,23 +57,32 @@ func startNode(t testing.TB, edit func(*Config)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := serveTCP(t, node, gw)
 	wl, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go gw.ServeTCP(tl)
 	go gw.ServeWS(wl)
+	n.wsURL = "ws://" + wl.Addr().String() + "/ws"
+	return n
+}
+
+// serveTCP serves gw's TCP gateway on a loopback port; the test's cleanup
+// closes gw, then node.
+func serveTCP(t testing.TB, node *p2p.Node, gw *Server) *testNode {
+	t.Helper()
+	tl, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gw.ServeTCP(tl)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		gw.Close(ctx)
 		node.Close()
 	})
-	return &testNode{node: node, gw: gw, tcpAddr: tl.Addr().String(), wsURL: "ws://" + wl.Addr().String() + "/ws"}
+	return &testNode{node: node, gw: gw, tcpAddr: tl.Addr().String()}
 }
 
 func linkNodes(t testing.TB, a, b *testNode) {

@@ -111,6 +111,11 @@ type historyRequestWire struct {
 	filter  *haveFilter // nil: none (a session's request)
 }
 
+// boundsValid reports whether before is none (0) or after since.
+func (r *historyRequestWire) boundsValid() bool {
+	return r.before == 0 || r.before > 0 && r.before > r.since
+}
+
 func (r *historyRequestWire) marshal() []byte {
 	b := make([]byte, 0, 1+16+1+len(r.channel)+2+8+8+2+16*len(r.have))
 	b = append(b, wireHistoryRequest)
@@ -167,7 +172,7 @@ func unmarshalHistoryRequest(b []byte) (*historyRequestWire, error) {
 	if r.limit < 1 || r.limit > proto.MaxHistoryLimit || n > proto.MaxHistoryHave || len(rest) < fixed+16*n {
 		return nil, fmt.Errorf("%w request: limit %d, %d IDs in %d bytes", errHistoryWire, r.limit, n, len(b))
 	}
-	if r.before < 0 || r.before != 0 && r.before <= r.since {
+	if !r.boundsValid() {
 		return nil, fmt.Errorf("%w request: before %d not after since %d", errHistoryWire, r.before, r.since)
 	}
 	r.have = make([]messageID, n)
@@ -532,7 +537,7 @@ func (s *session) history(req request) *clientError {
 	if w.limit < 1 || w.limit > proto.MaxHistoryLimit {
 		return ferr(codeBadJSON, fmt.Sprintf("limit must be 1 to %d, got %d", proto.MaxHistoryLimit, req.Limit))
 	}
-	if w.before < 0 || w.before != 0 && w.before <= w.since {
+	if !w.boundsValid() {
 		return ferr(codeBadJSON, fmt.Sprintf("before (%d) must be after since (%d)", req.Before, req.Since))
 	}
 	if len(req.Have) > proto.MaxHistoryHave {

@@ -66,18 +66,7 @@ func startRecordedRulesNode(t *testing.T, reg prometheus.Registerer) (*testNode,
 		node.Close()
 		t.Fatal(err)
 	}
-	tl, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gw.ServeTCP(tl)
-	t.Cleanup(func() {
-		ctx, cancel := contextWithTimeout(10 * time.Second)
-		defer cancel()
-		gw.Close(ctx)
-		node.Close()
-	})
-	return &testNode{node: node, gw: gw, tcpAddr: tl.Addr().String()}, rec
+	return serveTCP(t, node, gw), rec
 }
 
 // The records of the owned channels a node carries are stored in the DHT

@@ -49,18 +49,7 @@ func startRulesNode(t *testing.T, enforce bool) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gw.ServeTCP(tl)
-	t.Cleanup(func() {
-		ctx, cancel := contextWithTimeout(10 * time.Second)
-		defer cancel()
-		gw.Close(ctx)
-		node.Close()
-	})
-	return &testNode{node: node, gw: gw, tcpAddr: tl.Addr().String()}
+	return serveTCP(t, node, gw)
 }
 
 // sendRules sends rec, signed, as a rules request.
