@@ -273,6 +273,19 @@ func TestSenderThatDoesNotReadIsSlowedNotCut(t *testing.T) {
 	}
 }
 
+// senderAndReader logs in two members of lobby on a: "sender" over TCP
+// and "fast", a client that reads at once, over WebSocket.
+func senderAndReader(t *testing.T, a *testNode) (sender, fast *client) {
+	t.Helper()
+	sender = dialTCP(t, a.tcpAddr)
+	sender.login()
+	sender.join("lobby", "sender")
+	fast = dialWS(t, a.wsURL)
+	fast.login()
+	fast.join("lobby", "fast")
+	return sender, fast
+}
+
 // A client that falls behind for a moment (it stops reading while more
 // than its own send queue is delivered to it) borrows room from the node's
 // shared allowance and then gets every message; when two lag at once and
@@ -284,12 +297,7 @@ func TestLaggingClientBorrowsQueueRoom(t *testing.T) {
 		c.SendQueue, c.SharedSendQueue, c.SocketSendBuffer = ownQueue, shared, 16<<10
 		c.Rate, c.Burst = 1e6, 1e6
 	})
-	sender := dialTCP(t, a.tcpAddr)
-	sender.login()
-	sender.join("lobby", "sender")
-	fast := dialWS(t, a.wsURL)
-	fast.login()
-	fast.join("lobby", "fast")
+	sender, fast := senderAndReader(t, a)
 	lagging := func(name string) *client {
 		c := dialTCP(t, a.tcpAddr)
 		// A fixed receive buffer, so that the kernel holds the same
@@ -382,12 +390,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		c.SendQueue, c.SocketSendBuffer = 8, 16<<10
 		c.Rate, c.Burst = 1e6, 1e6
 	})
-	sender := dialTCP(t, a.tcpAddr)
-	sender.login()
-	sender.join("lobby", "sender")
-	fast := dialWS(t, a.wsURL)
-	fast.login()
-	fast.join("lobby", "fast")
+	sender, fast := senderAndReader(t, a)
 	slow := dialTCP(t, a.tcpAddr)
 	if err := slow.tcp.(*net.TCPConn).SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
