@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -346,15 +345,7 @@ func TestLaggingClientBorrowsQueueRoom(t *testing.T) {
 		}
 		return nil
 	}
-	waitShared := func(want int64) {
-		deadline := time.Now().Add(10 * time.Second)
-		for a.gw.sharedQueued.Load() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("shared allowance in use: %d frames, want %d", a.gw.sharedQueued.Load(), want)
-			}
-			runtime.Gosched()
-		}
-	}
+	allGivenBack := func() bool { return a.gw.sharedQueued.Load() == 0 }
 
 	// One client, five times its own queue behind: it borrows, then
 	// reads everything.
@@ -366,7 +357,7 @@ func TestLaggingClientBorrowsQueueRoom(t *testing.T) {
 	if err := readAll(one, first, 5*ownQueue); err != nil {
 		t.Fatalf("lagging client: %v", err)
 	}
-	waitShared(0)
+	waitUntil(t, 10*time.Second, "the shared allowance given back", allGivenBack)
 
 	// Two clients each needing more than half the allowance: the first
 	// to find it spent is cut off, the other gets every message.
@@ -379,7 +370,7 @@ func TestLaggingClientBorrowsQueueRoom(t *testing.T) {
 	if err := cmp.Or(errOne, errTwo); !strings.Contains(err.Error(), codeSlowConsumer) {
 		t.Fatalf("the lagging client cut off was told %v, want %s", err, codeSlowConsumer)
 	}
-	waitShared(0)
+	waitUntil(t, 10*time.Second, "the shared allowance given back", allGivenBack)
 }
 
 // A client that reads more slowly than its channel talks is disconnected
