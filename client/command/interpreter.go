@@ -646,11 +646,7 @@ func (c *Interpreter) history(ctx context.Context, channel string, args []string
 		return
 	}
 	if _, err := s.History(ctx, channel, limit); err != nil {
-		if errors.Is(err, client.ErrNotJoined) {
-			c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
-			return
-		}
-		c.fail(err)
+		c.failIn(channel, err)
 	}
 }
 
@@ -708,11 +704,7 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 	}
 	id, err := s.Send(ctx, channel, body)
 	if err != nil {
-		if errors.Is(err, client.ErrNotJoined) {
-			c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
-			return
-		}
-		c.fail(err)
+		c.failIn(channel, err)
 		return
 	}
 	c.mu.Lock()
@@ -1138,6 +1130,21 @@ func (c *Interpreter) loginFailed(s *client.Session, err error) {
 		}
 	}
 	c.fail(fmt.Errorf("login failed: %w", err))
+}
+
+// notJoined tells the user that channel must be joined first.
+func (c *Interpreter) notJoined(channel string) {
+	c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
+}
+
+// failIn reports err from a request about channel: a channel not joined
+// as notJoined, anything else as fail.
+func (c *Interpreter) failIn(channel string, err error) {
+	if errors.Is(err, client.ErrNotJoined) {
+		c.notJoined(channel)
+		return
+	}
+	c.fail(err)
 }
 
 // fail prints err, unless it is the node's error, which onEvent printed

@@ -165,7 +165,7 @@ func (c *Interpreter) rulesOf(s *client.Session, channel string) (identity.Chann
 		return r, true
 	}
 	if _, in := s.Username(channel); !in {
-		c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
+		c.notJoined(channel)
 	} else {
 		c.errorf("no rules of %s known yet: the node sends them once it has them; try again in a moment", channel)
 	}
@@ -323,7 +323,7 @@ func (c *Interpreter) changeRules(ctx context.Context, channel string, change fu
 		return
 	}
 	if _, in := s.Username(channel); !in {
-		c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
+		c.notJoined(channel)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, moderationTimeout)
@@ -352,7 +352,7 @@ func (c *Interpreter) kick(ctx context.Context, channel, user, reason string) {
 		return
 	}
 	if _, in := s.Username(channel); !in {
-		c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
+		c.notJoined(channel)
 		return
 	}
 	if r, ok := s.Rules(channel); ok && target == r.Owner {

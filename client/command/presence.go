@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -53,11 +52,7 @@ func (c *Interpreter) namesCmd(ctx context.Context, args []string) {
 	defer cancel()
 	members, err := s.Names(ctx, channel)
 	if err != nil {
-		if errors.Is(err, client.ErrNotJoined) {
-			c.errorf("not in channel %s: join it first (join %s <username>)", channel, channel)
-			return
-		}
-		c.fail(err)
+		c.failIn(channel, err)
 		return
 	}
 	shown := make([]string, 0, len(members))

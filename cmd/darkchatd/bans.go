@@ -16,17 +16,9 @@ import (
 // bans. The list itself (what a ban does, its file and its bounds) is
 // gateway.BanList's.
 
-// loadBans opens the ban list in the node's data dir, or keeps one in
-// memory when the node has none (peer port 0 and no --data-dir, an
-// ephemeral node).
-func loadBans(o *options, getenv func(string) string) (*gateway.BanList, error) {
-	dir := o.dataDir
-	if dir == "" {
-		var err error
-		if dir, err = defaultDataDir(o.peerPort, getenv); err != nil {
-			return nil, err
-		}
-	}
+// loadBans opens the ban list in the node's data dir dir, or keeps one in
+// memory when the node has none ("": an ephemeral node).
+func loadBans(dir string) (*gateway.BanList, error) {
 	if dir == "" {
 		return gateway.NewBanList(), nil
 	}

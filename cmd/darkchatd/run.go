@@ -68,7 +68,11 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 		}
 	}
 
-	key, err := nodeKey(o, getenv, log)
+	dataDir, err := o.resolvedDataDir(getenv)
+	if err != nil {
+		return err
+	}
+	key, err := nodeKey(dataDir, log)
 	if err != nil {
 		return err
 	}
@@ -90,7 +94,7 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	defer obs.close() // last: /healthz answers while the node shuts down
 
 	rules := gateway.NewRulesTable() // owned channels' records, shared by the validator and the gateway
-	bans, err := loadBans(o, getenv)
+	bans, err := loadBans(dataDir)
 	if err != nil {
 		return err
 	}
@@ -260,16 +264,19 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	return err
 }
 
-// nodeKey loads or creates the node key in the data dir, or makes an
-// ephemeral one when there is no data dir (peer port 0 and no --data-dir).
-func nodeKey(o *options, getenv func(string) string, log *slog.Logger) (crypto.PrivKey, error) {
-	dir := o.dataDir
-	if dir == "" {
-		var err error
-		if dir, err = defaultDataDir(o.peerPort, getenv); err != nil {
-			return nil, err
-		}
+// resolvedDataDir is --data-dir, or the default for the peer port; ""
+// when the node has none (peer port 0 and no --data-dir, an ephemeral
+// node).
+func (o *options) resolvedDataDir(getenv func(string) string) (string, error) {
+	if o.dataDir != "" {
+		return o.dataDir, nil
 	}
+	return defaultDataDir(o.peerPort, getenv)
+}
+
+// nodeKey loads or creates the node key in data dir dir, or makes an
+// ephemeral one when there is none ("").
+func nodeKey(dir string, log *slog.Logger) (crypto.PrivKey, error) {
 	if dir == "" {
 		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
