@@ -3,9 +3,11 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/peer"
+	"maps"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"darkchat/identity"
 	"darkchat/p2p"
@@ -328,18 +330,24 @@ func (l *authorLimiter) peerLocked(p peer.ID, now time.Time) *peerBudget {
 // sweepPeersLocked drops the per-peer budgets back at their burst and
 // reports whether that made room; at most once per authorSweepEvery.
 func (l *authorLimiter) sweepPeersLocked(now time.Time) bool {
-	if now.Sub(l.lastPeerSweep) < authorSweepEvery {
+	return sweepFull(l.peers, &l.lastPeerSweep, now, maxTrackedPeers, func(b *peerBudget) bool {
+		return b.newKeys.fullAt(now, newAuthorBurst, newAuthorRate) &&
+			b.probation.fullAt(now, peerProbationBurst, peerProbationRate) &&
+			b.presenceKeys.fullAt(now, newPresenceKeyBurst, newPresenceKeyRate)
+	})
+}
+
+// sweepFull deletes from m the entries full reports back at their burst,
+// at most once per authorSweepEvery (*last is when it last did), and
+// reports whether m then holds fewer than limit: a flood of fresh keys
+// costs one scan a second.
+func sweepFull[K comparable, V any](m map[K]V, last *time.Time, now time.Time, limit int, full func(V) bool) bool {
+	if now.Sub(*last) < authorSweepEvery {
 		return false
 	}
-	l.lastPeerSweep = now
-	for p, b := range l.peers {
-		if b.newKeys.fullAt(now, newAuthorBurst, newAuthorRate) &&
-			b.probation.fullAt(now, peerProbationBurst, peerProbationRate) &&
-			b.presenceKeys.fullAt(now, newPresenceKeyBurst, newPresenceKeyRate) {
-			delete(l.peers, p)
-		}
-	}
-	return len(l.peers) < maxTrackedPeers
+	*last = now
+	maps.DeleteFunc(m, func(_ K, v V) bool { return full(v) })
+	return len(m) < limit
 }
 
 // allow takes a token from author's bucket, or says why it cannot. A new
@@ -373,14 +381,7 @@ func (l *authorLimiter) allow(from peer.ID, author identity.PublicKey, now time.
 // and reports whether that made room. It runs at most once per
 // authorSweepEvery, so a flood of fresh keys costs one scan a second.
 func (l *authorLimiter) sweepLocked(now time.Time, burst float64) bool {
-	if now.Sub(l.lastSweep) < authorSweepEvery {
-		return false
-	}
-	l.lastSweep = now
-	for a, b := range l.buckets {
-		if b.fullAt(now, burst, l.lim.Rate) {
-			delete(l.buckets, a)
-		}
-	}
-	return len(l.buckets) < maxTrackedAuthors
+	return sweepFull(l.buckets, &l.lastSweep, now, maxTrackedAuthors, func(b *authorBucket) bool {
+		return b.fullAt(now, burst, l.lim.Rate)
+	})
 }

@@ -157,14 +157,7 @@ func (v *presenceValidator) allow(k presenceKey, now time.Time) error {
 // sweepLocked drops the buckets back at their burst and reports whether
 // that made room; at most once per authorSweepEvery.
 func (v *presenceValidator) sweepLocked(now time.Time) bool {
-	if now.Sub(v.lastSweep) < authorSweepEvery {
-		return false
-	}
-	v.lastSweep = now
-	for k, b := range v.buckets {
-		if b.fullAt(now, presenceBurst, 1/presenceEvery.Seconds()) {
-			delete(v.buckets, k)
-		}
-	}
-	return len(v.buckets) < maxPresenceBuckets
+	return sweepFull(v.buckets, &v.lastSweep, now, maxPresenceBuckets, func(b *authorBucket) bool {
+		return b.fullAt(now, presenceBurst, 1/presenceEvery.Seconds())
+	})
 }
