@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 )
 
@@ -62,6 +63,20 @@ func (f *haveFilter) positions(id messageID, fn func(bit uint64)) {
 
 func (f *haveFilter) add(id messageID) {
 	f.positions(id, func(b uint64) { f.bits[b/8] |= 1 << (b % 8) })
+}
+
+// estimatedCount estimates how many IDs were added to the filter from the
+// share of its bits set (Swamidass and Baldi): n ≈ −(m/k)·ln(1 − X/m).
+func (f *haveFilter) estimatedCount() float64 {
+	set := 0
+	for _, b := range f.bits {
+		set += bits.OnesCount8(b)
+	}
+	m := float64(len(f.bits) * 8)
+	if set >= len(f.bits)*8 {
+		return math.Inf(1)
+	}
+	return -m / float64(f.k) * math.Log(1-float64(set)/m)
 }
 
 func (f *haveFilter) has(id messageID) bool {

@@ -819,6 +819,14 @@ func (srv *Server) knowsAllWeDo(p *historyRequestPayload) bool {
 	if r == nil {
 		return true
 	}
+	// The requester having more than this node means it is ahead, not
+	// level: its repair does not ask for what this node lacks and it has
+	// (a node paused for a while lacks what its peers' repairs never ask
+	// for, and their newest IDs, which behind compares, it may have got
+	// again already).
+	if f.estimatedCount() > float64(r.n)*(1+coverCountSlack)+coverCountMargin {
+		return false
+	}
 	covered := true
 	r.deliveredBefore(time.Now().Add(-coverInFlight), func(id messageID) bool {
 		covered = f.has(id)
@@ -1150,6 +1158,12 @@ const (
 	// delivery here knowsAllWeDo ignores: messages still on their way.
 	behindInFlight = 2
 	coverInFlight  = time.Second
+	// coverCountSlack and coverCountMargin bound how many more messages
+	// than this node another node's repair filter may hold (by its
+	// estimated count: messages still on their way here, and the
+	// estimate's error) for this node to count as level with it.
+	coverCountSlack  = 0.05
+	coverCountMargin = 16
 	// repairHave is how many of the newest delivered IDs a repair
 	// request lists (the rest are in its filter).
 	repairHave = 32

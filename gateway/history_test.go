@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -738,6 +739,17 @@ func TestHaveFilter(t *testing.T) {
 	}
 	if both > 2 {
 		t.Errorf("%d IDs were false positives under both keys: the key does not change where the filter errs", both)
+	}
+	// Its count estimate tells a requester level with a node from one
+	// that has more (knowsAllWeDo).
+	for _, want := range []int{n, 300} {
+		f := newHaveFilter(want, k1)
+		for i := range want {
+			f.add(id(i))
+		}
+		if est := f.estimatedCount(); math.Abs(est-float64(want)) > 0.03*float64(want) {
+			t.Errorf("a filter of %d IDs estimates %.1f", want, est)
+		}
 	}
 	if small := newHaveFilter(3, k1); len(small.bits) != minHaveFilterBytes {
 		t.Errorf("filter for 3 IDs has %d bytes, want %d", len(small.bits), minHaveFilterBytes)
