@@ -2,7 +2,11 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,26 +22,92 @@ const (
 )
 
 // Handler returns the handler that serves the page and its assets (see the
-// package documentation). The embedded assets are prepared on the first
-// request; if they are broken, which the package's tests rule out, every
-// request gets 500.
-func Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		as, err := load()
+// package documentation). fallbacks are other nodes' WebSocket gateways
+// (ws:// or wss:// URLs, each as ParseFallback returns it) that the page
+// moves to when this node is gone, in order; it reads them from
+// /nodes.json, and its policy lets it connect to them. The embedded assets
+// are prepared on the first request; if they are broken, which the
+// package's tests rule out, every request gets 500.
+func Handler(fallbacks []string) (http.Handler, error) {
+	h := &handler{}
+	if len(fallbacks) > MaxFallbacks {
+		return nil, fmt.Errorf("at most %d fallback nodes, not %d", MaxFallbacks, len(fallbacks))
+	}
+	for _, f := range fallbacks {
+		u, err := ParseFallback(f)
 		if err != nil {
-			http.Error(w, "browser client unavailable: "+err.Error(), http.StatusInternalServerError)
-			return
+			return nil, err
 		}
-		as.ServeHTTP(w, r)
-	})
+		if origin := webSocketOrigin(u); !slices.Contains(h.connect, origin) {
+			h.connect = append(h.connect, origin)
+		}
+	}
+	nodes, err := json.Marshal(struct {
+		Fallbacks []string `json:"fallbacks"`
+	}{append([]string{}, fallbacks...)})
+	if err != nil {
+		return nil, err
+	}
+	h.nodes = nodes
+	return h, nil
 }
 
-func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// MaxFallbacks bounds the fallback nodes a page is given: the client tries
+// every one in turn on each reconnect, and takes no more than the CLI's
+// --fallback (client/command's MaxFallbacks; the daemon does not link the
+// client, and a test keeps the two equal).
+const MaxFallbacks = 16
+
+// ParseFallback checks a fallback node's WebSocket URL (darkchatd's
+// --web-fallback): ws:// or wss://, a host the page's policy can name, and
+// no user, query or fragment. It returns the URL as the page will dial it.
+func ParseFallback(s string) (*url.URL, error) {
+	const form = "a fallback node is its WebSocket gateway's URL, as in wss://chat2.example/ws or ws://198.18.0.2:8081/ws"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("fallback %q is not a ws:// or wss:// URL: %s", s, form)
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || !validHost(u.Host) {
+		return nil, fmt.Errorf("fallback %q has a user, query, fragment or host the page cannot use: %s", s, form)
+	}
+	return u, nil
+}
+
+// webSocketOrigin is u's scheme://host[:port], as the page's policy names
+// the places it may connect to.
+func webSocketOrigin(u *url.URL) string { return u.Scheme + "://" + strings.ToLower(u.Host) }
+
+// handler serves the page (ServeHTTP) with its fallback nodes.
+type handler struct {
+	connect []string // the fallbacks' origins, added to the policy's connect-src
+	nodes   []byte   // /nodes.json
+}
+
+func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	as, err := load()
+	if err != nil {
+		http.Error(w, "browser client unavailable: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if r.URL.Path == "/nodes.json" {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", cacheRevalidate)
+		h.Set("Content-Type", "application/json")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(hd.nodes))
+		return
+	}
+	as.serve(w, r, hd.connect)
+}
+
+// serve answers a GET or HEAD for the page or one of its assets; connect
+// are the origins besides the page's own its policy lets it connect to.
+func (as *assets) serve(w http.ResponseWriter, r *http.Request, connect []string) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -45,7 +115,7 @@ func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; p {
 	case "/", "/index.html":
 		a = as.index
-		h.Set("Content-Security-Policy", ContentSecurityPolicy(r.Host))
+		h.Set("Content-Security-Policy", ContentSecurityPolicy(r.Host, connect...))
 		h.Set("X-Frame-Options", "DENY")
 	default:
 		a = as.byName[strings.TrimPrefix(p, "/")]
@@ -80,17 +150,21 @@ func (as *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ContentSecurityPolicy is the chat page's policy for a request to host: it
 // allows the page its own scripts (and compiling its WebAssembly), styles
-// and images, and connections to its own origin: the module's fetch and the
-// WebSocket to /ws on the same host. Nothing else loads, no inline script
-// or style runs, nothing may frame it, and it has no forms that post
-// anywhere. The node's status page (package metrics) is sent with the same
-// policy.
-func ContentSecurityPolicy(host string) string {
+// and images, and connections to its own origin (the module's fetch and
+// the WebSocket to /ws on the same host) and to the fallback nodes'
+// origins, others (scheme://host[:port], checked by ParseFallback).
+// Nothing else loads, no inline script or style runs, nothing may frame
+// it, and it has no forms that post anywhere. The node's status page
+// (package metrics) is sent with the same policy.
+func ContentSecurityPolicy(host string, others ...string) string {
 	connect := "'self'"
 	if validHost(host) {
 		// 'self' covers ws: and wss: to the same host in CSP Level 3;
 		// older browsers need them spelled out.
 		connect += " ws://" + host + " wss://" + host
+	}
+	for _, o := range others {
+		connect += " " + o
 	}
 	return "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
 		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

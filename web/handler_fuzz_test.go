@@ -34,7 +34,7 @@ func FuzzHandler(f *testing.F) {
 	} {
 		f.Add(s[0], "v=0123456789abcdef", s[1], s[2], s[3], s[4])
 	}
-	h := Handler()
+	h := pageHandler(f)
 	f.Fuzz(func(t *testing.T, path, query, host, acceptEncoding, ifNoneMatch, rng string) {
 		r := &http.Request{
 			Method: http.MethodGet,

@@ -43,7 +43,7 @@ func body(t *testing.T, resp *http.Response) []byte {
 var assetRef = regexp.MustCompile(`(?:src|href|content)="(/[a-z_]+\.[a-z]+)\?v=([0-9a-f]{16})"`)
 
 func TestPage(t *testing.T) {
-	h := Handler()
+	h := pageHandler(t)
 	resp := get(t, h, "/", "Accept-Encoding", "gzip, deflate, br")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /: %s", resp.Status)
@@ -118,7 +118,7 @@ func TestPage(t *testing.T) {
 // The module goes out as generated, gzipped, to clients that take gzip, and
 // decompressed to those that do not; both are the same WebAssembly.
 func TestWasmEncodings(t *testing.T) {
-	h := Handler()
+	h := pageHandler(t)
 	gz := get(t, h, "/darkchat.wasm", "Accept-Encoding", "gzip")
 	if gz.Header.Get("Content-Encoding") != "gzip" {
 		t.Fatalf("Content-Encoding %q", gz.Header.Get("Content-Encoding"))
@@ -149,7 +149,7 @@ func TestWasmEncodings(t *testing.T) {
 }
 
 func TestConditionalAndMethods(t *testing.T) {
-	h := Handler()
+	h := pageHandler(t)
 	first := get(t, h, "/app.js", "Accept-Encoding", "gzip")
 	etag := first.Header.Get("ETag")
 	if again := get(t, h, "/app.js", "Accept-Encoding", "gzip", "If-None-Match", etag); again.StatusCode != http.StatusNotModified {
@@ -214,4 +214,14 @@ func TestContentSecurityPolicyHost(t *testing.T) {
 			t.Errorf("host %q injected a directive: %q", host, csp)
 		}
 	}
+}
+
+// pageHandler is Handler(fallbacks), which must take them.
+func pageHandler(t testing.TB, fallbacks ...string) http.Handler {
+	t.Helper()
+	h, err := Handler(fallbacks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall/js"
@@ -82,7 +83,7 @@ func apiParseKey(args []js.Value) any {
 func apiStart(args []js.Value) any {
 	opts := arg(args, 0)
 	if opts.Type() != js.TypeObject {
-		return errorResult(fmt.Errorf("start: want an object {url, keyText, onLine, onState}"))
+		return errorResult(fmt.Errorf("start: want an object {url, fallbacks, keyText, onLine, onState}"))
 	}
 	str := func(name string) string {
 		if v := opts.Get(name); v.Type() == js.TypeString {
@@ -94,6 +95,19 @@ func apiStart(args []js.Value) any {
 	if err != nil {
 		return errorResult(fmt.Errorf("start: keyText: %w", err))
 	}
+	urls := []string{str("url")}
+	if fb := opts.Get("fallbacks"); fb.Type() != js.TypeUndefined && fb.Type() != js.TypeNull {
+		if !js.Global().Get("Array").Call("isArray", fb).Bool() || fb.Length() > command.MaxFallbacks {
+			return errorResult(fmt.Errorf("start: fallbacks must be an array of at most %d WebSocket URLs", command.MaxFallbacks))
+		}
+		for i := range fb.Length() {
+			u := fb.Index(i)
+			if u.Type() != js.TypeString || !isWebSocketURL(u.String()) {
+				return errorResult(fmt.Errorf("start: fallback %d is not a ws:// or wss:// URL", i+1))
+			}
+			urls = append(urls, u.String())
+		}
+	}
 	onLine, onState := opts.Get("onLine"), opts.Get("onState")
 	if onLine.Type() != js.TypeFunction || onState.Type() != js.TypeFunction {
 		return errorResult(fmt.Errorf("start: onLine and onState must be functions"))
@@ -103,13 +117,19 @@ func apiStart(args []js.Value) any {
 	if running != nil {
 		return errorResult(fmt.Errorf("start: already started"))
 	}
-	a, err := newApp(key, str("url"), onLine, onState)
+	a, err := newApp(key, urls, onLine, onState)
 	if err != nil {
 		return errorResult(fmt.Errorf("start: %w", err))
 	}
 	running = a
 	a.start()
 	return map[string]any{"pubkey": key.Public().String()}
+}
+
+// isWebSocketURL reports whether s is an absolute ws:// or wss:// URL.
+func isWebSocketURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != ""
 }
 
 func current() *app {

@@ -37,6 +37,7 @@ const (
 type app struct {
 	key     identity.PrivateKey
 	c       *command.Interpreter
+	nodes   *command.Nodes // the page's node, then its fallbacks
 	onLine  js.Value
 	onState js.Value
 
@@ -75,7 +76,17 @@ type outLine struct {
 	members []memberEntry // kind "members" (members.go)
 }
 
-func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app, error) {
+// newApp makes the client for the page; urls are its node's WebSocket
+// gateway and then the other nodes to move to when that one is gone.
+func newApp(key identity.PrivateKey, urls []string, onLine, onState js.Value) (*app, error) {
+	var nodes []command.Node
+	for _, u := range urls {
+		nodes = append(nodes, command.Node{Name: u, Dial: func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, u) }})
+	}
+	dialer, err := command.NewNodes(nodes)
+	if err != nil {
+		return nil, err
+	}
 	a := &app{
 		key:     key,
 		onLine:  onLine,
@@ -89,7 +100,7 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 	}
 	c, err := command.New(command.Config{
 		Key:    key,
-		Dial:   func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, url) },
+		Dial:   dialer.Dial,
 		Output: a.output,
 		// A person reads the page: late messages carry their mark, and
 		// joining a channel (the rejoins after a reconnect too) asks for
@@ -117,7 +128,7 @@ func newApp(key identity.PrivateKey, url string, onLine, onState js.Value) (*app
 	if err != nil {
 		return nil, err
 	}
-	a.c = c
+	a.c, a.nodes = c, dialer
 	return a, nil
 }
 
@@ -330,6 +341,8 @@ func (a *app) run() {
 			a.setStatus(state, retryAt)
 		},
 		Wake: a.wake,
+		// A node that refuses the user (its operator's ban): the next.
+		NextNode: a.nodes.Next,
 		Stopped: func() bool {
 			a.mu.Lock()
 			defer a.mu.Unlock()

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"sync"
 	"syscall"
 	"time"
 
@@ -61,12 +59,17 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 	}
 	defer u.close()
 
-	nodes := append([]nodeAddr{{tcp: o.tcpAddr, ws: o.wsURL}}, o.fallbacks...)
-	dialer := &nodeDialer{nodes: nodes}
-	dial := dialer.dial
+	nodes := []command.Node{nodeAddr{tcp: o.tcpAddr, ws: o.wsURL}.node()}
+	for _, a := range o.fallbacks {
+		nodes = append(nodes, a.node())
+	}
+	dialer, err := command.NewNodes(nodes)
+	if err != nil {
+		return err
+	}
 	c, err := command.New(command.Config{
 		Key:        key,
-		Dial:       dial,
+		Dial:       dialer.Dial,
 		Output:     u.print,
 		ManualAuth: o.manual,
 		Node:       o.node,
@@ -136,7 +139,7 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 					u.print(command.Line{Kind: command.LineNotice, Text: fmt.Sprintf("Reconnecting in %.1f s (attempt %d)…", time.Until(retryAt).Seconds(), attempt)})
 				}
 			},
-			NextNode: dialer.next,
+			NextNode: dialer.Next,
 		})
 	}()
 input:
@@ -227,82 +230,12 @@ func trimEOL(b []byte) []byte {
 	return b
 }
 
-// nodeDialAttempt bounds one node's dial when there are others to try: a
-// node that does not answer (a host gone, a dropped route) must not hold
-// the client back from the next one for the whole connect timeout.
-const nodeDialAttempt = 5 * time.Second
-
-// nodeDialer dials the node in use, and when it cannot be reached the
-// other nodes given, in order; the first that answers becomes the node in
-// use. With one node it is a plain dial.
-type nodeDialer struct {
-	nodes []nodeAddr
-	mu    sync.Mutex
-	cur   int
-	// refused marks the nodes that refused the user's key (next): they
-	// are not dialled again.
-	refused []bool
-}
-
-func (d *nodeDialer) dial(ctx context.Context) (client.Transport, error) {
-	d.mu.Lock()
-	start := d.cur
-	refused := slices.Clone(d.refused)
-	d.mu.Unlock()
-	var errs []error
-	for i := range d.nodes {
-		n := (start + i) % len(d.nodes)
-		if n < len(refused) && refused[n] {
-			continue
+// node is a's entry for command.Nodes.
+func (a nodeAddr) node() command.Node {
+	return command.Node{Name: a.String(), Dial: func(ctx context.Context) (client.Transport, error) {
+		if a.ws != "" {
+			return client.DialWS(ctx, a.ws)
 		}
-		dctx, cancel := ctx, context.CancelFunc(func() {})
-		if len(d.nodes) > 1 {
-			dctx, cancel = context.WithTimeout(ctx, nodeDialAttempt)
-		}
-		t, err := dialNode(dctx, d.nodes[n])
-		cancel()
-		if err == nil {
-			d.mu.Lock()
-			d.cur = n
-			d.mu.Unlock()
-			return t, nil
-		}
-		if len(d.nodes) == 1 {
-			return nil, err
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", d.nodes[n], err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// next marks the node in use as one that refuses the user, so that it is
-// not dialled again, moves to the next, and reports whether any node is
-// left to try.
-func (d *nodeDialer) next() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.refused == nil {
-		d.refused = make([]bool, len(d.nodes))
-	}
-	d.refused[d.cur] = true
-	for i := 1; i < len(d.nodes); i++ {
-		if n := (d.cur + i) % len(d.nodes); !d.refused[n] {
-			d.cur = n
-			return true
-		}
-	}
-	// Every node refused: the user may still ask (connect) for the one
-	// in use.
-	d.refused[d.cur] = false
-	return false
-}
-
-func dialNode(ctx context.Context, a nodeAddr) (client.Transport, error) {
-	if a.ws != "" {
-		return client.DialWS(ctx, a.ws)
-	}
-	return client.DialTCP(ctx, a.tcp)
+		return client.DialTCP(ctx, a.tcp)
+	}}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"darkchat/client/command"
 	"darkchat/internal/cliflag"
 )
 
@@ -70,16 +71,12 @@ type fallbackFlag struct{ values []string }
 
 func (f *fallbackFlag) String() string { return strings.Join(f.values, ",") }
 func (f *fallbackFlag) Set(v string) error {
-	if len(f.values) >= maxFallbacks {
-		return fmt.Errorf("at most %d fallback nodes", maxFallbacks)
+	if len(f.values) >= command.MaxFallbacks {
+		return fmt.Errorf("at most %d fallback nodes", command.MaxFallbacks)
 	}
 	f.values = append(f.values, v)
 	return nil
 }
-
-// maxFallbacks bounds --fallback: a client tries every node in turn on
-// each reconnect.
-const maxFallbacks = 16
 
 // parseNodeAddr reads a --fallback value: a ws:// or wss:// URL, or
 // host:port of the same kind of gateway as the first node's.

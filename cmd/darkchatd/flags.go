@@ -20,6 +20,7 @@ import (
 	"darkchat/gateway"
 	"darkchat/internal/cliflag"
 	"darkchat/p2p"
+	"darkchat/web"
 )
 
 // envPrefix turns a flag name into its environment variable:
@@ -115,6 +116,7 @@ type options struct {
 	maxMessageSize int
 	gateway        gateway.Config        // client gateway limits
 	wsOrigins      *cliflag.List[string] // canonical origins or "*"
+	webFallbacks   *cliflag.List[string] // other nodes' WebSocket URLs for the page
 	metrics        string                // host:port of the metrics listener, or ""
 	pprof          bool
 }
@@ -133,6 +135,7 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	o.publicCIDRs = cliflag.NewList(parsePublicCIDR)
 	o.announce = cliflag.NewList(p2p.ParseAnnounceAddr)
 	o.wsOrigins = cliflag.NewList(parseOrigin)
+	o.webFallbacks = cliflag.NewList(parseWebFallback)
 	fs.Var(o.peers, "peer", "connect to this peer at start: `ADDR` is ip:port or a multiaddr ending in /p2p/<peer-id> (repeatable)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "`DIR` holding the node key and the operator's ban list, file bans (default $XDG_DATA_HOME/darkchat/node-<peer-port>,\n"+
 		"or ~/.local/share/darkchat/node-<peer-port>; with peer port 0 and no --data-dir the identity is ephemeral)")
@@ -182,11 +185,16 @@ func registerFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on the --metrics listener (needs --metrics)")
 	fs.Var(o.wsOrigins, "ws-origin", "also accept WebSocket connections from pages at `ORIGIN`, scheme://host[:port] as browsers\n"+
 		"send it (e.g. https://chat.example; * for any; repeatable). The gateway's own origin is always accepted")
+	fs.Var(o.webFallbacks, "web-fallback", "another node's WebSocket gateway `URL` (ws://host:port/ws or wss://…) that the browser page served here moves\n"+
+		"to when this node is gone, in order (repeatable, up to 16). That node must accept this one's page: --ws-origin")
 }
 
 // validate checks the flag values against each other; positional arguments
 // are checked as they are parsed.
 func (o *options) validate() error {
+	if n := len(o.webFallbacks.Values()); n > web.MaxFallbacks {
+		return usageErrorf("--web-fallback: at most %d fallback nodes, got %d", web.MaxFallbacks, n)
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageErrorf("--tls-cert and --tls-key go together: give both or neither")
 	}
@@ -372,6 +380,14 @@ func parsePublicCIDR(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("bad CIDR %q", s)
 	}
 	return p.Masked(), nil
+}
+
+// parseWebFallback is --web-fallback's parser.
+func parseWebFallback(s string) (string, error) {
+	if _, err := web.ParseFallback(s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // parseOrigin is --ws-origin's parser. The gateway compares a handshake's

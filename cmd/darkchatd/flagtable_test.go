@@ -91,6 +91,8 @@ var flagCases = map[string]flagCase{
 		invalid: "perhaps", wantErr: "parse error"},
 	"ws-origin": {value: "HTTPS://Chat.Example:443/", got: func(o *options) any { return o.wsOrigins.Values() }, want: []string{"https://chat.example"},
 		invalid: "chat.example", wantErr: "is not scheme://host[:port]"},
+	"web-fallback": {value: "ws://198.18.0.2:8081/ws", got: func(o *options) any { return o.webFallbacks.Values() }, want: []string{"ws://198.18.0.2:8081/ws"},
+		invalid: "http://198.18.0.2:8081/ws", wantErr: "is not a ws:// or wss:// URL"},
 }
 
 // TestEveryFlag sets every registered flag once on the command line and

@@ -154,7 +154,11 @@ func runServer(ctx context.Context, o *options, stdin *os.File, stdout, stderr i
 	gwCfg.Registerer = obs.registerer()
 	gwCfg.Bans = bans
 	gwCfg.Rules = rules // owned channels: the validator's table
-	gw, err := gateway.New(gwCfg, node, node.ID().String(), web.Handler())
+	page, err := web.Handler(o.webFallbacks.Values())
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(gwCfg, node, node.ID().String(), page)
 	if err != nil {
 		return err
 	}

@@ -825,7 +825,21 @@
     localLine('ERROR: ' + text, 'error');
   }
 
-  function start() {
+  // fallbackNodes reads the other nodes this node's operator gave the page
+  // to move to when this one is gone (darkchatd --web-fallback).
+  async function fallbackNodes() {
+    try {
+      const r = await fetch('/nodes.json', { cache: 'no-cache' });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      const j = await r.json();
+      return Array.isArray(j.fallbacks) ? j.fallbacks.filter((u) => typeof u === 'string') : [];
+    } catch (e) {
+      localLine('ERROR: could not read the fallback nodes: ' + e.message + '; this page stays with this node', 'error');
+      return [];
+    }
+  }
+
+  function start(fallbacks) {
     let id;
     try {
       id = loadIdentity();
@@ -838,7 +852,7 @@
     renderConvs();
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
     setState('connecting');
-    const r = darkchat.start({ url, keyText, onLine, onState });
+    const r = darkchat.start({ url, fallbacks, keyText, onLine, onState });
     if (r.error) {
       fail(r.error);
       return;
@@ -871,8 +885,8 @@
       fail('could not load the client: ' + e.message);
       return;
     }
-    await ready;
-    start();
+    const [fallbacks] = await Promise.all([fallbackNodes(), ready]);
+    start(fallbacks);
   }
 
   boot();
