@@ -769,7 +769,6 @@ func (s *session) deliverKick(p *kickPayload) {
 func (s *session) removeFrom(channel string) {
 	st := s.srv.rulesSt
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	m := st.removals[s]
 	if m == nil {
 		m = make(map[string]struct{}, 1)
@@ -777,6 +776,33 @@ func (s *session) removeFrom(channel string) {
 		st.removing.Add(1)
 	}
 	m[channel] = struct{}{}
+	st.mu.Unlock()
+	s.goneNow(channel)
+}
+
+// goneNow publishes the gone record the session holds in channel at once,
+// rather than at the client's next request (applyRemovals), which an idle
+// client may not make for minutes: the other members' lists drop the
+// kicked or banned user as the kick is heard. It publishes on a goroutine
+// of its own (the channel's reader, which calls removeFrom, must not wait
+// on the mesh), one for each session the kick or ban removes; whoever
+// releases the record first publishes it. A closing node leaves it to the
+// session's cleanup.
+func (s *session) goneNow(channel string) {
+	srv := s.srv
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return
+	}
+	srv.bgWG.Add(1)
+	srv.mu.Unlock()
+	go func() {
+		defer srv.bgWG.Done()
+		if lp := srv.presence.release(s, channel); lp != nil {
+			s.publishGone(channel, lp)
+		}
+	}()
 }
 
 // removedFrom reports whether the session was taken out of channel and
