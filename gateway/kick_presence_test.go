@@ -46,7 +46,7 @@ func TestKickedSessionLeavesPresence(t *testing.T) {
 	alice.send(obj2map(t, ko))
 	carol.expectKicked()
 	// Her gone goes out as the kick is heard, though carol's client sends
-	// nothing (an idle client may send nothing for minutes).
+	// nothing (an idle client sends nothing until the node pings it).
 	for _, c := range []*client{alice, dave} {
 		ev := c.expectPresenceOf(carol.key.Public())
 		for ev.State == proto.StateHere { // her join, heard earlier

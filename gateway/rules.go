@@ -782,12 +782,12 @@ func (s *session) removeFrom(channel string) {
 
 // goneNow publishes the gone record the session holds in channel at once,
 // rather than at the client's next request (applyRemovals), which an idle
-// client may not make for minutes: the other members' lists drop the
-// kicked or banned user as the kick is heard. It publishes on a goroutine
-// of its own (the channel's reader, which calls removeFrom, must not wait
-// on the mesh), one for each session the kick or ban removes; whoever
-// releases the record first publishes it. A closing node leaves it to the
-// session's cleanup.
+// client makes only when the node pings it (IdlePing, 30 s): the other
+// members' lists drop the kicked or banned user as the kick is heard. It
+// publishes on a goroutine of its own (the channel's reader, which calls
+// removeFrom, must not wait on the mesh), one for each session the kick or
+// ban removes; whoever releases the record first publishes it. A closing
+// node leaves it to the session's cleanup.
 func (s *session) goneNow(channel string) {
 	srv := s.srv
 	srv.mu.Lock()
