@@ -169,7 +169,7 @@ var commandSpecs = []commandSpec{
 	{name: "sign", args: "<challenge>", nargs: 1, help: "print your signature of a login challenge", manual: true},
 	{name: "verify", args: "<signature>", nargs: 1, help: "log in with the signature printed by sign", manual: true},
 	{name: "join", args: "<channel> [username]", nargs: 2, optional: 1, help: "join a channel (again: change your username there; default: your nick, else your last join's)"},
-	{name: "leave", args: "<channel>", nargs: 1, help: "leave a channel"},
+	{name: "leave", args: "[channel]", nargs: 1, optional: 1, help: "leave a channel (default: the current one)"},
 	{name: "history", args: "<channel> [N]", nargs: 2, optional: 1, help: fmt.Sprintf("ask the channel's members for its last N messages you missed (default %d, at most %d)", proto.DefaultHistoryLimit, proto.MaxHistoryLimit)},
 	{name: "seen", args: "[channel]", nargs: 1, optional: 1, help: "list your recent messages in a channel (default: the current one) and who has seen each"},
 	{name: "private", args: "<public-key|name> <message…>", nargs: 2, rest: true, help: "send an end-to-end encrypted direct message (a name: one seen in your channels)"},
@@ -448,7 +448,7 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 	case "join":
 		c.join(ctx, a[0], a[1:])
 	case "leave":
-		c.leave(ctx, a[0])
+		c.leave(ctx, a)
 	case "history":
 		c.history(ctx, a[0], a[1:])
 	case "seen":
@@ -683,14 +683,47 @@ func (c *Interpreter) joinedHistory(s *client.Session, channel string) {
 	}()
 }
 
-func (c *Interpreter) leave(ctx context.Context, channel string) {
+func (c *Interpreter) leave(ctx context.Context, args []string) {
+	channel, ok := c.channelOrCurrent("leave", args)
+	if !ok {
+		return
+	}
 	s := c.loggedIn()
 	if s == nil {
 		return
 	}
 	if err := s.Leave(ctx, channel); err != nil {
 		c.fail(err)
+		return
 	}
+	c.noLongerIn(channel)
+}
+
+// channelOrCurrent returns the channel args name, or the current one (the
+// last joined or written to) when they name none; it reports the error
+// when there is neither.
+func (c *Interpreter) channelOrCurrent(cmd string, args []string) (string, bool) {
+	if len(args) > 0 {
+		return args[0], true
+	}
+	c.mu.Lock()
+	channel := c.current
+	c.mu.Unlock()
+	if channel == "" {
+		c.errorf("%s: no current channel: type %s <channel>", cmd, cmd)
+		return "", false
+	}
+	return channel, true
+}
+
+// noLongerIn forgets channel as the current one once the user is out of it
+// (a leave, a kick, a ban): typed text then needs a channel again.
+func (c *Interpreter) noLongerIn(channel string) {
+	c.mu.Lock()
+	if c.current == channel {
+		c.current = ""
+	}
+	c.mu.Unlock()
 }
 
 func (c *Interpreter) say(ctx context.Context, channel, body string) {
@@ -723,19 +756,12 @@ func (c *Interpreter) say(ctx context.Context, channel, body string) {
 // "<HH:MM> <first 40 characters> — seen by 2: bob, carol", or
 // "… — not seen yet".
 func (c *Interpreter) seen(args []string) {
-	var channel string
-	if len(args) > 0 {
-		channel = args[0]
-	} else if c.cfg.Interactive {
-		c.mu.Lock()
-		channel = c.current
-		c.mu.Unlock()
-		if channel == "" {
-			c.errorf("seen: no current channel: type seen <channel>")
-			return
-		}
-	} else {
+	if len(args) == 0 && !c.cfg.Interactive {
 		c.errorf("usage: seen <channel>")
+		return
+	}
+	channel, ok := c.channelOrCurrent("seen", args)
+	if !ok {
 		return
 	}
 	if err := identity.ValidateChannelName(channel); err != nil {

@@ -10,7 +10,8 @@ import (
 // /me sends an action to the current channel: a terminal shows it as
 // "* alice@dev waves", a script the body as sent; typed text without a
 // command goes to the current channel, or, after /query, privately to
-// one user, until /query alone ends it.
+// one user, until /query alone ends it; /part alone leaves the current
+// channel.
 func TestClientActionsAndQuery(t *testing.T) {
 	addr := (&clienttest.Server{}).StartTCP(t)
 	ctx := testCtx(t)
@@ -68,5 +69,18 @@ func TestClientActionsAndQuery(t *testing.T) {
 	alice.Execute(ctx, "to all again")
 	if l := bobOut.waitLine(t, "alice@"); l.Text != "alice@dev - to all again" {
 		t.Fatalf("bob got %+v", l)
+	}
+
+	// /part alone leaves the current channel; typed text then needs a
+	// channel again, and so does another /part.
+	alice.Execute(ctx, "/part")
+	aliceOut.waitLine(t, "Left dev")
+	alice.Execute(ctx, "still there?")
+	if l := aliceOut.waitLine(t, "ERROR: "); l.Text != "ERROR: not in channel still: join it first (join still <username>)" {
+		t.Fatalf("text after /part: %q", l.Text)
+	}
+	alice.Execute(ctx, "/part")
+	if l := aliceOut.waitLine(t, "ERROR: "); l.Text != "ERROR: leave: no current channel: type leave <channel>" {
+		t.Fatalf("a second /part: %q", l.Text)
 	}
 }

@@ -480,6 +480,9 @@ func (c *Interpreter) kickedNotice(e client.EventKicked) {
 	if e.Reason != "" {
 		reason = ": " + client.Sanitize(e.Reason)
 	}
+	if e.Key == c.cfg.Key.Public() {
+		c.noLongerIn(ch)
+	}
 	switch {
 	case e.Key == c.cfg.Key.Public() && e.Banned:
 		c.notice("You are banned from " + ch + " by " + c.nameOf(s, ch, e.By))

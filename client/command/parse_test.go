@@ -36,7 +36,7 @@ func TestParse(t *testing.T) {
 		{in: "/join", wantErr: true},
 		{in: "join lobby alice bob", wantErr: true},
 		{in: "leave lobby", want: Command{Name: "leave", Args: []string{"lobby"}}},
-		{in: "leave", wantErr: true},
+		{in: "leave", want: Command{Name: "leave"}},
 		{in: "nick alice", want: Command{Name: "nick", Args: []string{"alice"}}},
 		{in: "nick", wantErr: true},
 		{in: "whois " + testKey, want: Command{Name: "whois", Args: []string{testKey}}},

@@ -28,17 +28,9 @@ func member(username string, key identity.PublicKey) string {
 // "Users in dev (2): alice (8a88e3dd), bob (3f2a9c1b)", sorted by name.
 // Without a channel it lists the current one.
 func (c *Interpreter) namesCmd(ctx context.Context, args []string) {
-	var channel string
-	if len(args) > 0 {
-		channel = args[0]
-	} else {
-		c.mu.Lock()
-		channel = c.current
-		c.mu.Unlock()
-		if channel == "" {
-			c.errorf("names: no current channel: type names <channel>")
-			return
-		}
+	channel, ok := c.channelOrCurrent("names", args)
+	if !ok {
+		return
 	}
 	if err := identity.ValidateChannelName(channel); err != nil {
 		c.errorf("%v", err)

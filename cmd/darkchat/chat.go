@@ -42,7 +42,7 @@ type ui interface {
 // DM's status is printed and --wait has passed; it fails if the login
 // failed or the connection broke.
 func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
-	key, saveKey, err := chatKey(o.key, stderr)
+	key, saveKey, err := chatKey(o.key)
 	if err != nil {
 		return err
 	}
@@ -95,8 +95,15 @@ func chat(o *chatOptions, stdin *os.File, stdout, stderr io.Writer) error {
 		return exitError(1) // printed by the client
 	}
 	if saveKey != nil {
-		if err := saveKey(); err != nil {
+		switch created, err := saveKey(); {
+		case err != nil:
 			u.print(command.Line{Kind: command.LineError, Text: "ERROR: " + err.Error()})
+		case interactive:
+			// Above the prompt: on the terminal in raw mode a line
+			// written to stderr would not start at the left margin.
+			u.print(command.Line{Kind: command.LineNotice, Text: "Created a new identity in " + created})
+		default:
+			fmt.Fprintf(stderr, "darkchat: created a new identity in %s\n", created)
 		}
 	}
 

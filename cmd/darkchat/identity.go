@@ -85,10 +85,10 @@ func loadKey(flagKey string, stderr io.Writer) (identity.PrivateKey, error) {
 }
 
 // chatKey loads the identity for a chat, or makes a new one in memory when
-// there is none yet: save, then not nil, writes it to the identity file,
-// which the chat does once the node has accepted the login, so that a
-// client that never connected leaves no identity behind.
-func chatKey(flagKey string, stderr io.Writer) (k identity.PrivateKey, save func() error, err error) {
+// there is none yet: save, then not nil, writes it to the identity file
+// and returns its path, which the chat does once the node has accepted the
+// login, so that a client that never connected leaves no identity behind.
+func chatKey(flagKey string) (k identity.PrivateKey, save func() (created string, err error), err error) {
 	path, err := keyPath(flagKey)
 	if err != nil {
 		return identity.PrivateKey{}, nil, err
@@ -100,14 +100,11 @@ func chatKey(flagKey string, stderr io.Writer) (k identity.PrivateKey, save func
 	if k, err = identity.GenerateKey(); err != nil {
 		return identity.PrivateKey{}, nil, err
 	}
-	return k, func() error {
+	return k, func() (string, error) {
 		err := identity.SaveNewKeyFile(path, k)
 		if errors.Is(err, identity.ErrKeyFileExists) {
-			return fmt.Errorf("another darkchat created an identity in %s meanwhile; this session's identity %s is not saved (use --key FILE to keep a second identity)", path, k.Public())
+			return "", fmt.Errorf("another darkchat created an identity in %s meanwhile; this session's identity %s is not saved (use --key FILE to keep a second identity)", path, k.Public())
 		}
-		if err == nil {
-			fmt.Fprintf(stderr, "darkchat: created a new identity in %s\n", path)
-		}
-		return err
+		return path, err
 	}, nil
 }
