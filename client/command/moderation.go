@@ -28,7 +28,7 @@ const moderationTimeout = 20 * time.Second
 
 // ownedCommands are the commands of the "Owned channels" group of help.
 var ownedCommands = []commandSpec{
-	{name: "create", args: "<base>", nargs: 1, help: "create the channel <base>.<your key's first 20 hex digits>, owned by you, and join it"},
+	{name: "create", args: "<base> [username]", nargs: 2, optional: 1, help: "create the channel <base>.<your key's first 20 hex digits>, owned by you, and join it (default username: your nick, else your last join's)"},
 	{name: "topic", args: "<channel> [text…]", nargs: 2, optional: 1, rest: true, help: "show the channel's topic; with text: set it (owner and operators)"},
 	{name: "op", args: "<channel> <user>", nargs: 2, help: "make a user an operator (owner only)"},
 	{name: "deop", args: "<channel> <user>", nargs: 2, help: "make an operator a plain member again (owner only)"},
@@ -54,7 +54,7 @@ type moderationState struct {
 // ownedCommand runs one of ownedCommands.
 func (c *Interpreter) ownedCommand(ctx context.Context, name string, a []string) {
 	if name == "create" {
-		c.create(ctx, strings.TrimPrefix(a[0], "#"))
+		c.create(ctx, strings.TrimPrefix(a[0], "#"), a[1:])
 		return
 	}
 	channel := strings.TrimPrefix(a[0], "#")
@@ -98,9 +98,10 @@ func (c *Interpreter) checkOwned(channel string) bool {
 	return true
 }
 
-// create makes <base>.<fingerprint>, joins it under the user's nick (or
-// last join's name) and publishes its first record.
-func (c *Interpreter) create(ctx context.Context, base string) {
+// create makes <base>.<fingerprint>, joins it under the username given
+// (else the user's nick, else the last join's name) and publishes its
+// first record.
+func (c *Interpreter) create(ctx context.Context, base string, name []string) {
 	channel, err := identity.OwnedChannelName(base, c.cfg.Key.Public())
 	if err != nil {
 		c.errorf("create: %v", err)
@@ -112,8 +113,11 @@ func (c *Interpreter) create(ctx context.Context, base string) {
 		username = c.lastJoin
 	}
 	c.mu.Unlock()
+	if len(name) > 0 {
+		username = name[0]
+	}
 	if username == "" {
-		c.errorf("create %s: which username? set one with nick <username> first", base)
+		c.errorf("create %s: which username? type create %s <username>, or set one with nick <username> first", base, base)
 		return
 	}
 	s := c.loggedIn()

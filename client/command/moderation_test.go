@@ -197,6 +197,12 @@ func TestOwnedChannelCommands(t *testing.T) {
 	// Created again: it exists, alice is told so.
 	m = alice.do("create dev")
 	alice.wait(m, dev+" exists already…")
+	// A user with no nick yet names itself in create.
+	erin := startUser(t, b, "", nil)
+	m = erin.do("create ops")
+	erin.wait(m, "ERROR: create ops: which username? type create ops <username>, or set one with nick <username> first")
+	m = erin.do("create ops erin")
+	erin.wait(m, "Joined ops."+identity.Fingerprint(erin.c.PublicKey())+" as erin")
 
 	m = carol.do("join #" + dev)
 	carol.wait(m, "Joined "+dev+" as carol")
