@@ -344,10 +344,12 @@ func (s *Session) handleKicked(o *Kicked) {
 	if !in {
 		return
 	}
-	if own {
-		s.store.Forget(o.Channel) // no longer answered for
-	}
+	// Told first, so that the kicker's name is still known from the
+	// channel's members; then the channel is no longer answered for.
 	s.emit(EventKicked{Channel: o.Channel, Key: key, By: by, Reason: o.Reason, Banned: o.Banned})
+	if own {
+		s.store.Forget(o.Channel)
+	}
 }
 
 // rulesAnswerLocked ends the waiting SetRules or Kick that e answers, and

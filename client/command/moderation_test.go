@@ -379,10 +379,13 @@ func TestReconnectSkipsKickedChannels(t *testing.T) {
 	m = bob.do("join lobby bob")
 	bob.wait(m, "Joined lobby as bob")
 
-	// kicked: not rejoined, lobby is
+	// kicked: not rejoined, lobby is; the kicker is named as the
+	// channel's member list had her
+	m = bob.do("names " + dev)
+	bob.wait(m, "Users in "+dev+" (2): "+alice.as()+", "+bob.as())
 	m = bob.mark()
 	alice.do("kick " + dev + " " + bob.c.PublicKey().String())
-	bob.wait(m, "You were kicked from "+dev+"…")
+	bob.wait(m, "You were kicked from "+dev+" by "+alice.as()+" (you may join again)")
 	m = cut()
 	bob.wait(m, "Joined lobby as bob")
 	if bob.has(m, "Joined "+dev) {
