@@ -83,7 +83,7 @@ func apiParseKey(args []js.Value) any {
 func apiStart(args []js.Value) any {
 	opts := arg(args, 0)
 	if opts.Type() != js.TypeObject {
-		return errorResult(fmt.Errorf("start: want an object {url, fallbacks, keyText, onLine, onState}"))
+		return errorResult(fmt.Errorf("start: want an object {url, fallbacks, keyText, unlisted, onLine, onState}"))
 	}
 	str := func(name string) string {
 		if v := opts.Get(name); v.Type() == js.TypeString {
@@ -117,7 +117,8 @@ func apiStart(args []js.Value) any {
 	if running != nil {
 		return errorResult(fmt.Errorf("start: already started"))
 	}
-	a, err := newApp(key, urls, onLine, onState)
+	unlisted := opts.Get("unlisted").Truthy()
+	a, err := newApp(key, urls, unlisted, onLine, onState)
 	if err != nil {
 		return errorResult(fmt.Errorf("start: %w", err))
 	}

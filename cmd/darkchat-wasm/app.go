@@ -77,8 +77,9 @@ type outLine struct {
 }
 
 // newApp makes the client for the page; urls are its node's WebSocket
-// gateway and then the other nodes to move to when that one is gone.
-func newApp(key identity.PrivateKey, urls []string, onLine, onState js.Value) (*app, error) {
+// gateway and then the other nodes to move to when that one is gone;
+// unlisted keeps the user out of the channels' member lists.
+func newApp(key identity.PrivateKey, urls []string, unlisted bool, onLine, onState js.Value) (*app, error) {
 	var nodes []command.Node
 	for _, u := range urls {
 		nodes = append(nodes, command.Node{Name: u, Dial: func(ctx context.Context) (client.Transport, error) { return client.DialWS(ctx, u) }})
@@ -99,9 +100,10 @@ func newApp(key identity.PrivateKey, urls []string, onLine, onState js.Value) (*
 		status:  command.StateConnecting,
 	}
 	c, err := command.New(command.Config{
-		Key:    key,
-		Dial:   dialer.Dial,
-		Output: a.output,
+		Key:      key,
+		Dial:     dialer.Dial,
+		Output:   a.output,
+		Unlisted: unlisted,
 		// A person reads the page: late messages carry their mark, and
 		// joining a channel (the rejoins after a reconnect too) asks for
 		// what was said meanwhile.

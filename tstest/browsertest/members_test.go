@@ -103,3 +103,61 @@ func TestBrowserMembersOnAPhone(t *testing.T) {
 	})
 	b.checkConsole()
 }
+
+// A browser user can keep out of the channels' member lists (the identity
+// dialog's checkbox, kept in the browser): a CLI user in the same channel
+// then lists only itself, while the two still chat; unticked, the page is
+// listed again.
+func TestBrowserUnlisted(t *testing.T) {
+	requireChromium(t)
+	b := newBrowser(t, "unlisted")
+	n := bins.StartNode(t, "N", "full")
+	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
+	webKey := b.pubkey()
+	b.typeLine("join lobby webuser")
+	b.waitLine("Joined lobby as webuser")
+	cli := bins.TCPClient(t, "cli", n, "--wait", "10m")
+	cli.Send("join lobby cliuser")
+	cli.WaitPrefix("Joined lobby as cliuser")
+	names := func(want string) {
+		t.Helper()
+		tstest.WaitFor(t, 10*time.Second, "the CLI's names to read "+want, func() (bool, string) {
+			from := len(cli.Lines())
+			cli.Send("names lobby")
+			l, _ := cli.WaitFor(from, 10*time.Second, "names", func(l string) bool { return strings.HasPrefix(l, "Users in lobby") })
+			return l == want, fmt.Sprintf("names %q", l)
+		})
+	}
+	listed := "Users in lobby (2): cliuser (" + cli.Pub[:8] + "), webuser (" + webKey[:8] + ")"
+	names(listed)
+
+	// Ticking the box reloads the page, which joins lobby again unlisted.
+	setUnlisted := func(on bool) {
+		t.Helper()
+		b.do("open the identity dialog", chromedp.Click(chromedp.ID("identity-open")))
+		if checked := eval[bool](b, `document.getElementById('unlisted').checked`); checked == on {
+			t.Fatalf("the unlisted box is already %v", checked)
+		}
+		from := len(cli.Lines())
+		b.do("tick the unlisted box", chromedp.Click(chromedp.ID("unlisted")))
+		tstest.WaitFor(t, 30*time.Second, "the page to log in again", func() (bool, string) {
+			s, _ := tryEval[string](b, `document.body.dataset.state + ' ' + document.getElementById('pubkey').textContent`)
+			return s == "ready "+webKey, fmt.Sprintf("state and key %q", s)
+		})
+		b.waitLine("Joined lobby as webuser")
+		// The page's own leave and join, as the CLI hears them.
+		cli.WaitFor(from, 30*time.Second, "the page's rejoin", func(l string) bool { return strings.HasPrefix(l, "-- webuser") })
+	}
+	setUnlisted(true)
+	names("Users in lobby (1): cliuser (" + cli.Pub[:8] + ")")
+	warmUpChannel(t, "lobby", b, "webuser", cli, "cliuser")
+	b.do("open the identity dialog", chromedp.Click(chromedp.ID("identity-open")))
+	if !eval[bool](b, `document.getElementById('unlisted').checked`) {
+		t.Error("after the reload the unlisted box is not ticked")
+	}
+	b.do("close the dialog", chromedp.Click(chromedp.ID("identity-close")))
+
+	setUnlisted(false)
+	names(listed)
+	b.checkConsole()
+}

@@ -19,6 +19,7 @@
   const NAME_STORAGE = 'darkchat.username';
   const CHANNELS_STORAGE = 'darkchat.channels';
   const DMS_STORAGE = 'darkchat.dms';
+  const UNLISTED_STORAGE = 'darkchat.unlisted';
   const MAX_DMS = 100;
   const CHANNEL_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
   const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
@@ -68,6 +69,7 @@
     importApply: $('import-apply'),
     importError: $('import-error'),
     idClose: $('identity-close'),
+    unlisted: $('unlisted'),
   };
 
   // What the page knows. Channels come from the core's state; DM
@@ -764,6 +766,7 @@
     ui.idReveal.textContent = 'Show';
     ui.importText.value = '';
     ui.importError.textContent = '';
+    ui.unlisted.checked = storageGet(UNLISTED_STORAGE) === '1';
     ui.dialog.showModal();
   }
 
@@ -793,6 +796,16 @@
       return;
     }
     ui.importText.value = await file.text();
+  });
+  // Being listed is decided at login (each join's presence record), so a
+  // change applies from a fresh start of the client.
+  ui.unlisted.addEventListener('change', () => {
+    if (!storageSet(UNLISTED_STORAGE, ui.unlisted.checked ? '1' : '0')) {
+      ui.importError.textContent = 'This browser does not let the page store anything.';
+      ui.unlisted.checked = !ui.unlisted.checked;
+      return;
+    }
+    location.reload();
   });
   ui.importApply.addEventListener('click', () => {
     const r = darkchat.parseKey(ui.importText.value);
@@ -852,7 +865,8 @@
     renderConvs();
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
     setState('connecting');
-    const r = darkchat.start({ url, fallbacks, keyText, onLine, onState });
+    const unlisted = storageGet(UNLISTED_STORAGE) === '1';
+    const r = darkchat.start({ url, fallbacks, keyText, unlisted, onLine, onState });
     if (r.error) {
       fail(r.error);
       return;
