@@ -297,6 +297,9 @@ type Interpreter struct {
 	broken     chan struct{}
 	// refused is set when the node refused the user's key (keep.go).
 	refused atomic.Bool
+	// reconnecting is set while KeepConnected is getting a session back:
+	// commands that need one say so rather than ask for connect.
+	reconnecting atomic.Bool
 
 	// ignored is the user's ignore list; ignoreErr why the stored one
 	// could not be read (Start shows it).
@@ -946,6 +949,8 @@ func (c *Interpreter) loggedIn() *client.Session {
 	switch {
 	case s == nil && c.cfg.ManualAuth:
 		c.errorf("%v: type connect, then verify <signature>", client.ErrNotConnected)
+	case s == nil && c.reconnecting.Load():
+		c.errorf("%v: reconnecting by itself, so this was not done; try again once Connected", client.ErrNotConnected)
 	case s == nil:
 		c.errorf("%v: type connect", client.ErrNotConnected)
 	case !s.LoggedIn():

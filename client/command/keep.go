@@ -81,6 +81,7 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 		}
 	}
 	joined := make(map[string]string) // channels to join again; this goroutine's only
+	defer c.reconnecting.Store(false)
 	backoff := minReconnectBackoff
 	attempt := 0
 	outage := time.Now()
@@ -89,6 +90,7 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			attempt = 0
 			// Ready once the channels are asked for again, so that a UI
 			// never sees them missing.
+			c.reconnecting.Store(false)
 			rejoined := c.rejoin(ctx, s, joined)
 			state(StateReady, 0, time.Time{})
 			backoff = minReconnectBackoff
@@ -105,7 +107,9 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			outage = time.Now()
 		}
 		attempt++
+		c.reconnecting.Store(true)
 		if c.takeRefused() && (kc.NextNode == nil || !kc.NextNode()) {
+			c.reconnecting.Store(false)
 			c.notice("This node refuses your key (its operator banned it): not connecting to it again by itself")
 			state(StateOffline, attempt, time.Time{})
 			select {
@@ -117,6 +121,7 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			continue
 		}
 		if kc.Stopped != nil && kc.Stopped() {
+			c.reconnecting.Store(false)
 			state(StateOffline, attempt, time.Time{})
 			select {
 			case <-kc.Wake:

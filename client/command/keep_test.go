@@ -41,12 +41,18 @@ func TestKeepConnectedRejoins(t *testing.T) {
 	out.waitLine(t, "Joined dev as al")
 	waitState(t, states, command.StateReady)
 
-	second := &clienttest.Server{}
-	secondAddr := second.StartTCP(t)
-	addr.Store(secondAddr)
+	// The node is gone, and no node answers for a while: what the user
+	// types meanwhile is not done, and the user is told so.
+	addr.Store("127.0.0.1:1")
 	first.Close()
 	out.waitLine(t, "ERROR: disconnected")
 	waitState(t, states, command.StateReconnecting)
+	c.Execute(ctx, "lobby anyone there?")
+	out.waitLine(t, "ERROR: not connected: reconnecting by itself, so this was not done; try again once Connected")
+
+	second := &clienttest.Server{}
+	secondAddr := second.StartTCP(t)
+	addr.Store(secondAddr)
 	out.waitLine(t, "Connected to Network as ")
 	out.waitLine(t, "Joined dev as al")
 	out.waitLine(t, "Joined lobby as alice")
