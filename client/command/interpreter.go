@@ -213,8 +213,12 @@ func Parse(line string) (Command, error) {
 	}
 	name, rest := cutWord(line)
 	slash := strings.HasPrefix(name, "/")
+	withReason := false
 	if slash {
 		name = name[1:]
+		// IRC's /part [#channel] [reason…] and /quit [reason…]: the
+		// reason, which IRC shows to the others, has nowhere to go here.
+		withReason = name == "part" || name == "quit"
 		if alias, ok := ircCommands[name]; ok {
 			name = alias
 		}
@@ -239,6 +243,9 @@ func Parse(line string) (Command, error) {
 		var arg string
 		arg, rest = cutWord(rest)
 		args = append(args, arg)
+	}
+	if withReason {
+		rest = ""
 	}
 	if len(args) < spec.nargs-spec.optional || rest != "" {
 		return Command{}, fmt.Errorf("usage: %s", strings.TrimSpace(spec.name+" "+spec.args))
