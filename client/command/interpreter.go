@@ -151,6 +151,9 @@ type Line struct {
 type Command struct {
 	Name string
 	Args []string
+	// Reason is what followed IRC's /part #channel or /quit: it is not
+	// sent (nothing shows it to the others), and the user is told so.
+	Reason string
 }
 
 // commandSpec describes one command for the parser and for help.
@@ -244,13 +247,14 @@ func Parse(line string) (Command, error) {
 		arg, rest = cutWord(rest)
 		args = append(args, arg)
 	}
+	var reason string
 	if withReason {
-		rest = ""
+		reason, rest = rest, ""
 	}
 	if len(args) < spec.nargs-spec.optional || rest != "" {
 		return Command{}, fmt.Errorf("usage: %s", strings.TrimSpace(spec.name+" "+spec.args))
 	}
-	return Command{Name: name, Args: args}, nil
+	return Command{Name: name, Args: args, Reason: reason}, nil
 }
 
 // cutWord returns the first space-separated word of s and the rest, with
@@ -441,6 +445,9 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 		return false
 	}
 	a := cmd.Args
+	if cmd.Reason != "" {
+		c.notice("(darkchat sends no part or quit message: \"" + client.Sanitize(cmd.Reason) + "\" stays here)")
+	}
 	switch cmd.Name {
 	case "join", "leave", "history", "seen", "say", "names":
 		if len(a) > 0 {

@@ -73,6 +73,13 @@ func TestClientActionsAndQuery(t *testing.T) {
 
 	// /part alone leaves the current channel; typed text then needs a
 	// channel again, and so does another /part.
+	alice.Execute(ctx, "/part #dev see you")
+	if l := aliceOut.waitLine(t, "(darkchat"); l.Text != `(darkchat sends no part or quit message: "see you" stays here)` {
+		t.Fatalf("a part reason: %q", l.Text)
+	}
+	aliceOut.waitLine(t, "Left dev")
+	alice.Execute(ctx, "/join #dev")
+	aliceOut.waitLine(t, "Joined dev as alice")
 	alice.Execute(ctx, "/part")
 	aliceOut.waitLine(t, "Left dev")
 	alice.Execute(ctx, "still there?")
