@@ -1095,6 +1095,14 @@ func (s *Session) handleError(e *Error) {
 			// The node refused a history request: that is its end.
 			channel = h.channel
 			delete(s.histories, e.ID)
+			if _, in := s.usernameLocked(channel); !in && e.Code == proto.CodeNotJoined {
+				// Asked for just before the user left the channel
+				// (a join's automatic request, then a quick leave):
+				// nothing the user needs to hear.
+				s.notifyLocked()
+				s.mu.Unlock()
+				return
+			}
 		}
 	}
 	if e.ID == "" && e.Channel != "" && !ruled {

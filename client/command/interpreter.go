@@ -475,6 +475,11 @@ func (c *Interpreter) Execute(ctx context.Context, line string) (quit bool) {
 	case "say":
 		c.say(ctx, a[0], a[1])
 	case "private":
+		if ch, isChannel := strings.CutPrefix(a[0], "#"); isChannel {
+			// IRC's /msg #channel text; no key or username starts with #.
+			c.say(ctx, ch, a[1])
+			break
+		}
 		c.private(ctx, a[0], a[1])
 	case "whois":
 		c.whois(ctx, a[0])

@@ -39,6 +39,12 @@ func TestClientActionsAndQuery(t *testing.T) {
 		t.Fatalf("the script got %+v", l)
 	}
 
+	// IRC's /msg to a channel.
+	bob.Execute(ctx, "/msg #dev greetings by msg")
+	if l := aliceOut.waitLine(t, "bob@dev"); l.Text != "bob@dev - greetings by msg" {
+		t.Fatalf("alice got %+v", l)
+	}
+
 	// Text without a command goes to the current channel.
 	alice.Execute(ctx, "hello everyone")
 	if l := bobOut.waitLine(t, "alice@dev"); l.Text != "alice@dev - hello everyone" {
