@@ -28,6 +28,14 @@ func (c *Interpreter) Current() string {
 	return c.current
 }
 
+// SetCurrent makes channel the current one ("" for none): the browser
+// page sets the channel it shows before each line it runs.
+func (c *Interpreter) SetCurrent(channel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current = channel
+}
+
 // me sends an action to the current channel.
 func (c *Interpreter) me(ctx context.Context, text string) {
 	c.mu.Lock()

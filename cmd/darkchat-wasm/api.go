@@ -141,7 +141,11 @@ func current() *app {
 
 func apiExec(args []js.Value) any {
 	if a := current(); a != nil {
-		a.exec(stringArg(args, 0))
+		in := input{line: stringArg(args, 0)}
+		if open := arg(args, 1); open.Type() == js.TypeString {
+			in.open, in.hasOpen = open.String(), true
+		}
+		a.exec(in)
 	}
 	return nil
 }

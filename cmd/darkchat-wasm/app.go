@@ -43,7 +43,7 @@ type app struct {
 
 	ctx   context.Context
 	lines chan outLine  // output for the page, in order
-	execQ chan string   // input lines, run in order
+	execQ chan input    // input lines, run in order
 	dirty chan struct{} // the state may have changed (capacity 1)
 	wake  chan struct{} // retry now (capacity 1)
 
@@ -94,7 +94,7 @@ func newApp(key identity.PrivateKey, urls []string, unlisted bool, onLine, onSta
 		onState: onState,
 		ctx:     context.Background(),
 		lines:   make(chan outLine, lineQueue),
-		execQ:   make(chan string, execQueue),
+		execQ:   make(chan input, execQueue),
 		dirty:   make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 		status:  command.StateConnecting,
@@ -234,10 +234,21 @@ func (a *app) snapshot() state {
 	return st
 }
 
+// input is one line typed in the page, with the channel open there.
+type input struct {
+	line string
+	// open is the channel the page shows ("" for a DM or none): the
+	// line runs with it as the current channel, so that /part, /names,
+	// /me and plain text act on what the user sees, not on the channel
+	// last joined or written to.
+	open    string
+	hasOpen bool
+}
+
 // exec queues one input line.
-func (a *app) exec(line string) {
+func (a *app) exec(in input) {
 	select {
-	case a.execQ <- line:
+	case a.execQ <- in:
 	default:
 		// Not from this goroutine: exec may run inside a page callback
 		// that deliver is waiting on.
@@ -247,7 +258,11 @@ func (a *app) exec(line string) {
 
 // runInput runs input lines one at a time, as the CLI does.
 func (a *app) runInput() {
-	for line := range a.execQ {
+	for in := range a.execQ {
+		line := in.line
+		if in.hasOpen {
+			a.c.SetCurrent(in.open)
+		}
 		a.echo(line)
 		cmd, _ := command.Parse(line)
 		switch cmd.Name {

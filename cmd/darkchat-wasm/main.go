@@ -11,13 +11,17 @@
 //	    the format of the CLI's --key file), from crypto.getRandomValues
 //	darkchat.parseKey(text) → {pubkey, key} | {error}
 //	    checks key-file text; key is its canonical form
-//	darkchat.start({url, keyText, onLine, onState}) → {pubkey} | {error}
-//	    connects to url (ws:// or wss://…/ws), logs in, and from then on
+//	darkchat.start({url, fallbacks, keyText, unlisted, onLine, onState}) → {pubkey} | {error}
+//	    connects to url (ws:// or wss://…/ws; fallbacks: other nodes' URLs
+//	    to move to when it is gone), logs in (unlisted: kept out of the
+//	    channels' member lists), and from then on
 //	    reconnects with backoff whenever the connection ends, joining the
 //	    channels it was in again. onLine(line) receives every output line,
 //	    onState(state) every change of the connection state (see lines.go)
-//	darkchat.exec(line)
-//	    runs one input line exactly as the CLI would; lines run in order
+//	darkchat.exec(line[, open])
+//	    runs one input line exactly as the CLI would; lines run in order.
+//	    open, when given, is the channel the page shows ("" for none): the
+//	    line runs with it as the current channel
 //	darkchat.isCommand(word) → bool
 //	    whether word is a command name (else "<word> …" sends to a channel)
 //	darkchat.exportKey() → string

@@ -161,3 +161,41 @@ func TestBrowserUnlisted(t *testing.T) {
 	names(listed)
 	b.checkConsole()
 }
+
+// Commands that act on the current channel (/me, /part) act on the
+// channel the page shows, not on the one last joined or written to.
+func TestBrowserCommandsActOnTheChannelShown(t *testing.T) {
+	requireChromium(t)
+	b := newBrowser(t, "shown")
+	n := bins.StartNode(t, "N", "full")
+	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
+	webKey := b.pubkey()
+	cli := bins.TCPClient(t, "cli", n, "--wait", "10m")
+	for _, ch := range []string{"lobby", "dev"} {
+		b.typeLine("join " + ch + " webuser")
+		b.waitLine("Joined " + ch + " as webuser")
+		cli.Send("join " + ch + " cliuser")
+		cli.WaitPrefix("Joined " + ch + " as cliuser")
+	}
+	show := func(ch string) {
+		t.Helper()
+		b.do("show "+ch, chromedp.Click(chromedp.CSS(`#channels button[title^="#`+ch+`,"]`)))
+	}
+	show("lobby") // dev, joined last, was shown
+	warmUpChannel(t, "lobby", b, "webuser", cli, "cliuser")
+	// Written to last: dev.
+	show("dev")
+	from := len(cli.Lines())
+	b.typeLine("hello dev")
+	cli.WaitFor(from, 30*time.Second, "the message in dev", func(l string) bool { return l == "webuser@dev - hello dev" })
+
+	show("lobby")
+	b.typeLine("/me waves in the lobby")
+	cli.WaitFor(from, 30*time.Second, "the action in lobby", func(l string) bool { return l == "webuser@lobby - /me waves in the lobby" })
+	b.typeLine("/part")
+	cli.WaitFor(from, 30*time.Second, "the part from lobby", func(l string) bool { return l == "-- webuser ("+webKey[:8]+") left lobby" })
+	// dev is shown next, and the user is still in it.
+	b.typeLine("/me is still in dev")
+	cli.WaitFor(from, 30*time.Second, "the action in dev", func(l string) bool { return l == "webuser@dev - /me is still in dev" })
+	b.checkConsole()
+}

@@ -668,7 +668,10 @@
     if (S.history.length > 200) S.history.shift();
     S.historyPos = S.history.length;
     ui.input.value = '';
-    darkchat.exec(route(text));
+    // The line runs with the channel shown as the current one, so that
+    // /part, /names and /me act on it (a DM shown: none).
+    if (S.current) darkchat.exec(route(text), S.current.startsWith('ch:') ? S.current.slice(3) : '');
+    else darkchat.exec(route(text));
   }
 
   ui.input.addEventListener('keydown', (e) => {
