@@ -20,13 +20,16 @@
 // # Serving
 //
 // Handler serves GET and HEAD: / is the page; /app.js, /style.css,
-// /wasm_exec.js, /darkchat.wasm and /favicon.svg its assets. The page
+// /wasm_exec.js, /darkchat.wasm and /favicon.svg its assets; /nodes.json
+// the fallback nodes the operator gave it ({"fallbacks":[URL…]}), other
+// nodes' WebSocket gateways the page moves to when this node is gone. The page
 // links each asset as /<name>?v=<content hash>: such URLs are cached for a
 // year (immutable), other requests revalidate with an ETag. The module is
 // sent gzipped (Content-Encoding: gzip, as generated) to clients that accept
 // it, and decompressed once for those that do not; the text assets are
 // compressed when the handler is made. The page is sent with a Content
-// Security Policy that allows only its own scripts, styles and WebSocket.
+// Security Policy that allows only its own scripts, styles and WebSocket,
+// and the fallback nodes' WebSockets.
 //
 // The gateway hands every path but /ws to this handler (gateway.New's page
 // argument).
