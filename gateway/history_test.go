@@ -231,7 +231,13 @@ func TestHistoryLimits(t *testing.T) {
 // message frame a client keeps for history.
 func sayHeld(c *client, channel, user, body string) frame {
 	c.t.Helper()
-	m, err := identity.NewChannelMessage(c.key, channel, user, body, time.Now())
+	return sayHeldAt(c, channel, user, body, time.Now())
+}
+
+// sayHeldAt is sayHeld for a message dated at.
+func sayHeldAt(c *client, channel, user, body string, at time.Time) frame {
+	c.t.Helper()
+	m, err := identity.NewChannelMessage(c.key, channel, user, body, at)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -264,8 +270,13 @@ func TestRepairAfterPartition(t *testing.T) {
 
 	var aliceHeld, bobHeld []frame
 	for i := range 3 {
-		aliceHeld = append(aliceHeld, sayHeld(alice, "lobby", "alice", fmt.Sprintf("a%d", i)))
-		bobHeld = append(bobHeld, sayHeld(bob, "lobby", "bob", fmt.Sprintf("b%d", i)))
+		// Each a millisecond later than the last at least: repaired
+		// messages come in time order, and an author's two messages of
+		// one millisecond that name no predecessor (these carry no
+		// causal context) have none.
+		at := time.Now().Add(time.Duration(i) * time.Millisecond)
+		aliceHeld = append(aliceHeld, sayHeldAt(alice, "lobby", "alice", fmt.Sprintf("a%d", i), at))
+		bobHeld = append(bobHeld, sayHeldAt(bob, "lobby", "bob", fmt.Sprintf("b%d", i), at))
 	}
 	linkNodes(t, a, b)
 	// Each node asks once the other is its mesh peer in lobby; each
@@ -347,6 +358,61 @@ func TestBehindOnAnotherNodesHaveList(t *testing.T) {
 		if got := n.gw.behind(tc.p); got != tc.want {
 			t.Errorf("%s: behind = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Another node's repair request covers this node's only while what it
+// lists as its newest has come here too: the newest it lists that this
+// node lacks are pending (they may be on their way), and once they have
+// come the cover holds; if they never come, the requester, which has
+// them, asks for nothing that brings them (a message sent while two nodes
+// had no path).
+func TestCoverWaitsForTheRequestersNewest(t *testing.T) {
+	n := startNode(t, nil)
+	bob := dialTCP(t, n.tcpAddr)
+	bob.login()
+	bob.join("lobby", "bob")
+	ids := make([]messageID, 2)
+	for i := range ids {
+		held := sayHeld(bob, "lobby", "bob", fmt.Sprintf("m%d", i))
+		raw, err := hex.DecodeString(decodeLate(t, held).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(ids[i][:], raw)
+	}
+	waitUntil(t, 5*time.Second, "the node to record bob's messages", func() bool { return n.gw.deliveredAll("lobby", ids) })
+	var lacking messageID
+	lacking[0] = 7
+	// The requester has both messages, and one more this node lacks,
+	// its newest; the requests come after the messages were delivered
+	// here more than coverInFlight ago, as knowsAllWeDo counts them.
+	request := func(have ...messageID) *historyRequestPayload {
+		var key messageID
+		key[0] = 9
+		f := newHaveFilter(len(have), key)
+		for _, id := range have {
+			f.add(id)
+		}
+		return &historyRequestPayload{wire: &historyRequestWire{channel: "lobby", limit: proto.MaxHistoryLimit,
+			since: time.Now().Add(-syncSince).UnixMilli(), have: have, filter: f}, channel: "lobby"}
+	}
+	// A delivery counts against a requester only coverInFlight after it
+	// (before, it may still be on its way there): then one that lacks
+	// this node's message does not cover it.
+	waitUntil(t, 5*time.Second, "a requester lacking bob's second message to cover no more", func() bool {
+		_, covers := n.gw.knowsAllWeDo(request(ids[0]))
+		return !covers
+	})
+	if pending, covers := n.gw.knowsAllWeDo(request(ids...)); !covers || len(pending) != 0 {
+		t.Errorf("a level requester: covers %v, pending %x", covers, pending)
+	}
+	pending, covers := n.gw.knowsAllWeDo(request(append(ids, lacking)...))
+	if !covers || !slices.Equal(pending, []messageID{lacking}) {
+		t.Fatalf("a requester with one more: covers %v, pending %x, want covering with %x pending", covers, pending, lacking)
+	}
+	if n.gw.deliveredAll("lobby", pending) {
+		t.Error("the pending message counts as delivered here")
 	}
 }
 
