@@ -746,8 +746,10 @@ func (srv *Server) onHistoryRequest(p *historyRequestPayload) {
 	switch {
 	case srv.behind(p):
 		srv.hint(repairHint{channel: p.channel, kind: hintBehind})
-	case isRepairRequest(p.wire, time.Now()) && srv.knowsAllWeDo(p):
-		srv.hint(repairHint{channel: p.channel, kind: hintCovered})
+	case isRepairRequest(p.wire, time.Now()):
+		if pending, covers := srv.knowsAllWeDo(p); covers {
+			srv.hint(repairHint{channel: p.channel, kind: hintCovered, pending: pending})
+		}
 	}
 	if srv.history.prepareAnswer(p) {
 		time.AfterFunc(backoff(historyAskDelay, historyAskDelayLambda), func() { srv.askMember(p) })
@@ -761,6 +763,10 @@ type repairHint struct {
 	channel string
 	kind    hintKind
 	before  int64 // hintMore: the page's bound (historyRequestWire.before); hintUnanswered: the unanswered page's (0: the newest)
+	// pending (hintCovered): the newest IDs the other node listed that
+	// this node had not delivered (still on their way here, or lost on
+	// the way): the cover holds only if they come within coverInFlight.
+	pending []messageID
 }
 
 type hintKind uint8
@@ -807,17 +813,23 @@ func (srv *Server) hint(h repairHint) {
 // healed split fails it (its requester lacks this side's messages), as
 // does one that has repaired part of the way: this node then repairs for
 // itself.
-func (srv *Server) knowsAllWeDo(p *historyRequestPayload) bool {
+//
+// It also returns the IDs among the requester's newest (have) that this
+// node has not delivered: behind ignores the newest few as possibly still
+// on their way here, but if they never come (lost while the two nodes had
+// no path), the requester, which has them, asks for nothing that brings
+// them, and this node must repair for itself (watchMeshPeers).
+func (srv *Server) knowsAllWeDo(p *historyRequestPayload) (pending []messageID, covers bool) {
 	f := p.wire.filter
 	if f == nil {
-		return false
+		return nil, false
 	}
 	a := srv.history
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.recent[p.channel]
 	if r == nil {
-		return true
+		return nil, true
 	}
 	// The requester having more than this node means it is ahead, not
 	// level: its repair does not ask for what this node lacks and it has
@@ -825,14 +837,43 @@ func (srv *Server) knowsAllWeDo(p *historyRequestPayload) bool {
 	// for, and their newest IDs, which behind compares, it may have got
 	// again already).
 	if f.estimatedCount() > float64(r.n)*(1+coverCountSlack)+coverCountMargin {
-		return false
+		return nil, false
 	}
 	covered := true
 	r.deliveredBefore(time.Now().Add(-coverInFlight), func(id messageID) bool {
 		covered = f.has(id)
 		return covered
 	})
-	return covered
+	if !covered {
+		return nil, false
+	}
+	for _, id := range p.wire.have {
+		if _, ok := r.set[id]; !ok {
+			pending = append(pending, id)
+		}
+	}
+	return pending, true
+}
+
+// deliveredAll reports whether every one of ids has been delivered to
+// channel's members here.
+func (srv *Server) deliveredAll(channel string, ids []messageID) bool {
+	if len(ids) == 0 {
+		return true
+	}
+	a := srv.history
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.recent[channel]
+	if r == nil {
+		return false
+	}
+	for _, id := range ids {
+		if _, ok := r.set[id]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // isRepairRequest reports whether w asks for as much as a node's repair
@@ -1294,7 +1335,8 @@ func (a *historyAgent) recentLocked(channel string) *recentDelivered {
 // (repairBackoff): after a heal every node on one side lacks the same
 // messages, and a node that hears another's repair request for the
 // channel in the last syncCover (hintCovered) leaves the repair to it, since the
-// answers reach every node. A channel is repaired at most once every
+// answers reach every node, unless that request lists messages this node
+// lacks that have not come coverInFlight after it (repairHint.pending). A channel is repaired at most once every
 // syncMinInterval, the reasons that come meanwhile merged into the next.
 // A request that got no answer at all is made again, unansweredRetries
 // times (hintUnanswered): right after a heal it can leave on the peer's
@@ -1315,7 +1357,11 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 	settling := make(map[peer.ID]settle)   // when to look at a new peer's channels; at most meshPeerQueue
 	wanted := make(map[string]want)        // channels to repair, and when
 	lastSync := make(map[string]time.Time) // channels repaired less than syncMinInterval ago
-	covered := make(map[string]time.Time)  // when another node's repair request for the channel came
+	type cover struct {
+		at      time.Time   // when another node's repair request for the channel came
+		pending []messageID // what it listed that had not come here yet (repairHint.pending)
+	}
+	covered := make(map[string]cover)      // channels another node's repair request covers
 	lastHint := make(map[string]time.Time) // channels repaired on hintBehind less than syncHintInterval ago
 	retried := make(map[string]int)        // channels whose unanswered request was made again, how often, until a new mesh peer shares them; at most the node's channels
 	pages := make(map[string]int64)        // channels whose repair goes on with an older page, before when
@@ -1342,7 +1388,7 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 		case h := <-srv.repairHints:
 			switch h.kind {
 			case hintCovered:
-				covered[h.channel] = now
+				covered[h.channel] = cover{at: now, pending: h.pending}
 			case hintMore:
 				pages[h.channel] = h.before
 			case hintUnanswered:
@@ -1390,10 +1436,24 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 			if now.Before(w.due) {
 				continue
 			}
-			if at, ok := covered[ch]; ok && now.Sub(at) < syncCover {
-				delete(wanted, ch) // another node's request repairs this one's members too
-				srv.log.Debug("repair covered by another node's", "channel", ch, "reason", w.reason)
-				continue
+			if c, ok := covered[ch]; ok && now.Sub(c.at) < syncCover {
+				switch {
+				case srv.deliveredAll(ch, c.pending):
+					delete(wanted, ch) // another node's request repairs this one's members too
+					srv.log.Debug("repair covered by another node's", "channel", ch, "reason", w.reason)
+					continue
+				case now.Sub(c.at) < coverInFlight:
+					// What the other node has and this one lacks may
+					// still be on its way: look again once it would
+					// have come.
+					w.due = c.at.Add(coverInFlight)
+					wanted[ch] = w
+					continue
+				}
+				// It never came: the other node's repair does not ask
+				// for it (it has it), so this node repairs for itself.
+				delete(covered, ch)
+				srv.log.Debug("repair not covered: another node's request lists messages this node lacks", "channel", ch, "reason", w.reason, "lacking", len(c.pending))
 			}
 			if last, ok := lastSync[ch]; ok && now.Sub(last) < syncMinInterval {
 				continue
@@ -1415,8 +1475,8 @@ func (srv *Server) watchMeshPeers(lister ChannelPeerLister, peers <-chan peer.ID
 				delete(lastSync, ch)
 			}
 		}
-		for ch, at := range covered {
-			if now.Sub(at) >= syncCover {
+		for ch, c := range covered {
+			if now.Sub(c.at) >= syncCover {
 				delete(covered, ch)
 			}
 		}

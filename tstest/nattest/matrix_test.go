@@ -48,8 +48,11 @@ import (
 
 // Deadlines and targets.
 const (
-	directTimeout   = 90 * time.Second // from the start of the NATed nodes: the bound
-	chatTimeout     = 60 * time.Second
+	directTimeout = 90 * time.Second // from the start of the NATed nodes: the bound
+	chatTimeout   = 60 * time.Second
+	// repairTimeout bounds how long a message sent while two nodes had
+	// no path takes to reach the other side by repair once they have one.
+	repairTimeout   = 20 * time.Second
 	firstChatTarget = 10 * time.Second // from the start of the NATed nodes
 	failoverTimeout = 2 * time.Minute
 	restartTimeout  = 60 * time.Second
@@ -499,6 +502,23 @@ func TestRelayRestart(t *testing.T) {
 	t.Logf("chat both ways again %v after P restarted (first message after %v)", time.Since(restarted).Round(100*time.Millisecond), took.Round(100*time.Millisecond))
 	if time.Since(restarted) > restartTimeout {
 		t.Fatalf("chat resumed %v after the restart, want within %v", time.Since(restarted).Round(time.Second), restartTimeout)
+	}
+	// What alice said while a and b had no path reaches bob too, late,
+	// by repair: every probe before the last that arrived.
+	const probe = "alice@restart - after-ab probe "
+	last := -1
+	for _, l := range bob.Lines() {
+		if rest, ok := strings.CutPrefix(l, probe); ok {
+			if n, err := strconv.Atoi(rest); err == nil {
+				last = max(last, n)
+			}
+		}
+	}
+	for i := range max(last, 0) {
+		want := probe + strconv.Itoa(i)
+		if _, _, err := bob.WaitLine(0, repairTimeout, func(l string) bool { return l == want }); err != nil {
+			t.Errorf("%q, sent while a and b had no path, did not reach bob: %v", want, err)
+		}
 	}
 }
 
