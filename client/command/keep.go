@@ -76,6 +76,9 @@ func (c *Interpreter) takeRefused() bool { return c.refused.Swap(false) }
 // own goroutine.
 func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 	state := func(s string, attempt int, at time.Time) {
+		// Commands typed while a session is being got back say so
+		// (loggedIn), rather than ask for connect.
+		c.reconnecting.Store(s == StateReconnecting || s == StateConnecting)
 		if kc.OnState != nil {
 			kc.OnState(s, attempt, at)
 		}
@@ -90,7 +93,6 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			attempt = 0
 			// Ready once the channels are asked for again, so that a UI
 			// never sees them missing.
-			c.reconnecting.Store(false)
 			rejoined := c.rejoin(ctx, s, joined)
 			state(StateReady, 0, time.Time{})
 			backoff = minReconnectBackoff
@@ -107,9 +109,7 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			outage = time.Now()
 		}
 		attempt++
-		c.reconnecting.Store(true)
 		if c.takeRefused() && (kc.NextNode == nil || !kc.NextNode()) {
-			c.reconnecting.Store(false)
 			c.notice("This node refuses your key (its operator banned it): not connecting to it again by itself")
 			state(StateOffline, attempt, time.Time{})
 			select {
@@ -121,7 +121,6 @@ func (c *Interpreter) KeepConnected(ctx context.Context, kc KeepConfig) {
 			continue
 		}
 		if kc.Stopped != nil && kc.Stopped() {
-			c.reconnecting.Store(false)
 			state(StateOffline, attempt, time.Time{})
 			select {
 			case <-kc.Wake:

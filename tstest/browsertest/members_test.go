@@ -109,16 +109,7 @@ func TestBrowserMembersOnAPhone(t *testing.T) {
 // then lists only itself, while the two still chat; unticked, the page is
 // listed again.
 func TestBrowserUnlisted(t *testing.T) {
-	requireChromium(t)
-	b := newBrowser(t, "unlisted")
-	n := bins.StartNode(t, "N", "full")
-	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
-	webKey := b.pubkey()
-	b.typeLine("join lobby webuser")
-	b.waitLine("Joined lobby as webuser")
-	cli := bins.TCPClient(t, "cli", n, "--wait", "10m")
-	cli.Send("join lobby cliuser")
-	cli.WaitPrefix("Joined lobby as cliuser")
+	b, webKey, cli := pageAndCLI(t, "unlisted", "lobby")
 	names := func(want string) {
 		t.Helper()
 		tstest.WaitFor(t, 10*time.Second, "the CLI's names to read "+want, func() (bool, string) {
@@ -165,18 +156,7 @@ func TestBrowserUnlisted(t *testing.T) {
 // Commands that act on the current channel (/me, /part) act on the
 // channel the page shows, not on the one last joined or written to.
 func TestBrowserCommandsActOnTheChannelShown(t *testing.T) {
-	requireChromium(t)
-	b := newBrowser(t, "shown")
-	n := bins.StartNode(t, "N", "full")
-	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
-	webKey := b.pubkey()
-	cli := bins.TCPClient(t, "cli", n, "--wait", "10m")
-	for _, ch := range []string{"lobby", "dev"} {
-		b.typeLine("join " + ch + " webuser")
-		b.waitLine("Joined " + ch + " as webuser")
-		cli.Send("join " + ch + " cliuser")
-		cli.WaitPrefix("Joined " + ch + " as cliuser")
-	}
+	b, webKey, cli := pageAndCLI(t, "shown", "lobby", "dev")
 	show := func(ch string) {
 		t.Helper()
 		b.do("show "+ch, chromedp.Click(chromedp.CSS(`#channels button[title^="#`+ch+`,"]`)))
@@ -198,4 +178,24 @@ func TestBrowserCommandsActOnTheChannelShown(t *testing.T) {
 	b.typeLine("/me is still in dev")
 	cli.WaitFor(from, 30*time.Second, "the action in dev", func(l string) bool { return l == "webuser@dev - /me is still in dev" })
 	b.checkConsole()
+}
+
+// pageAndCLI starts one full node with a browser page (webuser) and a CLI
+// user (cliuser) on it, both in channels, joined in order; it returns the
+// page, its key and the CLI.
+func pageAndCLI(t *testing.T, name string, channels ...string) (b *browser, webKey string, cli *client) {
+	t.Helper()
+	requireChromium(t)
+	b = newBrowser(t, name)
+	n := bins.StartNode(t, "N", "full")
+	b.open(fmt.Sprintf("http://127.0.0.1:%d/", n.WSPort))
+	webKey = b.pubkey()
+	cli = bins.TCPClient(t, "cli", n, "--wait", "10m")
+	for _, ch := range channels {
+		b.typeLine("join " + ch + " webuser")
+		b.waitLine("Joined " + ch + " as webuser")
+		cli.Send("join " + ch + " cliuser")
+		cli.WaitPrefix("Joined " + ch + " as cliuser")
+	}
+	return b, webKey, cli
 }
